@@ -1,0 +1,189 @@
+#pragma once
+// The embedded broker: the whole broker interface in process memory.
+//
+// Several servers (on one thread or on several) that share one memory::hub
+// form a cluster exactly as Redis would join them: publications reach every
+// subscriber, sets/counters/backlogs are shared.
+//
+//   auto hub = std::make_shared<mesa::broker::memory::hub>();
+//   server a{ioc_a, {.broker = {hub}}}, b{ioc_b, {.broker = {hub}}};
+//
+// Thread-safety: a hub may be shared by brokers on different threads; one
+// memory broker belongs to its executor's thread.
+#include <asio/any_io_executor.hpp>
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <mesa/broker/completion.hpp>
+
+namespace mesa::broker {
+
+class memory {
+public:
+    /// The shared state of one cluster.
+    class hub {
+    public:
+        hub() = default;
+        hub(hub const&) = delete;
+        hub& operator=(hub const&) = delete;
+
+    private:
+        friend class memory;
+        struct subscriber {
+            asio::any_io_executor executor;
+            std::weak_ptr<channel_handler> handler;
+        };
+        std::mutex mutex_;
+        std::unordered_map<std::string, std::vector<subscriber>> channels_;
+        std::unordered_map<std::string, std::set<std::string>> sets_;
+        std::unordered_map<std::string, std::int64_t> counters_;
+        std::unordered_map<std::string, std::unordered_map<std::string, std::vector<std::string>>> backlogs_;
+    };
+
+    struct options {
+        /// The cluster to join; null gives this broker a hub of its own.
+        std::shared_ptr<hub> cluster;
+    };
+
+    explicit memory(asio::any_io_executor executor, options const& opts = {})
+        : executor_(std::move(executor)), hub_(opts.cluster ? opts.cluster : std::make_shared<hub>()) {}
+
+    memory(memory const&) = delete;
+    memory& operator=(memory const&) = delete;
+
+    std::shared_ptr<hub> const& cluster() const noexcept { return hub_; }
+
+    /// Delivers every later publication on `channel` to `handler` on this
+    /// broker's executor, until the broker is destroyed.
+    void subscribe(std::string const& channel, channel_handler handler) {
+        auto h = std::make_shared<channel_handler>(std::move(handler));
+        subscriptions_.push_back(h);
+        std::lock_guard lock(hub_->mutex_);
+        hub_->channels_[channel].push_back({executor_, h});
+    }
+
+    /// Publishes to every subscriber of the cluster, this broker included.
+    void publish(std::string const& channel, std::string payload) {
+        auto shared = std::make_shared<std::string const>(std::move(payload));
+        std::lock_guard lock(hub_->mutex_);
+        auto it = hub_->channels_.find(channel);
+        if (it == hub_->channels_.end()) return;
+        auto& subs = it->second;
+        subs.erase(std::remove_if(subs.begin(), subs.end(), [](auto const& s) { return s.handler.expired(); }),
+                   subs.end());
+        for (auto const& s : subs) {
+            asio::post(s.executor, [weak = s.handler, shared] {
+                if (auto h = weak.lock()) (*h)(*shared);
+            });
+        }
+    }
+
+    void set_add(std::string const& key, std::string const& member, completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            hub_->sets_[key].insert(member);
+        }
+        complete(std::move(done));
+    }
+
+    void set_remove(std::string const& key, std::string const& member, completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            if (auto it = hub_->sets_.find(key); it != hub_->sets_.end()) it->second.erase(member);
+        }
+        complete(std::move(done));
+    }
+
+    void set_contains(std::string const& key, std::vector<std::string> const& members, contains_handler done) {
+        std::vector<bool> found(members.size(), false);
+        {
+            std::lock_guard lock(hub_->mutex_);
+            if (auto it = hub_->sets_.find(key); it != hub_->sets_.end())
+                for (std::size_t i = 0; i < members.size(); ++i) found[i] = it->second.count(members[i]) > 0;
+        }
+        asio::post(executor_, [done = std::move(done), found = std::move(found)] { done({}, found); });
+    }
+
+    void set_members(std::string const& key, members_handler done) {
+        std::vector<std::string> members;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            if (auto it = hub_->sets_.find(key); it != hub_->sets_.end())
+                members.assign(it->second.begin(), it->second.end());
+        }
+        asio::post(executor_, [done = std::move(done), members = std::move(members)] { done({}, members); });
+    }
+
+    void counter_add(std::string const& key, std::int64_t delta, completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            hub_->counters_[key] += delta;
+        }
+        complete(std::move(done));
+    }
+
+    void counter_get(std::string const& key, count_handler done) {
+        std::int64_t value = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            if (auto it = hub_->counters_.find(key); it != hub_->counters_.end()) value = it->second;
+        }
+        asio::post(executor_, [done = std::move(done), value] { done({}, value); });
+    }
+
+    /// Appends `message` to the backlog stored under `hash`/`field`, dropping
+    /// the oldest entries past `max_entries` (0: unbounded). `done` receives
+    /// how many entries were dropped.
+    void backlog_append(std::string const& hash, std::string const& field, std::string message,
+                        std::size_t max_entries, count_handler done = {}) {
+        std::int64_t dropped = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& list = hub_->backlogs_[hash][field];
+            list.push_back(std::move(message));
+            if (max_entries && list.size() > max_entries) {
+                dropped = static_cast<std::int64_t>(list.size() - max_entries);
+                list.erase(list.begin(), list.begin() + dropped);
+            }
+        }
+        if (done) asio::post(executor_, [done = std::move(done), dropped] { done({}, dropped); });
+    }
+
+    /// Removes and returns the whole backlog of `hash`/`field`, atomically.
+    void backlog_take(std::string const& hash, std::string const& field, take_handler done) {
+        std::vector<std::string> taken;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            if (auto h = hub_->backlogs_.find(hash); h != hub_->backlogs_.end()) {
+                if (auto f = h->second.find(field); f != h->second.end()) {
+                    taken = std::move(f->second);
+                    h->second.erase(f);
+                }
+            }
+        }
+        asio::post(executor_, [done = std::move(done), taken = std::move(taken)] { done({}, taken); });
+    }
+
+private:
+    void complete(completion done) {
+        if (done) asio::post(executor_, [done = std::move(done)] { done({}); });
+    }
+
+    asio::any_io_executor executor_;
+    std::shared_ptr<hub> hub_;
+    // Owned here, referenced weakly by the hub: destroying the broker ends its
+    // subscriptions without touching the hub's lock.
+    std::vector<std::shared_ptr<channel_handler>> subscriptions_;
+};
+
+}  // namespace mesa::broker

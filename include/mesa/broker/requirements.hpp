@@ -1,0 +1,82 @@
+#pragma once
+// What a type must provide to be used as the Broker of mesa::server.
+//
+// A broker carries everything that crosses process boundaries, under the key
+// names of PROTOCOL.md ("Redis schema"); the server computes those names
+// (namespace suffix included) and the broker stores them verbatim. Every
+// operation is asynchronous: completion handlers run on the executor the
+// broker was constructed with, never inline and never on another thread.
+#include <asio/any_io_executor.hpp>
+
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <mesa/broker/completion.hpp>
+
+namespace mesa::broker {
+
+namespace detail {
+
+template <class B, class = void>
+struct has_options : std::false_type {};
+template <class B>
+struct has_options<B, std::void_t<typename B::options>> : std::true_type {};
+
+template <class B, class = void>
+struct has_pubsub : std::false_type {};
+template <class B>
+struct has_pubsub<B, std::void_t<decltype(std::declval<B&>().subscribe(std::string(), channel_handler())),
+                                 decltype(std::declval<B&>().publish(std::string(), std::string()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_sets : std::false_type {};
+template <class B>
+struct has_sets<
+    B, std::void_t<decltype(std::declval<B&>().set_add(std::string(), std::string(), completion())),
+                   decltype(std::declval<B&>().set_remove(std::string(), std::string(), completion())),
+                   decltype(std::declval<B&>().set_contains(std::string(), std::vector<std::string>(),
+                                                            contains_handler())),
+                   decltype(std::declval<B&>().set_members(std::string(), members_handler()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_counters : std::false_type {};
+template <class B>
+struct has_counters<
+    B, std::void_t<decltype(std::declval<B&>().counter_add(std::string(), 1, completion())),
+                   decltype(std::declval<B&>().counter_get(std::string(), count_handler()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_backlog : std::false_type {};
+template <class B>
+struct has_backlog<B, std::void_t<decltype(std::declval<B&>().backlog_append(
+                                      std::string(), std::string(), std::string(), std::size_t(), count_handler())),
+                                  decltype(std::declval<B&>().backlog_take(std::string(), std::string(),
+                                                                           take_handler()))>>
+    : std::true_type {};
+
+}  // namespace detail
+
+/// Checks every broker requirement with a sentence naming what is missing;
+/// instantiate as `static_assert(check<B>())`.
+template <class B>
+constexpr bool check() {
+    static_assert(detail::has_options<B>::value, "Broker requirement: a nested `options` struct");
+    static_assert(std::is_constructible_v<B, asio::any_io_executor, typename B::options const&>,
+                  "Broker requirement: a constructor (asio::any_io_executor, options const&)");
+    static_assert(detail::has_pubsub<B>::value,
+                  "Broker requirement: subscribe(channel, channel_handler) and publish(channel, payload)");
+    static_assert(detail::has_sets<B>::value,
+                  "Broker requirement: set_add / set_remove / set_contains / set_members");
+    static_assert(detail::has_counters<B>::value, "Broker requirement: counter_add / counter_get");
+    static_assert(detail::has_backlog<B>::value,
+                  "Broker requirement: backlog_append(hash, field, message, max, handler) and "
+                  "backlog_take(hash, field, handler)");
+    return true;
+}
+
+}  // namespace mesa::broker

@@ -1,0 +1,21 @@
+#pragma once
+// WebSocket close codes the server sends, and why.
+#include <cstdint>
+
+namespace mesa::close_code {
+
+inline constexpr std::uint16_t normal = 1000;            // DISCONNECT_CLIENT, client.disconnect()
+inline constexpr std::uint16_t going_away = 1001;        // server shutting down
+inline constexpr std::uint16_t protocol_error = 1002;    // version rule mismatch
+inline constexpr std::uint16_t unsupported_data = 1003;  // binary frame
+inline constexpr std::uint16_t abnormal = 1006;          // connection dropped without a close frame
+inline constexpr std::uint16_t invalid_payload = 1007;   // not JSON, not an object, wrong field types
+inline constexpr std::uint16_t policy_violation = 1008;  // authentication failed
+inline constexpr std::uint16_t message_too_big = 1009;   // frame over max_frame_bytes
+inline constexpr std::uint16_t internal_error = 1011;    // unexpected server-side failure
+
+// Application codes (4000-4999), ours: the reference closes without a code.
+inline constexpr std::uint16_t heartbeat_timeout = 4000;       // no op 11 after max_attempts beats
+inline constexpr std::uint16_t authentication_timeout = 4001;  // no successful op 2 within the timeout
+
+}  // namespace mesa::close_code

@@ -1,0 +1,89 @@
+#pragma once
+// The publication on the `ws` channel: a message and who should get it.
+//   {"message": {op,d,t[,o]}, "recipients": ["*"] or [ids], "excluding"?: [ids]}
+// `excluding` is our addition for sends to everyone but some ids; Node
+// servers ignore it (they apply `excluding` before publishing, as we do for
+// id lists).
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <mesa/message.hpp>
+#include <mesa/parse.hpp>
+
+namespace mesa {
+
+struct envelope {
+    message msg;
+    std::vector<std::string> recipients;  // {"*"}: everyone
+    std::vector<std::string> excluding;
+
+    bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }
+};
+
+inline std::string serialize(envelope const& e) {
+    json::object o;
+    o.emplace("message", to_json(e.msg, audience::service));
+    json::array r;
+    for (auto const& id : e.recipients) r.emplace_back(id);
+    o.emplace("recipients", std::move(r));
+    if (!e.excluding.empty()) {
+        json::array x;
+        for (auto const& id : e.excluding) x.emplace_back(id);
+        o.emplace("excluding", std::move(x));
+    }
+    return json::serialize(o);
+}
+
+namespace detail {
+inline bool string_list(json::value const* v, std::vector<std::string>& out) {
+    if (!v) return true;
+    if (!v->is_array()) return false;
+    for (auto const& item : v->get_array()) {
+        if (!item.is_string()) return false;
+        out.emplace_back(item.get_string());
+    }
+    return true;
+}
+}  // namespace detail
+
+/// Parses a `ws` publication; on failure returns false and says why.
+inline bool parse_envelope(std::string_view text, envelope& out, std::string& error) {
+    json::parse_options options;
+    options.max_depth = max_json_depth;
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec, json::storage_ptr(), options);
+    if (ec || !v.is_object()) {
+        error = "ws publication is not a JSON object";
+        return false;
+    }
+    auto& o = v.get_object();
+    auto* m = o.if_contains("message");
+    if (!m) {
+        error = "ws publication without \"message\"";
+        return false;
+    }
+    auto parsed = to_message(std::move(*m));
+    if (!parsed) {
+        error = "ws publication: " + parsed.error().reason;
+        return false;
+    }
+    out.msg = std::move(parsed.value());
+    auto* recipients = o.if_contains("recipients");
+    if (!recipients) {
+        out.recipients = {"*"};
+    } else if (!detail::string_list(recipients, out.recipients)) {
+        error = "ws publication: \"recipients\" must be an array of strings";
+        return false;
+    }
+    if (!detail::string_list(o.if_contains("excluding"), out.excluding)) {
+        error = "ws publication: \"excluding\" must be an array of strings";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace mesa

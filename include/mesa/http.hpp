@@ -1,0 +1,40 @@
+#pragma once
+// Plain HTTP requests served on the WebSocket port (health checks, an API):
+// the C++ counterpart of handing the reference an existing HTTP server.
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mesa {
+
+struct http_request {
+    std::string method;
+    std::string target;  // path and query, as sent
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+
+    /// The value of header `name` (case-insensitive), if present.
+    std::optional<std::string> header(std::string const& name) const {
+        auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
+        for (auto const& [k, v] : headers) {
+            if (k.size() != name.size()) continue;
+            bool same = true;
+            for (std::size_t i = 0; i < k.size() && same; ++i) same = lower(k[i]) == lower(name[i]);
+            if (same) return v;
+        }
+        return std::nullopt;
+    }
+};
+
+struct http_response {
+    int status = 200;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+};
+
+/// Answers a plain HTTP request; without one every such request gets 426.
+using http_handler = std::function<http_response(http_request const&)>;
+
+}  // namespace mesa

@@ -1,0 +1,23 @@
+#pragma once
+// The umbrella header: everything a server needs.
+#include <mesa/broker/memory.hpp>
+#include <mesa/client.hpp>
+#include <mesa/close_code.hpp>
+#include <mesa/feature/authentication.hpp>
+#include <mesa/feature/heartbeat.hpp>
+#include <mesa/feature/reconnect.hpp>
+#include <mesa/message.hpp>
+#include <mesa/opcode.hpp>
+#include <mesa/parse.hpp>
+#include <mesa/server.hpp>
+#include <mesa/transport/memory.hpp>
+#include <mesa/transport/websocketpp.hpp>
+#include <mesa/version.hpp>
+
+namespace mesa {
+
+/// A plain ws:// server on the embedded broker with the given features.
+template <class... Features>
+using basic_server = server<transport::websocketpp_plain, broker::memory, Features...>;
+
+}  // namespace mesa

@@ -1,0 +1,107 @@
+#pragma once
+// Validating parser for frames received from clients and services. It never
+// throws: a bad frame yields a parse_error naming the problem and the close
+// code the server answers it with.
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <mesa/close_code.hpp>
+#include <mesa/message.hpp>
+
+namespace mesa {
+
+/// Deepest JSON nesting accepted in a frame; deeper input is refused before it
+/// can exhaust the stack.
+inline constexpr std::size_t max_json_depth = 64;
+
+struct parse_error {
+    std::uint16_t close_code = close_code::invalid_payload;
+    std::string reason;
+};
+
+/// Either a message or the reason it was refused.
+class parse_result {
+public:
+    parse_result(message m) : value_(std::move(m)) {}
+    parse_result(parse_error e) : value_(std::move(e)) {}
+
+    explicit operator bool() const noexcept { return value_.index() == 0; }
+    message& value() { return std::get<message>(value_); }
+    message const& value() const { return std::get<message>(value_); }
+    parse_error const& error() const { return std::get<parse_error>(value_); }
+
+private:
+    std::variant<message, parse_error> value_;
+};
+
+namespace detail {
+
+inline parse_error invalid(std::string reason) {
+    return parse_error{close_code::invalid_payload, std::move(reason)};
+}
+
+inline bool as_int64(json::value const& v, std::int64_t& out) {
+    if (v.is_int64()) {
+        out = v.get_int64();
+        return true;
+    }
+    if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+        out = static_cast<std::int64_t>(v.get_uint64());
+        return true;
+    }
+    return false;
+}
+
+}  // namespace detail
+
+/// Validates an already parsed JSON value as a message.
+inline parse_result to_message(json::value&& v) {
+    if (!v.is_object()) return detail::invalid("frame is not a JSON object");
+    json::object& o = v.get_object();
+    message m;
+
+    auto const* op = o.if_contains("op");
+    if (!op) return detail::invalid("missing \"op\"");
+    std::int64_t opv = 0;
+    if (!detail::as_int64(*op, opv) || opv < 0 || opv > 255)
+        return detail::invalid("\"op\" must be an integer between 0 and 255");
+    m.op = static_cast<int>(opv);
+
+    if (auto* d = o.if_contains("d"); d && !d->is_null()) {
+        if (!d->is_object()) return detail::invalid("\"d\" must be an object");
+        m.d = std::move(d->get_object());
+    }
+    if (auto const* t = o.if_contains("t"); t && !t->is_null()) {
+        if (!t->is_string()) return detail::invalid("\"t\" must be a string");
+        m.t = std::string(t->get_string());
+    }
+    if (auto const* s = o.if_contains("s"); s && !s->is_null()) {
+        std::int64_t sv = 0;
+        if (!detail::as_int64(*s, sv) || sv < 1) return detail::invalid("\"s\" must be an integer >= 1");
+        m.s = sv;
+    }
+    if (auto const* opt = o.if_contains("o"); opt && !opt->is_null()) {
+        if (!opt->is_object()) return detail::invalid("\"o\" must be an object");
+        if (auto const* sync = opt->get_object().if_contains("sync"); sync && !sync->is_null()) {
+            if (!sync->is_bool()) return detail::invalid("\"o.sync\" must be a boolean");
+            m.sync = sync->get_bool();
+        }
+    }
+    return m;
+}
+
+/// Parses the text of one frame.
+inline parse_result parse(std::string_view text) {
+    json::parse_options options;
+    options.max_depth = max_json_depth;
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec, json::storage_ptr(), options);
+    if (ec) return detail::invalid("invalid JSON: " + ec.message());
+    return to_message(std::move(v));
+}
+
+}  // namespace mesa

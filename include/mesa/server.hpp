@@ -1,0 +1,401 @@
+#pragma once
+// mesa::server: a Mesa WebSocket server assembled from policies.
+//
+//   using server = mesa::server<mesa::transport::websocketpp_plain, mesa::broker::memory,
+//                               mesa::heartbeat, mesa::authentication>;
+//   asio::io_context ioc;
+//   server::options opts;
+//   opts.port = 4000;
+//   server s{ioc, opts};
+//   s.on_message([&](auto const& client, mesa::message const& m) { client->send(m); });
+//   s.start();
+//   ioc.run();
+//
+// Thread-safety: a server and its clients belong to the thread running its
+// io_context. More cores: one server per thread sharing a broker.
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <mesa/broker/requirements.hpp>
+#include <mesa/client.hpp>
+#include <mesa/close_code.hpp>
+#include <mesa/envelope.hpp>
+#include <mesa/http.hpp>
+#include <mesa/keys.hpp>
+#include <mesa/message.hpp>
+#include <mesa/parse.hpp>
+#include <mesa/transport/requirements.hpp>
+#include <mesa/transport/settings.hpp>
+
+namespace mesa {
+
+/// What went wrong, for the error event. `client` is null for server-wide errors.
+template <class ClientPtr>
+struct basic_error {
+    std::string what;
+    ClientPtr client;
+};
+
+template <class Transport, class Broker, class... Features>
+class server {
+    static_assert(transport::check<Transport>());
+    static_assert(broker::check<Broker>());
+
+public:
+    using transport_type = Transport;
+    using broker_type = Broker;
+    using client = basic_client<server>;
+    using client_ptr = std::shared_ptr<client>;
+    using error = basic_error<client_ptr>;
+    using connection_ptr = typename Transport::connection_ptr;
+    using frame = typename Transport::frame;
+    /// Per-connection state of every listed feature (empty without features).
+    using feature_states = std::tuple<typename Features::state...>;
+
+    /// True when feature F is compiled in.
+    template <class F>
+    static constexpr bool has = (std::is_same_v<F, Features> || ...);
+
+    struct options {
+        std::string host;                       // bind address; empty: every interface
+        std::uint16_t port = 4000;              // 0 picks a free port (see port())
+        std::optional<std::string> path;        // unset: every path is served
+        std::string namespace_name;             // isolates clusters sharing a broker
+        std::size_t max_frame_bytes = 1u << 20; // larger frames are refused with 1009
+        typename Transport::options transport{};
+        typename Broker::options broker{};
+        std::tuple<typename Features::options...> features{};
+
+        /// The options of listed feature F.
+        template <class F>
+        typename F::options& feature() {
+            return std::get<typename F::options>(features);
+        }
+        template <class F>
+        typename F::options const& feature() const {
+            return std::get<typename F::options>(features);
+        }
+    };
+
+    /// A server on the caller's io_context; nothing happens before start().
+    explicit server(asio::io_context& ioc, options opts = {})
+        : ioc_(ioc),
+          options_(std::move(opts)),
+          keys_(options_.namespace_name),
+          transport_(ioc_, transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes},
+                     options_.transport),
+          broker_(ioc_.get_executor(), options_.broker),
+          components_(typename Features::template component<server>(*this, options_.template feature<Features>())...) {}
+
+    server(server const&) = delete;
+    server& operator=(server const&) = delete;
+    ~server() { *alive_ = false; }
+
+    // ---- events ---------------------------------------------------------
+    void on_connection(std::function<void(client_ptr const&)> h) { on_connection_ = std::move(h); }
+    void on_message(std::function<void(client_ptr const&, message const&)> h) { on_message_ = std::move(h); }
+    void on_disconnection(std::function<void(client_ptr const&, std::uint16_t code, std::string const& reason)> h) {
+        on_disconnection_ = std::move(h);
+    }
+    void on_error(std::function<void(error const&)> h) { on_error_ = std::move(h); }
+    /// Serves plain HTTP requests on the WebSocket port.
+    void on_http(http_handler h) { on_http_ = std::move(h); }
+    /// Diagnostics of the transport and broker (default: none).
+    void on_log(std::function<void(transport::log_level, std::string const&)> h) { on_log_ = std::move(h); }
+
+    // ---- lifecycle ------------------------------------------------------
+    /// Subscribes to the cluster and starts accepting connections. Throws
+    /// std::system_error when the port cannot be bound.
+    void start() {
+        prepare_hello();
+        broker_.subscribe(keys_.ws(), [this, alive = alive_](std::string_view payload) {
+            if (*alive) on_publication(payload);
+        });
+        transport::events<connection_ptr> ev;
+        ev.on_open = [this](connection_ptr const& con) { opened(con); };
+        ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
+            received(con, payload, binary);
+        };
+        ev.on_close = [this](connection_ptr const& con, std::uint16_t code, std::string const& reason) {
+            closed(con, code, reason);
+        };
+        ev.on_http = [this](http_request const& req) {
+            if (on_http_) return on_http_(req);
+            return http_response{426, {{"Content-Type", "text/plain"}}, "WebSocket upgrade required\n"};
+        };
+        ev.on_log = [this](transport::log_level level, std::string const& text) {
+            if (on_log_) on_log_(level, text);
+        };
+        transport_.start(std::move(ev));
+        for_each_component([](auto& c) { c.on_start(); });
+    }
+
+    /// Stops accepting and closes every client with `code` (1001: going away).
+    void stop(std::uint16_t code = close_code::going_away) {
+        transport_.stop_listening();
+        for_each_component([](auto& c) { c.on_stop(); });
+        auto open = clients_;
+        for (auto& c : open) close(*c, code, "server shutting down");
+    }
+
+    /// The port in use (after start(); resolves port 0).
+    std::uint16_t port() { return transport_.local_port(); }
+
+    // ---- sending --------------------------------------------------------
+    /// Sends to every client of the cluster.
+    void send(message const& m) { publish(envelope{m, {"*"}, {}}); }
+
+    /// Sends to the clients authenticated as one of `ids` (`{"*"}`: everyone),
+    /// minus `excluding`, wherever in the cluster they are connected.
+    void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding = {}) {
+        envelope e{m, std::move(ids), {}};
+        if (e.to_everyone()) {
+            e.recipients = {"*"};
+            e.excluding = excluding;
+        } else {
+            auto& r = e.recipients;
+            r.erase(std::remove_if(r.begin(), r.end(),
+                                   [&](auto const& id) {
+                                       return std::find(excluding.begin(), excluding.end(), id) != excluding.end();
+                                   }),
+                    r.end());
+            if (r.empty()) return;
+        }
+        publish(std::move(e));
+    }
+
+    /// Sends to one client directly.
+    void send_to(client& c, message const& m) {
+        if (c.open_) deliver(c, m, prepare(m));
+    }
+
+    /// Closes one client's connection.
+    void close(client& c, std::uint16_t code, std::string const& reason = {}) {
+        if (c.open_) transport_.close(c.connection_, code, reason);
+    }
+
+    // ---- state ----------------------------------------------------------
+    std::vector<client_ptr> const& clients() const noexcept { return clients_; }
+    options const& config() const noexcept { return options_; }
+    mesa::keys const& keys() const noexcept { return keys_; }
+    Transport& transport() noexcept { return transport_; }
+    Broker& broker() noexcept { return broker_; }
+    asio::io_context& context() noexcept { return ioc_; }
+
+    /// The component of listed feature F (its run-time API).
+    template <class F>
+    auto& feature() {
+        static_assert(has<F>, "this server does not list that feature");
+        return std::get<typename F::template component<server>>(components_);
+    }
+
+    // ---- for feature policies --------------------------------------------
+    /// Reports an error through the error event.
+    void report(std::string what, client_ptr c = nullptr) {
+        if (!on_error_) return;
+        try {
+            on_error_(error{std::move(what), std::move(c)});
+        } catch (...) {
+            // An error handler that throws has nowhere left to report to.
+        }
+    }
+
+    /// Makes `c` reachable by sends to `id` (empty: to no id).
+    void set_id(client& c, std::string id) {
+        if (!c.id_.empty()) {
+            auto range = by_id_.equal_range(c.id_);
+            for (auto it = range.first; it != range.second; ++it) {
+                if (it->second == &c) {
+                    by_id_.erase(it);
+                    break;
+                }
+            }
+        }
+        c.id_ = std::move(id);
+        if (!c.id_.empty()) by_id_.emplace(c.id_, &c);
+    }
+
+    /// Number of open local connections identified as `id`.
+    std::size_t local_count(std::string const& id) const { return by_id_.count(id); }
+
+    /// The frame of `m`, to deliver to many clients at the cost of one.
+    frame prepare(message const& m) { return transport_.prepare(serialize(m)); }
+
+    /// Delivers a frame prepared from `m` to `c`.
+    void deliver(client& c, message const& m, frame const& f) {
+        if (!c.open_) return;
+        transport_.send(c.connection_, f);
+        for_each_component([&](auto& comp) { comp.on_sent(c, m); });
+    }
+
+    /// Tells every feature that `c` authenticated (sync redelivery, ...).
+    void authenticated(client& c) {
+        for_each_component([&](auto& comp) { comp.on_authenticated(c); });
+    }
+
+    /// Runs `f`, turning an exception from user code into an error event.
+    template <class F>
+    void guarded(client_ptr const& c, char const* where, F&& f) {
+        try {
+            f();
+        } catch (std::exception const& e) {
+            report(std::string(where) + " threw: " + e.what(), c);
+        } catch (...) {
+            report(std::string(where) + " threw a non-standard exception", c);
+        }
+    }
+
+private:
+
+    template <class F>
+    void for_each_component(F&& f) {
+        std::apply([&](auto&... c) { (f(c), ...); }, components_);
+    }
+
+    static client* client_of(connection_ptr const& con) { return static_cast<client*>(con->context); }
+
+    void prepare_hello() {
+        json::object d;
+        json::array rules;
+        for_each_component([&](auto& c) { c.on_hello(d, rules); });
+        d.emplace("rules", std::move(rules));  // always present: reference clients crash without it
+        hello_ = transport_.prepare(serialize(message(opcode::hello, std::move(d))));
+    }
+
+    void opened(connection_ptr const& con) {
+        auto c = std::make_shared<client>(*this, con);
+        con->context = c.get();
+        c->index_ = clients_.size();
+        clients_.push_back(c);
+        transport_.send(con, *hello_);
+        broker_.counter_add(keys_.connected_clients_count(), 1);
+        for_each_component([&](auto& comp) { comp.on_open(*c); });
+        if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
+    }
+
+    void received(connection_ptr const& con, std::string_view payload, bool binary) {
+        client* raw = client_of(con);
+        if (!raw || !raw->open_) return;
+        client_ptr c = raw->shared_from_this();
+        if (binary) {
+            report("binary frame refused: Mesa frames are JSON text", c);
+            close(*c, close_code::unsupported_data, "binary frames are not supported");
+            return;
+        }
+        auto parsed = parse(payload);
+        if (!parsed) {
+            report("bad frame: " + parsed.error().reason, c);
+            close(*c, parsed.error().close_code, parsed.error().reason);
+            return;
+        }
+        message& m = parsed.value();
+        bool consumed = false;
+        std::apply([&](auto&... comp) { consumed = (comp.on_message(*c, m) || ...); }, components_);
+        if (consumed || !c->open_) return;
+        if (m.op != opcode::dispatch) {
+            report("unexpected opcode " + std::to_string(m.op) + " from client", c);
+            return;
+        }
+        for_each_component([&](auto& comp) { comp.on_received(*c, m); });
+        if (c->on_message_) guarded(c, "client message handler", [&] { c->on_message_(m); });
+        if (on_message_) guarded(c, "message handler", [&] { on_message_(c, m); });
+    }
+
+    void closed(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
+        client* raw = client_of(con);
+        if (!raw || !raw->open_) return;
+        client_ptr c = raw->shared_from_this();
+        c->open_ = false;
+        con->context = nullptr;
+        for_each_component([&](auto& comp) { comp.on_close(*c); });
+        set_id(*c, {});
+        broker_.counter_add(keys_.connected_clients_count(), -1);
+        // Swap-remove keeps the list dense for broadcasts.
+        std::size_t i = c->index_;
+        clients_[i] = std::move(clients_.back());
+        clients_[i]->index_ = i;
+        clients_.pop_back();
+        if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
+    }
+
+    void publish(envelope const& e) { broker_.publish(keys_.ws(), serialize(e)); }
+
+    void on_publication(std::string_view payload) {
+        envelope e;
+        std::string why;
+        if (!parse_envelope(payload, e, why)) {
+            report(why);
+            return;
+        }
+        if (e.msg.op == opcode::internal_event) {
+            if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT")
+                for_recipients(e, [&](client& c) { close(c, close_code::normal, "disconnected by the cluster"); });
+            return;
+        }
+        std::optional<frame> f;  // framed once, only when someone receives it
+        for_recipients(e, [&](client& c) {
+            if (!may_receive(c)) return;
+            if (!f) f = prepare(e.msg);
+            deliver(c, e.msg, *f);
+        });
+    }
+
+    bool may_receive(client const& c) {
+        bool ok = true;
+        std::apply([&](auto const&... comp) { ok = (comp.may_receive(c) && ...); }, components_);
+        return ok;
+    }
+
+    template <class F>
+    void for_recipients(envelope const& e, F&& f) {
+        auto excluded = [&](client const& c) {
+            return !c.id_.empty() && std::find(e.excluding.begin(), e.excluding.end(), c.id_) != e.excluding.end();
+        };
+        if (e.to_everyone()) {
+            // Closing is asynchronous, so the list does not change under this loop.
+            for (std::size_t i = 0; i < clients_.size(); ++i) {
+                client& c = *clients_[i];
+                if (!excluded(c)) f(c);
+            }
+            return;
+        }
+        for (auto const& id : e.recipients) {
+            auto range = by_id_.equal_range(id);
+            for (auto it = range.first; it != range.second; ++it) f(*it->second);
+        }
+    }
+
+    asio::io_context& ioc_;
+    options options_;
+    mesa::keys keys_;
+    Transport transport_;
+    Broker broker_;
+    std::tuple<typename Features::template component<server>...> components_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+    std::vector<client_ptr> clients_;
+    std::unordered_multimap<std::string, client*> by_id_;
+    std::optional<frame> hello_;
+
+    std::function<void(client_ptr const&)> on_connection_;
+    std::function<void(client_ptr const&, message const&)> on_message_;
+    std::function<void(client_ptr const&, std::uint16_t, std::string const&)> on_disconnection_;
+    std::function<void(error const&)> on_error_;
+    http_handler on_http_;
+    std::function<void(transport::log_level, std::string const&)> on_log_;
+};
+
+}  // namespace mesa

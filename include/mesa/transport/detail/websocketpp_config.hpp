@@ -1,0 +1,86 @@
+#pragma once
+// Our websocketpp configuration: one thread per server (no locks, no
+// strands), errors routed to the server's log hook, access logging compiled
+// out, and a slot on every connection for the server's client object.
+#include <websocketpp/config/core.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/logger/levels.hpp>
+#include <websocketpp/logger/stub.hpp>
+#include <websocketpp/transport/asio/endpoint.hpp>
+
+#include <functional>
+#include <string>
+
+#include <mesa/transport/settings.hpp>
+
+namespace mesa::transport::detail {
+
+/// websocketpp error logger that forwards to a hook instead of stdout.
+class hook_logger {
+public:
+    using sink = std::function<void(log_level, std::string const&)>;
+
+    explicit hook_logger(websocketpp::log::channel_type_hint::value) {}
+    hook_logger(websocketpp::log::level, websocketpp::log::channel_type_hint::value) {}
+
+    void set_sink(sink s) { sink_ = std::move(s); }
+    void set_channels(websocketpp::log::level) {}
+    void clear_channels(websocketpp::log::level) {}
+
+    void write(websocketpp::log::level channel, std::string const& text) {
+        if (sink_) sink_(to_level(channel), text);
+    }
+    void write(websocketpp::log::level channel, char const* text) { write(channel, std::string(text)); }
+
+    constexpr bool static_test(websocketpp::log::level channel) const {
+        return (channel & kept_channels) != 0;
+    }
+    bool dynamic_test(websocketpp::log::level channel) { return sink_ && static_test(channel); }
+
+private:
+    static constexpr websocketpp::log::level kept_channels =
+        websocketpp::log::elevel::warn | websocketpp::log::elevel::rerror | websocketpp::log::elevel::fatal;
+
+    static log_level to_level(websocketpp::log::level channel) {
+        if (channel & (websocketpp::log::elevel::rerror | websocketpp::log::elevel::fatal)) return log_level::error;
+        return log_level::warning;
+    }
+
+    sink sink_;
+};
+
+/// Per-connection slot holding the server's client object.
+struct connection_context {
+    void* context = nullptr;
+};
+
+struct websocketpp_config : websocketpp::config::core {
+    using type = websocketpp_config;
+    using base = websocketpp::config::core;
+
+    using concurrency_type = websocketpp::concurrency::none;
+    using elog_type = hook_logger;
+    using alog_type = websocketpp::log::stub;
+    using connection_base = connection_context;
+
+    static bool const enable_multithreading = false;
+
+    struct transport_config : base::transport_config {
+        using concurrency_type = type::concurrency_type;
+        using elog_type = type::elog_type;
+        using alog_type = type::alog_type;
+        using request_type = type::request_type;
+        using response_type = type::response_type;
+        using socket_type = websocketpp::transport::asio::basic_socket::endpoint;
+        static bool const enable_multithreading = false;
+    };
+    using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
+
+    // Mesa frames are small JSON objects; 16 KiB (websocketpp's default) per
+    // idle connection buys nothing.
+    static const size_t connection_read_buffer_size = 4096;
+    // Mesa does not negotiate extensions (no permessage-deflate).
+    static const bool enable_extensions = false;
+};
+
+}  // namespace mesa::transport::detail

@@ -1,0 +1,42 @@
+#pragma once
+// What the server tells its transport, and what the transport reports back.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <mesa/http.hpp>
+
+namespace mesa::transport {
+
+/// The server options a transport enforces.
+struct settings {
+    std::string host;                   // bind address; empty: every interface
+    std::uint16_t port = 4000;          // 0: any free port (see local_port())
+    std::optional<std::string> path;    // unset: every path is served
+    std::size_t max_frame_bytes = 1u << 20;
+};
+
+enum class log_level { debug, info, warning, error };
+
+/// True when `target` (path plus optional query) is served under `path`.
+inline bool path_matches(std::optional<std::string> const& path, std::string_view target) {
+    if (!path) return true;
+    auto end = target.find('?');
+    return target.substr(0, end) == *path;
+}
+
+/// Callbacks from a transport to its server, all run on the server's thread.
+/// `Connection` is the transport's connection handle.
+template <class Connection>
+struct events {
+    std::function<void(Connection const&)> on_open;
+    std::function<void(Connection const&, std::string_view payload, bool binary)> on_message;
+    std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
+    http_handler on_http;
+    std::function<void(log_level, std::string const&)> on_log;
+};
+
+}  // namespace mesa::transport

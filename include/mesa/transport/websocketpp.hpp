@@ -1,0 +1,164 @@
+#pragma once
+// The socket transport: websocketpp over standalone Asio, plain ws://.
+//
+// One instance per server and thread. Frames are prepared once (header and
+// payload) and the same prepared frame is queued on every recipient;
+// websocketpp then writes everything queued on a connection in one gathered
+// write, so a burst costs one write per connection.
+#include <websocketpp/frame.hpp>
+#include <websocketpp/server.hpp>
+
+#include <asio/io_context.hpp>
+
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <mesa/transport/detail/websocketpp_config.hpp>
+#include <mesa/transport/settings.hpp>
+
+namespace mesa::transport {
+
+class websocketpp_plain {
+    using endpoint_type = websocketpp::server<detail::websocketpp_config>;
+    using message_type = detail::websocketpp_config::message_type;
+
+public:
+    struct options {};
+    using connection_ptr = endpoint_type::connection_ptr;
+    /// A prepared text frame, shared by all its recipients.
+    using frame = message_type::ptr;
+
+    websocketpp_plain(asio::io_context& ioc, settings s, options = {}) : ioc_(ioc), settings_(std::move(s)) {}
+    websocketpp_plain(websocketpp_plain const&) = delete;
+    websocketpp_plain& operator=(websocketpp_plain const&) = delete;
+
+    /// Binds and starts accepting; throws std::system_error when the port
+    /// cannot be bound (the only throwing call, made before serving).
+    void start(events<connection_ptr> ev) {
+        events_ = std::move(ev);
+        endpoint_.get_elog().set_sink(events_.on_log);
+        endpoint_.init_asio(&ioc_);
+        endpoint_.set_reuse_addr(true);
+        endpoint_.set_max_message_size(settings_.max_frame_bytes);
+        endpoint_.set_validate_handler([this](websocketpp::connection_hdl h) { return validate(h); });
+        endpoint_.set_open_handler([this](websocketpp::connection_hdl h) {
+            if (auto con = lock(h)) events_.on_open(con);
+        });
+        endpoint_.set_message_handler([this](websocketpp::connection_hdl h, endpoint_type::message_ptr msg) {
+            if (auto con = lock(h)) {
+                events_.on_message(con, msg->get_payload(),
+                                   msg->get_opcode() != websocketpp::frame::opcode::text);
+            }
+        });
+        endpoint_.set_close_handler([this](websocketpp::connection_hdl h) { closed(h); });
+        endpoint_.set_fail_handler([this](websocketpp::connection_hdl h) { failed(h); });
+        endpoint_.set_http_handler([this](websocketpp::connection_hdl h) { http(h); });
+
+        websocketpp::lib::error_code ec;
+        if (settings_.host.empty()) {
+            endpoint_.listen(asio::ip::tcp::v6(), settings_.port, ec);
+            if (ec) endpoint_.listen(asio::ip::tcp::v4(), settings_.port, ec);  // no IPv6 on this host
+        } else {
+            endpoint_.listen(settings_.host, std::to_string(settings_.port), ec);
+        }
+        if (ec) throw std::system_error(ec, "mesa: cannot listen on port " + std::to_string(settings_.port));
+        endpoint_.start_accept(ec);
+        if (ec) throw std::system_error(ec, "mesa: cannot accept");
+    }
+
+    /// The bound port (useful after binding port 0).
+    std::uint16_t local_port() {
+        asio::error_code ec;
+        auto ep = endpoint_.get_local_endpoint(ec);
+        return ec ? 0 : ep.port();
+    }
+
+    /// Stops accepting; open connections stay until closed.
+    void stop_listening() {
+        websocketpp::lib::error_code ec;
+        if (endpoint_.is_listening()) endpoint_.stop_listening(ec);
+    }
+
+    static frame prepare(std::string payload) {
+        auto msg = std::make_shared<message_type>(message_type::con_msg_man_ptr(),
+                                                  websocketpp::frame::opcode::text, 0);
+        websocketpp::frame::basic_header header(websocketpp::frame::opcode::text, payload.size(), true, false);
+        websocketpp::frame::extended_header extended(payload.size());
+        msg->set_header(websocketpp::frame::prepare_header(header, extended));
+        msg->get_raw_payload().swap(payload);
+        msg->set_prepared(true);
+        return msg;
+    }
+
+    static void send(connection_ptr const& con, frame const& f) { con->send(f); }
+
+    /// Bytes queued on `con` and not yet written.
+    static std::size_t buffered_bytes(connection_ptr const& con) { return con->get_buffered_amount(); }
+
+    static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
+        websocketpp::lib::error_code ec;
+        con->close(code, reason, ec);
+    }
+
+private:
+    connection_ptr lock(websocketpp::connection_hdl const& h) {
+        websocketpp::lib::error_code ec;
+        auto con = endpoint_.get_con_from_hdl(h, ec);
+        return ec ? nullptr : con;
+    }
+
+    bool validate(websocketpp::connection_hdl h) {
+        auto con = lock(h);
+        if (!con) return false;
+        if (path_matches(settings_.path, con->get_resource())) return true;
+        con->set_status(websocketpp::http::status_code::not_found);
+        return false;
+    }
+
+    void closed(websocketpp::connection_hdl h) {
+        auto con = lock(h);
+        if (!con || !con->context) return;
+        // The code the peer sent, or ours when we closed first, or 1006.
+        auto code = con->get_remote_close_code();
+        auto reason = con->get_remote_close_reason();
+        if (code == websocketpp::close::status::no_status || code == websocketpp::close::status::abnormal_close) {
+            if (con->get_local_close_code() != websocketpp::close::status::no_status) {
+                code = con->get_local_close_code();
+                reason = con->get_local_close_reason();
+            }
+        }
+        events_.on_close(con, code, reason);
+    }
+
+    void failed(websocketpp::connection_hdl h) {
+        auto con = lock(h);
+        if (con && con->context) events_.on_close(con, websocketpp::close::status::abnormal_close, "connection failed");
+    }
+
+    void http(websocketpp::connection_hdl h) {
+        auto con = lock(h);
+        if (!con) return;
+        if (!events_.on_http) {
+            con->set_status(websocketpp::http::status_code::upgrade_required);
+            return;
+        }
+        auto const& req = con->get_request();
+        http_request request;
+        request.method = req.get_method();
+        request.target = req.get_uri();
+        for (auto const& [name, value] : req.get_headers()) request.headers.emplace_back(name, value);
+        request.body = req.get_body();
+        http_response response = events_.on_http(request);
+        con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
+        for (auto const& [name, value] : response.headers) con->replace_header(name, value);
+        con->set_body(std::move(response.body));
+    }
+
+    asio::io_context& ioc_;
+    settings settings_;
+    events<connection_ptr> events_;
+    endpoint_type endpoint_;
+};
+
+}  // namespace mesa::transport
