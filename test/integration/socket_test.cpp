@@ -1,0 +1,503 @@
+// Integration tests over real sockets: a mesa server (websocketpp transport,
+// memory broker) bound to a free port on 127.0.0.1, driven together with its
+// test clients on one io_context by a single thread.
+#include <doctest/doctest.h>
+
+#include <mesa/mesa.hpp>
+
+#include "../support/ws_test_client.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using mesa_test::raw_http;
+using mesa_test::run_for;
+using mesa_test::wait_until;
+using mesa_test::ws_client;
+namespace json = boost::json;
+
+using plain_server = mesa::basic_server<>;
+using echo_server = mesa::basic_server<mesa::heartbeat, mesa::reconnect>;
+using auth_server = mesa::basic_server<mesa::authentication>;
+using beat_server = mesa::basic_server<mesa::heartbeat>;
+
+/// A server on port 0 plus what it reported. Stops the server and lets the
+/// closes finish before anything is destroyed.
+template <class Server>
+struct harness {
+    asio::io_context ioc;
+    typename Server::options options;
+    std::unique_ptr<Server> server;
+    std::vector<std::string> errors;
+    std::size_t errors_with_client = 0;
+    struct disconnection {
+        std::uint16_t code;
+        std::string reason;
+    };
+    std::vector<disconnection> disconnections;
+
+    harness() { options.port = 0; }
+
+    Server& start() {
+        server = std::make_unique<Server>(ioc, options);
+        server->on_error([this](auto const& e) {
+            errors.push_back(e.what);
+            if (e.client) ++errors_with_client;
+        });
+        server->on_disconnection([this](auto const&, std::uint16_t code, std::string const& reason) {
+            disconnections.push_back({code, reason});
+        });
+        server->start();
+        REQUIRE(server->port() != 0);
+        return *server;
+    }
+    std::uint16_t port() { return server->port(); }
+
+    ~harness() {
+        if (!server) return;
+        server->stop();
+        wait_until(ioc, [&] { return server->clients().empty(); }, 1000ms);
+        run_for(ioc, 20ms);
+    }
+};
+
+/// Answers every PING with a PONG carrying the same data (examples/echo_server.cpp).
+template <class Server>
+void install_echo(Server& server) {
+    server.on_message([](auto const& client, mesa::message const& m) {
+        if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
+    });
+}
+
+json::object parse_frame(std::string const& text) {
+    json::value v = json::parse(text);
+    REQUIRE_MESSAGE(v.is_object(), text);
+    return v.as_object();
+}
+
+/// The frames of `c` with opcode `op` and, when given, type `t`.
+std::vector<json::object> frames(ws_client const& c, int op, char const* t = nullptr) {
+    std::vector<json::object> out;
+    for (auto const& text : c.texts) {
+        auto f = parse_frame(text);
+        auto const* fop = f.if_contains("op");
+        if (!fop || !fop->is_int64() || fop->get_int64() != op) continue;
+        if (t) {
+            auto const* ft = f.if_contains("t");
+            if (!ft || !ft->is_string() || ft->get_string() != t) continue;
+        }
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+std::size_t count(ws_client const& c, int op, char const* t = nullptr) { return frames(c, op, t).size(); }
+
+std::string ping(json::object d) { return mesa::serialize(mesa::message("PING", std::move(d))); }
+
+/// Checks that `c` gets a PONG for a fresh PING (the server still serves it).
+void check_echo(asio::io_context& ioc, ws_client& c, std::int64_t n) {
+    auto const before = count(c, 0, "PONG");
+    c.send_text(ping({{"n", n}}));
+    REQUIRE(wait_until(ioc, [&] { return count(c, 0, "PONG") > before; }));
+    auto pongs = frames(c, 0, "PONG");
+    CHECK(pongs.back()["d"] == json::value(json::object{{"n", n}}));
+}
+
+}  // namespace
+
+TEST_CASE("socket: the first frame is the hello, with rules even without features") {
+    harness<plain_server> h;
+    h.start();
+    ws_client c{h.ioc};
+    REQUIRE(c.connect_and_wait(h.port()));
+    REQUIRE(c.wait_texts(1));
+    auto hello = parse_frame(c.texts.front());
+    CHECK(hello["op"] == json::value(10));
+    REQUIRE(hello["d"].is_object());
+    auto const& d = hello["d"].as_object();
+    REQUIRE(d.contains("rules"));
+    CHECK(d.at("rules").is_array());
+    CHECK(d.at("rules").as_array().empty());
+    CHECK_FALSE(d.contains("c_heartbeat_interval"));
+    CHECK_FALSE(d.contains("c_reconnect_interval"));
+    CHECK_FALSE(d.contains("c_authentication_timeout"));
+    // Nothing else was sent before or with it.
+    run_for(h.ioc, 50ms);
+    CHECK(c.texts.size() == 1);
+}
+
+TEST_CASE("socket: the hello advertises the heartbeat and reconnect intervals") {
+    harness<echo_server> h;
+    h.options.feature<mesa::heartbeat>().interval = 1500ms;
+    h.options.feature<mesa::reconnect>().interval = 2500ms;
+    h.start();
+    ws_client c{h.ioc};
+    REQUIRE(c.connect_and_wait(h.port()));
+    REQUIRE(c.wait_texts(1));
+    auto hello = parse_frame(c.texts.front());
+    CHECK(hello["op"] == json::value(10));
+    REQUIRE(hello["d"].is_object());
+    auto const& d = hello["d"].as_object();
+    CHECK(d.contains("c_heartbeat_interval"));
+    CHECK(d.contains("c_reconnect_interval"));
+    if (d.contains("c_heartbeat_interval")) CHECK(d.at("c_heartbeat_interval") == json::value(1500));
+    if (d.contains("c_reconnect_interval")) CHECK(d.at("c_reconnect_interval") == json::value(2500));
+    REQUIRE(d.contains("rules"));
+    CHECK(d.at("rules").is_array());
+}
+
+TEST_CASE("socket: the hello advertises the authentication timeout and the user-object rule") {
+    harness<auth_server> h;
+    h.options.feature<mesa::authentication>().timeout = 3000ms;
+    h.start();
+    ws_client c{h.ioc};
+    REQUIRE(c.connect_and_wait(h.port()));
+    REQUIRE(c.wait_texts(1));
+    auto hello = parse_frame(c.texts.front());
+    REQUIRE(hello["d"].is_object());
+    auto const& d = hello["d"].as_object();
+    CHECK(d.contains("c_authentication_timeout"));
+    if (d.contains("c_authentication_timeout")) CHECK(d.at("c_authentication_timeout") == json::value(3000));
+    REQUIRE(d.contains("rules"));
+    REQUIRE(d.at("rules").is_array());
+    CHECK(d.at("rules").as_array() == json::array{"sends_user_object"});
+}
+
+TEST_CASE("socket: echo, a PING gets a PONG with the same data") {
+    harness<echo_server> h;
+    auto& server = h.start();
+    server.on_message([](auto const& client, mesa::message const& m) {
+        if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
+    });
+    ws_client c{h.ioc};
+    REQUIRE(c.connect_and_wait(h.port()));
+    REQUIRE(c.wait_texts(1));  // hello
+
+    c.send_text(R"({"op":0,"t":"PING","d":{"n":42,"s":"h\u00e9","nested":{"a":[1,2,3]}}})");
+    c.send_text(R"({"op":0,"t":"PING","d":{"n":43}})");
+    c.send_text(R"({"op":0,"t":"OTHER","d":{"n":44}})");  // not a PING: no answer
+    c.send_text(R"({"op":0,"t":"PING"})");                // no d: answered with d {}
+    REQUIRE(c.wait_texts(4));
+    run_for(h.ioc, 50ms);
+    REQUIRE(c.texts.size() == 4);
+    auto first = parse_frame(c.texts[1]);
+    CHECK(first == json::object{{"op", 0},
+                                {"d", json::object{{"n", 42}, {"s", "h\xc3\xa9"}, {"nested", json::object{{"a", {1, 2, 3}}}}}},
+                                {"t", "PONG"}});
+    CHECK(parse_frame(c.texts[2]) == json::object{{"op", 0}, {"d", json::object{{"n", 43}}}, {"t", "PONG"}});
+    CHECK(parse_frame(c.texts[3]) == json::object{{"op", 0}, {"d", json::object{}}, {"t", "PONG"}});
+    CHECK(h.errors.empty());
+}
+
+TEST_CASE("socket: options.path restricts the upgrade to that path") {
+    SUBCASE("path set to /ws") {
+        harness<plain_server> h;
+        h.options.path = "/ws";
+        h.start();
+        ws_client exact{h.ioc}, query{h.ioc}, other{h.ioc}, prefix{h.ioc};
+        CHECK(exact.connect_and_wait(h.port(), "/ws"));
+        CHECK(query.connect_and_wait(h.port(), "/ws?x=1"));
+        CHECK(exact.wait_texts(1));
+        CHECK(query.wait_texts(1));
+
+        other.connect(h.port(), "/other");
+        REQUIRE(other.wait_failed());
+        CHECK_FALSE(other.opened);
+        CHECK(other.http_status == 404);
+
+        prefix.connect(h.port(), "/wsx");
+        REQUIRE(prefix.wait_failed());
+        CHECK(prefix.http_status == 404);
+
+        CHECK(h.server->clients().size() == 2);
+    }
+    SUBCASE("path unset: every path upgrades") {
+        harness<plain_server> h;
+        h.start();
+        ws_client root{h.ioc}, deep{h.ioc}, query{h.ioc};
+        CHECK(root.connect_and_wait(h.port(), "/"));
+        CHECK(deep.connect_and_wait(h.port(), "/some/deep/path"));
+        CHECK(query.connect_and_wait(h.port(), "/other?x=1"));
+        CHECK(root.wait_texts(1));
+        CHECK(deep.wait_texts(1));
+        CHECK(query.wait_texts(1));
+        CHECK(h.server->clients().size() == 3);
+    }
+}
+
+TEST_CASE("socket: plain HTTP requests") {
+    std::string const request =
+        "GET /health?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Probe: yes\r\nConnection: close\r\n\r\n";
+
+    SUBCASE("answered by the on_http handler") {
+        harness<plain_server> h;
+        auto& server = h.start();
+        mesa::http_request seen;
+        server.on_http([&](mesa::http_request const& req) {
+            seen = req;
+            return mesa::http_response{203, {{"Content-Type", "text/plain"}, {"X-Mesa-Test", "1"}},
+                                       "healthy " + req.method + " " + req.target};
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), request);
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 203);
+        CHECK(http.body() == "healthy GET /health?x=1");
+        CHECK(http.headers().find("X-Mesa-Test: 1") != std::string::npos);
+        CHECK(seen.method == "GET");
+        CHECK(seen.target == "/health?x=1");
+        CHECK(seen.header("x-probe") == std::optional<std::string>("yes"));
+        CHECK(server.clients().empty());
+    }
+    SUBCASE("426 without a handler") {
+        harness<plain_server> h;
+        h.start();
+        raw_http http{h.ioc};
+        http.start(h.port(), request);
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 426);
+    }
+}
+
+TEST_CASE("socket: bad input closes only the offending client, with the matching code") {
+    harness<plain_server> h;
+    h.options.max_frame_bytes = 1024;
+    auto& server = h.start();
+    install_echo(server);
+
+    std::string big = ping({{"pad", std::string(4096, 'x')}});
+    REQUIRE(big.size() > 4096);
+
+    struct bad_input {
+        char const* name;
+        std::string payload;
+        bool binary;
+        std::uint16_t code;
+        bool reports_error;
+    };
+    std::vector<bad_input> const cases = {
+        {"not JSON", "this is not json", false, mesa::close_code::invalid_payload, true},
+        {"truncated JSON", R"({"op":0,"d":{)", false, mesa::close_code::invalid_payload, true},
+        {"JSON array", R"([{"op":0,"d":{}}])", false, mesa::close_code::invalid_payload, true},
+        {"op not an integer", R"({"op":"x"})", false, mesa::close_code::invalid_payload, true},
+        {"d not an object", R"({"op":0,"d":5})", false, mesa::close_code::invalid_payload, true},
+        {"binary frame", R"({"op":0,"t":"PING","d":{}})", true, mesa::close_code::unsupported_data, true},
+        {"frame over max_frame_bytes", big, false, mesa::close_code::message_too_big, false},
+    };
+
+    ws_client good{h.ioc};
+    REQUIRE(good.connect_and_wait(h.port()));
+    REQUIRE(good.wait_texts(1));
+    std::int64_t n = 0;
+    check_echo(h.ioc, good, ++n);
+
+    for (auto const& input : cases) {
+        INFO("input: " << input.name);
+        auto const errors_before = h.errors_with_client;
+        auto const disconnections_before = h.disconnections.size();
+        ws_client bad{h.ioc};
+        REQUIRE(bad.connect_and_wait(h.port()));
+        REQUIRE(bad.wait_texts(1));
+        if (input.binary) bad.send_binary(input.payload);
+        else bad.send_text(input.payload);
+        REQUIRE(bad.wait_closed());
+        CHECK(bad.close_code == input.code);
+        CHECK(bad.texts.size() == 1);  // nothing but the hello, no PONG
+        if (input.reports_error) CHECK(h.errors_with_client > errors_before);
+        REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() > disconnections_before; }));
+        CHECK(h.disconnections.back().code == input.code);
+
+        // The other client, connected all along, is still served.
+        CHECK(good.is_open());
+        check_echo(h.ioc, good, ++n);
+    }
+    CHECK(server.clients().size() == 1);
+}
+
+TEST_CASE("socket: server.send reaches every connected client") {
+    harness<plain_server> h;
+    auto& server = h.start();
+    ws_client a{h.ioc}, b{h.ioc}, c{h.ioc};
+    for (auto* cl : {&a, &b, &c}) {
+        REQUIRE(cl->connect_and_wait(h.port()));
+        REQUIRE(cl->wait_texts(1));
+    }
+    server.send(mesa::message("NEWS", {{"n", 1}}));
+    for (auto* cl : {&a, &b, &c}) {
+        REQUIRE(cl->wait_texts(2));
+        CHECK(parse_frame(cl->texts[1]) == json::object{{"op", 0}, {"d", json::object{{"n", 1}}}, {"t", "NEWS"}});
+    }
+    // A client that left does not stop the others from receiving.
+    b.close(1000);
+    REQUIRE(b.wait_closed());
+    REQUIRE(wait_until(h.ioc, [&] { return server.clients().size() == 2; }));
+    server.send(mesa::message("NEWS", {{"n", 2}}));
+    REQUIRE(a.wait_texts(3));
+    REQUIRE(c.wait_texts(3));
+    CHECK(b.texts.size() == 2);
+}
+
+TEST_CASE("socket: authentication, op 22 and sends by id") {
+    harness<auth_server> h;
+    auto& server = h.start();
+    int attempts = 0;
+    server.feature<mesa::authentication>().on_authenticate(
+        [&](auto const&, mesa::json::object const& credentials, mesa::authentication::done done) {
+            ++attempts;
+            auto const* id = credentials.if_contains("id");
+            if (!id || !id->is_string()) return done.fail("no id");
+            std::string name(id->get_string());
+            done.succeed(name, json::object{{"name", name}});
+        });
+
+    ws_client a{h.ioc}, b{h.ioc}, anon{h.ioc};
+    for (auto* cl : {&a, &b, &anon}) REQUIRE(cl->connect_and_wait(h.port()));
+    // op 2 right after the socket opens, before reading the hello.
+    a.send_text(R"({"op":2,"d":{"id":"a"}})");
+    b.send_text(R"({"op":2,"d":{"id":"b"}})");
+    REQUIRE(wait_until(h.ioc, [&] { return count(a, 22) == 1 && count(b, 22) == 1; }));
+    CHECK(frames(a, 22).front()["d"] == json::value(json::object{{"name", "a"}}));
+    CHECK(frames(b, 22).front()["d"] == json::value(json::object{{"name", "b"}}));
+    CHECK(parse_frame(a.texts.front())["op"] == json::value(10));  // the hello still came first
+
+    // Authenticating again does not send a second op 22.
+    a.send_text(R"({"op":2,"d":{"id":"a"}})");
+    REQUIRE(wait_until(h.ioc, [&] { return attempts == 3; }));
+
+    server.send(mesa::message("FOR_A", {}), {"a"});
+    server.send(mesa::message("NOT_B", {}), {"*"}, {"b"});
+    server.send(mesa::message("ONLY_B", {}), {"a", "b"}, {"a"});
+    server.send(mesa::message("NOBODY", {}), {"nobody"});
+    server.send(mesa::message("END", {}));  // a frame everyone gets, after the others
+    for (auto* cl : {&a, &b, &anon}) REQUIRE(wait_until(h.ioc, [&] { return count(*cl, 0, "END") == 1; }));
+
+    auto types = [](ws_client const& c) {
+        std::vector<std::string> out;
+        for (auto const& f : frames(c, 0)) out.emplace_back(f.at("t").as_string());
+        return out;
+    };
+    CHECK(types(a) == std::vector<std::string>{"FOR_A", "NOT_B", "END"});
+    CHECK(types(b) == std::vector<std::string>{"ONLY_B", "END"});
+    CHECK(types(anon) == std::vector<std::string>{"NOT_B", "END"});
+    CHECK(count(a, 22) == 1);
+    CHECK(count(anon, 22) == 0);
+}
+
+TEST_CASE("socket: heartbeats") {
+    harness<beat_server> h;
+    h.options.feature<mesa::heartbeat>().interval = 100ms;
+    h.options.feature<mesa::heartbeat>().max_attempts = 2;
+    h.start();
+
+    ws_client silent{h.ioc}, lively{h.ioc};
+    lively.on_text = [&lively](std::string const& text) {
+        auto f = json::parse(text);
+        if (f.is_object() && f.as_object().contains("op") && f.as_object().at("op") == json::value(1))
+            lively.send_text(R"({"op":11,"d":{}})");
+    };
+    REQUIRE(silent.connect_and_wait(h.port()));
+    REQUIRE(lively.connect_and_wait(h.port()));
+
+    SUBCASE("a client that never answers is closed with 4000 after max_attempts") {
+        REQUIRE(silent.wait_closed(3000ms));
+        CHECK(silent.close_code == mesa::close_code::heartbeat_timeout);
+        CHECK(silent.closed_at - silent.started_at >= 295ms);  // beat, retry, retry, then close
+        auto beats = frames(silent, 1);
+        REQUIRE(beats.size() == 3);
+        CHECK(beats[0]["d"] == json::value(json::object{}));
+        CHECK(beats[1]["d"] == json::value(json::object{{"tries", 1}, {"max", 2}}));
+        CHECK(beats[2]["d"] == json::value(json::object{{"tries", 2}, {"max", 2}}));
+        CHECK(silent.texts.size() == 4);  // hello + 3 beats, nothing else
+        REQUIRE(wait_until(h.ioc, [&] { return !h.disconnections.empty(); }));
+        CHECK(h.disconnections.front().code == mesa::close_code::heartbeat_timeout);
+    }
+    SUBCASE("a client that answers every op 1 stays open") {
+        REQUIRE_FALSE(wait_until(h.ioc, [&] { return lively.closed || lively.failed; }, 700ms));
+        CHECK(lively.is_open());
+        auto beats = frames(lively, 1);
+        CHECK(beats.size() >= 6);
+        for (auto& b : beats) CHECK(b["d"] == json::value(json::object{}));
+        CHECK(silent.closed);  // meanwhile the silent one was dropped
+    }
+}
+
+TEST_CASE("socket: authentication timeout") {
+    harness<auth_server> h;
+    h.options.feature<mesa::authentication>().timeout = 200ms;
+    auto& server = h.start();
+    server.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, mesa::json::object const& credentials, mesa::authentication::done done) {
+            done.succeed(std::string(credentials.at("id").as_string()));
+        });
+
+    ws_client authed{h.ioc}, anon{h.ioc};
+    REQUIRE(authed.connect_and_wait(h.port()));
+    authed.send_text(R"({"op":2,"d":{"id":"a"}})");
+    REQUIRE(anon.connect_and_wait(h.port()));
+    REQUIRE(wait_until(h.ioc, [&] { return count(authed, 22) == 1; }));
+
+    REQUIRE(anon.wait_closed(2000ms));
+    CHECK(anon.close_code == mesa::close_code::authentication_timeout);
+    CHECK(anon.closed_at - anon.started_at >= 195ms);
+
+    // Well past its own deadline, the authenticated client is still there.
+    auto const until = authed.started_at + 500ms;
+    REQUIRE_FALSE(wait_until(h.ioc, [&] { return authed.closed || authed.failed; },
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 until - std::chrono::steady_clock::now())));
+    CHECK(authed.is_open());
+    CHECK(server.clients().size() == 1);
+}
+
+TEST_CASE("socket: server.stop closes every client with 1001") {
+    harness<plain_server> h;
+    auto& server = h.start();
+    auto const port = h.port();
+    ws_client a{h.ioc}, b{h.ioc};
+    REQUIRE(a.connect_and_wait(port));
+    REQUIRE(b.connect_and_wait(port));
+    REQUIRE(wait_until(h.ioc, [&] { return server.clients().size() == 2; }));
+
+    server.stop();
+    REQUIRE(a.wait_closed());
+    REQUIRE(b.wait_closed());
+    CHECK(a.close_code == mesa::close_code::going_away);
+    CHECK(b.close_code == mesa::close_code::going_away);
+    REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == 2; }));
+    CHECK(h.disconnections[0].code == 1001);
+    CHECK(h.disconnections[1].code == 1001);
+    CHECK(server.clients().empty());
+
+    // No longer accepting.
+    ws_client late{h.ioc};
+    late.connect(port);
+    CHECK(late.wait_failed());
+}
+
+TEST_CASE("socket: the disconnection event gets the code the client closed with") {
+    harness<plain_server> h;
+    auto& server = h.start();
+    ws_client c{h.ioc};
+    REQUIRE(c.connect_and_wait(h.port()));
+    REQUIRE(wait_until(h.ioc, [&] { return server.clients().size() == 1; }));
+    c.close(4321, "bye");
+    REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == 1; }));
+    CHECK(h.disconnections[0].code == 4321);
+    CHECK(h.disconnections[0].reason == "bye");
+    CHECK(server.clients().empty());
+    REQUIRE(c.wait_closed());
+    CHECK(c.close_code == 4321);  // the server echoed it
+}

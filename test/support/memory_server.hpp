@@ -1,0 +1,38 @@
+#pragma once
+// A server on the in-memory transport and frame helpers for unit tests.
+#include <mesa/mesa.hpp>
+
+#include <string>
+#include <vector>
+
+#include "drive.hpp"
+
+namespace mesa::test {
+
+template <class... Features>
+using memory_server = mesa::server<mesa::transport::memory, mesa::broker::memory, Features...>;
+
+/// The frames a peer received, parsed (fails the test on a bad frame).
+inline std::vector<mesa::message> messages_of(mesa::transport::memory::connection const& peer) {
+    std::vector<mesa::message> out;
+    for (auto const& text : peer.received()) {
+        auto parsed = mesa::parse(text);
+        if (parsed) out.push_back(parsed.value());
+        else out.push_back(mesa::message(-1, {{"unparsable", text}}));
+    }
+    return out;
+}
+
+/// The received application messages of type `type`.
+inline std::vector<mesa::message> of_type(mesa::transport::memory::connection const& peer, std::string const& type) {
+    std::vector<mesa::message> out;
+    for (auto& m : messages_of(peer))
+        if (m.op == mesa::opcode::dispatch && m.t && *m.t == type) out.push_back(m);
+    return out;
+}
+
+inline std::string frame(std::string const& type, mesa::json::object d = {}) {
+    return mesa::serialize(mesa::message(type, std::move(d)));
+}
+
+}  // namespace mesa::test

@@ -1,0 +1,133 @@
+// The memory broker's contract, and swapping in a test double.
+#include <mesa/broker/memory.hpp>
+#include <mesa/broker/requirements.hpp>
+
+#include "../support/memory_server.hpp"
+#include "../support/recording_broker.hpp"
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+using mesa::test::drain;
+
+static_assert(mesa::broker::check<mesa::broker::memory>());
+static_assert(mesa::broker::check<mesa::test::recording_broker>());
+
+TEST_CASE("publications reach every subscriber of the cluster, the publisher included, in order") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    mesa::broker::memory a{ioc.get_executor(), {hub}}, b{ioc.get_executor(), {hub}};
+    std::vector<std::string> got_a, got_b;
+    a.subscribe("ws", [&](std::string_view p) { got_a.emplace_back(p); });
+    b.subscribe("ws", [&](std::string_view p) { got_b.emplace_back(p); });
+    b.subscribe("other", [&](std::string_view) { FAIL("wrong channel"); });
+    a.publish("ws", "1");
+    b.publish("ws", "2");
+    CHECK(got_a.empty());  // never inline: handlers run from the executor
+    drain(ioc);
+    CHECK(got_a == std::vector<std::string>{"1", "2"});
+    CHECK(got_b == std::vector<std::string>{"1", "2"});
+}
+
+TEST_CASE("a destroyed broker's subscriptions end") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    mesa::broker::memory a{ioc.get_executor(), {hub}};
+    int calls = 0;
+    {
+        mesa::broker::memory b{ioc.get_executor(), {hub}};
+        b.subscribe("ws", [&](std::string_view) { ++calls; });
+        a.publish("ws", "queued before destruction");
+    }
+    a.publish("ws", "after");
+    drain(ioc);
+    CHECK(calls == 0);
+}
+
+TEST_CASE("sets and counters are shared by the cluster") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    mesa::broker::memory a{ioc.get_executor(), {hub}}, b{ioc.get_executor(), {hub}};
+    a.set_add("connected_clients", "alice");
+    b.set_add("connected_clients", "bob");
+    b.set_remove("connected_clients", "bob");
+    a.counter_add("connected_clients_count", 3);
+    b.counter_add("connected_clients_count", -1);
+    std::vector<bool> found;
+    std::vector<std::string> members;
+    std::int64_t count = 0;
+    b.set_contains("connected_clients", {"alice", "bob"}, [&](std::error_code, std::vector<bool> f) { found = f; });
+    a.set_members("connected_clients", [&](std::error_code, std::vector<std::string> m) { members = m; });
+    a.counter_get("connected_clients_count", [&](std::error_code, std::int64_t n) { count = n; });
+    drain(ioc);
+    CHECK(found == std::vector<bool>{true, false});
+    CHECK(members == std::vector<std::string>{"alice"});
+    CHECK(count == 2);
+}
+
+TEST_CASE("backlogs append in order, drop the oldest past the bound, and are taken whole") {
+    asio::io_context ioc;
+    mesa::broker::memory b{ioc.get_executor()};
+    std::int64_t dropped = -1;
+    for (int i = 1; i <= 5; ++i) b.backlog_append("undelivered_messages", "u", std::to_string(i), 3);
+    b.backlog_append("undelivered_messages", "u", "6", 3, [&](std::error_code, std::int64_t d) { dropped = d; });
+    std::vector<std::string> first, second;
+    b.backlog_take("undelivered_messages", "u", [&](std::error_code, std::vector<std::string> m) { first = m; });
+    b.backlog_take("undelivered_messages", "u", [&](std::error_code, std::vector<std::string> m) { second = m; });
+    drain(ioc);
+    CHECK(dropped == 1);
+    CHECK(first == std::vector<std::string>{"4", "5", "6"});
+    CHECK(second.empty());
+}
+
+TEST_CASE("concurrent appenders on several threads lose nothing") {
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    constexpr int threads = 4, per_thread = 250;
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([hub, t] {
+            asio::io_context ioc;
+            mesa::broker::memory b{ioc.get_executor(), {hub}};
+            for (int i = 0; i < per_thread; ++i) b.backlog_append("h", "u", std::to_string(t * 1000 + i), 0);
+            drain(ioc);
+        });
+    }
+    for (auto& w : workers) w.join();
+    asio::io_context ioc;
+    mesa::broker::memory b{ioc.get_executor(), {hub}};
+    std::vector<std::string> taken;
+    b.backlog_take("h", "u", [&](std::error_code, std::vector<std::string> m) { taken = m; });
+    drain(ioc);
+    CHECK(taken.size() == threads * per_thread);
+}
+
+TEST_CASE("a test can swap in a recording broker and see what the server told the cluster") {
+    using server_type = mesa::server<mesa::transport::memory, mesa::test::recording_broker, mesa::authentication>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.namespace_name = "chat";
+    server_type s{ioc, o};
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, mesa::json::object const&, mesa::authentication::done done) { done.succeed("u1"); });
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    peer->send_text(R"({"op":2,"d":{"token":"t"}})");
+    drain(ioc);
+    s.send(mesa::message("HELLO", {}), {"u1"});
+    drain(ioc);
+    peer->close();
+    drain(ioc);
+
+    auto& broker = s.broker();
+    REQUIRE(broker.publications.size() == 1);
+    CHECK(broker.publications[0].channel == "ws_chat");
+    CHECK(broker.publications[0].payload == R"({"message":{"op":0,"d":{},"t":"HELLO"},"recipients":["u1"]})");
+    REQUIRE(broker.set_changes.size() == 2);
+    CHECK(broker.set_changes[0].key == "connected_clients_chat");
+    CHECK(broker.set_changes[0].member == "u1");
+    CHECK(broker.set_changes[0].added);
+    CHECK_FALSE(broker.set_changes[1].added);
+    CHECK(mesa::test::of_type(*peer, "HELLO").size() == 1);
+}

@@ -1,0 +1,271 @@
+// Feature policies on the in-memory transport: heartbeat, reconnect,
+// authentication.
+#include "../support/memory_server.hpp"
+
+#include <doctest/doctest.h>
+
+using mesa::json::object;
+using mesa::test::drain;
+using mesa::test::memory_server;
+using mesa::test::messages_of;
+using mesa::test::run_until;
+
+TEST_CASE("heartbeat state machine follows the reference algorithm") {
+    using a = mesa::heartbeat::action;
+    mesa::heartbeat::state s;
+    CHECK(mesa::heartbeat::next(s, 2) == a::beat);   // first beat
+    CHECK(mesa::heartbeat::next(s, 2) == a::retry);  // no ack: tries 1
+    CHECK(s.attempts == 1);
+    s.acked = true;
+    CHECK(mesa::heartbeat::next(s, 2) == a::beat);   // ack resets
+    CHECK(s.attempts == 0);
+    CHECK(mesa::heartbeat::next(s, 2) == a::retry);
+    CHECK(mesa::heartbeat::next(s, 2) == a::retry);
+    CHECK(s.attempts == 2);
+    CHECK(mesa::heartbeat::next(s, 2) == a::close);
+}
+
+TEST_CASE("hello advertises each listed feature's settings") {
+    using server_type = memory_server<mesa::heartbeat, mesa::reconnect, mesa::authentication>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.feature<mesa::heartbeat>().interval = std::chrono::milliseconds(2500);
+    o.feature<mesa::reconnect>().interval = std::chrono::milliseconds(750);
+    server_type s{ioc, o};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    auto hello = messages_of(*peer).at(0);
+    CHECK(hello.op == mesa::opcode::hello);
+    CHECK(hello.d.at("c_heartbeat_interval") == 2500);
+    CHECK(hello.d.at("c_reconnect_interval") == 750);
+    CHECK(hello.d.at("c_authentication_timeout") == 10000);
+    CHECK(hello.d.at("rules") == mesa::json::array{"sends_user_object"});
+}
+
+TEST_CASE("a listed feature switched off at run time adds nothing to the hello") {
+    using server_type = memory_server<mesa::heartbeat, mesa::reconnect>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.feature<mesa::heartbeat>().enabled = false;
+    o.feature<mesa::reconnect>().enabled = false;
+    server_type s{ioc, o};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    auto hello = messages_of(*peer).at(0);
+    CHECK(hello.d == object{{"rules", mesa::json::array{}}});
+}
+
+TEST_CASE("heartbeat sweeps send op 1, count missed acks and close past max_attempts") {
+    using server_type = memory_server<mesa::heartbeat>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.feature<mesa::heartbeat>().max_attempts = 2;
+    server_type s{ioc, o};
+    std::uint16_t closed_with = 0;
+    s.on_disconnection([&](auto const&, std::uint16_t code, std::string const&) { closed_with = code; });
+    s.start();
+    auto silent = s.transport().connect("/");
+    auto alive = s.transport().connect("/");
+    drain(ioc);
+    auto& hb = s.feature<mesa::heartbeat>();
+    for (int beat = 0; beat < 4; ++beat) {
+        hb.sweep();
+        alive->send_text(R"({"op":11,"d":{}})");
+        drain(ioc);
+    }
+    auto got = messages_of(*silent);
+    REQUIRE(got.size() == 4);  // hello + 3 beats, then closed
+    CHECK(got[1] == mesa::message(mesa::opcode::heartbeat, {}));
+    CHECK(got[2] == mesa::message(mesa::opcode::heartbeat, object{{"tries", 1}, {"max", 2}}));
+    CHECK(got[3] == mesa::message(mesa::opcode::heartbeat, object{{"tries", 2}, {"max", 2}}));
+    CHECK(silent->close_code() == mesa::close_code::heartbeat_timeout);
+    CHECK(closed_with == mesa::close_code::heartbeat_timeout);
+
+    CHECK(alive->open());
+    auto beats = messages_of(*alive);
+    REQUIRE(beats.size() == 5);
+    for (std::size_t i = 1; i < beats.size(); ++i) CHECK(beats[i] == mesa::message(mesa::opcode::heartbeat, {}));
+}
+
+TEST_CASE("heartbeat runs on its own timer") {
+    using server_type = memory_server<mesa::heartbeat>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.feature<mesa::heartbeat>().interval = std::chrono::milliseconds(20);
+    o.feature<mesa::heartbeat>().max_attempts = 1;
+    server_type s{ioc, o};
+    s.start();
+    auto silent = s.transport().connect("/");
+    CHECK(run_until(ioc, [&] { return !silent->open(); }));
+    CHECK(silent->close_code() == mesa::close_code::heartbeat_timeout);
+}
+
+namespace {
+
+using auth_server = memory_server<mesa::authentication>;
+
+std::string auth_frame(object credentials) {
+    return mesa::serialize(mesa::message(mesa::opcode::authenticate, std::move(credentials)));
+}
+
+}  // namespace
+
+TEST_CASE("authentication success: op 22 once with the user, id set, connected set updated") {
+    asio::io_context ioc;
+    auth_server s{ioc};
+    object seen;
+    s.feature<mesa::authentication>().on_authenticate(
+        [&](auto const&, object const& credentials, mesa::authentication::done done) {
+            seen = credentials;
+            done.succeed("u1", object{{"name", "Ada"}});
+        });
+    s.start();
+    auto peer = s.transport().connect("/");
+    // Sent before the hello was read, as clients commonly do.
+    peer->send_text(auth_frame({{"token", "abc"}, {"shouldSync", false}}));
+    drain(ioc);
+    peer->send_text(auth_frame({{"token", "abc"}}));
+    drain(ioc);
+
+    auto got = messages_of(*peer);
+    REQUIRE(got.size() == 2);  // hello, one op 22
+    CHECK(got[1] == mesa::message(mesa::opcode::authenticated, object{{"name", "Ada"}}));
+    CHECK(seen.at("token") == "abc");
+    auto& c = *s.clients().at(0);
+    CHECK(c.id() == "u1");
+    CHECK(c.state<mesa::authentication>().authenticated);
+    CHECK(c.state<mesa::authentication>().should_sync);  // the second attempt did not say false
+
+    std::vector<bool> online;
+    s.broker().set_contains("connected_clients", {"u1"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{true});
+
+    peer->close();
+    drain(ioc);
+    s.broker().set_contains("connected_clients", {"u1"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{false});
+}
+
+TEST_CASE("send_user_object false sends an empty op 22 and no rule") {
+    asio::io_context ioc;
+    auth_server::options o;
+    o.feature<mesa::authentication>().send_user_object = false;
+    auth_server s{ioc, o};
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u1", object{{"secret", 1}}); });
+    s.start();
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_frame({}));
+    drain(ioc);
+    auto got = messages_of(*peer);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].d.at("rules").as_array().empty());
+    CHECK(got[1] == mesa::message(mesa::opcode::authenticated, {}));
+}
+
+TEST_CASE("authentication may complete later, and a late verdict for a gone client is ignored") {
+    asio::io_context ioc;
+    auth_server s{ioc};
+    std::vector<mesa::authentication::done> pending;
+    s.feature<mesa::authentication>().on_authenticate(
+        [&](auto const&, object const&, mesa::authentication::done done) { pending.push_back(std::move(done)); });
+    s.start();
+    auto stays = s.transport().connect("/");
+    auto leaves = s.transport().connect("/");
+    stays->send_text(auth_frame({}));
+    leaves->send_text(auth_frame({}));
+    drain(ioc);
+    REQUIRE(pending.size() == 2);
+    CHECK(messages_of(*stays).size() == 1);
+    leaves->close();
+    drain(ioc);
+    pending[0].succeed("a");
+    pending[1].succeed("b");
+    drain(ioc);
+    CHECK(messages_of(*stays).size() == 2);
+    REQUIRE(s.clients().size() == 1);
+    CHECK(s.clients()[0]->id() == "a");
+}
+
+TEST_CASE("authentication failure closes with 1008, or only reports when disconnect_on_fail is off") {
+    for (bool disconnect : {true, false}) {
+        CAPTURE(disconnect);
+        asio::io_context ioc;
+        auth_server::options o;
+        o.feature<mesa::authentication>().disconnect_on_fail = disconnect;
+        auth_server s{ioc, o};
+        std::vector<std::string> errors;
+        s.on_error([&](auto const& e) { errors.push_back(e.what); });
+        s.feature<mesa::authentication>().on_authenticate(
+            [](auto const&, object const&, mesa::authentication::done done) { done.fail("bad token"); });
+        s.start();
+        auto peer = s.transport().connect("/");
+        peer->send_text(auth_frame({{"token", "x"}}));
+        drain(ioc);
+        CHECK(peer->open() == !disconnect);
+        if (disconnect) CHECK(peer->close_code() == 1008);
+        REQUIRE(errors.size() == 1);
+        CHECK(errors[0].find("bad token") != std::string::npos);
+        CHECK(messages_of(*peer).size() == 1);  // no op 22
+    }
+}
+
+TEST_CASE("authentication.required keeps server sends from unauthenticated clients") {
+    asio::io_context ioc;
+    auth_server::options o;
+    o.feature<mesa::authentication>().required = true;
+    auth_server s{ioc, o};
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u"); });
+    s.start();
+    auto anonymous = s.transport().connect("/");
+    auto known = s.transport().connect("/");
+    known->send_text(auth_frame({}));
+    drain(ioc);
+    s.send(mesa::message("NEWS", {}));
+    drain(ioc);
+    CHECK(mesa::test::of_type(*known, "NEWS").size() == 1);
+    CHECK(mesa::test::of_type(*anonymous, "NEWS").empty());
+}
+
+TEST_CASE("the authentication timeout is enforced with close code 4001") {
+    asio::io_context ioc;
+    auth_server::options o;
+    o.feature<mesa::authentication>().timeout = std::chrono::milliseconds(30);
+    auth_server s{ioc, o};
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u"); });
+    s.start();
+    auto late = s.transport().connect("/");
+    auto prompt = s.transport().connect("/");
+    prompt->send_text(auth_frame({}));
+    CHECK(run_until(ioc, [&] { return !late->open(); }));
+    CHECK(late->close_code() == mesa::close_code::authentication_timeout);
+    run_until(ioc, [] { return false; }, std::chrono::milliseconds(60));
+    CHECK(prompt->open());
+}
+
+TEST_CASE("update_user replaces the user without a new op 22; before authentication it is an error") {
+    asio::io_context ioc;
+    auth_server s{ioc};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u", object{{"v", 1}}); });
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    auto& c = *s.clients().at(0);
+    s.feature<mesa::authentication>().update_user(c, object{{"v", 0}});
+    CHECK(errors.size() == 1);
+    peer->send_text(auth_frame({}));
+    drain(ioc);
+    s.feature<mesa::authentication>().update_user(c, object{{"v", 2}});
+    drain(ioc);
+    CHECK(c.state<mesa::authentication>().user == object{{"v", 2}});
+    CHECK(messages_of(*peer).size() == 2);
+}

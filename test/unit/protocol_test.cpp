@@ -1,0 +1,109 @@
+// The protocol core: message parsing, serialization, envelopes, key names.
+#include <mesa/envelope.hpp>
+#include <mesa/keys.hpp>
+#include <mesa/message.hpp>
+#include <mesa/parse.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using mesa::json::object;
+
+TEST_CASE("a valid client frame parses into op, d and t") {
+    auto r = mesa::parse(R"({"op":0,"d":{"text":"hi","n":[1,2]},"t":"NEW_MESSAGE"})");
+    REQUIRE(r);
+    CHECK(r.value().op == 0);
+    CHECK(r.value().t == std::string("NEW_MESSAGE"));
+    CHECK(r.value().d.at("text") == "hi");
+    CHECK_FALSE(r.value().s);
+}
+
+TEST_CASE("a missing d is an empty object") {
+    auto r = mesa::parse(R"({"op":11})");
+    REQUIRE(r);
+    CHECK(r.value().d.empty());
+}
+
+TEST_CASE("bad frames are refused with 1007 and a reason, never an exception") {
+    struct bad {
+        char const* text;
+        char const* reason_has;
+    };
+    bad const cases[] = {
+        {"not json", "invalid JSON"},
+        {"", "invalid JSON"},
+        {"[1,2]", "not a JSON object"},
+        {"42", "not a JSON object"},
+        {R"({"d":{}})", "missing \"op\""},
+        {R"({"op":"0"})", "\"op\""},
+        {R"({"op":1.5})", "\"op\""},
+        {R"({"op":-1})", "\"op\""},
+        {R"({"op":0,"d":5})", "\"d\" must be an object"},
+        {R"({"op":0,"d":[]})", "\"d\" must be an object"},
+        {R"({"op":0,"t":7})", "\"t\" must be a string"},
+        {R"({"op":0,"s":0})", "\"s\""},
+        {R"({"op":0,"o":true})", "\"o\" must be an object"},
+        {R"({"op":0,"o":{"sync":"no"}})", "\"o.sync\""},
+    };
+    for (auto const& c : cases) {
+        CAPTURE(c.text);
+        auto r = mesa::parse(c.text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().close_code == 1007);
+        CHECK(r.error().reason.find(c.reason_has) != std::string::npos);
+    }
+}
+
+TEST_CASE("hostile nesting is refused before it can exhaust the stack") {
+    std::string deep(100000, '[');
+    auto r = mesa::parse(R"({"op":0,"d":{"x":)" + deep);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().close_code == 1007);
+
+    std::string ok = R"({"op":0,"d":{"x":)" + std::string(60, '[') + std::string(60, ']') + "}}";
+    CHECK(mesa::parse(ok));
+}
+
+TEST_CASE("serialization writes s when present and o only between services") {
+    mesa::message m("EVENT", object{{"a", 1}});
+    m.s = 3;
+    m.sync = false;
+    auto client_text = mesa::serialize(m);
+    CHECK(client_text == R"({"op":0,"d":{"a":1},"t":"EVENT","s":3})");
+    auto service_text = mesa::serialize(m, mesa::audience::service);
+    CHECK(service_text == R"({"op":0,"d":{"a":1},"t":"EVENT","s":3,"o":{"sync":false}})");
+    auto back = mesa::parse(service_text);
+    REQUIRE(back);
+    CHECK(back.value() == m);
+}
+
+TEST_CASE("ws envelopes round-trip and accept the Node dispatcher's form") {
+    mesa::envelope e{mesa::message("X", object{{"k", "v"}}), {"a", "b"}, {}};
+    mesa::envelope back;
+    std::string why;
+    REQUIRE(mesa::parse_envelope(mesa::serialize(e), back, why));
+    CHECK(back.msg == e.msg);
+    CHECK(back.recipients == e.recipients);
+    CHECK_FALSE(back.to_everyone());
+
+    // As a Node dispatcher publishes it.
+    REQUIRE(mesa::parse_envelope(R"({"message":{"op":0,"d":{},"t":"T"},"recipients":["*"]})", back, why));
+    CHECK(back.to_everyone());
+
+    CHECK_FALSE(mesa::parse_envelope(R"({"message":{"op":0},"recipients":[1]})", back, why));
+    CHECK(why.find("recipients") != std::string::npos);
+    CHECK_FALSE(mesa::parse_envelope(R"({"recipients":["*"]})", back, why));
+    CHECK_FALSE(mesa::parse_envelope("nope", back, why));
+}
+
+TEST_CASE("key names take the namespace suffix") {
+    CHECK(mesa::keys().ws() == "ws");
+    CHECK(mesa::keys().undelivered_messages() == "undelivered_messages");
+    mesa::keys chat("chat");
+    CHECK(chat.ws() == "ws_chat");
+    CHECK(chat.connected_clients() == "connected_clients_chat");
+    CHECK(chat.connected_clients_count() == "connected_clients_count_chat");
+    CHECK(chat.available_portals_pool() == "available_portals_pool_chat");
+    CHECK(chat.middleware("rate", "limit") == "rate_mw-limit_chat");
+}

@@ -1,0 +1,326 @@
+// The server on the in-memory transport: hello, events, bad input, sending,
+// clusters of instances on one memory broker.
+#include "../support/memory_server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+using mesa::json::object;
+using mesa::test::drain;
+using mesa::test::frame;
+using mesa::test::memory_server;
+using mesa::test::messages_of;
+using mesa::test::of_type;
+
+namespace {
+
+using plain_server = memory_server<>;
+using featured_server = memory_server<mesa::heartbeat, mesa::authentication, mesa::reconnect>;
+
+template <class Server>
+void echo_pings(Server& s) {
+    s.on_message([](auto const& c, mesa::message const& m) {
+        if (m.t == std::string("PING")) c->send(mesa::message("PONG", m.d));
+    });
+}
+
+}  // namespace
+
+TEST_CASE("a featureless server compiles no feature in and carries no feature state") {
+    static_assert(!plain_server::has<mesa::heartbeat>);
+    static_assert(featured_server::has<mesa::heartbeat>);
+    static_assert(featured_server::has<mesa::authentication>);
+    static_assert(std::tuple_size_v<plain_server::feature_states> == 0);
+    static_assert(std::is_empty_v<plain_server::feature_states>);
+    CHECK(sizeof(plain_server::client) < sizeof(featured_server::client));
+}
+
+TEST_CASE("the hello is the first frame and always has rules") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    auto got = messages_of(*peer);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].op == mesa::opcode::hello);
+    REQUIRE(got[0].d.contains("rules"));
+    CHECK(got[0].d.at("rules").as_array().empty());
+    CHECK_FALSE(got[0].d.contains("c_heartbeat_interval"));
+}
+
+TEST_CASE("events: connection, message on client and server, disconnection with code") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    int connections = 0, server_messages = 0, client_messages = 0;
+    std::uint16_t closed_with = 0;
+    s.on_connection([&](auto const& c) {
+        ++connections;
+        c->on_message([&](mesa::message const& m) {
+            CHECK(m.t == std::string("HI"));
+            ++client_messages;
+        });
+    });
+    s.on_message([&](auto const&, mesa::message const&) { ++server_messages; });
+    s.on_disconnection([&](auto const& c, std::uint16_t code, std::string const&) {
+        CHECK_FALSE(c->is_open());
+        closed_with = code;
+    });
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    peer->send_text(frame("HI"));
+    drain(ioc);
+    peer->close(4321);
+    drain(ioc);
+    CHECK(connections == 1);
+    CHECK(client_messages == 1);
+    CHECK(server_messages == 1);
+    CHECK(closed_with == 4321);
+    CHECK(s.clients().empty());
+}
+
+TEST_CASE("PING is answered with PONG and the same data") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    echo_pings(s);
+    s.start();
+    auto peer = s.transport().connect("/ws");
+    drain(ioc);
+    peer->send_text(frame("PING", object{{"n", 42}, {"text", "héllo"}}));
+    drain(ioc);
+    auto pongs = of_type(*peer, "PONG");
+    REQUIRE(pongs.size() == 1);
+    CHECK(pongs[0].d == object{{"n", 42}, {"text", "héllo"}});
+}
+
+TEST_CASE("a configured path refuses other paths with 404, with or without query") {
+    asio::io_context ioc;
+    plain_server::options o;
+    o.path = "/ws";
+    plain_server s{ioc, o};
+    s.start();
+    CHECK(s.transport().connect("/ws")->http_status() == 101);
+    CHECK(s.transport().connect("/ws?token=1")->http_status() == 101);
+    auto refused = s.transport().connect("/other");
+    CHECK(refused->http_status() == 404);
+    CHECK_FALSE(refused->open());
+}
+
+TEST_CASE("bad input closes only the offending client, with the right code and an error event") {
+    struct bad_case {
+        bool binary;
+        std::string payload;
+        std::uint16_t code;
+    };
+    bad_case const cases[] = {
+        {false, "definitely not json", 1007},
+        {false, "[1,2,3]", 1007},
+        {false, R"({"op":"zero"})", 1007},
+        {false, R"({"op":0,"d":"text"})", 1007},
+        {true, "\x01\x02", 1003},
+        {false, std::string(2048, ' '), 1009},
+    };
+    for (auto const& c : cases) {
+        CAPTURE(c.payload.substr(0, 20));
+        asio::io_context ioc;
+        plain_server::options o;
+        o.max_frame_bytes = 1024;
+        plain_server s{ioc, o};
+        echo_pings(s);
+        std::vector<std::string> errors;
+        s.on_error([&](auto const& e) { errors.push_back(e.what); });
+        s.start();
+        auto bad = s.transport().connect("/");
+        auto good = s.transport().connect("/");
+        drain(ioc);
+        if (c.binary) bad->send_binary(c.payload);
+        else bad->send_text(c.payload);
+        good->send_text(frame("PING", object{{"still", true}}));
+        drain(ioc);
+        CHECK_FALSE(bad->open());
+        CHECK(bad->close_code() == c.code);
+        CHECK(good->open());
+        CHECK(of_type(*good, "PONG").size() == 1);
+        if (c.code != 1009) CHECK(errors.size() == 1);  // 1009 is refused by the transport itself
+    }
+}
+
+TEST_CASE("a throwing handler is reported and the server keeps serving") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.on_message([](auto const& c, mesa::message const& m) {
+        if (m.t == std::string("BOOM")) throw std::runtime_error("kaboom");
+        c->send(mesa::message("OK", {}));
+    });
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    peer->send_text(frame("BOOM"));
+    peer->send_text(frame("AGAIN"));
+    drain(ioc);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("kaboom") != std::string::npos);
+    CHECK(peer->open());
+    CHECK(of_type(*peer, "OK").size() == 1);
+}
+
+TEST_CASE("send reaches every client; client.send only one; disconnect closes with the code") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    auto a = s.transport().connect("/");
+    auto b = s.transport().connect("/");
+    drain(ioc);
+    s.send(mesa::message("ALL", object{{"x", 1}}));
+    drain(ioc);
+    CHECK(of_type(*a, "ALL").size() == 1);
+    CHECK(of_type(*b, "ALL").size() == 1);
+
+    s.clients().front()->send(mesa::message("ONE", {}));
+    drain(ioc);
+    CHECK(of_type(*a, "ONE").size() + of_type(*b, "ONE").size() == 1);
+
+    s.clients().front()->disconnect(4100);
+    drain(ioc);
+    CHECK((a->close_code() == 4100) != (b->close_code() == 4100));
+    CHECK(s.clients().size() == 1);
+}
+
+TEST_CASE("plain HTTP requests reach the handler; without one they get 426") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    CHECK(s.transport().request({"GET", "/health", {}, {}}).status == 426);
+    s.on_http([](mesa::http_request const& r) {
+        return mesa::http_response{r.target == "/health" ? 200 : 404, {}, "ok"};
+    });
+    CHECK(s.transport().request({"GET", "/health", {}, {}}).status == 200);
+    CHECK(s.transport().request({"GET", "/nope", {}, {}}).status == 404);
+}
+
+TEST_CASE("stop closes every client with 1001 and refuses new connections") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    auto a = s.transport().connect("/");
+    drain(ioc);
+    s.stop();
+    drain(ioc);
+    CHECK(a->close_code() == 1001);
+    CHECK_FALSE(s.transport().connect("/")->open());
+}
+
+TEST_CASE("the connected-clients counter follows connections") {
+    asio::io_context ioc;
+    plain_server::options o;
+    o.namespace_name = "chat";
+    plain_server s{ioc, o};
+    s.start();
+    auto a = s.transport().connect("/");
+    auto b = s.transport().connect("/");
+    drain(ioc);
+    a->close();
+    drain(ioc);
+    std::int64_t count = -1;
+    s.broker().counter_get("connected_clients_count_chat", [&](std::error_code, std::int64_t n) { count = n; });
+    drain(ioc);
+    CHECK(count == 1);
+}
+
+namespace {
+
+// Authenticates every client as the id it asks for.
+template <class Server>
+void trust_ids(Server& s) {
+    s.template feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const& credentials, mesa::authentication::done done) {
+            done.succeed(std::string(credentials.at("id").as_string()), object{{"id", credentials.at("id")}});
+        });
+}
+
+std::string auth_frame(std::string const& id) {
+    return mesa::serialize(mesa::message(mesa::opcode::authenticate, object{{"id", id}}));
+}
+
+}  // namespace
+
+TEST_CASE("two instances on one memory broker form a cluster: each id gets a send exactly once") {
+    using server_type = memory_server<mesa::authentication>;
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    server_type::options o;
+    o.broker.cluster = hub;
+    server_type one{ioc, o}, two{ioc, o};
+    trust_ids(one);
+    trust_ids(two);
+    one.start();
+    two.start();
+    auto alice = one.transport().connect("/");
+    auto bob = two.transport().connect("/");
+    auto carol = two.transport().connect("/");
+    auto anonymous = one.transport().connect("/");
+    drain(ioc);
+    alice->send_text(auth_frame("alice"));
+    bob->send_text(auth_frame("bob"));
+    carol->send_text(auth_frame("carol"));
+    drain(ioc);
+
+    one.send(mesa::message("TO_BOB", {}), {"bob"});
+    drain(ioc);
+    CHECK(of_type(*bob, "TO_BOB").size() == 1);
+    CHECK(of_type(*alice, "TO_BOB").empty());
+    CHECK(of_type(*carol, "TO_BOB").empty());
+
+    two.send(mesa::message("EVERYONE", {}));
+    drain(ioc);
+    for (auto const& p : {alice, bob, carol, anonymous}) CHECK(of_type(*p, "EVERYONE").size() == 1);
+
+    one.send(mesa::message("BUT_CAROL", {}), {"*"}, {"carol"});
+    drain(ioc);
+    CHECK(of_type(*carol, "BUT_CAROL").empty());
+    for (auto const& p : {alice, bob, anonymous}) CHECK(of_type(*p, "BUT_CAROL").size() == 1);
+
+    two.send(mesa::message("PAIR", {}), {"alice", "carol", "bob"}, {"bob"});
+    drain(ioc);
+    CHECK(of_type(*alice, "PAIR").size() == 1);
+    CHECK(of_type(*carol, "PAIR").size() == 1);
+    CHECK(of_type(*bob, "PAIR").empty());
+}
+
+TEST_CASE("a DISCONNECT_CLIENT event on the ws channel closes the named clients with 1000") {
+    using server_type = memory_server<mesa::authentication>;
+    asio::io_context ioc;
+    server_type s{ioc};
+    trust_ids(s);
+    s.start();
+    auto alice = s.transport().connect("/");
+    auto bob = s.transport().connect("/");
+    drain(ioc);
+    alice->send_text(auth_frame("alice"));
+    bob->send_text(auth_frame("bob"));
+    drain(ioc);
+    s.broker().publish("ws", R"({"message":{"op":5,"d":{},"t":"DISCONNECT_CLIENT"},"recipients":["alice"]})");
+    drain(ioc);
+    CHECK(alice->close_code() == 1000);
+    CHECK(bob->open());
+    CHECK(of_type(*bob, "DISCONNECT_CLIENT").empty());
+}
+
+TEST_CASE("a malformed ws publication is reported, not delivered, and the server goes on") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    s.broker().publish("ws", "{broken");
+    s.send(mesa::message("AFTER", {}));
+    drain(ioc);
+    CHECK(errors.size() == 1);
+    CHECK(of_type(*peer, "AFTER").size() == 1);
+}
