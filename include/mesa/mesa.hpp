@@ -5,7 +5,11 @@
 #include <mesa/close_code.hpp>
 #include <mesa/feature/authentication.hpp>
 #include <mesa/feature/heartbeat.hpp>
+#include <mesa/feature/message_store.hpp>
+#include <mesa/feature/middleware.hpp>
 #include <mesa/feature/reconnect.hpp>
+#include <mesa/feature/sync.hpp>
+#include <mesa/feature/version_rule.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>

@@ -33,6 +33,7 @@
 #include <mesa/client.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/envelope.hpp>
+#include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
@@ -173,8 +174,11 @@ public:
                                    }),
                     r.end());
             if (r.empty()) return;
+            bool taken = false;
+            std::apply([&](auto&... comp) { taken = (comp.on_send(e) || ...); }, components_);
+            if (taken) return;
         }
-        publish(std::move(e));
+        publish(e);
     }
 
     /// Sends to one client directly.
@@ -205,9 +209,9 @@ public:
     // ---- for feature policies --------------------------------------------
     /// Reports an error through the error event.
     void report(std::string what, client_ptr c = nullptr) {
-        if (!on_error_) return;
         try {
-            on_error_(error{std::move(what), std::move(c)});
+            for_each_component([&](auto& comp) { comp.on_error(what, c); });
+            if (on_error_) on_error_(error{std::move(what), std::move(c)});
         } catch (...) {
             // An error handler that throws has nowhere left to report to.
         }
@@ -240,6 +244,9 @@ public:
         transport_.send(c.connection_, f);
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
     }
+
+    /// Publishes on the cluster's `ws` channel; every instance delivers.
+    void publish(envelope const& e) { broker_.publish(keys_.ws(), serialize(e)); }
 
     /// Tells every feature that `c` authenticated (sync redelivery, ...).
     void authenticated(client& c) {
@@ -320,7 +327,7 @@ private:
         client_ptr c = raw->shared_from_this();
         c->open_ = false;
         con->context = nullptr;
-        for_each_component([&](auto& comp) { comp.on_close(*c); });
+        for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
         set_id(*c, {});
         broker_.counter_add(keys_.connected_clients_count(), -1);
         // Swap-remove keeps the list dense for broadcasts.
@@ -330,8 +337,6 @@ private:
         clients_.pop_back();
         if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
     }
-
-    void publish(envelope const& e) { broker_.publish(keys_.ws(), serialize(e)); }
 
     void on_publication(std::string_view payload) {
         envelope e;
@@ -346,11 +351,16 @@ private:
             return;
         }
         std::optional<frame> f;  // framed once, only when someone receives it
+        delivered_.clear();
         for_recipients(e, [&](client& c) {
             if (!may_receive(c)) return;
             if (!f) f = prepare(e.msg);
             deliver(c, e.msg, *f);
+            if constexpr (tracks_deliveries) delivered_.push_back(&c);
         });
+        if constexpr (tracks_deliveries) {
+            if (!delivered_.empty()) for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_); });
+        }
     }
 
     bool may_receive(client const& c) {
@@ -385,6 +395,13 @@ private:
     Broker broker_;
     std::tuple<typename Features::template component<server>...> components_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+    // Only a feature that watches deliveries (middleware) pays for the list.
+    static constexpr bool tracks_deliveries = (feature::watches_deliveries<Features>::value || ...);
+    struct no_list {
+        void clear() {}
+    };
+    std::conditional_t<tracks_deliveries, std::vector<client*>, no_list> delivered_;
 
     std::vector<client_ptr> clients_;
     std::unordered_multimap<std::string, client*> by_id_;

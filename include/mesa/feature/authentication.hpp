@@ -114,7 +114,7 @@ struct authentication {
             server_->guarded(self, "authentication handler", [&] { handler_(self, m.d, std::move(verdict)); });
             return true;
         }
-        void on_close(client& c) {
+        void on_close(client& c, std::uint16_t, std::string const&) {
             if (c.id().empty() || !options_.store_connected_users) return;
             // Another local connection of the same user keeps the id online.
             if (server_->local_count(c.id()) > 1) return;

@@ -7,14 +7,28 @@
 //       template <class Server> struct component : mesa::feature::hooks { ... };
 //   };
 //
+// A feature whose `component` derives from `hooks` and hides some of them
+// gets only those called; the rest compile to nothing.
+//
 // `component` is built once per server with (Server&, options const&) and
 // overrides the hooks it needs; the others are these no-ops, which the
 // compiler removes. A server that does not list F has none of it.
 #include <boost/json.hpp>
 
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
 #include <mesa/message.hpp>
 
 namespace mesa::feature {
+
+/// True for a feature that declares `static constexpr bool watches_deliveries
+/// = true`: only then does the server collect each broadcast's recipients.
+template <class F, class = void>
+struct watches_deliveries : std::false_type {};
+template <class F>
+struct watches_deliveries<F, std::void_t<decltype(F::watches_deliveries)>> : std::bool_constant<F::watches_deliveries> {};
 
 struct hooks {
     void on_start() {}
@@ -35,7 +49,18 @@ struct hooks {
     template <class Client>
     void on_authenticated(Client&) {}
     template <class Client>
-    void on_close(Client&) {}
+    void on_close(Client&, std::uint16_t /*code*/, std::string const& /*reason*/) {}
+    /// A send to ids is about to be published; returning true takes it over
+    /// (the feature publishes what is left later with server.publish()).
+    template <class Envelope>
+    bool on_send(Envelope&) {
+        return false;
+    }
+    /// A cluster message was delivered to these local clients.
+    template <class Clients>
+    void on_delivered(message const&, Clients const&) {}
+    template <class ClientPtr>
+    void on_error(std::string const&, ClientPtr const&) {}
     /// False keeps server-wide sends away from this client.
     template <class Client>
     bool may_receive(Client const&) const {

@@ -1,0 +1,344 @@
+#pragma once
+// One connection to Redis on Asio: connect (TCP or unix socket), AUTH and
+// SELECT, pipelined commands whose replies are matched first-in first-out,
+// and reconnection with backoff. Replies nobody waits for (pub/sub pushes on
+// a subscriber connection) go to on_push.
+//
+// Every tracked command gets exactly one answer, never inline: its reply, or
+// redis_errc::disconnected / queue_full. After stop() nothing is called back.
+#include <asio/any_io_executor.hpp>
+#include <asio/connect.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <mesa/broker/detail/redis_backoff.hpp>
+#include <mesa/broker/detail/redis_error.hpp>
+#include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_uri.hpp>
+
+namespace mesa::broker::detail {
+
+/// Receives a command's reply; `reply` is null when `ec` says why there is none.
+/// A Redis error reply arrives with redis_errc::server_error and the reply.
+using redis_reply_handler = std::function<void(std::error_code ec, redisReply const* reply)>;
+
+struct redis_connection_settings {
+    redis_endpoint endpoint;
+    std::string name;  // for logs: "commands", "subscriptions"
+    std::chrono::milliseconds reconnect_initial{100};
+    std::chrono::milliseconds reconnect_max{5000};
+    std::chrono::milliseconds connect_timeout{5000};
+    std::size_t max_pending = 65536;
+    std::function<void(std::string)> log;
+};
+
+class redis_connection : public std::enable_shared_from_this<redis_connection> {
+public:
+    redis_connection(asio::any_io_executor executor, redis_connection_settings settings)
+        : executor_(executor),
+          settings_(std::move(settings)),
+          socket_(executor),
+          resolver_(executor),
+          timer_(executor),
+          backoff_(settings_.reconnect_initial, settings_.reconnect_max),
+          read_buffer_(16 * 1024) {}
+
+    redis_connection(redis_connection const&) = delete;
+    redis_connection& operator=(redis_connection const&) = delete;
+
+    /// Called when the connection is ready (after AUTH/SELECT), first time and
+    /// after every reconnection.
+    std::function<void()> on_ready;
+    /// Called when the connection is lost or an attempt to connect fails.
+    std::function<void()> on_down;
+    /// Receives the replies no command waits for.
+    std::function<void(redisReply const&)> on_push;
+
+    void start() {
+        if (state_ == link::idle) attempt();
+    }
+
+    /// Closes the socket; no handler is called afterwards.
+    void stop() {
+        if (state_ == link::stopped) return;
+        state_ = link::stopped;
+        close();
+        queued_.clear();
+        in_flight_.clear();
+    }
+
+    bool ready() const noexcept { return state_ == link::ready; }
+    std::size_t pending() const noexcept { return queued_.size() + in_flight_.size(); }
+
+    /// Sends `command` (RESP) once the connection is ready; fails at once when
+    /// Redis is known to be down or past the bound.
+    void send(std::string command, redis_reply_handler done) {
+        switch (state_) {
+            case link::ready:
+                if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
+                in_flight_.push_back(std::move(done));
+                write(command);
+                return;
+            case link::connecting:
+            case link::handshaking:
+                if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
+                queued_.push_back({std::move(command), std::move(done)});
+                return;
+            case link::idle:
+            case link::waiting:
+            case link::stopped:
+                return fail_later(std::move(done), redis_errc::disconnected);
+        }
+    }
+
+    /// Sends a command whose replies go to on_push; false when not ready (the
+    /// caller repeats it from on_ready).
+    bool send_untracked(std::string_view command) {
+        if (state_ != link::ready) return false;
+        write(command);
+        return true;
+    }
+
+private:
+    enum class link { idle, connecting, handshaking, ready, waiting, stopped };
+    struct queued_command {
+        std::string bytes;
+        redis_reply_handler done;
+    };
+
+    void log(std::string text) const {
+        if (settings_.log) settings_.log("redis " + settings_.name + " connection to " +
+                                         settings_.endpoint.describe() + ": " + text);
+    }
+
+    void fail_later(redis_reply_handler done, redis_errc why) {
+        asio::post(executor_, [self = shared_from_this(), done = std::move(done), why] {
+            if (self->state_ != link::stopped && done) done(why, nullptr);
+        });
+    }
+
+    bool current(std::uint64_t epoch) const noexcept { return state_ != link::stopped && epoch == epoch_; }
+
+    void attempt() {
+        state_ = link::connecting;
+        auto const epoch = ++epoch_;
+        timer_.expires_after(settings_.connect_timeout);
+        timer_.async_wait([self = shared_from_this(), epoch](std::error_code ec) {
+            if (ec || !self->current(epoch)) return;
+            if (self->state_ == link::connecting || self->state_ == link::handshaking) self->failed("timed out");
+        });
+        if (settings_.endpoint.is_unix()) {
+            connect({asio::generic::stream_protocol::endpoint(
+                        asio::local::stream_protocol::endpoint(settings_.endpoint.unix_path))},
+                    0, epoch);
+            return;
+        }
+        resolver_.async_resolve(
+            settings_.endpoint.host, std::to_string(settings_.endpoint.port),
+            [self = shared_from_this(), epoch](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
+                if (!self->current(epoch)) return;
+                if (ec) return self->failed("cannot resolve: " + ec.message());
+                std::vector<asio::generic::stream_protocol::endpoint> endpoints;
+                for (auto const& r : results) endpoints.emplace_back(r.endpoint());
+                self->connect(std::move(endpoints), 0, epoch);
+            });
+    }
+
+    void connect(std::vector<asio::generic::stream_protocol::endpoint> endpoints, std::size_t index,
+                 std::uint64_t epoch) {
+        if (index >= endpoints.size()) return failed("no address to connect to");
+        std::error_code ignored;
+        socket_.close(ignored);
+        auto const endpoint = endpoints[index];
+        socket_.async_connect(endpoint, [self = shared_from_this(), endpoints = std::move(endpoints), index,
+                                         epoch](std::error_code ec) mutable {
+            if (!self->current(epoch)) return;
+            if (ec) {
+                if (index + 1 < endpoints.size()) return self->connect(std::move(endpoints), index + 1, epoch);
+                return self->failed(ec.message());
+            }
+            self->connected(epoch);
+        });
+    }
+
+    void connected(std::uint64_t epoch) {
+        if (!settings_.endpoint.is_unix()) {
+            std::error_code ignored;
+            socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        }
+        reader_ = redis_reader();
+        read(epoch);
+        state_ = link::handshaking;
+        auto const& e = settings_.endpoint;
+        std::vector<std::string> handshake;
+        if (!e.password.empty())
+            handshake.push_back(e.user.empty() ? redis_command("AUTH", e.password)
+                                               : redis_command("AUTH", e.user, e.password));
+        if (e.db != 0) handshake.push_back(redis_command("SELECT", std::to_string(e.db)));
+        if (handshake.empty()) return ready_now();
+        auto remaining = std::make_shared<std::size_t>(handshake.size());
+        for (auto& command : handshake) {
+            // Handshake replies come before any queued command's: those are only
+            // written once the connection is ready.
+            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch](std::error_code ec,
+                                                                                     redisReply const* reply) {
+                if (!current(epoch)) return;
+                if (ec) return failed(reply ? "rejected the handshake: " + std::string(redis_text(*reply))
+                                            : ec.message());
+                if (--*remaining == 0) ready_now();
+            });
+            write(command);
+        }
+    }
+
+    void ready_now() {
+        state_ = link::ready;
+        backoff_.reset();
+        timer_.cancel();
+        if (outage_) log("restored");
+        outage_ = false;
+        auto queued = std::move(queued_);
+        queued_.clear();
+        for (auto& q : queued) {
+            in_flight_.push_back(std::move(q.done));
+            write(q.bytes);
+        }
+        if (on_ready) on_ready();
+    }
+
+    void read(std::uint64_t epoch) {
+        socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this(), epoch](std::error_code ec,
+                                                                                              std::size_t n) {
+            if (!self->current(epoch)) return;
+            if (ec) return self->failed(ec == asio::error::eof ? "closed by the server" : ec.message());
+            if (!self->reader_.feed(self->read_buffer_.data(), n))
+                return self->failed("protocol error: " + self->reader_.error());
+            for (;;) {
+                redis_reply_ptr reply;
+                auto const got = self->reader_.next(reply);
+                if (got == redis_reader::result::none) break;
+                if (got == redis_reader::result::error) return self->failed("protocol error: " + self->reader_.error());
+                self->dispatch(*reply);
+                if (!self->current(epoch)) return;
+            }
+            self->read(epoch);
+        });
+    }
+
+    void dispatch(redisReply const& reply) {
+        if (!in_flight_.empty()) {
+            auto done = std::move(in_flight_.front());
+            in_flight_.pop_front();
+            std::error_code ec;
+            if (reply.type == REDIS_REPLY_ERROR) ec = redis_errc::server_error;
+            if (done) done(ec, &reply);
+        } else if (on_push) {
+            on_push(reply);
+        } else {
+            failed("unexpected reply: " + std::string(redis_text(reply)));
+        }
+    }
+
+    void write(std::string_view bytes) {
+        out_.append(bytes);
+        if (!writing_) flush();
+    }
+
+    void flush() {
+        if (out_.empty()) return;
+        writing_ = true;
+        // Each write owns its bytes: a write cancelled by a reconnection may
+        // complete after the next one has started.
+        auto bytes = std::make_shared<std::string>(std::move(out_));
+        out_.clear();
+        asio::async_write(socket_, asio::buffer(*bytes),
+                          [self = shared_from_this(), bytes, epoch = epoch_](std::error_code ec, std::size_t) {
+                              if (!self->current(epoch)) return;
+                              self->writing_ = false;
+                              if (ec) return self->failed(ec.message());
+                              self->flush();
+                          });
+    }
+
+    void close() {
+        ++epoch_;
+        std::error_code ignored;
+        socket_.close(ignored);
+        resolver_.cancel();
+        timer_.cancel();
+        out_.clear();
+        writing_ = false;
+    }
+
+    /// The connection was lost or the attempt failed.
+    void failed(std::string const& why) {
+        bool const was_ready = state_ == link::ready;
+        close();
+        auto in_flight = std::move(in_flight_);
+        in_flight_.clear();
+        std::deque<queued_command> queued;
+        if (was_ready) {
+            log("lost (" + why + "), reconnecting");
+            outage_ = true;
+            // Most outages are restarts: the first attempt goes at once.
+            attempt();
+        } else {
+            auto const delay = backoff_.next();
+            log("cannot connect (" + why + "), retrying in " + std::to_string(delay.count()) + " ms");
+            outage_ = true;
+            // Commands waiting for this attempt fail now rather than wait an
+            // unknown outage out.
+            queued = std::move(queued_);
+            queued_.clear();
+            state_ = link::waiting;
+            auto const epoch = epoch_;
+            timer_.expires_after(delay);
+            timer_.async_wait([self = shared_from_this(), epoch](std::error_code ec) {
+                if (ec || !self->current(epoch) || self->state_ != link::waiting) return;
+                self->attempt();
+            });
+        }
+        auto self = shared_from_this();
+        if (on_down) on_down();
+        for (auto& done : in_flight) {
+            if (state_ == link::stopped) return;
+            if (done) done(redis_errc::disconnected, nullptr);
+        }
+        for (auto& q : queued) {
+            if (state_ == link::stopped) return;
+            if (q.done) q.done(redis_errc::disconnected, nullptr);
+        }
+    }
+
+    asio::any_io_executor executor_;
+    redis_connection_settings settings_;
+    asio::generic::stream_protocol::socket socket_;
+    asio::ip::tcp::resolver resolver_;
+    asio::steady_timer timer_;
+    redis_backoff backoff_;
+    redis_reader reader_;
+    std::vector<char> read_buffer_;
+    std::string out_;  // bytes waiting for the current write to finish
+    bool writing_ = false;
+    bool outage_ = false;
+    link state_ = link::idle;
+    std::uint64_t epoch_ = 0;  // bumped on close: handlers of an older socket do nothing
+    std::deque<queued_command> queued_;          // waiting for the connection (bounded by max_pending)
+    std::deque<redis_reply_handler> in_flight_;  // written, in reply order (bounded by max_pending)
+};
+
+}  // namespace mesa::broker::detail

@@ -1,0 +1,361 @@
+#pragma once
+// The Redis broker: the broker interface over a Redis server, under the exact
+// schema of PROTOCOL.md, so that Node Mesa servers, dispatchers and portals
+// sharing that Redis interoperate.
+//
+//   mesa::broker::redis broker{ioc.get_executor(), {"redis://:secret@10.0.0.5:6379/2"}};
+//   broker.publish("ws", R"({"message":{"op":0,"d":{}},"recipients":["*"]})");
+//
+// Two connections: one pipelines commands (replies matched in order), one
+// holds the subscriptions (renewed after every reconnection). Both reconnect
+// with backoff. While Redis is unreachable nothing throws: operations complete
+// with redis_errc::disconnected, and outages, recoveries and the publications
+// that could not be sent go to options::on_log.
+//
+// Thread-safety: one broker belongs to the thread running its executor; call
+// it only from there. Handlers run on that executor, never inline. Destroying
+// the broker with operations in flight is safe: their handlers are not called.
+#include <asio/any_io_executor.hpp>
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <mesa/broker/completion.hpp>
+#include <mesa/broker/detail/redis_backlog.hpp>
+#include <mesa/broker/detail/redis_connection.hpp>
+#include <mesa/broker/detail/redis_error.hpp>
+#include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_uri.hpp>
+
+namespace mesa::broker {
+
+class redis {
+public:
+    struct options {
+        /// redis://[[user]:password@]host[:port][/db], unix:///path[?db=N&password=P] or /path.
+        std::string uri = "redis://127.0.0.1:6379";
+        /// First retry after a failed connection attempt; doubles up to reconnect_max.
+        std::chrono::milliseconds reconnect_initial{100};
+        /// Longest pause between attempts: an outage is noticed gone within it.
+        std::chrono::milliseconds reconnect_max{5000};
+        /// A connection attempt (connect, AUTH, SELECT) taking longer fails.
+        std::chrono::milliseconds connect_timeout{5000};
+        /// Commands sent but unanswered plus those waiting for a connection, per
+        /// connection; past it operations fail with redis_errc::queue_full. A few
+        /// seconds of heavy traffic: beyond that Redis is not keeping up.
+        std::size_t max_pending_commands = 65536;
+        /// Outages, recoveries and failures nobody else is told about (default: none).
+        std::function<void(std::string)> on_log;
+    };
+
+    /// Connects at once (asynchronously). Throws std::invalid_argument on a bad uri.
+    explicit redis(asio::any_io_executor executor, options const& opts = {})
+        : state_(std::make_shared<state>(std::move(executor), opts)) {
+        state_->start();
+    }
+
+    redis(redis const&) = delete;
+    redis& operator=(redis const&) = delete;
+    ~redis() { state_->stop(); }
+
+    /// True while both connections (commands and subscriptions) are up.
+    bool connected() const noexcept { return state_->commands_->ready() && state_->subscriber_->ready(); }
+
+    /// Delivers every publication on `channel` to `handler` until the broker is
+    /// destroyed, across reconnections (publications made while the
+    /// subscription connection is down are lost, as with Redis itself). `done`
+    /// learns when Redis confirmed the subscription, or disconnected when that
+    /// attempt failed (the subscription stays and is renewed on reconnection).
+    void subscribe(std::string const& channel, channel_handler handler, completion done = {}) {
+        state_->subscribe(channel, std::move(handler), std::move(done));
+    }
+
+    /// PUBLISH; a publication that cannot be sent is reported to on_log.
+    void publish(std::string const& channel, std::string payload) {
+        auto weak = std::weak_ptr<state>(state_);
+        state_->commands_->send(detail::redis_command("PUBLISH", channel, payload),
+                                [weak, channel](std::error_code ec, redisReply const* reply) {
+                                    if (!ec) return;
+                                    if (auto s = weak.lock())
+                                        s->log("PUBLISH to '" + channel + "' failed, publication dropped: " +
+                                               describe(ec, reply));
+                                });
+    }
+
+    void set_add(std::string const& key, std::string const& member, completion done = {}) {
+        state_->send_simple("SADD", detail::redis_command("SADD", key, member), std::move(done));
+    }
+
+    void set_remove(std::string const& key, std::string const& member, completion done = {}) {
+        state_->send_simple("SREM", detail::redis_command("SREM", key, member), std::move(done));
+    }
+
+    /// One SISMEMBER per member, pipelined; `done` gets them in order.
+    void set_contains(std::string const& key, std::vector<std::string> const& members, contains_handler done) {
+        if (members.empty()) {
+            asio::post(state_->executor_, [weak = std::weak_ptr<state>(state_), done = std::move(done)] {
+                if (auto s = weak.lock(); s && !s->stopped_ && done) done({}, {});
+            });
+            return;
+        }
+        struct gather {
+            std::vector<bool> found;
+            std::size_t remaining;
+            std::error_code error;
+            contains_handler done;
+        };
+        auto g = std::make_shared<gather>(gather{std::vector<bool>(members.size()), members.size(), {}, std::move(done)});
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            state_->commands_->send(
+                detail::redis_command("SISMEMBER", key, members[i]),
+                state_->guard([g, i](std::error_code ec, redisReply const* reply) {
+                    if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
+                    if (ec && !g->error) g->error = ec;
+                    if (!ec) g->found[i] = reply->integer != 0;
+                    if (--g->remaining == 0 && g->done) {
+                        if (g->error) g->done(g->error, {});
+                        else g->done({}, std::move(g->found));
+                    }
+                }, "SISMEMBER"));
+        }
+    }
+
+    /// SMEMBERS, sorted (as broker::memory gives them).
+    void set_members(std::string const& key, members_handler done) {
+        state_->commands_->send(detail::redis_command("SMEMBERS", key),
+                                state_->guard([done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                    std::vector<std::string> members;
+                                    if (!ec && reply->type != REDIS_REPLY_ARRAY) ec = redis_errc::unexpected_reply;
+                                    if (!ec) {
+                                        members.reserve(reply->elements);
+                                        for (std::size_t i = 0; i < reply->elements; ++i)
+                                            members.emplace_back(detail::redis_text(*reply->element[i]));
+                                        std::sort(members.begin(), members.end());
+                                    }
+                                    if (done) done(ec, std::move(members));
+                                }, "SMEMBERS"));
+    }
+
+    /// INCRBY (negative deltas decrement).
+    void counter_add(std::string const& key, std::int64_t delta, completion done = {}) {
+        state_->send_simple("INCRBY", detail::redis_command("INCRBY", key, std::to_string(delta)), std::move(done));
+    }
+
+    /// GET; a missing key counts 0.
+    void counter_get(std::string const& key, count_handler done) {
+        state_->commands_->send(detail::redis_command("GET", key),
+                                state_->guard([done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                    std::int64_t value = 0;
+                                    if (!ec && reply->type == REDIS_REPLY_STRING) {
+                                        auto const text = detail::redis_text(*reply);
+                                        auto const [end, parse] =
+                                            std::from_chars(text.data(), text.data() + text.size(), value);
+                                        if (parse != std::errc() || end != text.data() + text.size())
+                                            ec = redis_errc::unexpected_reply;
+                                    } else if (!ec && reply->type != REDIS_REPLY_NIL) {
+                                        ec = redis_errc::unexpected_reply;
+                                    }
+                                    if (done) done(ec, ec ? 0 : value);
+                                }, "GET"));
+    }
+
+    /// Appends `message` (a JSON text) to the JSON array under `hash`/`field`,
+    /// atomically (one Lua script), dropping the oldest entries past
+    /// `max_entries` (0: unbounded). `done` receives how many were dropped.
+    void backlog_append(std::string const& hash, std::string const& field, std::string message,
+                        std::size_t max_entries, count_handler done = {}) {
+        state_->commands_->send(
+            detail::redis_command("EVAL", detail::backlog_append_script, "1", hash, field, message,
+                                  std::to_string(max_entries)),
+            state_->guard(
+                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                    if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
+                    if (done) done(ec, ec ? 0 : static_cast<std::int64_t>(reply->integer));
+                },
+                "backlog append", !done));
+    }
+
+    /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
+    /// element JSON texts in append order (as re-encoded by Redis' cjson: same
+    /// JSON, keys possibly in another order).
+    void backlog_take(std::string const& hash, std::string const& field, take_handler done) {
+        state_->commands_->send(
+            detail::redis_command("EVAL", detail::backlog_take_script, "1", hash, field),
+            state_->guard([done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                std::vector<std::string> messages;
+                if (!ec && reply->type == REDIS_REPLY_STRING) ec = detail::split_backlog(detail::redis_text(*reply), messages);
+                else if (!ec && reply->type != REDIS_REPLY_NIL) ec = redis_errc::unexpected_reply;
+                if (ec) messages.clear();
+                if (done) done(ec, std::move(messages));
+            }, "backlog take"));
+    }
+
+private:
+    static std::string describe(std::error_code ec, redisReply const* reply) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) return std::string(detail::redis_text(*reply));
+        return ec.message();
+    }
+
+    struct state : std::enable_shared_from_this<state> {
+        state(asio::any_io_executor executor, options const& opts)
+            : executor_(executor), on_log_(opts.on_log) {
+            detail::redis_connection_settings settings;
+            settings.endpoint = detail::parse_redis_uri(opts.uri);
+            settings.reconnect_initial = opts.reconnect_initial;
+            settings.reconnect_max = opts.reconnect_max;
+            settings.connect_timeout = opts.connect_timeout;
+            settings.max_pending = opts.max_pending_commands;
+            settings.log = opts.on_log;
+            settings.name = "commands";
+            commands_ = std::make_shared<detail::redis_connection>(executor, settings);
+            settings.name = "subscriptions";
+            subscriber_ = std::make_shared<detail::redis_connection>(executor, std::move(settings));
+        }
+
+        void start() {
+            std::weak_ptr<state> weak = shared_from_this();
+            subscriber_->on_ready = [weak] {
+                if (auto s = weak.lock()) s->resubscribe();
+            };
+            subscriber_->on_down = [weak] {
+                if (auto s = weak.lock()) s->subscriptions_down();
+            };
+            subscriber_->on_push = [weak](redisReply const& reply) {
+                if (auto s = weak.lock()) s->pushed(reply);
+            };
+            commands_->start();
+            subscriber_->start();
+        }
+
+        void stop() {
+            stopped_ = true;
+            commands_->stop();
+            subscriber_->stop();
+        }
+
+        void log(std::string const& text) const {
+            if (on_log_) on_log_(text);
+        }
+
+        /// Wraps a reply handler so that it is dropped once the broker is gone;
+        /// failures of fire-and-forget operations (`report`) go to the log.
+        template <class Handler>
+        detail::redis_reply_handler guard(Handler handler, char const* what, bool report = false) {
+            return [weak = weak_from_this(), handler = std::move(handler), what, report](
+                       std::error_code ec, redisReply const* reply) mutable {
+                auto s = weak.lock();
+                if (!s || s->stopped_) return;
+                if (ec && (report || ec == redis_errc::server_error))
+                    s->log(std::string(what) + " failed: " + describe(ec, reply));
+                handler(ec, reply);
+            };
+        }
+
+        void send_simple(char const* what, std::string command, completion done) {
+            bool const report = !done;
+            commands_->send(std::move(command),
+                            guard([done = std::move(done)](std::error_code ec,
+                                                           redisReply const*) { if (done) done(ec); },
+                                  what, report));
+        }
+
+        void subscribe(std::string const& channel, channel_handler handler, completion done) {
+            auto& handlers = channels_[channel];
+            handlers.push_back(std::make_shared<channel_handler>(std::move(handler)));
+            if (handlers.size() == 1) subscriber_->send_untracked(detail::redis_command("SUBSCRIBE", channel));
+            if (!done) return;
+            if (confirmed_.count(channel)) {
+                asio::post(executor_, [weak = weak_from_this(), done = std::move(done)] {
+                    if (auto s = weak.lock(); s && !s->stopped_) done({});
+                });
+            } else if (subscriber_->ready() || !waiting_for_retry()) {
+                awaiting_[channel].push_back(std::move(done));
+            } else {
+                asio::post(executor_, [weak = weak_from_this(), done = std::move(done)] {
+                    if (auto s = weak.lock(); s && !s->stopped_) done(redis_errc::disconnected);
+                });
+            }
+        }
+
+        // Between attempts (backoff): a confirmation cannot come before the next one.
+        bool waiting_for_retry() const { return subscriber_down_; }
+
+        void resubscribe() {
+            subscriber_down_ = false;
+            if (channels_.empty()) return;
+            std::vector<std::string_view> args;
+            args.reserve(channels_.size() + 1);
+            args.emplace_back("SUBSCRIBE");
+            for (auto const& c : channels_) args.emplace_back(c.first);
+            auto const command = detail::redis_command_argv(args);
+            subscriber_->send_untracked(command);
+        }
+
+        void subscriptions_down() {
+            subscriber_down_ = true;
+            confirmed_.clear();
+            auto awaiting = std::move(awaiting_);
+            awaiting_.clear();
+            auto self = shared_from_this();
+            for (auto& [channel, dones] : awaiting)
+                for (auto& done : dones) {
+                    if (stopped_) return;
+                    done(redis_errc::disconnected);
+                }
+        }
+
+        void pushed(redisReply const& reply) {
+            if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
+            auto const kind = detail::redis_text(*reply.element[0]);
+            auto const channel = std::string(detail::redis_text(*reply.element[1]));
+            auto self = shared_from_this();
+            if (kind == "message") {
+                auto it = channels_.find(channel);
+                if (it == channels_.end()) return;
+                auto& handlers = it->second;  // stays valid if a handler subscribes (rehash keeps references)
+                auto const payload = detail::redis_text(*reply.element[2]);
+                // By index and by copy: a handler may subscribe more handlers.
+                for (std::size_t i = 0, n = handlers.size(); i < n && !stopped_; ++i) {
+                    auto handler = handlers[i];
+                    (*handler)(payload);
+                }
+            } else if (kind == "subscribe") {
+                confirmed_.insert(channel);
+                auto it = awaiting_.find(channel);
+                if (it == awaiting_.end()) return;
+                auto dones = std::move(it->second);
+                awaiting_.erase(it);
+                for (auto& done : dones) {
+                    if (stopped_) return;
+                    done({});
+                }
+            }
+        }
+
+        asio::any_io_executor executor_;
+        std::function<void(std::string)> on_log_;
+        std::shared_ptr<detail::redis_connection> commands_, subscriber_;
+        bool stopped_ = false;
+        bool subscriber_down_ = false;
+        std::unordered_map<std::string, std::vector<std::shared_ptr<channel_handler>>> channels_;
+        std::unordered_set<std::string> confirmed_;
+        // Bounded by the number of subscribe() calls made while connecting.
+        std::unordered_map<std::string, std::vector<completion>> awaiting_;
+    };
+
+    std::shared_ptr<state> state_;
+};
+
+}  // namespace mesa::broker
