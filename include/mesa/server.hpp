@@ -83,10 +83,12 @@ public:
         /// The options of listed feature F.
         template <class F>
         typename F::options& feature() {
+            static_assert(has<F>, "mesa: this server does not list that feature, so it has no options for it");
             return std::get<typename F::options>(features);
         }
         template <class F>
         typename F::options const& feature() const {
+            static_assert(has<F>, "mesa: this server does not list that feature, so it has no options for it");
             return std::get<typename F::options>(features);
         }
     };
@@ -202,7 +204,7 @@ public:
     /// The component of listed feature F (its run-time API).
     template <class F>
     auto& feature() {
-        static_assert(has<F>, "this server does not list that feature");
+        static_assert(has<F>, "mesa: this server does not list that feature");
         return std::get<typename F::template component<server>>(components_);
     }
 

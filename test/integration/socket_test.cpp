@@ -305,7 +305,7 @@ TEST_CASE("socket: bad input closes only the offending client, with the matching
     check_echo(h.ioc, good, ++n);
 
     for (auto const& input : cases) {
-        INFO("input: " << input.name);
+        INFO("input: " << std::string(input.name));
         auto const errors_before = h.errors_with_client;
         auto const disconnections_before = h.disconnections.size();
         ws_client bad{h.ioc};
@@ -313,12 +313,14 @@ TEST_CASE("socket: bad input closes only the offending client, with the matching
         REQUIRE(bad.wait_texts(1));
         if (input.binary) bad.send_binary(input.payload);
         else bad.send_text(input.payload);
-        REQUIRE(bad.wait_closed());
+        CHECK(bad.wait_closed());  // not fatal: the other inputs still run
         CHECK(bad.close_code == input.code);
         CHECK(bad.texts.size() == 1);  // nothing but the hello, no PONG
         if (input.reports_error) CHECK(h.errors_with_client > errors_before);
-        REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() > disconnections_before; }));
-        CHECK(h.disconnections.back().code == input.code);
+        if (bad.closed) {
+            CHECK(wait_until(h.ioc, [&] { return h.disconnections.size() > disconnections_before; }));
+            if (h.disconnections.size() > disconnections_before) CHECK(h.disconnections.back().code == input.code);
+        }
 
         // The other client, connected all along, is still served.
         CHECK(good.is_open());

@@ -62,7 +62,8 @@ inline std::string run_program(std::vector<std::string> const& argv) {
     }
     std::string out;
     char buffer[4096];
-    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
+        out.append(buffer, static_cast<std::size_t>(n));
     ::close(pipe_fds[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -71,10 +72,11 @@ inline std::string run_program(std::vector<std::string> const& argv) {
 }
 
 class redis_server {
-public:
+  public:
     /// Starts redis-server on a free port with `extra` arguments (e.g.
     /// {"--requirepass", "secret"}); throws when it does not answer PING.
-    explicit redis_server(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
+    explicit redis_server(std::vector<std::string> extra = {})
+        : port_(free_port()), extra_(std::move(extra)) {
         log_path_ = "/tmp/mesa-redis-test-" + std::to_string(port_) + ".log";
         start();
     }
@@ -94,30 +96,42 @@ public:
     /// Starts (again) on the same port.
     void start() {
         if (pid_ > 0) return;
-        std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp"};
+        std::vector<std::string> argv{"/usr/bin/redis-server",
+                                      "--port",
+                                      std::to_string(port_),
+                                      "--bind",
+                                      "127.0.0.1",
+                                      "--save",
+                                      "",
+                                      "--appendonly",
+                                      "no",
+                                      "--daemonize",
+                                      "no",
+                                      "--dir",
+                                      "/tmp"};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
         args.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(),
+                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
         posix_spawn_file_actions_adddup2(&actions, 1, 2);
         int const rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) {
             pid_ = 0;
-            throw std::runtime_error("cannot start /usr/bin/redis-server (posix_spawn error " + std::to_string(rc) +
-                                     ")");
+            throw std::runtime_error("cannot start /usr/bin/redis-server (posix_spawn error " +
+                                     std::to_string(rc) + ")");
         }
         auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         while (!answers_ping()) {
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = 0;
-                throw std::runtime_error("redis-server exited at start on port " + std::to_string(port_) + ":\n" +
-                                         server_log());
+                throw std::runtime_error("redis-server exited at start on port " +
+                                         std::to_string(port_) + ":\n" + server_log());
             }
             if (std::chrono::steady_clock::now() > deadline) {
                 stop(SIGKILL);
@@ -147,9 +161,10 @@ public:
 
     /// Runs redis-cli against this server: cli({"HGET", "h", "f"}), with
     /// `options` before the command (e.g. {"-n", "1"}).
-    std::string cli(std::vector<std::string> const& command, std::vector<std::string> const& options = {}) const {
-        std::vector<std::string> argv{"/usr/bin/timeout", "10", "/usr/bin/redis-cli", "--no-auth-warning", "-p",
-                                      std::to_string(port_)};
+    std::string cli(std::vector<std::string> const& command,
+                    std::vector<std::string> const& options = {}) const {
+        std::vector<std::string> argv{"/usr/bin/timeout",  "10", "/usr/bin/redis-cli",
+                                      "--no-auth-warning", "-p", std::to_string(port_)};
         argv.insert(argv.end(), options.begin(), options.end());
         argv.insert(argv.end(), command.begin(), command.end());
         return run_program(argv);
@@ -162,7 +177,7 @@ public:
         return s.str();
     }
 
-private:
+  private:
     bool answers_ping() const {
         int const fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;

@@ -2,10 +2,15 @@
 // The error codes mesa::broker::redis completes operations with.
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 namespace mesa::broker {
 
-/// Why a redis broker operation failed.
+/// Why a redis broker operation failed; compares with the std::error_code a
+/// handler receives. Plain values, usable from any thread:
+///
+///   broker.set_add(key, id, [](std::error_code ec) {
+///       if (ec == mesa::broker::redis_errc::disconnected) { /* retry later */ } });
 enum class redis_errc {
     /// No connection to Redis (down, unreachable, or lost while the command was
     /// in flight: then the command may or may not have been applied).
@@ -23,15 +28,20 @@ enum class redis_errc {
 namespace detail {
 
 class redis_category_impl final : public std::error_category {
-public:
+  public:
     char const* name() const noexcept override { return "mesa.redis"; }
     std::string message(int value) const override {
         switch (static_cast<redis_errc>(value)) {
-            case redis_errc::disconnected: return "not connected to redis";
-            case redis_errc::queue_full: return "too many redis commands pending";
-            case redis_errc::server_error: return "redis replied with an error";
-            case redis_errc::unexpected_reply: return "unexpected redis reply";
-            case redis_errc::bad_backlog: return "stored backlog is not a JSON array";
+            case redis_errc::disconnected:
+                return "not connected to redis";
+            case redis_errc::queue_full:
+                return "too many redis commands pending";
+            case redis_errc::server_error:
+                return "redis replied with an error";
+            case redis_errc::unexpected_reply:
+                return "unexpected redis reply";
+            case redis_errc::bad_backlog:
+                return "stored backlog is not a JSON array";
         }
         return "unknown redis broker error";
     }
