@@ -14,6 +14,7 @@
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
 #include <mesa/server.hpp>
+#include <mesa/shutdown.hpp>
 #include <mesa/transport/memory.hpp>
 #include <mesa/transport/websocketpp.hpp>
 #include <mesa/version.hpp>

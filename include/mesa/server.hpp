@@ -50,6 +50,15 @@ struct basic_error {
     ClientPtr client;
 };
 
+/// Traffic counters of one server (monotonic since construction).
+struct server_stats {
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t messages_received = 0;  // frames read from clients, valid or not
+    std::uint64_t bytes_received = 0;
+    std::uint64_t messages_sent = 0;      // frames queued to clients (hello included)
+    std::uint64_t bytes_sent = 0;
+};
+
 template <class Transport, class Broker, class... Features>
 class server {
     static_assert(transport::check<Transport>());
@@ -146,12 +155,20 @@ public:
         for_each_component([](auto& c) { c.on_start(); });
     }
 
-    /// Stops accepting and closes every client with `code` (1001: going away).
+    /// Stops accepting and closes every client with `code` (1001: going
+    /// away). Each client is finished at once (disconnection events, ids
+    /// removed from the connected set, the cluster's count decreased), so the
+    /// cluster's state is clean even if the process exits before the close
+    /// handshakes end.
     void stop(std::uint16_t code = close_code::going_away) {
         transport_.stop_listening();
         for_each_component([](auto& c) { c.on_stop(); });
-        auto open = clients_;
-        for (auto& c : open) close(*c, code, "server shutting down");
+        std::string const reason = "server shutting down";
+        while (!clients_.empty()) {
+            client_ptr c = clients_.back();
+            close(*c, code, reason);
+            finish(c, code, reason);
+        }
     }
 
     /// The port in use (after start(); resolves port 0).
@@ -195,6 +212,9 @@ public:
 
     // ---- state ----------------------------------------------------------
     std::vector<client_ptr> const& clients() const noexcept { return clients_; }
+    /// Open connections that have an id (authenticated).
+    std::size_t identified_count() const noexcept { return by_id_.size(); }
+    server_stats const& stats() const noexcept { return stats_; }
     options const& config() const noexcept { return options_; }
     mesa::keys const& keys() const noexcept { return keys_; }
     Transport& transport() noexcept { return transport_; }
@@ -244,6 +264,8 @@ public:
     void deliver(client& c, message const& m, frame const& f) {
         if (!c.open_) return;
         transport_.send(c.connection_, f);
+        ++stats_.messages_sent;
+        stats_.bytes_sent += Transport::frame_size(f);
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
     }
 
@@ -290,6 +312,9 @@ private:
         c->index_ = clients_.size();
         clients_.push_back(c);
         transport_.send(con, *hello_);
+        ++stats_.connections_accepted;
+        ++stats_.messages_sent;
+        stats_.bytes_sent += Transport::frame_size(*hello_);
         broker_.counter_add(keys_.connected_clients_count(), 1);
         for_each_component([&](auto& comp) { comp.on_open(*c); });
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
@@ -299,6 +324,8 @@ private:
         client* raw = client_of(con);
         if (!raw || !raw->open_) return;
         client_ptr c = raw->shared_from_this();
+        ++stats_.messages_received;
+        stats_.bytes_received += payload.size();
         if (binary) {
             report("binary frame refused: Mesa frames are JSON text", c);
             close(*c, close_code::unsupported_data, "binary frames are not supported");
@@ -326,16 +353,23 @@ private:
     void closed(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
         client* raw = client_of(con);
         if (!raw || !raw->open_) return;
-        client_ptr c = raw->shared_from_this();
+        finish(raw->shared_from_this(), code, reason);
+    }
+
+    /// Everything that follows the end of a connection, exactly once.
+    void finish(client_ptr const& c, std::uint16_t code, std::string const& reason) {
+        if (!c->open_) return;
         c->open_ = false;
-        con->context = nullptr;
+        c->connection_->context = nullptr;
         for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
         set_id(*c, {});
         broker_.counter_add(keys_.connected_clients_count(), -1);
         // Swap-remove keeps the list dense for broadcasts.
         std::size_t i = c->index_;
-        clients_[i] = std::move(clients_.back());
-        clients_[i]->index_ = i;
+        if (i + 1 != clients_.size()) {
+            clients_[i] = std::move(clients_.back());
+            clients_[i]->index_ = i;
+        }
         clients_.pop_back();
         if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
     }
@@ -406,6 +440,7 @@ private:
     std::conditional_t<tracks_deliveries, std::vector<client*>, no_list> delivered_;
 
     std::vector<client_ptr> clients_;
+    server_stats stats_;
     std::unordered_multimap<std::string, client*> by_id_;
     std::optional<frame> hello_;
 

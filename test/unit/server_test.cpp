@@ -202,16 +202,54 @@ TEST_CASE("plain HTTP requests reach the handler; without one they get 426") {
     CHECK(s.transport().request({"GET", "/nope", {}, {}}).status == 404);
 }
 
-TEST_CASE("stop closes every client with 1001 and refuses new connections") {
+TEST_CASE("stop closes every client with 1001, cleans the cluster state at once, and refuses new connections") {
+    using server_type = memory_server<mesa::authentication>;
     asio::io_context ioc;
-    plain_server s{ioc};
+    server_type s{ioc};
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u1"); });
+    std::vector<std::uint16_t> codes;
+    s.on_disconnection([&](auto const&, std::uint16_t code, std::string const&) { codes.push_back(code); });
     s.start();
     auto a = s.transport().connect("/");
+    auto b = s.transport().connect("/");
+    drain(ioc);
+    a->send_text(R"({"op":2,"d":{}})");
     drain(ioc);
     s.stop();
+    CHECK(codes == std::vector<std::uint16_t>{1001, 1001});  // finished before any I/O
+    CHECK(s.clients().empty());
     drain(ioc);
     CHECK(a->close_code() == 1001);
+    CHECK(b->close_code() == 1001);
+    CHECK(codes.size() == 2);
+    std::int64_t count = -1;
+    std::vector<bool> online;
+    s.broker().counter_get("connected_clients_count", [&](std::error_code, std::int64_t n) { count = n; });
+    s.broker().set_contains("connected_clients", {"u1"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(count == 0);
+    CHECK(online == std::vector<bool>{false});
     CHECK_FALSE(s.transport().connect("/")->open());
+}
+
+TEST_CASE("stats count connections, frames and bytes both ways") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    echo_pings(s);
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    std::string const ping = frame("PING", object{{"n", 1}});
+    peer->send_text(ping);
+    peer->send_text("garbage");
+    drain(ioc);
+    auto const& st = s.stats();
+    CHECK(st.connections_accepted == 1);
+    CHECK(st.messages_received == 2);
+    CHECK(st.bytes_received == ping.size() + 7);
+    CHECK(st.messages_sent == 2);  // hello and PONG
+    CHECK(st.bytes_sent == peer->received()[0].size() + peer->received()[1].size());
 }
 
 TEST_CASE("the connected-clients counter follows connections") {

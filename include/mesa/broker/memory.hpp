@@ -62,6 +62,8 @@ public:
     memory& operator=(memory const&) = delete;
 
     std::shared_ptr<hub> const& cluster() const noexcept { return hub_; }
+    /// Always reachable (health checks ask every broker).
+    bool connected() const noexcept { return true; }
 
     /// Delivers every later publication on `channel` to `handler` on this
     /// broker's executor, until the broker is destroyed.

@@ -15,20 +15,15 @@
 // Thread-safety: one broker belongs to the thread running its executor; call
 // it only from there. Handlers run on that executor, never inline. Destroying
 // the broker with operations in flight is safe: their handlers are not called.
-#include <algorithm>
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mesa/broker/completion.hpp>
-#include <mesa/broker/detail/redis_backlog.hpp>
-#include <mesa/broker/detail/redis_connection.hpp>
-#include <mesa/broker/detail/redis_error.hpp>
-#include <mesa/broker/detail/redis_resp.hpp>
-#include <mesa/broker/detail/redis_uri.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -37,10 +32,17 @@
 #include <utility>
 #include <vector>
 
+#include <mesa/broker/completion.hpp>
+#include <mesa/broker/detail/redis_backlog.hpp>
+#include <mesa/broker/detail/redis_connection.hpp>
+#include <mesa/broker/detail/redis_error.hpp>
+#include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_uri.hpp>
+
 namespace mesa::broker {
 
 class redis {
-  public:
+public:
     struct options {
         /// redis://[[user]:password@]host[:port][/db], unix:///path[?db=N&password=P] or /path.
         std::string uri = "redis://127.0.0.1:6379";
@@ -70,9 +72,7 @@ class redis {
     ~redis() { state_->stop(); }
 
     /// True while both connections (commands and subscriptions) are up.
-    bool connected() const noexcept {
-        return state_->commands_->ready() && state_->subscriber_->ready();
-    }
+    bool connected() const noexcept { return state_->commands_->ready() && state_->subscriber_->ready(); }
 
     /// Delivers every publication on `channel` to `handler` until the broker is
     /// destroyed, across reconnections (publications made while the
@@ -91,8 +91,7 @@ class redis {
             [weak, channel](std::error_code ec, redisReply const* reply) {
                 if (!ec) return;
                 if (auto s = weak.lock())
-                    s->log("PUBLISH to '" + channel +
-                           "' failed, publication dropped: " + describe(ec, reply));
+                    s->log("PUBLISH to '" + channel + "' failed, publication dropped: " + describe(ec, reply));
             });
     }
 
@@ -105,13 +104,11 @@ class redis {
     }
 
     /// One SISMEMBER per member, pipelined; `done` gets them in order.
-    void set_contains(std::string const& key, std::vector<std::string> const& members,
-                      contains_handler done) {
+    void set_contains(std::string const& key, std::vector<std::string> const& members, contains_handler done) {
         if (members.empty()) {
-            asio::post(state_->executor_,
-                       [weak = std::weak_ptr<state>(state_), done = std::move(done)] {
-                           if (auto s = weak.lock(); s && !s->stopped_ && done) done({}, {});
-                       });
+            asio::post(state_->executor_, [weak = std::weak_ptr<state>(state_), done = std::move(done)] {
+                if (auto s = weak.lock(); s && !s->stopped_ && done) done({}, {});
+            });
             return;
         }
         struct gather {
@@ -120,8 +117,8 @@ class redis {
             std::error_code error;
             contains_handler done;
         };
-        auto g = std::make_shared<gather>(
-            gather{std::vector<bool>(members.size()), members.size(), {}, std::move(done)});
+        auto g =
+            std::make_shared<gather>(gather{std::vector<bool>(members.size()), members.size(), {}, std::move(done)});
         for (std::size_t i = 0; i < members.size(); ++i) {
             state_->commands_->send(detail::redis_command("SISMEMBER", key, members[i]),
                                     state_->guard(
@@ -143,96 +140,89 @@ class redis {
 
     /// SMEMBERS, sorted (as broker::memory gives them).
     void set_members(std::string const& key, members_handler done) {
-        state_->commands_->send(
-            detail::redis_command("SMEMBERS", key),
-            state_->guard(
-                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                    std::vector<std::string> members;
-                    if (!ec && reply->type != REDIS_REPLY_ARRAY) ec = redis_errc::unexpected_reply;
-                    if (!ec) {
-                        members.reserve(reply->elements);
-                        for (std::size_t i = 0; i < reply->elements; ++i)
-                            members.emplace_back(detail::redis_text(*reply->element[i]));
-                        std::sort(members.begin(), members.end());
-                    }
-                    if (done) done(ec, std::move(members));
-                },
-                "SMEMBERS"));
+        state_->commands_->send(detail::redis_command("SMEMBERS", key),
+                                state_->guard(
+                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                        std::vector<std::string> members;
+                                        if (!ec && reply->type != REDIS_REPLY_ARRAY) ec = redis_errc::unexpected_reply;
+                                        if (!ec) {
+                                            members.reserve(reply->elements);
+                                            for (std::size_t i = 0; i < reply->elements; ++i)
+                                                members.emplace_back(detail::redis_text(*reply->element[i]));
+                                            std::sort(members.begin(), members.end());
+                                        }
+                                        if (done) done(ec, std::move(members));
+                                    },
+                                    "SMEMBERS"));
     }
 
     /// INCRBY (negative deltas decrement).
     void counter_add(std::string const& key, std::int64_t delta, completion done = {}) {
-        state_->send_simple("INCRBY", detail::redis_command("INCRBY", key, std::to_string(delta)),
-                            std::move(done));
+        state_->send_simple("INCRBY", detail::redis_command("INCRBY", key, std::to_string(delta)), std::move(done));
     }
 
     /// GET; a missing key counts 0.
     void counter_get(std::string const& key, count_handler done) {
-        state_->commands_->send(
-            detail::redis_command("GET", key),
-            state_->guard(
-                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                    std::int64_t value = 0;
-                    if (!ec && reply->type == REDIS_REPLY_STRING) {
-                        auto const text = detail::redis_text(*reply);
-                        auto const [end, parse] =
-                            std::from_chars(text.data(), text.data() + text.size(), value);
-                        if (parse != std::errc() || end != text.data() + text.size())
-                            ec = redis_errc::unexpected_reply;
-                    } else if (!ec && reply->type != REDIS_REPLY_NIL) {
-                        ec = redis_errc::unexpected_reply;
-                    }
-                    if (done) done(ec, ec ? 0 : value);
-                },
-                "GET"));
+        state_->commands_->send(detail::redis_command("GET", key),
+                                state_->guard(
+                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                        std::int64_t value = 0;
+                                        if (!ec && reply->type == REDIS_REPLY_STRING) {
+                                            auto const text = detail::redis_text(*reply);
+                                            auto const [end, parse] =
+                                                std::from_chars(text.data(), text.data() + text.size(), value);
+                                            if (parse != std::errc() || end != text.data() + text.size())
+                                                ec = redis_errc::unexpected_reply;
+                                        } else if (!ec && reply->type != REDIS_REPLY_NIL) {
+                                            ec = redis_errc::unexpected_reply;
+                                        }
+                                        if (done) done(ec, ec ? 0 : value);
+                                    },
+                                    "GET"));
     }
 
     /// Appends `message` (a JSON text) to the JSON array under `hash`/`field`,
     /// atomically (one Lua script), dropping the oldest entries past
     /// `max_entries` (0: unbounded). `done` receives how many were dropped.
-    void backlog_append(std::string const& hash, std::string const& field, std::string message,
-                        std::size_t max_entries, count_handler done = {}) {
-        state_->commands_->send(
-            detail::redis_command("EVAL", detail::backlog_append_script, "1", hash, field, message,
-                                  std::to_string(max_entries)),
-            state_->guard(
-                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                    if (!ec && reply->type != REDIS_REPLY_INTEGER)
-                        ec = redis_errc::unexpected_reply;
-                    if (done) done(ec, ec ? 0 : static_cast<std::int64_t>(reply->integer));
-                },
-                "backlog append", !done));
+    void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
+                        count_handler done = {}) {
+        state_->commands_->send(detail::redis_command("EVAL", detail::backlog_append_script, "1", hash, field, message,
+                                                      std::to_string(max_entries)),
+                                state_->guard(
+                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                        if (!ec && reply->type != REDIS_REPLY_INTEGER)
+                                            ec = redis_errc::unexpected_reply;
+                                        if (done) done(ec, ec ? 0 : static_cast<std::int64_t>(reply->integer));
+                                    },
+                                    "backlog append", !done));
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
     /// element JSON texts in append order (as re-encoded by Redis' cjson: same
     /// JSON, keys possibly in another order).
     void backlog_take(std::string const& hash, std::string const& field, take_handler done) {
-        state_->commands_->send(
-            detail::redis_command("EVAL", detail::backlog_take_script, "1", hash, field),
-            state_->guard(
-                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                    std::vector<std::string> messages;
-                    if (!ec && reply->type == REDIS_REPLY_STRING)
-                        ec = detail::split_backlog(detail::redis_text(*reply), messages);
-                    else if (!ec && reply->type != REDIS_REPLY_NIL)
-                        ec = redis_errc::unexpected_reply;
-                    if (ec) messages.clear();
-                    if (done) done(ec, std::move(messages));
-                },
-                "backlog take"));
+        state_->commands_->send(detail::redis_command("EVAL", detail::backlog_take_script, "1", hash, field),
+                                state_->guard(
+                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                        std::vector<std::string> messages;
+                                        if (!ec && reply->type == REDIS_REPLY_STRING)
+                                            ec = detail::split_backlog(detail::redis_text(*reply), messages);
+                                        else if (!ec && reply->type != REDIS_REPLY_NIL)
+                                            ec = redis_errc::unexpected_reply;
+                                        if (ec) messages.clear();
+                                        if (done) done(ec, std::move(messages));
+                                    },
+                                    "backlog take"));
     }
 
-  private:
+private:
     static std::string describe(std::error_code ec, redisReply const* reply) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-            return std::string(detail::redis_text(*reply));
+        if (reply && reply->type == REDIS_REPLY_ERROR) return std::string(detail::redis_text(*reply));
         return ec.message();
     }
 
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor executor, options const& opts)
-            : executor_(executor), on_log_(opts.on_log) {
+        state(asio::any_io_executor executor, options const& opts) : executor_(executor), on_log_(opts.on_log) {
             detail::redis_connection_settings settings;
             settings.endpoint = detail::parse_redis_uri(opts.uri);
             settings.reconnect_initial = opts.reconnect_initial;
@@ -287,19 +277,17 @@ class redis {
 
         void send_simple(char const* what, std::string command, completion done) {
             bool const report = !done;
-            commands_->send(std::move(command),
-                            guard(
-                                [done = std::move(done)](std::error_code ec, redisReply const*) {
-                                    if (done) done(ec);
-                                },
-                                what, report));
+            commands_->send(std::move(command), guard(
+                                                    [done = std::move(done)](std::error_code ec, redisReply const*) {
+                                                        if (done) done(ec);
+                                                    },
+                                                    what, report));
         }
 
         void subscribe(std::string const& channel, channel_handler handler, completion done) {
             auto& handlers = channels_[channel];
             handlers.push_back(std::make_shared<channel_handler>(std::move(handler)));
-            if (handlers.size() == 1)
-                subscriber_->send_untracked(detail::redis_command("SUBSCRIBE", channel));
+            if (handlers.size() == 1) subscriber_->send_untracked(detail::redis_command("SUBSCRIBE", channel));
             if (!done) return;
             if (confirmed_.count(channel)) {
                 asio::post(executor_, [weak = weak_from_this(), done = std::move(done)] {
@@ -354,8 +342,7 @@ class redis {
             if (kind == "message") {
                 auto it = channels_.find(channel);
                 if (it == channels_.end()) return;
-                auto& handlers =
-                    it->second;  // stays valid if a handler subscribes (rehash keeps references)
+                auto& handlers = it->second;  // stays valid if a handler subscribes (rehash keeps references)
                 auto const payload = detail::redis_text(*reply.element[2]);
                 // By index and by copy: a handler may subscribe more handlers.
                 for (std::size_t i = 0, n = handlers.size(); i < n && !stopped_; ++i) {

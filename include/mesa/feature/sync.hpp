@@ -51,6 +51,10 @@ struct sync {
 
         void on_backlog_overflow(overflow_handler h) { on_overflow_ = std::move(h); }
 
+        /// Messages stored for offline ids, and redelivered, by this server.
+        std::uint64_t stored() const noexcept { return stored_; }
+        std::uint64_t redelivered() const noexcept { return redelivered_; }
+
         bool on_send(envelope& e) {
             if (!options_.enabled || (e.msg.sync && !*e.msg.sync)) return false;
             auto ids = e.recipients;
@@ -118,8 +122,12 @@ struct sync {
                     server_->keys().undelivered_messages(), id, text, options_.max_backlog,
                     [this, id, alive = alive_](std::error_code ec, std::int64_t dropped) {
                         if (!*alive) return;
-                        if (ec) server_->report("sync: message for offline " + id + " not stored: " + ec.message());
-                        else if (dropped > 0) overflowed(id, dropped);
+                        if (ec) {
+                            server_->report("sync: message for offline " + id + " not stored: " + ec.message());
+                            return;
+                        }
+                        ++stored_;
+                        if (dropped > 0) overflowed(id, dropped);
                     });
             }
             if constexpr (Server::template has<middleware>)
@@ -154,6 +162,7 @@ struct sync {
                 server_->template feature<middleware>().redelivering(messages, c);
             if (options_.redelivery_interval.count() <= 0) {
                 for (auto const& m : messages) c->send(m);
+                redelivered_ += messages.size();
                 return;
             }
             auto run = std::make_shared<paced_run>(server_->context());
@@ -175,6 +184,7 @@ struct sync {
             auto c = run->who.lock();
             if (!c || !c->is_open() || run->next >= run->messages.size()) return;
             c->send(run->messages[run->next++]);
+            ++redelivered_;
             if (run->next >= run->messages.size()) return;
             run->timer.expires_after(options_.redelivery_interval);
             run->timer.async_wait([this, run, alive = alive_](std::error_code ec) {
@@ -185,6 +195,8 @@ struct sync {
         Server* server_;
         options options_;
         overflow_handler on_overflow_;
+        std::uint64_t stored_ = 0;
+        std::uint64_t redelivered_ = 0;
         std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
     public:

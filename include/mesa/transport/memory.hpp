@@ -118,6 +118,7 @@ public:
     }
 
     static std::size_t buffered_bytes(connection_ptr const&) { return 0; }
+    static std::size_t frame_size(frame const& f) { return f->size(); }
 
     static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
         if (!con->open_) return;

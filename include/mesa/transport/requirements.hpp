@@ -30,6 +30,7 @@ struct has_operations<
                    decltype(T::send(std::declval<typename T::connection_ptr const&>(),
                                     std::declval<typename T::frame const&>())),
                    decltype(std::size_t(T::buffered_bytes(std::declval<typename T::connection_ptr const&>()))),
+                   decltype(std::size_t(T::frame_size(std::declval<typename T::frame const&>()))),
                    decltype(T::close(std::declval<typename T::connection_ptr const&>(), std::uint16_t(),
                                      std::string())),
                    decltype(std::declval<typename T::connection_ptr const&>()->context = nullptr)>>
@@ -46,7 +47,7 @@ constexpr bool check() {
                   "Transport requirement: a constructor (asio::io_context&, settings, options)");
     static_assert(detail::has_operations<T>::value,
                   "Transport requirement: start(events), stop_listening(), local_port(), static prepare(payload), "
-                  "static send(con, frame), static buffered_bytes(con), static close(con, code, reason), "
+                  "static send(con, frame), static buffered_bytes(con), static frame_size(frame), static close(con, code, reason), "
                   "and a `void* context` slot on each connection");
     return true;
 }

@@ -96,6 +96,9 @@ public:
     /// Bytes queued on `con` and not yet written.
     static std::size_t buffered_bytes(connection_ptr const& con) { return con->get_buffered_amount(); }
 
+    /// Payload bytes of a prepared frame.
+    static std::size_t frame_size(frame const& f) { return f->get_payload().size(); }
+
     static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
         websocketpp::lib::error_code ec;
         con->close(code, reason, ec);

@@ -4,11 +4,13 @@
 // written whole with HGET/HSET by Node servers and dispatchers. Ours appends
 // and takes atomically with Lua scripts instead of read-modify-write.
 #include <boost/json.hpp>
-#include <mesa/broker/detail/redis_error.hpp>
+
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include <mesa/broker/detail/redis_error.hpp>
 
 namespace mesa::broker::detail {
 
@@ -62,8 +64,7 @@ inline std::error_code split_backlog(std::string_view stored, std::vector<std::s
     boost::system::error_code ec;
     auto const value = boost::json::parse(stored, ec);
     if (ec) return redis_errc::bad_backlog;
-    if (auto const* object = value.if_object())
-        return object->empty() ? std::error_code() : redis_errc::bad_backlog;
+    if (auto const* object = value.if_object()) return object->empty() ? std::error_code() : redis_errc::bad_backlog;
     auto const* array = value.if_array();
     if (!array) return redis_errc::bad_backlog;
     out.reserve(out.size() + array->size());

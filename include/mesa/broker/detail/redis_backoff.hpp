@@ -8,13 +8,11 @@ namespace mesa::broker::detail {
 /// Doubles from `initial` up to `max` on each failed attempt; reset() after a
 /// success starts again from `initial`.
 class redis_backoff {
-  public:
+public:
     using duration = std::chrono::milliseconds;
 
     redis_backoff(duration initial, duration max)
-        : initial_(std::max(initial, duration(1))),
-          max_(std::max(max, initial_)),
-          next_(initial_) {}
+        : initial_(std::max(initial, duration(1))), max_(std::max(max, initial_)), next_(initial_) {}
 
     /// The delay before the next attempt.
     duration next() noexcept {
@@ -25,7 +23,7 @@ class redis_backoff {
 
     void reset() noexcept { next_ = initial_; }
 
-  private:
+private:
     duration initial_, max_, next_;
 };
 

@@ -14,19 +14,21 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mesa/broker/detail/redis_backoff.hpp>
-#include <mesa/broker/detail/redis_error.hpp>
-#include <mesa/broker/detail/redis_resp.hpp>
-#include <mesa/broker/detail/redis_uri.hpp>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include <mesa/broker/detail/redis_backoff.hpp>
+#include <mesa/broker/detail/redis_error.hpp>
+#include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_uri.hpp>
 
 namespace mesa::broker::detail {
 
@@ -45,7 +47,7 @@ struct redis_connection_settings {
 };
 
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
-  public:
+public:
     redis_connection(asio::any_io_executor executor, redis_connection_settings settings)
         : executor_(executor),
           settings_(std::move(settings)),
@@ -87,15 +89,13 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     void send(std::string command, redis_reply_handler done) {
         switch (state_) {
             case link::ready:
-                if (pending() >= settings_.max_pending)
-                    return fail_later(std::move(done), redis_errc::queue_full);
+                if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
                 in_flight_.push_back(std::move(done));
                 write(command);
                 return;
             case link::connecting:
             case link::handshaking:
-                if (pending() >= settings_.max_pending)
-                    return fail_later(std::move(done), redis_errc::queue_full);
+                if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
                 queued_.push_back({std::move(command), std::move(done)});
                 return;
             case link::idle:
@@ -113,7 +113,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         return true;
     }
 
-  private:
+private:
     enum class link { idle, connecting, handshaking, ready, waiting, stopped };
     struct queued_command {
         std::string bytes;
@@ -122,8 +122,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
 
     void log(std::string text) const {
         if (settings_.log)
-            settings_.log("redis " + settings_.name + " connection to " +
-                          settings_.endpoint.describe() + ": " + text);
+            settings_.log("redis " + settings_.name + " connection to " + settings_.endpoint.describe() + ": " + text);
     }
 
     void fail_later(redis_reply_handler done, redis_errc why) {
@@ -132,9 +131,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         });
     }
 
-    bool current(std::uint64_t epoch) const noexcept {
-        return state_ != link::stopped && epoch == epoch_;
-    }
+    bool current(std::uint64_t epoch) const noexcept { return state_ != link::stopped && epoch == epoch_; }
 
     void attempt() {
         state_ = link::connecting;
@@ -142,8 +139,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         timer_.expires_after(settings_.connect_timeout);
         timer_.async_wait([self = shared_from_this(), epoch](std::error_code ec) {
             if (ec || !self->current(epoch)) return;
-            if (self->state_ == link::connecting || self->state_ == link::handshaking)
-                self->failed("timed out");
+            if (self->state_ == link::connecting || self->state_ == link::handshaking) self->failed("timed out");
         });
         if (settings_.endpoint.is_unix()) {
             connect({asio::generic::stream_protocol::endpoint(
@@ -153,8 +149,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         }
         resolver_.async_resolve(
             settings_.endpoint.host, std::to_string(settings_.endpoint.port),
-            [self = shared_from_this(), epoch](std::error_code ec,
-                                               asio::ip::tcp::resolver::results_type results) {
+            [self = shared_from_this(), epoch](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
                 if (!self->current(epoch)) return;
                 if (ec) return self->failed("cannot resolve: " + ec.message());
                 std::vector<asio::generic::stream_protocol::endpoint> endpoints;
@@ -169,17 +164,15 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         std::error_code ignored;
         socket_.close(ignored);
         auto const endpoint = endpoints[index];
-        socket_.async_connect(
-            endpoint, [self = shared_from_this(), endpoints = std::move(endpoints), index,
-                       epoch](std::error_code ec) mutable {
-                if (!self->current(epoch)) return;
-                if (ec) {
-                    if (index + 1 < endpoints.size())
-                        return self->connect(std::move(endpoints), index + 1, epoch);
-                    return self->failed(ec.message());
-                }
-                self->connected(epoch);
-            });
+        socket_.async_connect(endpoint, [self = shared_from_this(), endpoints = std::move(endpoints), index,
+                                         epoch](std::error_code ec) mutable {
+            if (!self->current(epoch)) return;
+            if (ec) {
+                if (index + 1 < endpoints.size()) return self->connect(std::move(endpoints), index + 1, epoch);
+                return self->failed(ec.message());
+            }
+            self->connected(epoch);
+        });
     }
 
     void connected(std::uint64_t epoch) {
@@ -203,15 +196,12 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         for (auto& command : handshake) {
             // Handshake replies come before any queued command's: those are only
             // written once the connection is ready.
-            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch](
-                                     std::error_code ec, redisReply const* reply) {
+            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch](std::error_code ec,
+                                                                                     redisReply const* reply) {
                 if (!current(epoch)) return;
                 if (ec)
-                    return failed(reply
-                                      ? "rejected the handshake: " + std::string(redis_text(*reply))
-                                      : ec.message());
-                if (reply->type != REDIS_REPLY_STATUS)
-                    return failed("the peer does not speak RESP");
+                    return failed(reply ? "rejected the handshake: " + std::string(redis_text(*reply)) : ec.message());
+                if (reply->type != REDIS_REPLY_STATUS) return failed("the peer does not speak RESP");
                 if (--*remaining == 0) ready_now();
             });
             write(command);
@@ -234,24 +224,23 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     }
 
     void read(std::uint64_t epoch) {
-        socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this(), epoch](
-                                                                std::error_code ec, std::size_t n) {
-            if (!self->current(epoch)) return;
-            if (ec)
-                return self->failed(ec == asio::error::eof ? "closed by the server" : ec.message());
-            if (!self->reader_.feed(self->read_buffer_.data(), n))
-                return self->failed("protocol error: " + self->reader_.error());
-            for (;;) {
-                redis_reply_ptr reply;
-                auto const got = self->reader_.next(reply);
-                if (got == redis_reader::result::none) break;
-                if (got == redis_reader::result::error)
-                    return self->failed("protocol error: " + self->reader_.error());
-                self->dispatch(*reply);
+        socket_.async_read_some(
+            asio::buffer(read_buffer_), [self = shared_from_this(), epoch](std::error_code ec, std::size_t n) {
                 if (!self->current(epoch)) return;
-            }
-            self->read(epoch);
-        });
+                if (ec) return self->failed(ec == asio::error::eof ? "closed by the server" : ec.message());
+                if (!self->reader_.feed(self->read_buffer_.data(), n))
+                    return self->failed("protocol error: " + self->reader_.error());
+                for (;;) {
+                    redis_reply_ptr reply;
+                    auto const got = self->reader_.next(reply);
+                    if (got == redis_reader::result::none) break;
+                    if (got == redis_reader::result::error)
+                        return self->failed("protocol error: " + self->reader_.error());
+                    self->dispatch(*reply);
+                    if (!self->current(epoch)) return;
+                }
+                self->read(epoch);
+            });
     }
 
     void dispatch(redisReply const& reply) {
@@ -280,14 +269,13 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
         // complete after the next one has started.
         auto bytes = std::make_shared<std::string>(std::move(out_));
         out_.clear();
-        asio::async_write(
-            socket_, asio::buffer(*bytes),
-            [self = shared_from_this(), bytes, epoch = epoch_](std::error_code ec, std::size_t) {
-                if (!self->current(epoch)) return;
-                self->writing_ = false;
-                if (ec) return self->failed(ec.message());
-                self->flush();
-            });
+        asio::async_write(socket_, asio::buffer(*bytes),
+                          [self = shared_from_this(), bytes, epoch = epoch_](std::error_code ec, std::size_t) {
+                              if (!self->current(epoch)) return;
+                              self->writing_ = false;
+                              if (ec) return self->failed(ec.message());
+                              self->flush();
+                          });
     }
 
     void close() {
@@ -314,8 +302,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
             attempt();
         } else {
             auto const delay = backoff_.next();
-            log("cannot connect (" + why + "), retrying in " + std::to_string(delay.count()) +
-                " ms");
+            log("cannot connect (" + why + "), retrying in " + std::to_string(delay.count()) + " ms");
             outage_ = true;
             // Commands waiting for this attempt fail now rather than wait an
             // unknown outage out.
@@ -353,8 +340,8 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     bool writing_ = false;
     bool outage_ = false;
     link state_ = link::idle;
-    std::uint64_t epoch_ = 0;            // bumped on close: handlers of an older socket do nothing
-    std::deque<queued_command> queued_;  // waiting for the connection (bounded by max_pending)
+    std::uint64_t epoch_ = 0;                    // bumped on close: handlers of an older socket do nothing
+    std::deque<queued_command> queued_;          // waiting for the connection (bounded by max_pending)
     std::deque<redis_reply_handler> in_flight_;  // written, in reply order (bounded by max_pending)
 };
 

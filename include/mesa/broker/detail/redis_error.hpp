@@ -28,7 +28,7 @@ enum class redis_errc {
 namespace detail {
 
 class redis_category_impl final : public std::error_category {
-  public:
+public:
     char const* name() const noexcept override { return "mesa.redis"; }
     std::string message(int value) const override {
         switch (static_cast<redis_errc>(value)) {
@@ -54,9 +54,7 @@ inline std::error_category const& redis_category() noexcept {
     return category;
 }
 
-inline std::error_code make_error_code(redis_errc e) noexcept {
-    return {static_cast<int>(e), redis_category()};
-}
+inline std::error_code make_error_code(redis_errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
 
 }  // namespace mesa::broker
 

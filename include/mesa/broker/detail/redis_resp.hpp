@@ -18,13 +18,10 @@ struct redis_reply_deleter {
 };
 using redis_reply_ptr = std::unique_ptr<redisReply, redis_reply_deleter>;
 
-inline std::string_view redis_text(redisReply const& r) noexcept {
-    return {r.str ? r.str : "", r.len};
-}
+inline std::string_view redis_text(redisReply const& r) noexcept { return {r.str ? r.str : "", r.len}; }
 
 /// Appends one command, encoded in RESP, to `out`.
-inline void redis_append_command(std::string& out, std::string_view const* args,
-                                 std::size_t count) {
+inline void redis_append_command(std::string& out, std::string_view const* args, std::size_t count) {
     std::vector<char const*> argv(count);
     std::vector<std::size_t> lens(count);
     for (std::size_t i = 0; i < count; ++i) {
@@ -32,8 +29,7 @@ inline void redis_append_command(std::string& out, std::string_view const* args,
         lens[i] = args[i].size();
     }
     char* encoded = nullptr;
-    int const n =
-        redisFormatCommandArgv(&encoded, static_cast<int>(count), argv.data(), lens.data());
+    int const n = redisFormatCommandArgv(&encoded, static_cast<int>(count), argv.data(), lens.data());
     if (n < 0 || !encoded) throw std::bad_alloc();
     out.append(encoded, static_cast<std::size_t>(n));
     redisFreeCommand(encoded);
@@ -56,15 +52,13 @@ std::string redis_command(Args const&... args) {
 
 /// An incremental RESP parser: feed bytes, take the complete replies.
 class redis_reader {
-  public:
+public:
     redis_reader() : reader_(redisReaderCreate()) {
         if (!reader_) throw std::bad_alloc();
     }
 
     /// False on a protocol error (see error()).
-    bool feed(char const* data, std::size_t size) {
-        return redisReaderFeed(reader_.get(), data, size) == REDIS_OK;
-    }
+    bool feed(char const* data, std::size_t size) { return redisReaderFeed(reader_.get(), data, size) == REDIS_OK; }
 
     enum class result { reply, none, error };
     /// The next complete reply, if any.
@@ -78,7 +72,7 @@ class redis_reader {
 
     std::string error() const { return reader_->errstr; }
 
-  private:
+private:
     struct deleter {
         void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
     };

@@ -40,10 +40,9 @@ template <class Int>
 Int number(std::string_view uri, std::string_view text, Int min, Int max, char const* what) {
     Int value{};
     auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
-        value > max)
-        fail(uri, std::string(what) + " '" + std::string(text) + "' is not a number in [" +
-                      std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
+        fail(uri, std::string(what) + " '" + std::string(text) + "' is not a number in [" + std::to_string(min) + ", " +
+                      std::to_string(max) + "]");
     return value;
 }
 
@@ -75,8 +74,7 @@ inline void query(std::string_view uri, std::string_view q, redis_endpoint& e) {
         auto const item = q.substr(0, amp);
         q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
         auto const eq = item.find('=');
-        if (eq == std::string_view::npos)
-            fail(uri, "query item '" + std::string(item) + "' has no '='");
+        if (eq == std::string_view::npos) fail(uri, "query item '" + std::string(item) + "' has no '='");
         auto const key = item.substr(0, eq), value = item.substr(eq + 1);
         if (key == "db")
             e.db = number<int>(uri, value, 0, 1 << 20, "db");
@@ -107,8 +105,7 @@ inline redis_endpoint parse_redis_uri(std::string_view uri) {
             query(uri, rest.substr(q + 1), e);
             rest = rest.substr(0, q);
         }
-        if (rest.empty() || rest.front() != '/')
-            fail(uri, "a unix socket path must be absolute (unix:///path)");
+        if (rest.empty() || rest.front() != '/') fail(uri, "a unix socket path must be absolute (unix:///path)");
         e.unix_path = std::string(rest);
     } else if (uri.substr(0, redis_scheme.size()) == redis_scheme) {
         auto rest = uri.substr(redis_scheme.size());
