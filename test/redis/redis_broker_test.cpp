@@ -1,14 +1,17 @@
 // mesa::broker::redis against a real redis-server, with the memory broker's
 // expectations, plus its helpers (uri, backoff, backlog format) alone.
+#include <mesa/broker/redis.hpp>
+
 #include <doctest/doctest.h>
 
 #include <asio/io_context.hpp>
-#include <atomic>
 #include <boost/json.hpp>
-#include <mesa/broker/redis.hpp>
-#include <mesa/broker/requirements.hpp>
+
+#include <atomic>
 #include <optional>
 #include <thread>
+
+#include <mesa/broker/requirements.hpp>
 
 #include "../support/drive.hpp"
 #include "../support/redis_fixture.hpp"
@@ -24,8 +27,7 @@ static_assert(mesa::broker::check<mesa::broker::redis>());
 namespace {
 
 /// Options for a test broker: short backoff, logs collected.
-mesa::broker::redis::options test_options(std::string uri,
-                                          std::vector<std::string>* log = nullptr) {
+mesa::broker::redis::options test_options(std::string uri, std::vector<std::string>* log = nullptr) {
     mesa::broker::redis::options o;
     o.uri = std::move(uri);
     o.reconnect_initial = 20ms;
@@ -143,8 +145,7 @@ TEST_CASE("a stored backlog splits into its elements; {} is cjson's empty array"
     using mesa::broker::detail::split_backlog;
     std::vector<std::string> out;
     CHECK_FALSE(split_backlog(R"([{"op":0,"d":{},"t":"A"},{"op":0,"d":{"x":[1,2]}}])", out));
-    CHECK(out ==
-          std::vector<std::string>{R"({"op":0,"d":{},"t":"A"})", R"({"op":0,"d":{"x":[1,2]}})"});
+    CHECK(out == std::vector<std::string>{R"({"op":0,"d":{},"t":"A"})", R"({"op":0,"d":{"x":[1,2]}})"});
     out.clear();
     CHECK_FALSE(split_backlog("{}", out));
     CHECK(out.empty());
@@ -266,30 +267,21 @@ TEST_CASE("sets and counters behave as the memory broker's, under verbatim names
     outcome<std::vector<bool>> found, none;
     outcome<std::vector<std::string>> members, empty_set;
     outcome<std::int64_t> count, missing;
-    b.set_contains("connected_clients_chat", {"alice", "bob", "carol"},
-                   [&](std::error_code ec, std::vector<bool> f) {
-                       found = {true, ec, f};
-                   });
+    b.set_contains("connected_clients_chat", {"alice", "bob", "carol"}, [&](std::error_code ec, std::vector<bool> f) {
+        found = {true, ec, f};
+    });
     b.set_contains("connected_clients_chat", {}, [&](std::error_code ec, std::vector<bool> f) {
         none = {true, ec, f};
     });
     a.set_members("connected_clients_chat", [&](std::error_code ec, std::vector<std::string> m) {
         members = {true, ec, m};
     });
-    a.set_members("nothing_here", [&](std::error_code ec, std::vector<std::string> m) {
-        empty_set = {true, ec, m};
-    });
-    a.counter_get("connected_clients_count_chat", [&](std::error_code ec, std::int64_t n) {
-        count = {true, ec, n};
-    });
-    a.counter_get("never_counted", [&](std::error_code ec, std::int64_t n) {
-        missing = {true, ec, n};
-    });
+    a.set_members("nothing_here", [&](std::error_code ec, std::vector<std::string> m) { empty_set = {true, ec, m}; });
+    a.counter_get("connected_clients_count_chat", [&](std::error_code ec, std::int64_t n) { count = {true, ec, n}; });
+    a.counter_get("never_counted", [&](std::error_code ec, std::int64_t n) { missing = {true, ec, n}; });
     CHECK_FALSE(none.done);  // never inline, even with nothing to ask
-    REQUIRE(run_until(ioc, [&] {
-        return found.done && none.done && members.done && empty_set.done && count.done &&
-               missing.done;
-    }));
+    REQUIRE(run_until(
+        ioc, [&] { return found.done && none.done && members.done && empty_set.done && count.done && missing.done; }));
     CHECK_FALSE(found.ec);
     CHECK(found.value == std::vector<bool>{true, false, true});
     CHECK(none.value.empty());
@@ -309,9 +301,7 @@ TEST_CASE("sets and counters behave as the memory broker's, under verbatim names
     std::vector<std::string> log;
     mesa::broker::redis c{ioc.get_executor(), test_options(server.uri(), &log)};
     outcome<std::int64_t> wrong;
-    c.counter_get("connected_clients_chat", [&](std::error_code ec, std::int64_t n) {
-        wrong = {true, ec, n};
-    });
+    c.counter_get("connected_clients_chat", [&](std::error_code ec, std::int64_t n) { wrong = {true, ec, n}; });
     c.set_add("connected_clients_count_chat", "x");
     REQUIRE(run_until(ioc, [&] { return wrong.done && logged(log, "SADD failed"); }));
     CHECK(wrong.ec == redis_errc::server_error);
@@ -324,19 +314,15 @@ TEST_CASE(
     redis_server server;
     asio::io_context ioc;
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
-    auto message = [](int i) {
-        return R"({"op":0,"d":{"i":)" + std::to_string(i) + R"(},"t":"N"})";
-    };
+    auto message = [](int i) { return R"({"op":0,"d":{"i":)" + std::to_string(i) + R"(},"t":"N"})"; };
     std::int64_t dropped = -1;
     for (int i = 1; i <= 5; ++i) b.backlog_append("undelivered_messages_chat", "u", message(i), 3);
-    b.backlog_append("undelivered_messages_chat", "u", message(6), 3,
-                     [&](std::error_code ec, std::int64_t d) {
-                         CHECK_FALSE(ec);
-                         dropped = d;
-                     });
+    b.backlog_append("undelivered_messages_chat", "u", message(6), 3, [&](std::error_code ec, std::int64_t d) {
+        CHECK_FALSE(ec);
+        dropped = d;
+    });
     REQUIRE(run_until(ioc, [&] { return dropped >= 0; }));
-    CHECK(dropped ==
-          1);  // only the last append's own drop: 6 entries, bound 3, earlier ones dropped before
+    CHECK(dropped == 1);  // only the last append's own drop: 6 entries, bound 3, earlier ones dropped before
 
     // What Node's server reads with HGET: an array of message objects.
     auto const stored = json::parse(server.cli({"HGET", "undelivered_messages_chat", "u"}));
@@ -348,14 +334,12 @@ TEST_CASE(
     }
 
     outcome<std::vector<std::string>> first, second;
-    b.backlog_take("undelivered_messages_chat", "u",
-                   [&](std::error_code ec, std::vector<std::string> m) {
-                       first = {true, ec, m};
-                   });
-    b.backlog_take("undelivered_messages_chat", "u",
-                   [&](std::error_code ec, std::vector<std::string> m) {
-                       second = {true, ec, m};
-                   });
+    b.backlog_take("undelivered_messages_chat", "u", [&](std::error_code ec, std::vector<std::string> m) {
+        first = {true, ec, m};
+    });
+    b.backlog_take("undelivered_messages_chat", "u", [&](std::error_code ec, std::vector<std::string> m) {
+        second = {true, ec, m};
+    });
     REQUIRE(run_until(ioc, [&] { return first.done && second.done; }));
     CHECK_FALSE(first.ec);
     CHECK_FALSE(second.ec);
@@ -368,20 +352,18 @@ TEST_CASE(
     // Unbounded (0) keeps everything.
     outcome<std::int64_t> unbounded;
     for (int i = 0; i < 10; ++i)
-        b.backlog_append("undelivered_messages", "v", message(i), 0,
-                         [&](std::error_code ec, std::int64_t d) {
-                             unbounded = {true, ec, d};
-                         });
+        b.backlog_append("undelivered_messages", "v", message(i), 0, [&](std::error_code ec, std::int64_t d) {
+            unbounded = {true, ec, d};
+        });
     REQUIRE(run_until(ioc, [&] { return unbounded.done; }));
     CHECK(unbounded.value == 0);
     CHECK(json::parse(server.cli({"HGET", "undelivered_messages", "v"})).as_array().size() == 10);
 
     // Invalid message text is refused by the script, nothing is stored.
     outcome<std::int64_t> refused;
-    b.backlog_append("undelivered_messages", "w", "not json", 0,
-                     [&](std::error_code ec, std::int64_t d) {
-                         refused = {true, ec, d};
-                     });
+    b.backlog_append("undelivered_messages", "w", "not json", 0, [&](std::error_code ec, std::int64_t d) {
+        refused = {true, ec, d};
+    });
     REQUIRE(run_until(ioc, [&] { return refused.done; }));
     CHECK(refused.ec == redis_errc::server_error);
     CHECK(server.cli({"HEXISTS", "undelivered_messages", "w"}) == "0");
@@ -405,16 +387,13 @@ TEST_CASE("backlogs written by a Node server are appended to and taken") {
                          bad_append = {true, ec, d};
                      });
     outcome<std::vector<std::string>> node, empty;
-    b.backlog_take("undelivered_messages", "n",
-                   [&](std::error_code ec, std::vector<std::string> m) {
-                       node = {true, ec, m};
-                   });
-    b.backlog_take("undelivered_messages", "e",
-                   [&](std::error_code ec, std::vector<std::string> m) {
-                       empty = {true, ec, m};
-                   });
-    REQUIRE(run_until(ioc,
-                      [&] { return appended.done && bad_append.done && node.done && empty.done; }));
+    b.backlog_take("undelivered_messages", "n", [&](std::error_code ec, std::vector<std::string> m) {
+        node = {true, ec, m};
+    });
+    b.backlog_take("undelivered_messages", "e", [&](std::error_code ec, std::vector<std::string> m) {
+        empty = {true, ec, m};
+    });
+    REQUIRE(run_until(ioc, [&] { return appended.done && bad_append.done && node.done && empty.done; }));
     CHECK_FALSE(appended.ec);
     CHECK(bad_append.ec == redis_errc::server_error);  // an object is not a backlog: left untouched
     CHECK(server.cli({"HGET", "undelivered_messages", "bad"}) == R"({"op":0})");
@@ -437,13 +416,12 @@ TEST_CASE("4 brokers x 250 concurrent appends lose nothing and keep each appende
             mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
             int done = 0;
             for (int i = 0; i < per_appender; ++i) {
-                auto const text = R"({"op":0,"d":{"a":)" + std::to_string(t) + R"(,"i":)" +
-                                  std::to_string(i) + R"(},"t":"SYNC"})";
-                b.backlog_append("undelivered_messages", "u", text, 0,
-                                 [&](std::error_code ec, std::int64_t) {
-                                     ++done;
-                                     if (ec) ++failed;
-                                 });
+                auto const text =
+                    R"({"op":0,"d":{"a":)" + std::to_string(t) + R"(,"i":)" + std::to_string(i) + R"(},"t":"SYNC"})";
+                b.backlog_append("undelivered_messages", "u", text, 0, [&](std::error_code ec, std::int64_t) {
+                    ++done;
+                    if (ec) ++failed;
+                });
             }
             run_until(
                 ioc, [&] { return done == per_appender; }, 30s);
@@ -457,10 +435,9 @@ TEST_CASE("4 brokers x 250 concurrent appends lose nothing and keep each appende
     asio::io_context ioc;
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
     outcome<std::vector<std::string>> taken;
-    b.backlog_take("undelivered_messages", "u",
-                   [&](std::error_code ec, std::vector<std::string> m) {
-                       taken = {true, ec, m};
-                   });
+    b.backlog_take("undelivered_messages", "u", [&](std::error_code ec, std::vector<std::string> m) {
+        taken = {true, ec, m};
+    });
     REQUIRE(run_until(
         ioc, [&] { return taken.done; }, 10s));
     CHECK_FALSE(taken.ec);
@@ -487,8 +464,7 @@ TEST_CASE("commands past max_pending_commands fail with queue_full") {
     mesa::broker::redis b{ioc.get_executor(), o};
     std::vector<std::error_code> results;
     // Issued before the connection is up: 3 wait for it, 2 are refused.
-    for (int i = 0; i < 5; ++i)
-        b.set_add("s", std::to_string(i), [&](std::error_code ec) { results.push_back(ec); });
+    for (int i = 0; i < 5; ++i) b.set_add("s", std::to_string(i), [&](std::error_code ec) { results.push_back(ec); });
     b.publish("ws", "refused too");
     CHECK(results.empty());
     REQUIRE(run_until(ioc, [&] { return results.size() == 5; }));
@@ -502,12 +478,10 @@ TEST_CASE("AUTH with --requirepass, and a wrong password is reported") {
     redis_server server({"--requirepass", "s3cret"});
     asio::io_context ioc;
     std::vector<std::string> good_log, bad_log;
-    mesa::broker::redis good{ioc.get_executor(),
-                             test_options(server.uri().insert(8, ":s3cret@"), &good_log)};
-    mesa::broker::redis acl{ioc.get_executor(), test_options("redis://default:s3cret@127.0.0.1:" +
-                                                             std::to_string(server.port()))};
-    mesa::broker::redis bad{ioc.get_executor(),
-                            test_options(server.uri().insert(8, ":wrong@"), &bad_log)};
+    mesa::broker::redis good{ioc.get_executor(), test_options(server.uri().insert(8, ":s3cret@"), &good_log)};
+    mesa::broker::redis acl{ioc.get_executor(),
+                            test_options("redis://default:s3cret@127.0.0.1:" + std::to_string(server.port()))};
+    mesa::broker::redis bad{ioc.get_executor(), test_options(server.uri().insert(8, ":wrong@"), &bad_log)};
     std::optional<std::error_code> good_done, acl_done, bad_done;
     good.set_add("auth", "ok", [&](std::error_code ec) { good_done = ec; });
     acl.set_add("auth", "acl", [&](std::error_code ec) { acl_done = ec; });
@@ -538,9 +512,7 @@ TEST_CASE("SELECT isolates databases") {
     two.set_members("connected_clients", [&](std::error_code ec, std::vector<std::string> m) {
         in_two = {true, ec, m};
     });
-    two.counter_get("connected_clients_count", [&](std::error_code ec, std::int64_t n) {
-        count_two = {true, ec, n};
-    });
+    two.counter_get("connected_clients_count", [&](std::error_code ec, std::int64_t n) { count_two = {true, ec, n}; });
     REQUIRE(run_until(ioc, [&] { return in_two.done && count_two.done; }));
     CHECK(in_two.value.empty());
     CHECK(count_two.value == 0);
@@ -567,8 +539,7 @@ TEST_CASE("nothing listening: operations fail with disconnected and the log says
     auto const port = mesa::test::free_port();
     asio::io_context ioc;
     std::vector<std::string> log;
-    mesa::broker::redis b{ioc.get_executor(),
-                          test_options("redis://127.0.0.1:" + std::to_string(port), &log)};
+    mesa::broker::redis b{ioc.get_executor(), test_options("redis://127.0.0.1:" + std::to_string(port), &log)};
     std::optional<std::error_code> added;
     outcome<std::vector<std::string>> taken;
     bool sub_done = false;
@@ -580,9 +551,7 @@ TEST_CASE("nothing listening: operations fail with disconnected and the log says
             sub_ec = ec;
         });
     b.set_add("s", "m", [&](std::error_code ec) { added = ec; });
-    b.backlog_take("h", "f", [&](std::error_code ec, std::vector<std::string> m) {
-        taken = {true, ec, m};
-    });
+    b.backlog_take("h", "f", [&](std::error_code ec, std::vector<std::string> m) { taken = {true, ec, m}; });
     REQUIRE(run_until(ioc, [&] { return added && taken.done && sub_done; }));
     CHECK(*added == redis_errc::disconnected);
     CHECK(taken.ec == redis_errc::disconnected);
@@ -606,8 +575,7 @@ TEST_CASE("reconnection: outage reported, operations fail, subscriptions and com
     std::vector<std::string> got;
     bool subscribed = false;
     b.subscribe(
-        "ws", [&](std::string_view p) { got.emplace_back(p); },
-        [&](std::error_code ec) { subscribed = !ec; });
+        "ws", [&](std::string_view p) { got.emplace_back(p); }, [&](std::error_code ec) { subscribed = !ec; });
     REQUIRE(run_until(ioc, [&] { return subscribed && a.connected() && b.connected(); }));
     a.publish("ws", "before");
     REQUIRE(run_until(ioc, [&] { return got.size() == 1; }));
@@ -616,8 +584,7 @@ TEST_CASE("reconnection: outage reported, operations fail, subscriptions and com
     // Both connections must have noticed (one may still be "ready" with its EOF unread).
     REQUIRE(run_until(ioc, [&] {
         return !a.connected() && !b.connected() &&
-               logged(log_a, "commands connection to 127.0.0.1:" + std::to_string(server.port()) +
-                                 ": cannot connect");
+               logged(log_a, "commands connection to 127.0.0.1:" + std::to_string(server.port()) + ": cannot connect");
     }));
     INFO(joined(log_a));
     CHECK(logged(log_a, "lost"));
@@ -625,12 +592,9 @@ TEST_CASE("reconnection: outage reported, operations fail, subscriptions and com
     std::optional<std::error_code> added;
     outcome<std::int64_t> count;
     a.set_add("connected_clients", "u", [&](std::error_code ec) { added = ec; });
-    a.counter_get("connected_clients_count", [&](std::error_code ec, std::int64_t n) {
-        count = {true, ec, n};
-    });
+    a.counter_get("connected_clients_count", [&](std::error_code ec, std::int64_t n) { count = {true, ec, n}; });
     a.publish("ws", "during");
-    REQUIRE(run_until(
-        ioc, [&] { return added && count.done && logged(log_a, "PUBLISH to 'ws' failed"); }));
+    REQUIRE(run_until(ioc, [&] { return added && count.done && logged(log_a, "PUBLISH to 'ws' failed"); }));
     CHECK(*added == redis_errc::disconnected);
     CHECK(count.ec == redis_errc::disconnected);
 
@@ -666,11 +630,9 @@ TEST_CASE("destroying a broker with operations in flight calls nothing back") {
         b.set_add("s", "first", [&](std::error_code) { ready = true; });
         REQUIRE(run_until(ioc, [&] { return ready; }));
         b.subscribe("ws", [&](std::string_view) { calls_after += gone; });
-        for (int i = 0; i < 100; ++i)
-            b.set_add("s", std::to_string(i), [&](std::error_code) { calls_after += gone; });
+        for (int i = 0; i < 100; ++i) b.set_add("s", std::to_string(i), [&](std::error_code) { calls_after += gone; });
         b.counter_get("c", [&](std::error_code, std::int64_t) { calls_after += gone; });
-        b.set_contains("s", {"a", "b"},
-                       [&](std::error_code, std::vector<bool>) { calls_after += gone; });
+        b.set_contains("s", {"a", "b"}, [&](std::error_code, std::vector<bool>) { calls_after += gone; });
         b.publish("ws", "x");
         gone = true;
     }

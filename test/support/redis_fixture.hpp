@@ -72,11 +72,10 @@ inline std::string run_program(std::vector<std::string> const& argv) {
 }
 
 class redis_server {
-  public:
+public:
     /// Starts redis-server on a free port with `extra` arguments (e.g.
     /// {"--requirepass", "secret"}); throws when it does not answer PING.
-    explicit redis_server(std::vector<std::string> extra = {})
-        : port_(free_port()), extra_(std::move(extra)) {
+    explicit redis_server(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
         log_path_ = "/tmp/mesa-redis-test-" + std::to_string(port_) + ".log";
         start();
     }
@@ -88,50 +87,37 @@ class redis_server {
     redis_server& operator=(redis_server const&) = delete;
 
     std::uint16_t port() const noexcept { return port_; }
-    std::string uri(std::string const& tail = {}) const {
-        return "redis://127.0.0.1:" + std::to_string(port_) + tail;
-    }
+    std::string uri(std::string const& tail = {}) const { return "redis://127.0.0.1:" + std::to_string(port_) + tail; }
     bool running() const noexcept { return pid_ > 0; }
 
     /// Starts (again) on the same port.
     void start() {
         if (pid_ > 0) return;
-        std::vector<std::string> argv{"/usr/bin/redis-server",
-                                      "--port",
-                                      std::to_string(port_),
-                                      "--bind",
-                                      "127.0.0.1",
-                                      "--save",
-                                      "",
-                                      "--appendonly",
-                                      "no",
-                                      "--daemonize",
-                                      "no",
-                                      "--dir",
-                                      "/tmp"};
+        std::vector<std::string> argv{
+            "/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly",          "no",     "--daemonize",         "no",     "--dir",     "/tmp"};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
         args.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(),
-                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         posix_spawn_file_actions_adddup2(&actions, 1, 2);
         int const rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) {
             pid_ = 0;
-            throw std::runtime_error("cannot start /usr/bin/redis-server (posix_spawn error " +
-                                     std::to_string(rc) + ")");
+            throw std::runtime_error("cannot start /usr/bin/redis-server (posix_spawn error " + std::to_string(rc) +
+                                     ")");
         }
         auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         while (!answers_ping()) {
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = 0;
-                throw std::runtime_error("redis-server exited at start on port " +
-                                         std::to_string(port_) + ":\n" + server_log());
+                throw std::runtime_error("redis-server exited at start on port " + std::to_string(port_) + ":\n" +
+                                         server_log());
             }
             if (std::chrono::steady_clock::now() > deadline) {
                 stop(SIGKILL);
@@ -161,8 +147,7 @@ class redis_server {
 
     /// Runs redis-cli against this server: cli({"HGET", "h", "f"}), with
     /// `options` before the command (e.g. {"-n", "1"}).
-    std::string cli(std::vector<std::string> const& command,
-                    std::vector<std::string> const& options = {}) const {
+    std::string cli(std::vector<std::string> const& command, std::vector<std::string> const& options = {}) const {
         std::vector<std::string> argv{"/usr/bin/timeout",  "10", "/usr/bin/redis-cli",
                                       "--no-auth-warning", "-p", std::to_string(port_)};
         argv.insert(argv.end(), options.begin(), options.end());
@@ -177,7 +162,7 @@ class redis_server {
         return s.str();
     }
 
-  private:
+private:
     bool answers_ping() const {
         int const fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
@@ -188,8 +173,7 @@ class redis_server {
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = htons(port_);
         bool ok = false;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-            ::write(fd, "PING\r\n", 6) == 6) {
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::write(fd, "PING\r\n", 6) == 6) {
             char reply[64];
             // +PONG, or -NOAUTH with --requirepass: either way it is serving.
             ssize_t const n = ::read(fd, reply, sizeof reply);
