@@ -2,17 +2,20 @@
 // The umbrella header: everything a server needs.
 #include <mesa/broker/memory.hpp>
 #include <mesa/client.hpp>
+#include <mesa/dispatcher.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/feature/authentication.hpp>
 #include <mesa/feature/heartbeat.hpp>
 #include <mesa/feature/message_store.hpp>
 #include <mesa/feature/middleware.hpp>
+#include <mesa/feature/portals.hpp>
 #include <mesa/feature/reconnect.hpp>
 #include <mesa/feature/sync.hpp>
 #include <mesa/feature/version_rule.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
+#include <mesa/portal.hpp>
 #include <mesa/server.hpp>
 #include <mesa/shutdown.hpp>
 #include <mesa/transport/memory.hpp>

@@ -110,7 +110,7 @@ public:
           transport_(ioc_, transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes},
                      options_.transport),
           broker_(ioc_.get_executor(), options_.broker),
-          components_(typename Features::template component<server>(*this, options_.template feature<Features>())...) {}
+          components_(component_init<Features>{*this, options_.template feature<Features>()}...) {}
 
     server(server const&) = delete;
     server& operator=(server const&) = delete;
@@ -225,7 +225,7 @@ public:
     template <class F>
     auto& feature() {
         static_assert(has<F>, "mesa: this server does not list that feature");
-        return std::get<typename F::template component<server>>(components_);
+        return static_cast<typename F::template component<server>&>(std::get<placed<F>>(components_));
     }
 
     // ---- for feature policies --------------------------------------------
@@ -429,7 +429,20 @@ private:
     mesa::keys keys_;
     Transport transport_;
     Broker broker_;
-    std::tuple<typename Features::template component<server>...> components_;
+    // Components are built in place and never move, so they may hand out
+    // `this` (timers, broker callbacks) from their constructors.
+    template <class F>
+    struct component_init {
+        server& owner;
+        typename F::options const& options;
+    };
+    template <class F>
+    struct placed : F::template component<server> {
+        explicit placed(component_init<F> init) : F::template component<server>(init.owner, init.options) {}
+        placed(placed const&) = delete;
+        placed& operator=(placed const&) = delete;
+    };
+    std::tuple<placed<Features>...> components_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
     // Only a feature that watches deliveries (middleware) pays for the list.

@@ -151,6 +151,11 @@ TEST_CASE("a stored backlog splits into its elements; {} is cjson's empty array"
     CHECK(out.empty());
     CHECK_FALSE(split_backlog("[]", out));
     CHECK(out.empty());
+    // Element texts come back byte for byte (no re-serialization), whitespace around them trimmed.
+    CHECK_FALSE(split_backlog(R"( [ {"b":1,"a":[]} , {"s":"a,b]\"[{","n":1.0E+2,"u":"\u00e9"},12345678901234567 ] )", out));
+    CHECK(out == std::vector<std::string>{R"({"b":1,"a":[]})", R"({"s":"a,b]\"[{","n":1.0E+2,"u":"\u00e9"})",
+                                          "12345678901234567"});
+    out.clear();
     CHECK(split_backlog("not json", out) == redis_errc::bad_backlog);
     CHECK(split_backlog(R"({"a":1})", out) == redis_errc::bad_backlog);
     CHECK(split_backlog("42", out) == redis_errc::bad_backlog);
@@ -344,8 +349,7 @@ TEST_CASE(
     CHECK_FALSE(first.ec);
     CHECK_FALSE(second.ec);
     REQUIRE(first.value.size() == 3);
-    // cjson may reorder keys: compare as JSON.
-    for (int i = 0; i < 3; ++i) CHECK(json::parse(first.value[i]) == json::parse(message(i + 4)));
+    for (int i = 0; i < 3; ++i) CHECK(first.value[i] == message(i + 4));  // byte for byte
     CHECK(second.value.empty());
     CHECK(server.cli({"HEXISTS", "undelivered_messages_chat", "u"}) == "0");
 
@@ -399,10 +403,149 @@ TEST_CASE("backlogs written by a Node server are appended to and taken") {
     CHECK(server.cli({"HGET", "undelivered_messages", "bad"}) == R"({"op":0})");
     CHECK_FALSE(node.ec);
     REQUIRE(node.value.size() == 2);
-    CHECK(json::parse(node.value[0]) == json::parse(R"({"op":0,"d":{"from":"node"},"t":"A"})"));
-    CHECK(json::parse(node.value[1]) == json::parse(R"({"op":0,"d":{"from":"cpp"},"t":"B"})"));
+    CHECK(node.value[0] == R"({"op":0,"d":{"from":"node"},"t":"A"})");
+    CHECK(node.value[1] == R"({"op":0,"d":{"from":"cpp"},"t":"B"})");
     CHECK_FALSE(empty.ec);
     CHECK(empty.value.empty());
+}
+
+TEST_CASE("backlog messages keep their exact bytes: empty arrays, big numbers, escapes") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    // cjson would turn "a":[] into {}, 12345678901234567 into 1.2345678901235e+16, and reorder keys.
+    std::string const exact =
+        R"({"op":0,"d":{"a":[],"big":12345678901234567,"f":0.1,"u":"\u00e9\"x"},"t":"E","o":{"z":1,"a":2}})";
+    std::string const second = R"({"t":"F","d":{"n":-0.5E+3,"l":[true,false,null]},"op":0})";
+    outcome<std::int64_t> appended;
+    b.backlog_append("undelivered_messages", "x", exact, 0);
+    b.backlog_append("undelivered_messages", "x", second, 0, [&](std::error_code ec, std::int64_t d) {
+        appended = {true, ec, d};
+    });
+    REQUIRE(run_until(ioc, [&] { return appended.done; }));
+    CHECK_FALSE(appended.ec);
+    // What Node reads is still a JSON array of the message objects, spliced verbatim.
+    CHECK(server.cli({"HGET", "undelivered_messages", "x"}) == "[" + exact + "," + second + "]");
+    CHECK(json::parse(server.cli({"HGET", "undelivered_messages", "x"})).as_array().size() == 2);
+
+    outcome<std::vector<std::string>> taken;
+    b.backlog_take("undelivered_messages", "x", [&](std::error_code ec, std::vector<std::string> m) {
+        taken = {true, ec, m};
+    });
+    REQUIRE(run_until(ioc, [&] { return taken.done; }));
+    CHECK_FALSE(taken.ec);
+    CHECK(taken.value == std::vector<std::string>{exact, second});
+    CHECK(server.cli({"HEXISTS", "undelivered_messages", "x"}) == "0");
+}
+
+TEST_CASE("backlog trimming cuts the oldest elements off the text, strings with brackets and quotes included") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    // Elements whose strings hold , ] [ { } and escaped quotes and backslashes: a
+    // naive split would cut them in the wrong place.
+    std::vector<std::string> const messages{
+        R"({"op":0,"d":{"s":"a,b]"},"t":"1"})",
+        R"({"op":0,"d":{"s":"[{\"x\":\"],[\"}"},"t":"2"})",
+        R"({"op":0,"d":{"s":"\\"},"t":"3"})",
+        R"({"op":0,"d":{"a":[1,[2,{"b":"}"}]],"e":[],"big":12345678901234567},"t":"4"})",
+        R"({"op":0,"d":{"s":"end\\\"],{"},"t":"5"})",
+        R"({"op":0,"d":{"s":",,,]]]}}}\"\\"},"t":"6"})",
+    };
+    std::vector<std::int64_t> dropped;
+    for (auto const& m : messages)
+        b.backlog_append("undelivered_messages", "t", m, 3, [&](std::error_code ec, std::int64_t d) {
+            CHECK_FALSE(ec);
+            dropped.push_back(d);
+        });
+    REQUIRE(run_until(ioc, [&] { return dropped.size() == messages.size(); }));
+    CHECK(dropped == std::vector<std::int64_t>{0, 0, 0, 1, 1, 1});
+    CHECK(server.cli({"HGET", "undelivered_messages", "t"}) ==
+          "[" + messages[3] + "," + messages[4] + "," + messages[5] + "]");
+
+    // A bound of 1 drops several at once from a longer array (here written by Node).
+    server.cli({"HSET", "undelivered_messages", "m", "[" + messages[0] + "," + messages[1] + "," + messages[2] + "]"});
+    outcome<std::int64_t> one;
+    b.backlog_append("undelivered_messages", "m", messages[4], 1, [&](std::error_code ec, std::int64_t d) {
+        one = {true, ec, d};
+    });
+    outcome<std::vector<std::string>> taken, taken_one;
+    b.backlog_take("undelivered_messages", "t", [&](std::error_code ec, std::vector<std::string> m) {
+        taken = {true, ec, m};
+    });
+    b.backlog_take("undelivered_messages", "m", [&](std::error_code ec, std::vector<std::string> m) {
+        taken_one = {true, ec, m};
+    });
+    REQUIRE(run_until(ioc, [&] { return one.done && taken.done && taken_one.done; }));
+    CHECK_FALSE(one.ec);
+    CHECK(one.value == 3);
+    CHECK_FALSE(taken.ec);
+    CHECK(taken.value == std::vector<std::string>{messages[3], messages[4], messages[5]});
+    CHECK_FALSE(taken_one.ec);
+    CHECK(taken_one.value == std::vector<std::string>{messages[4]});
+}
+
+TEST_CASE("backlog appends extend Node's array, [] and cjson's {} byte-exact") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    std::string const node = R"({"op":0,"d":{},"t":"A"})";
+    std::string const ours = R"({"op":0,"d":{"a":[],"n":12345678901234567},"t":"B"})";
+    server.cli({"HSET", "undelivered_messages", "node", "[" + node + "]"});
+    server.cli({"HSET", "undelivered_messages", "empty", "[]"});
+    server.cli({"HSET", "undelivered_messages", "cjson", "{}"});
+    int acks = 0;
+    for (char const* field : {"node", "empty", "cjson"})
+        b.backlog_append("undelivered_messages", field, ours, 0, [&](std::error_code ec, std::int64_t d) {
+            CHECK_FALSE(ec);
+            CHECK(d == 0);
+            ++acks;
+        });
+    REQUIRE(run_until(ioc, [&] { return acks == 3; }));
+    CHECK(server.cli({"HGET", "undelivered_messages", "node"}) == "[" + node + "," + ours + "]");
+    CHECK(server.cli({"HGET", "undelivered_messages", "empty"}) == "[" + ours + "]");
+    CHECK(server.cli({"HGET", "undelivered_messages", "cjson"}) == "[" + ours + "]");
+
+    outcome<std::vector<std::string>> taken;
+    b.backlog_take("undelivered_messages", "node", [&](std::error_code ec, std::vector<std::string> m) {
+        taken = {true, ec, m};
+    });
+    REQUIRE(run_until(ioc, [&] { return taken.done; }));
+    CHECK_FALSE(taken.ec);
+    CHECK(taken.value == std::vector<std::string>{node, ours});
+}
+
+TEST_CASE("backlog appends refuse what cjson tolerates but JSON.parse would not, keeping the backlog readable") {
+    redis_server server;
+    asio::io_context ioc;
+    std::vector<std::string> log;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri(), &log)};
+    std::string const valid = R"({"op":0,"d":{},"t":"A"})";
+    server.cli({"HSET", "undelivered_messages", "u", "[" + valid + "]"});
+    std::vector<std::string> const lenient{
+        R"({"d":NaN})", R"({"d":-inf})", R"({"d":0x1F})", R"({"d":01})", R"({"d":+1})", R"({"d":1.})",
+        "{\"d\":\"raw\nnewline\"}", std::string("{\"d\":\"\x01\"}"), R"({"d":tru})", "[1,]",
+    };
+    int refused = 0;
+    for (auto const& text : lenient)
+        b.backlog_append("undelivered_messages", "u", text, 0, [&, text](std::error_code ec, std::int64_t) {
+            INFO(text);
+            CHECK(ec == redis_errc::server_error);
+            ++refused;
+        });
+    REQUIRE(run_until(ioc, [&] { return refused == static_cast<int>(lenient.size()); }));
+    CHECK(server.cli({"HGET", "undelivered_messages", "u"}) == "[" + valid + "]");
+    CHECK(logged(log, "not JSON"));
+
+    // A stored object other than {} is not a backlog: take leaves it for inspection.
+    server.cli({"HSET", "undelivered_messages", "obj", R"({"op":0})"});
+    outcome<std::vector<std::string>> taken;
+    b.backlog_take("undelivered_messages", "obj", [&](std::error_code ec, std::vector<std::string> m) {
+        taken = {true, ec, m};
+    });
+    REQUIRE(run_until(ioc, [&] { return taken.done; }));
+    CHECK(taken.ec == redis_errc::server_error);
+    CHECK(server.cli({"HGET", "undelivered_messages", "obj"}) == R"({"op":0})");
 }
 
 TEST_CASE("4 brokers x 250 concurrent appends lose nothing and keep each appender's order") {

@@ -113,7 +113,7 @@ public:
             if (auto it = hub_->sets_.find(key); it != hub_->sets_.end())
                 for (std::size_t i = 0; i < members.size(); ++i) found[i] = it->second.count(members[i]) > 0;
         }
-        asio::post(executor_, [done = std::move(done), found = std::move(found)] { done({}, found); });
+        post([done = std::move(done), found = std::move(found)] { done({}, found); });
     }
 
     void set_members(std::string const& key, members_handler done) {
@@ -123,7 +123,7 @@ public:
             if (auto it = hub_->sets_.find(key); it != hub_->sets_.end())
                 members.assign(it->second.begin(), it->second.end());
         }
-        asio::post(executor_, [done = std::move(done), members = std::move(members)] { done({}, members); });
+        post([done = std::move(done), members = std::move(members)] { done({}, members); });
     }
 
     void counter_add(std::string const& key, std::int64_t delta, completion done = {}) {
@@ -140,7 +140,7 @@ public:
             std::lock_guard lock(hub_->mutex_);
             if (auto it = hub_->counters_.find(key); it != hub_->counters_.end()) value = it->second;
         }
-        asio::post(executor_, [done = std::move(done), value] { done({}, value); });
+        post([done = std::move(done), value] { done({}, value); });
     }
 
     /// Appends `message` to the backlog stored under `hash`/`field`, dropping
@@ -158,7 +158,7 @@ public:
                 list.erase(list.begin(), list.begin() + dropped);
             }
         }
-        if (done) asio::post(executor_, [done = std::move(done), dropped] { done({}, dropped); });
+        if (done) post([done = std::move(done), dropped] { done({}, dropped); });
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically.
@@ -173,12 +173,20 @@ public:
                 }
             }
         }
-        asio::post(executor_, [done = std::move(done), taken = std::move(taken)] { done({}, taken); });
+        post([done = std::move(done), taken = std::move(taken)] { done({}, taken); });
     }
 
 private:
     void complete(completion done) {
-        if (done) asio::post(executor_, [done = std::move(done)] { done({}); });
+        if (done) post([done = std::move(done)] { done({}); });
+    }
+
+    // Completions never run after the broker is gone: its owner may be too.
+    template <class F>
+    void post(F&& f) {
+        asio::post(executor_, [alive = std::weak_ptr<bool>(alive_), f = std::forward<F>(f)]() mutable {
+            if (!alive.expired()) f();
+        });
     }
 
     asio::any_io_executor executor_;
@@ -186,6 +194,7 @@ private:
     // Owned here, referenced weakly by the hub: destroying the broker ends its
     // subscriptions without touching the hub's lock.
     std::vector<std::shared_ptr<channel_handler>> subscriptions_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace mesa::broker

@@ -181,9 +181,11 @@ public:
                                     "GET"));
     }
 
-    /// Appends `message` (a JSON text) to the JSON array under `hash`/`field`,
-    /// atomically (one Lua script), dropping the oldest entries past
-    /// `max_entries` (0: unbounded). `done` receives how many were dropped.
+    /// Appends `message` (a JSON text, stored verbatim) to the JSON array under
+    /// `hash`/`field`, atomically (one Lua script), dropping the oldest entries
+    /// past `max_entries` (0: unbounded). `done` receives how many were dropped.
+    /// Text that is not strict JSON (NaN, raw control characters...) is refused
+    /// with server_error.
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
         state_->commands_->send(detail::redis_command("EVAL", detail::backlog_append_script, "1", hash, field, message,
@@ -198,8 +200,8 @@ public:
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
-    /// element JSON texts in append order (as re-encoded by Redis' cjson: same
-    /// JSON, keys possibly in another order).
+    /// element JSON texts in append order, byte for byte as appended (or as
+    /// written by a Node server).
     void backlog_take(std::string const& hash, std::string const& field, take_handler done) {
         state_->commands_->send(detail::redis_command("EVAL", detail::backlog_take_script, "1", hash, field),
                                 state_->guard(

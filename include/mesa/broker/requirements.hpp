@@ -5,7 +5,8 @@
 // names of PROTOCOL.md ("Redis schema"); the server computes those names
 // (namespace suffix included) and the broker stores them verbatim. Every
 // operation is asynchronous: completion handlers run on the executor the
-// broker was constructed with, never inline and never on another thread.
+// broker was constructed with, never inline, never on another thread, and
+// never after the broker was destroyed.
 #include <asio/any_io_executor.hpp>
 
 #include <string>

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include <mesa/detail/offline_router.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/authentication.hpp>
 #include <mesa/feature/hooks.hpp>
@@ -47,7 +48,14 @@ struct sync {
         /// Told of every backlog entry dropped for lack of room.
         using overflow_handler = std::function<void(std::string const& id, std::int64_t dropped)>;
 
-        component(Server& server, options const& o) : server_(&server), options_(o) {}
+        component(Server& server, options const& o)
+            : server_(&server),
+              options_(o),
+              router_(server.broker(), server.keys(), o.max_backlog,
+                      {[this](std::string const& what) { server_->report(what); },
+                       [this](std::string const& id, std::int64_t dropped) { this->overflowed(id, dropped); },
+                       [this](message const& m, std::vector<std::string> const& ids) { this->undeliverable(m, ids); },
+                       [this] { ++this->stored_; }}) {}
 
         void on_backlog_overflow(overflow_handler h) { on_overflow_ = std::move(h); }
 
@@ -57,19 +65,7 @@ struct sync {
 
         bool on_send(envelope& e) {
             if (!options_.enabled || (e.msg.sync && !*e.msg.sync)) return false;
-            auto ids = e.recipients;
-            server_->broker().set_contains(
-                server_->keys().connected_clients(), ids,
-                [this, e = std::move(e), alive = alive_](std::error_code ec, std::vector<bool> online) mutable {
-                    if (!*alive) return;
-                    if (ec) {
-                        // Without the connected set, publishing is the only way not to lose it.
-                        server_->report("sync: cannot tell who is online (" + ec.message() + "); sending without sync");
-                        server_->publish(e);
-                        return;
-                    }
-                    route(std::move(e), online);
-                });
+            router_.route(std::move(e));
             return true;
         }
 
@@ -79,10 +75,9 @@ struct sync {
             bool const wanted = c.template state<authentication>().should_sync;
             server_->broker().backlog_take(
                 server_->keys().undelivered_messages(), c.id(),
-                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted, alive = alive_](
+                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted](
                     std::error_code ec, std::vector<std::string> texts) {
-                    if (!*alive) return;
-                    auto c = weak.lock();
+                                        auto c = weak.lock();
                     if (ec) {
                         server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
                         return;
@@ -91,9 +86,7 @@ struct sync {
                     if (!c || !c->is_open()) {
                         // Gone before its backlog arrived: keep it for next time
                         // (after anything stored meanwhile).
-                        for (auto& t : texts)
-                            server_->broker().backlog_append(server_->keys().undelivered_messages(), id, std::move(t),
-                                                             options_.max_backlog);
+                        router_.restore(id, std::move(texts));
                         return;
                     }
                     redeliver(c, numbered(texts, c));
@@ -101,42 +94,12 @@ struct sync {
         }
 
     private:
-        void route(envelope e, std::vector<bool> const& online) {
-            std::vector<std::string> offline;
-            std::vector<std::string> reachable;
-            for (std::size_t i = 0; i < e.recipients.size(); ++i)
-                (i < online.size() && online[i] ? reachable : offline).push_back(e.recipients[i]);
-            if (!offline.empty()) store(e.msg, offline);
-            if (!reachable.empty()) {
-                e.recipients = std::move(reachable);
-                server_->publish(e);
-            }
-        }
-
-        void store(message const& m, std::vector<std::string> const& ids) {
-            message stored = m;
-            stored.s.reset();
-            auto const text = serialize(stored, audience::service);
-            for (auto const& id : ids) {
-                server_->broker().backlog_append(
-                    server_->keys().undelivered_messages(), id, text, options_.max_backlog,
-                    [this, id, alive = alive_](std::error_code ec, std::int64_t dropped) {
-                        if (!*alive) return;
-                        if (ec) {
-                            server_->report("sync: message for offline " + id + " not stored: " + ec.message());
-                            return;
-                        }
-                        ++stored_;
-                        if (dropped > 0) overflowed(id, dropped);
-                    });
-            }
+        void undeliverable(message const& m, std::vector<std::string> const& ids) {
             if constexpr (Server::template has<middleware>)
                 server_->template feature<middleware>().undeliverable_message_sent(m, ids);
         }
 
         void overflowed(std::string const& id, std::int64_t dropped) {
-            server_->report("sync: backlog of " + id + " full, dropped the " + std::to_string(dropped) +
-                            " oldest message(s)");
             if (on_overflow_) server_->guarded(nullptr, "backlog overflow handler", [&] { on_overflow_(id, dropped); });
         }
 
@@ -187,23 +150,20 @@ struct sync {
             ++redelivered_;
             if (run->next >= run->messages.size()) return;
             run->timer.expires_after(options_.redelivery_interval);
-            run->timer.async_wait([this, run, alive = alive_](std::error_code ec) {
-                if (!ec && *alive) pace(run);
+            run->timer.async_wait([this, run, alive = std::weak_ptr<bool>(alive_)](std::error_code ec) {
+                if (!ec && !alive.expired()) pace(run);
             });
         }
 
         Server* server_;
         options options_;
+        detail::offline_router<typename Server::broker_type> router_;
         overflow_handler on_overflow_;
         std::uint64_t stored_ = 0;
         std::uint64_t redelivered_ = 0;
+        // Paced runs own their timers; this tells them the component is gone.
         std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-    public:
-        component(component&&) = default;
-        ~component() {
-            if (alive_) *alive_ = false;
-        }
     };
 };
 

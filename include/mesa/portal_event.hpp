@@ -1,0 +1,67 @@
+#pragma once
+// What servers tell portals on the `portal` channel:
+//   {"type": "connection"|"authentication"|"message"|"disconnection",
+//    "clientId"?, "message"?, "portalId"}
+#include <boost/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <mesa/message.hpp>
+#include <mesa/parse.hpp>
+
+namespace mesa {
+
+struct portal_event {
+    std::string type;
+    std::optional<std::string> client_id;
+    std::optional<message> msg;  // for "message"
+    std::string portal_id;       // the portal chosen to handle it
+};
+
+inline std::string serialize(portal_event const& e) {
+    json::object o;
+    o.emplace("type", e.type);
+    if (e.client_id) o.emplace("clientId", *e.client_id);
+    if (e.msg) o.emplace("message", to_json(*e.msg, audience::client));
+    o.emplace("portalId", e.portal_id);
+    return json::serialize(o);
+}
+
+/// Parses a `portal` publication; false (and why) when malformed.
+inline bool parse_portal_event(std::string_view text, portal_event& out, std::string& error) {
+    json::parse_options options;
+    options.max_depth = max_json_depth;
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec, json::storage_ptr(), options);
+    if (ec || !v.is_object()) {
+        error = "portal event is not a JSON object";
+        return false;
+    }
+    auto& o = v.get_object();
+    auto const* type = o.if_contains("type");
+    if (!type || !type->is_string()) {
+        error = "portal event without a string \"type\"";
+        return false;
+    }
+    out.type = std::string(type->get_string());
+    if (auto const* id = o.if_contains("clientId"); id && id->is_string()) out.client_id = std::string(id->get_string());
+    if (auto const* pid = o.if_contains("portalId"); pid && pid->is_string()) out.portal_id = std::string(pid->get_string());
+    if (auto* m = o.if_contains("message"); m && !m->is_null()) {
+        auto parsed = to_message(std::move(*m));
+        if (!parsed) {
+            error = "portal event: " + parsed.error().reason;
+            return false;
+        }
+        out.msg = std::move(parsed.value());
+    }
+    return true;
+}
+
+/// The pool announcement `{"id", "ready"}` on `available_portals_pool`.
+inline std::string serialize_portal_presence(std::string const& id, bool ready) {
+    return json::serialize(json::object{{"id", id}, {"ready", ready}});
+}
+
+}  // namespace mesa
