@@ -17,5 +17,7 @@ inline constexpr std::uint16_t internal_error = 1011;    // unexpected server-si
 // Application codes (4000-4999), ours: the reference closes without a code.
 inline constexpr std::uint16_t heartbeat_timeout = 4000;       // no op 11 after max_attempts beats
 inline constexpr std::uint16_t authentication_timeout = 4001;  // no successful op 2 within the timeout
+inline constexpr std::uint16_t backlog_exceeded = 4002;        // slow consumer: unsent bytes over max_backlog_bytes
+inline constexpr std::uint16_t rate_limited = 4003;            // more messages per second than rate_limit allows
 
 }  // namespace mesa::close_code

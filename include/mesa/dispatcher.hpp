@@ -41,7 +41,8 @@ public:
           keys_(options_.namespace_name),
           broker_(std::move(executor), options_.broker),
           router_(broker_, keys_, options_.max_backlog,
-                  {[this](std::string const& what) { report(what); }, {}, {}, {}}) {}
+                  {[this](envelope const& e) { publish(e); }, [this](std::string const& what) { report(what); }, {},
+                   {}, {}}) {}
 
     dispatcher(dispatcher const&) = delete;
     dispatcher& operator=(dispatcher const&) = delete;
@@ -52,7 +53,7 @@ public:
     /// Sends `m` to `recipients` (`{"*"}`: every client) minus `excluding`.
     void dispatch(message const& m, std::vector<std::string> recipients = {"*"},
                   std::vector<std::string> const& excluding = {}) {
-        envelope e{m, std::move(recipients), {}};
+        envelope e{m, std::move(recipients), {}, {}};
         if (e.to_everyone()) {
             e.recipients = {"*"};
             e.excluding = excluding;
@@ -74,7 +75,7 @@ public:
     void disconnect(std::vector<std::string> ids) {
         message event(opcode::internal_event, {});
         event.t = "DISCONNECT_CLIENT";
-        publish(envelope{std::move(event), std::move(ids), {}});
+        publish(envelope{std::move(event), std::move(ids), {}, {}});
     }
 
     Broker& broker() noexcept { return broker_; }

@@ -1,9 +1,9 @@
 #pragma once
 // The publication on the `ws` channel: a message and who should get it.
 //   {"message": {op,d,t[,o]}, "recipients": ["*"] or [ids], "excluding"?: [ids]}
-// `excluding` is our addition for sends to everyone but some ids; Node
-// servers ignore it (they apply `excluding` before publishing, as we do for
-// id lists).
+// `excluding` (sends to everyone but some ids) and `origin` (the publishing
+// server, which already delivered to its own clients) are our additions;
+// Node servers ignore them.
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -20,6 +20,7 @@ struct envelope {
     message msg;
     std::vector<std::string> recipients;  // {"*"}: everyone
     std::vector<std::string> excluding;
+    std::string origin;  // id of the publishing server instance; empty from dispatchers
 
     bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }
 };
@@ -35,6 +36,7 @@ inline std::string serialize(envelope const& e) {
         for (auto const& id : e.excluding) x.emplace_back(id);
         o.emplace("excluding", std::move(x));
     }
+    if (!e.origin.empty()) o.emplace("origin", e.origin);
     return json::serialize(o);
 }
 
@@ -83,6 +85,8 @@ inline bool parse_envelope(std::string_view text, envelope& out, std::string& er
         error = "ws publication: \"excluding\" must be an array of strings";
         return false;
     }
+    if (auto const* origin = o.if_contains("origin"); origin && origin->is_string())
+        out.origin = std::string(origin->get_string());
     return true;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // The umbrella header: everything a server needs.
 #include <mesa/broker/memory.hpp>
-#include <mesa/client.hpp>
+#include <mesa/server_client.hpp>
 #include <mesa/dispatcher.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/feature/authentication.hpp>
@@ -9,6 +9,7 @@
 #include <mesa/feature/message_store.hpp>
 #include <mesa/feature/middleware.hpp>
 #include <mesa/feature/portals.hpp>
+#include <mesa/feature/rate_limit.hpp>
 #include <mesa/feature/reconnect.hpp>
 #include <mesa/feature/sync.hpp>
 #include <mesa/feature/version_rule.hpp>

@@ -13,29 +13,16 @@
 
 #include <functional>
 #include <optional>
-#include <random>
 #include <string>
 #include <utility>
 
+#include <mesa/detail/uuid.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
 #include <mesa/portal_event.hpp>
 
 namespace mesa {
 
-namespace detail {
-/// A random version 4 UUID, the id format Node portals use.
-inline std::string uuid_v4() {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    std::uniform_int_distribution<int> hex(0, 15);
-    std::string id = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx";
-    for (auto& c : id) {
-        if (c == 'x') c = "0123456789abcdef"[hex(rng)];
-        else if (c == 'y') c = "89ab"[hex(rng) & 3];
-    }
-    return id;
-}
-}  // namespace detail
 
 template <class Broker>
 class portal {
@@ -66,8 +53,10 @@ public:
         if (started_) return;
         started_ = true;
         broker_.subscribe(keys_.portal(), [this](std::string_view payload) { received(payload); });
-        broker_.set_add(keys_.available_portals_pool(), options_.id);
-        broker_.publish(keys_.available_portals_pool(), serialize_portal_presence(options_.id, true));
+        broker_.on_restored([this] {
+            if (started_) join();  // Redis may have restarted empty
+        });
+        join();
     }
 
     /// Leaves the pool (servers stop choosing this portal).
@@ -82,6 +71,11 @@ public:
     Broker& broker() noexcept { return broker_; }
 
 private:
+    void join() {
+        broker_.set_add(keys_.available_portals_pool(), options_.id);
+        broker_.publish(keys_.available_portals_pool(), serialize_portal_presence(options_.id, true));
+    }
+
     void received(std::string_view payload) {
         if (!started_) return;
         portal_event e;

@@ -30,8 +30,9 @@
 #include <vector>
 
 #include <mesa/broker/requirements.hpp>
-#include <mesa/client.hpp>
+#include <mesa/server_client.hpp>
 #include <mesa/close_code.hpp>
+#include <mesa/detail/uuid.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
@@ -85,6 +86,15 @@ public:
         std::optional<std::string> path;        // unset: every path is served
         std::string namespace_name;             // isolates clusters sharing a broker
         std::size_t max_frame_bytes = 1u << 20; // larger frames are refused with 1009
+        // A client that stops reading is closed (4002) once this many bytes
+        // wait for it, instead of growing without bound; 1 MiB holds a full
+        // sync backlog of small messages. 0: no bound.
+        std::size_t max_backlog_bytes = 1u << 20;
+        // Upgrades past this many open connections get HTTP 503 (0: no limit).
+        std::size_t max_connections = 100000;
+        // When not empty, upgrades whose Origin is not listed get HTTP 403
+        // (clients that send no Origin, i.e. not browsers, are admitted).
+        std::vector<std::string> allowed_origins;
         typename Transport::options transport{};
         typename Broker::options broker{};
         std::tuple<typename Features::options...> features{};
@@ -136,6 +146,12 @@ public:
         broker_.subscribe(keys_.ws(), [this, alive = alive_](std::string_view payload) {
             if (*alive) on_publication(payload);
         });
+        broker_.on_restored([this, alive = alive_] {
+            if (!*alive) return;
+            // Changes of the count that failed during the outage.
+            if (auto delta = std::exchange(unsent_count_delta_, 0)) count_connections(delta);
+            for_each_component([](auto& c) { c.on_broker_restored(); });
+        });
         transport::events<connection_ptr> ev;
         ev.on_open = [this](connection_ptr const& con) { opened(con); };
         ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
@@ -151,6 +167,7 @@ public:
         ev.on_log = [this](transport::log_level level, std::string const& text) {
             if (on_log_) on_log_(level, text);
         };
+        ev.admit = [this](std::string_view origin) { return admit(origin); };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
     }
@@ -176,12 +193,12 @@ public:
 
     // ---- sending --------------------------------------------------------
     /// Sends to every client of the cluster.
-    void send(message const& m) { publish(envelope{m, {"*"}, {}}); }
+    void send(message const& m) { publish(envelope{m, {"*"}, {}, {}}); }
 
     /// Sends to the clients authenticated as one of `ids` (`{"*"}`: everyone),
     /// minus `excluding`, wherever in the cluster they are connected.
     void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding = {}) {
-        envelope e{m, std::move(ids), {}};
+        envelope e{m, std::move(ids), {}, {}};
         if (e.to_everyone()) {
             e.recipients = {"*"};
             e.excluding = excluding;
@@ -197,7 +214,7 @@ public:
             std::apply([&](auto&... comp) { taken = (comp.on_send(e) || ...); }, components_);
             if (taken) return;
         }
-        publish(e);
+        publish(std::move(e));
     }
 
     /// Sends to one client directly.
@@ -207,7 +224,9 @@ public:
 
     /// Closes one client's connection.
     void close(client& c, std::uint16_t code, std::string const& reason = {}) {
-        if (c.open_) transport_.close(c.connection_, code, reason);
+        if (!c.open_ || c.closing_) return;
+        c.closing_ = true;  // nothing more is queued behind the close frame
+        transport_.close(c.connection_, code, reason);
     }
 
     // ---- state ----------------------------------------------------------
@@ -262,15 +281,31 @@ public:
 
     /// Delivers a frame prepared from `m` to `c`.
     void deliver(client& c, message const& m, frame const& f) {
-        if (!c.open_) return;
+        if (!c.open_ || c.closing_) return;
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(f);
+        if (options_.max_backlog_bytes && Transport::buffered_bytes(c.connection_) > options_.max_backlog_bytes) {
+            report("client stopped reading: over " + std::to_string(options_.max_backlog_bytes) +
+                       " bytes wait for it, closing it",
+                   c.shared_from_this());
+            close(c, close_code::backlog_exceeded, "send backlog exceeded");
+            return;
+        }
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
     }
 
-    /// Publishes on the cluster's `ws` channel; every instance delivers.
-    void publish(envelope const& e) { broker_.publish(keys_.ws(), serialize(e)); }
+    /// Delivers to this server's matching clients at once and publishes on
+    /// the cluster's `ws` channel for the other instances (so local clients
+    /// are served even while the broker is unreachable).
+    void publish(envelope e) {
+        deliver_local(e, true);
+        e.origin = instance_id_;
+        broker_.publish(keys_.ws(), serialize(e));
+    }
+
+    /// This instance's id in the cluster.
+    std::string const& instance_id() const noexcept { return instance_id_; }
 
     /// Tells every feature that `c` authenticated (sync redelivery, ...).
     void authenticated(client& c) {
@@ -298,6 +333,14 @@ private:
 
     static client* client_of(connection_ptr const& con) { return static_cast<client*>(con->context); }
 
+    int admit(std::string_view origin) const {
+        if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
+        auto const& allowed = options_.allowed_origins;
+        if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
+            return 403;
+        return 0;
+    }
+
     void prepare_hello() {
         json::object d;
         json::array rules;
@@ -315,17 +358,20 @@ private:
         ++stats_.connections_accepted;
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(*hello_);
-        broker_.counter_add(keys_.connected_clients_count(), 1);
+        count_connections(1);
         for_each_component([&](auto& comp) { comp.on_open(*c); });
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
     }
 
     void received(connection_ptr const& con, std::string_view payload, bool binary) {
         client* raw = client_of(con);
-        if (!raw || !raw->open_) return;
+        if (!raw || !raw->open_ || raw->closing_) return;
         client_ptr c = raw->shared_from_this();
         ++stats_.messages_received;
         stats_.bytes_received += payload.size();
+        bool admitted = true;
+        std::apply([&](auto&... comp) { admitted = (comp.on_frame(*c) && ...); }, components_);
+        if (!admitted) return;
         if (binary) {
             report("binary frame refused: Mesa frames are JSON text", c);
             close(*c, close_code::unsupported_data, "binary frames are not supported");
@@ -362,8 +408,7 @@ private:
         c->open_ = false;
         c->connection_->context = nullptr;
         for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
-        set_id(*c, {});
-        broker_.counter_add(keys_.connected_clients_count(), -1);
+        count_connections(-1);
         // Swap-remove keeps the list dense for broadcasts.
         std::size_t i = c->index_;
         if (i + 1 != clients_.size()) {
@@ -371,7 +416,15 @@ private:
             clients_[i]->index_ = i;
         }
         clients_.pop_back();
+        // The handler still sees the client's id; sends to it no longer reach it.
         if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
+        set_id(*c, {});
+    }
+
+    void count_connections(std::int64_t delta) {
+        broker_.counter_add(keys_.connected_clients_count(), delta, [this, delta, alive = alive_](std::error_code ec) {
+            if (ec && *alive) unsent_count_delta_ += delta;
+        });
     }
 
     void on_publication(std::string_view payload) {
@@ -381,6 +434,10 @@ private:
             report(why);
             return;
         }
+        if (e.origin != instance_id_) deliver_local(e, false);
+    }
+
+    void deliver_local(envelope const& e, bool from_here) {
         if (e.msg.op == opcode::internal_event) {
             if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT")
                 for_recipients(e, [&](client& c) { close(c, close_code::normal, "disconnected by the cluster"); });
@@ -395,7 +452,7 @@ private:
             if constexpr (tracks_deliveries) delivered_.push_back(&c);
         });
         if constexpr (tracks_deliveries) {
-            if (!delivered_.empty()) for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_); });
+            if (!delivered_.empty()) for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_, from_here); });
         }
     }
 
@@ -452,8 +509,10 @@ private:
     };
     std::conditional_t<tracks_deliveries, std::vector<client*>, no_list> delivered_;
 
+    std::string instance_id_ = detail::uuid_v4();
     std::vector<client_ptr> clients_;
     server_stats stats_;
+    std::int64_t unsent_count_delta_ = 0;
     std::unordered_multimap<std::string, client*> by_id_;
     std::optional<frame> hello_;
 

@@ -269,3 +269,84 @@ TEST_CASE("update_user replaces the user without a new op 22; before authenticat
     CHECK(c.state<mesa::authentication>().user == object{{"v", 2}});
     CHECK(messages_of(*peer).size() == 2);
 }
+
+TEST_CASE("rate limit: a token bucket per connection; the excess closes with 4003") {
+    using clock = std::chrono::steady_clock;
+    mesa::rate_limit::options o;
+    o.messages_per_second = 10;
+    o.burst = 3;
+    mesa::rate_limit::state st;
+    auto t0 = clock::now();
+    CHECK(mesa::rate_limit::take(st, o, t0));
+    CHECK(mesa::rate_limit::take(st, o, t0));
+    CHECK(mesa::rate_limit::take(st, o, t0));
+    CHECK_FALSE(mesa::rate_limit::take(st, o, t0));                                  // burst spent
+    CHECK(mesa::rate_limit::take(st, o, t0 + std::chrono::milliseconds(150)));       // 1.5 tokens back
+    CHECK_FALSE(mesa::rate_limit::take(st, o, t0 + std::chrono::milliseconds(160)));
+
+    using server_type = memory_server<mesa::authentication, mesa::rate_limit>;
+    asio::io_context ioc;
+    server_type::options so;
+    so.feature<mesa::rate_limit>().burst = 5;
+    so.feature<mesa::rate_limit>().messages_per_second = 1;
+    server_type s{ioc, so};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    int received = 0;
+    s.on_message([&](auto const&, mesa::message const&) { ++received; });
+    s.start();
+    auto flood = s.transport().connect("/");
+    auto calm = s.transport().connect("/");
+    drain(ioc);
+    flood->send_text(R"({"op":2,"d":{}})");  // counts too, whatever feature handles it
+    for (int i = 0; i < 10; ++i) flood->send_text(mesa::test::frame("SPAM"));
+    calm->send_text(mesa::test::frame("FINE"));
+    drain(ioc);
+    CHECK(received == 5);  // 4 SPAM (op 2 took a token) + FINE
+    CHECK(flood->close_code() == mesa::close_code::rate_limited);
+    CHECK(calm->open());
+    REQUIRE_FALSE(errors.empty());
+    CHECK(errors.back().find("messages per second") != std::string::npos);
+}
+
+TEST_CASE("limits: max connections refuses with 503, a foreign Origin with 403") {
+    using server_type = memory_server<>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.max_connections = 2;
+    o.allowed_origins = {"https://app.example"};
+    server_type s{ioc, o};
+    s.start();
+    CHECK(s.transport().connect("/", "https://evil.example")->http_status() == 403);
+    auto a = s.transport().connect("/", "https://app.example");
+    auto b = s.transport().connect("/");  // no Origin: not a browser, admitted
+    drain(ioc);
+    CHECK(a->open());
+    CHECK(b->open());
+    CHECK(s.transport().connect("/")->http_status() == 503);
+    a->close();
+    drain(ioc);
+    CHECK(s.transport().connect("/")->http_status() == 101);
+}
+
+TEST_CASE("a client that stops reading is closed with 4002 once its backlog passes the bound; others go on") {
+    using server_type = memory_server<>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.max_backlog_bytes = 10000;
+    server_type s{ioc, o};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.start();
+    auto slow = s.transport().connect("/");
+    auto fast = s.transport().connect("/");
+    drain(ioc);
+    slow->stall();
+    std::string const payload(500, 'x');
+    for (int i = 0; i < 100; ++i) s.send(mesa::message("BULK", object{{"p", payload}}));
+    drain(ioc);
+    CHECK(slow->close_code() == mesa::close_code::backlog_exceeded);
+    CHECK(mesa::transport::memory::buffered_bytes(slow) <= 10000 + 600);  // nothing queued after the bound
+    CHECK(mesa::test::of_type(*fast, "BULK").size() == 100);
+    CHECK(errors.size() == 1);
+}

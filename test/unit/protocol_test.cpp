@@ -79,7 +79,7 @@ TEST_CASE("serialization writes s when present and o only between services") {
 }
 
 TEST_CASE("ws envelopes round-trip and accept the Node dispatcher's form") {
-    mesa::envelope e{mesa::message("X", object{{"k", "v"}}), {"a", "b"}, {}};
+    mesa::envelope e{mesa::message("X", object{{"k", "v"}}), {"a", "b"}, {}, {}};
     mesa::envelope back;
     std::string why;
     REQUIRE(mesa::parse_envelope(mesa::serialize(e), back, why));

@@ -70,8 +70,8 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
         h.on_connection = [&events, counter](auto const&) { events.push_back("connection " + std::to_string(++*counter)); };
         h.on_authenticated = [&events](auto const& c) { events.push_back("authenticated " + c->id()); };
         h.on_message_received = [&events](mesa::message const& m, auto const&) { events.push_back("received " + *m.t); };
-        h.on_message_sent = [&events](mesa::message const& m, auto const& clients, bool) {
-            events.push_back("sent " + *m.t + " to " + std::to_string(clients.size()));
+        h.on_message_sent = [&events](mesa::message const& m, auto const& clients, bool from_here) {
+            events.push_back("sent " + *m.t + " to " + std::to_string(clients.size()) + (from_here ? " here" : ""));
         };
         h.on_undeliverable_message_sent = [&events](mesa::message const&, std::vector<std::string> const& ids) {
             events.push_back("undeliverable to " + ids.at(0));
@@ -101,6 +101,7 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
     ann->send_text(mesa::serialize(mesa::message(mesa::opcode::authenticate, object{{"id", "ann"}})));
     drain(ioc);
     ann->send_text(mesa::test::frame("HELLO"));
+    drain(ioc);
     s.send(mesa::message("NEWS", {}));
     drain(ioc);
     ann->send_text(mesa::test::frame("BOOM"));
@@ -109,7 +110,7 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
     drain(ioc);
 
     std::vector<std::string> expected{"undeliverable to ann", "connection 1", "authenticated ann", "redeliver 1",
-                                      "received HELLO", "sent NEWS to 1", "received BOOM", "error",
+                                      "received HELLO", "sent NEWS to 1 here", "received BOOM", "error",
                                       "disconnection 1000"};
     CHECK(events == expected);
     REQUIRE(errors.size() == 1);

@@ -362,3 +362,33 @@ TEST_CASE("a malformed ws publication is reported, not delivered, and the server
     CHECK(errors.size() == 1);
     CHECK(of_type(*peer, "AFTER").size() == 1);
 }
+
+TEST_CASE("local clients are served even when the broker drops publications") {
+    // A broker that never delivers publications, as Redis during an outage.
+    struct deaf_broker : mesa::broker::memory {
+        using mesa::broker::memory::memory;
+        void publish(std::string const&, std::string) {}
+    };
+    using server_type = mesa::server<mesa::transport::memory, deaf_broker>;
+    asio::io_context ioc;
+    server_type s{ioc};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    s.send(mesa::message("LOCAL", {}));
+    drain(ioc);
+    CHECK(of_type(*peer, "LOCAL").size() == 1);
+}
+
+TEST_CASE("a server does not deliver its own publication twice, but does deliver a dispatcher's") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    s.send(mesa::message("ONCE", {}));
+    s.broker().publish("ws", R"({"message":{"op":0,"d":{},"t":"FROM_NODE"},"recipients":["*"]})");
+    drain(ioc);
+    CHECK(of_type(*peer, "ONCE").size() == 1);
+    CHECK(of_type(*peer, "FROM_NODE").size() == 1);
+}

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,8 @@ public:
     std::shared_ptr<hub> const& cluster() const noexcept { return hub_; }
     /// Always reachable (health checks ask every broker).
     bool connected() const noexcept { return true; }
+    /// Never called: process memory cannot be lost while the process lives.
+    void on_restored(std::function<void()>) {}
 
     /// Delivers every later publication on `channel` to `handler` on this
     /// broker's executor, until the broker is destroyed.

@@ -74,6 +74,11 @@ public:
     /// True while both connections (commands and subscriptions) are up.
     bool connected() const noexcept { return state_->commands_->ready() && state_->subscriber_->ready(); }
 
+    /// Called each time the command connection comes back after an outage
+    /// (not on the first connection): Redis may have restarted empty, so
+    /// owners re-register what they keep there (ids, portal membership).
+    void on_restored(std::function<void()> handler) { state_->restored_ = std::move(handler); }
+
     /// Delivers every publication on `channel` to `handler` until the broker is
     /// destroyed, across reconnections (publications made while the
     /// subscription connection is down are lost, as with Redis itself). `done`
@@ -240,6 +245,12 @@ private:
 
         void start() {
             std::weak_ptr<state> weak = shared_from_this();
+            commands_->on_ready = [weak] {
+                auto s = weak.lock();
+                if (!s) return;
+                if (s->commands_were_ready_ && s->restored_) s->restored_();
+                s->commands_were_ready_ = true;
+            };
             subscriber_->on_ready = [weak] {
                 if (auto s = weak.lock()) s->resubscribe();
             };
@@ -366,6 +377,8 @@ private:
 
         asio::any_io_executor executor_;
         std::function<void(std::string)> on_log_;
+        std::function<void()> restored_;
+        bool commands_were_ready_ = false;
         std::shared_ptr<detail::redis_connection> commands_, subscriber_;
         bool stopped_ = false;
         bool subscriber_down_ = false;

@@ -9,6 +9,7 @@
 // never after the broker was destroyed.
 #include <asio/any_io_executor.hpp>
 
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -60,6 +61,13 @@ struct has_backlog<B, std::void_t<decltype(std::declval<B&>().backlog_append(
                                                                            take_handler()))>>
     : std::true_type {};
 
+template <class B, class = void>
+struct has_health : std::false_type {};
+template <class B>
+struct has_health<B, std::void_t<decltype(bool(std::declval<B const&>().connected())),
+                                 decltype(std::declval<B&>().on_restored(std::function<void()>()))>>
+    : std::true_type {};
+
 }  // namespace detail
 
 /// Checks every broker requirement with a sentence naming what is missing;
@@ -77,6 +85,8 @@ constexpr bool check() {
     static_assert(detail::has_backlog<B>::value,
                   "Broker requirement: backlog_append(hash, field, message, max, handler) and "
                   "backlog_take(hash, field, handler)");
+    static_assert(detail::has_health<B>::value,
+                  "Broker requirement: connected() and on_restored(handler) (called when a lost connection is back)");
     return true;
 }
 

@@ -19,6 +19,8 @@ template <class Broker>
 class offline_router {
 public:
     struct events {
+        /// Sends to the ids found online.
+        std::function<void(envelope const&)> publish;
         std::function<void(std::string const& what)> on_error;
         /// `dropped` oldest entries of `id`'s backlog made room for a new one.
         std::function<void(std::string const& id, std::int64_t dropped)> on_overflow;
@@ -92,7 +94,7 @@ private:
         if (events_.on_undeliverable) events_.on_undeliverable(m, ids);
     }
 
-    void publish(envelope const& e) { broker_->publish(keys_.ws(), serialize(e)); }
+    void publish(envelope const& e) { events_.publish(e); }
 
     void error(std::string const& what) {
         if (events_.on_error) events_.on_error(what);

@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -118,7 +119,21 @@ struct authentication {
             if (c.id().empty() || !options_.store_connected_users) return;
             // Another local connection of the same user keeps the id online.
             if (server_->local_count(c.id()) > 1) return;
-            server_->broker().set_remove(server_->keys().connected_clients(), c.id());
+            server_->broker().set_remove(server_->keys().connected_clients(), c.id(),
+                                         [this, id = c.id()](std::error_code ec) {
+                                             if (ec) unsent_removals_.insert(id);
+                                         });
+        }
+        // Redis may have restarted empty (re-add the ids connected here) or
+        // kept its data (replay the removals that failed meanwhile).
+        void on_broker_restored() {
+            if (!options_.enabled || !options_.store_connected_users) return;
+            auto& broker = server_->broker();
+            auto const key = server_->keys().connected_clients();
+            for (auto const& id : std::exchange(unsent_removals_, {}))
+                if (server_->local_count(id) == 0) broker.set_remove(key, id);
+            for (auto const& c : server_->clients())
+                if (!c->id().empty()) broker.set_add(key, c->id());
         }
         bool may_receive(client const& c) const {
             return !options_.required || c.template state<authentication>().authenticated;
@@ -183,6 +198,7 @@ struct authentication {
         handler handler_;
         std::unique_ptr<asio::steady_timer> timer_;
         std::deque<deadline> deadlines_;
+        std::set<std::string> unsent_removals_;
     };
 };
 

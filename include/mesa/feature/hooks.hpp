@@ -33,10 +33,19 @@ struct watches_deliveries<F, std::void_t<decltype(F::watches_deliveries)>> : std
 struct hooks {
     void on_start() {}
     void on_stop() {}
+    /// The broker is back after an outage and may have lost its data:
+    /// re-register what this feature keeps there.
+    void on_broker_restored() {}
     /// Adds the feature's fields and rules to the hello (op 10).
     void on_hello(json::object&, json::array&) const {}
     template <class Client>
     void on_open(Client&) {}
+    /// Every frame from a client, before it is parsed; false drops it (the
+    /// feature closed the client).
+    template <class Client>
+    bool on_frame(Client&) {
+        return true;
+    }
     /// Returns true when the feature consumed the message.
     template <class Client>
     bool on_message(Client&, message&) {
@@ -56,9 +65,9 @@ struct hooks {
     bool on_send(Envelope&) {
         return false;
     }
-    /// A cluster message was delivered to these local clients.
+    /// A send (from this server or from the cluster) reached these local clients.
     template <class Clients>
-    void on_delivered(message const&, Clients const&) {}
+    void on_delivered(message const&, Clients const&, bool /*from_current_replica*/) {}
     template <class ClientPtr>
     void on_error(std::string const&, ClientPtr const&) {}
     /// False keeps server-wide sends away from this client.

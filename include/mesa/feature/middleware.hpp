@@ -68,12 +68,12 @@ struct middleware {
         }
         void on_authenticated(client& c) { emit(&handlers<Server>::on_authenticated, c.shared_from_this()); }
         template <class Clients>
-        void on_delivered(message const& m, Clients const& delivered) {
+        void on_delivered(message const& m, Clients const& delivered, bool from_current_replica) {
             if (!wanted(&handlers<Server>::on_message_sent)) return;
             std::vector<client_ptr> recipients;
             recipients.reserve(delivered.size());
             for (auto* c : delivered) recipients.push_back(c->shared_from_this());
-            emit(&handlers<Server>::on_message_sent, m, recipients, false);
+            emit(&handlers<Server>::on_message_sent, m, recipients, from_current_replica);
         }
         void on_error(std::string const& what, client_ptr const& c) {
             if (in_error_) return;  // an on_error that fails must not loop

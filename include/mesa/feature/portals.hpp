@@ -37,16 +37,13 @@ struct portals {
 
         void on_start() {
             if (!options_.enabled) return;
-            auto& broker = server_->broker();
-            auto const& keys = server_->keys();
-            broker.subscribe(keys.available_portals_pool(), [this](std::string_view payload) { presence(payload); });
-            broker.set_members(keys.available_portals_pool(), [this](std::error_code ec, std::vector<std::string> ids) {
-                if (ec) {
-                    server_->report("portals: cannot read the pool (" + ec.message() + ")");
-                    return;
-                }
-                for (auto& id : ids) join(id);
-            });
+            server_->broker().subscribe(server_->keys().available_portals_pool(),
+                                        [this](std::string_view payload) { presence(payload); });
+            read_pool();
+        }
+        // Announcements made during the outage were missed.
+        void on_broker_restored() {
+            if (options_.enabled) read_pool();
         }
 
         void on_open(client&) { emit("connection", std::nullopt, nullptr); }
@@ -59,6 +56,18 @@ struct portals {
         }
 
     private:
+        void read_pool() {
+            server_->broker().set_members(server_->keys().available_portals_pool(),
+                                          [this](std::error_code ec, std::vector<std::string> ids) {
+                                              if (ec) {
+                                                  server_->report("portals: cannot read the pool (" + ec.message() +
+                                                                  ")");
+                                                  return;
+                                              }
+                                              for (auto& id : ids) join(id);
+                                          });
+        }
+
         void presence(std::string_view payload) {
             boost::system::error_code ec;
             auto v = json::parse(payload, ec);

@@ -52,7 +52,8 @@ struct sync {
             : server_(&server),
               options_(o),
               router_(server.broker(), server.keys(), o.max_backlog,
-                      {[this](std::string const& what) { server_->report(what); },
+                      {[this](envelope const& e) { server_->publish(e); },
+                       [this](std::string const& what) { server_->report(what); },
                        [this](std::string const& id, std::int64_t dropped) { this->overflowed(id, dropped); },
                        [this](message const& m, std::vector<std::string> const& ids) { this->undeliverable(m, ids); },
                        [this] { ++this->stored_; }}) {}

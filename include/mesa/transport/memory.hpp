@@ -38,6 +38,8 @@ public:
         std::vector<std::string> const& received() const { return received_; }
         /// Drops what was read so far.
         void clear() { received_.clear(); }
+        /// Stops reading, as a slow consumer: later frames pile up unread.
+        void stall() { stalled_ = true; }
         bool open() const { return open_; }
         /// The close code once closed (by either side).
         std::optional<std::uint16_t> close_code() const { return close_code_; }
@@ -77,6 +79,8 @@ public:
         std::optional<std::uint16_t> close_code_;
         std::string close_reason_;
         int http_status_ = 0;
+        bool stalled_ = false;
+        std::size_t unread_bytes_ = 0;
     };
 
     using connection_ptr = std::shared_ptr<connection>;
@@ -88,13 +92,18 @@ public:
     std::uint16_t local_port() const { return 0; }
     void stop_listening() { listening_ = false; }
 
-    /// Opens a connection to `target` (path and query) as a client would; the
+    /// Opens a connection to `target` (path and query, with an Origin header
+    /// when `origin` is not empty) as a client would; the
     /// server sees it when the io_context runs. A refused upgrade leaves the
     /// peer closed with its HTTP status set.
-    connection_ptr connect(std::string const& target = "/") {
+    connection_ptr connect(std::string const& target = "/", std::string const& origin = {}) {
         connection_ptr con(new connection(this));
         if (!listening_ || !path_matches(settings_.path, target)) {
             con->http_status_ = listening_ ? 404 : 503;
+            return con;
+        }
+        if (int refused = events_.admit ? events_.admit(origin) : 0) {
+            con->http_status_ = refused;
             return con;
         }
         con->http_status_ = 101;
@@ -114,10 +123,13 @@ public:
     static frame prepare(std::string payload) { return std::make_shared<std::string const>(std::move(payload)); }
 
     static void send(connection_ptr const& con, frame const& f) {
-        if (con->open_) con->received_.push_back(*f);
+        if (!con->open_) return;
+        if (con->stalled_) con->unread_bytes_ += f->size();
+        else con->received_.push_back(*f);
     }
 
-    static std::size_t buffered_bytes(connection_ptr const&) { return 0; }
+    /// Bytes the peer has not read yet (see stall()).
+    static std::size_t buffered_bytes(connection_ptr const& con) { return con->unread_bytes_; }
     static std::size_t frame_size(frame const& f) { return f->size(); }
 
     static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {

@@ -37,6 +37,10 @@ struct events {
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;
     std::function<void(log_level, std::string const&)> on_log;
+    /// Decides on an upgrade before it completes: 0 admits it, anything else
+    /// is the HTTP status it is refused with (503 when full, 403 for a
+    /// foreign Origin).
+    std::function<int(std::string_view origin)> admit;
 };
 
 }  // namespace mesa::transport

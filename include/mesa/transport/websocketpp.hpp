@@ -114,8 +114,13 @@ private:
     bool validate(websocketpp::connection_hdl h) {
         auto con = lock(h);
         if (!con) return false;
-        if (path_matches(settings_.path, con->get_resource())) return true;
-        con->set_status(websocketpp::http::status_code::not_found);
+        if (!path_matches(settings_.path, con->get_resource())) {
+            con->set_status(websocketpp::http::status_code::not_found);
+            return false;
+        }
+        int const refused = events_.admit ? events_.admit(con->get_request_header("Origin")) : 0;
+        if (refused == 0) return true;
+        con->set_status(static_cast<websocketpp::http::status_code::value>(refused));
         return false;
     }
 

@@ -27,8 +27,10 @@ public:
     void set_channels(websocketpp::log::level) {}
     void clear_channels(websocketpp::log::level) {}
 
+    // websocketpp writes some channels without testing them first (e.g. info
+    // "Extension negotiation failed" on every browser connection): filter here.
     void write(websocketpp::log::level channel, std::string const& text) {
-        if (sink_) sink_(to_level(channel), text);
+        if (sink_ && static_test(channel)) sink_(to_level(channel), text);
     }
     void write(websocketpp::log::level channel, char const* text) { write(channel, std::string(text)); }
 

@@ -1,5 +1,6 @@
 #pragma once
-// The server-side client object: one per open connection.
+// The server-side client object: one per open connection (the C++ client
+// that connects to servers is mesa/client.hpp).
 //
 //   server.on_connection([](auto const& client) {
 //       client->on_message([client](mesa::message const& m) { client->send(m); });
@@ -44,7 +45,7 @@ public:
     /// Called with each application message (op 0) this client sends.
     void on_message(message_handler handler) { on_message_ = std::move(handler); }
 
-    bool is_open() const noexcept { return open_; }
+    bool is_open() const noexcept { return open_ && !closing_; }
     /// The id given by authentication; empty before.
     std::string const& id() const noexcept { return id_; }
     Server& server() noexcept { return *server_; }
@@ -69,6 +70,7 @@ private:
     std::string id_;
     std::size_t index_ = 0;  // position in the server's client list
     bool open_ = true;
+    bool closing_ = false;  // a close was sent; nothing more goes out
 };
 
 }  // namespace mesa

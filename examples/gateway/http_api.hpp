@@ -1,0 +1,172 @@
+#pragma once
+// The gateway's HTTP API, served on the WebSocket port (server.on_http):
+//
+//   POST /dispatch  {"message": {"op"?, "d"?, "t"?, "o"?}, "recipients"?: [ids], "excluding"?: [ids]}
+//                   Authorization: Bearer $MESA_API_KEY (no check when the key is unset)
+//                   -> 202 {"status":"accepted","recipients":[...]}
+//   GET /health     -> 200 {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]}
+//   GET /metrics    -> 200 Prometheus text
+//   errors          -> 400 / 401 / 404 / 405 {"error": "..."}
+//
+// Pure request -> response; what it does to the server goes through `hooks`,
+// so tests drive it without sockets.
+#include <openssl/crypto.h>
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <mesa/envelope.hpp>
+#include <mesa/http.hpp>
+#include <mesa/message.hpp>
+#include <mesa/opcode.hpp>
+#include <mesa/parse.hpp>
+
+#include "metrics.hpp"
+
+namespace gateway {
+
+class http_api {
+public:
+    struct hooks {
+        /// Sends a validated envelope (recipients {"*"}: everyone).
+        std::function<void(mesa::envelope const&)> dispatch;
+        /// The current numbers; http_dispatches is filled in by the API.
+        std::function<metrics()> snapshot;
+    };
+
+    /// `broker_name`: "memory" or "redis" (the latter adds "redis" to /health).
+    http_api(hooks h, std::optional<std::string> api_key, std::string broker_name)
+        : hooks_(std::move(h)), api_key_(std::move(api_key)), broker_name_(std::move(broker_name)) {}
+
+    std::uint64_t dispatches() const noexcept { return dispatches_; }
+
+    mesa::http_response handle(mesa::http_request const& req) {
+        auto path = req.target.substr(0, req.target.find('?'));
+        if (path == "/dispatch") {
+            if (req.method != "POST") return method_not_allowed("POST");
+            return dispatch(req);
+        }
+        if (path == "/health") {
+            if (req.method != "GET") return method_not_allowed("GET");
+            return health();
+        }
+        if (path == "/metrics") {
+            if (req.method != "GET") return method_not_allowed("GET");
+            return {200, {{"Content-Type", prometheus_content_type}}, render_prometheus(snapshot())};
+        }
+        return error(404, "not found: " + path + " (the API has POST /dispatch, GET /health, GET /metrics)");
+    }
+
+    static mesa::http_response json_response(int status, boost::json::object const& body) {
+        return {status, {{"Content-Type", "application/json"}}, boost::json::serialize(body) + "\n"};
+    }
+    static mesa::http_response error(int status, std::string what) {
+        return json_response(status, {{"error", std::move(what)}});
+    }
+
+private:
+    metrics snapshot() const {
+        metrics m = hooks_.snapshot ? hooks_.snapshot() : metrics{};
+        m.http_dispatches = dispatches_;
+        return m;
+    }
+
+    static mesa::http_response method_not_allowed(char const* allowed) {
+        auto r = error(405, std::string("method not allowed; use ") + allowed);
+        r.headers.emplace_back("Allow", allowed);
+        return r;
+    }
+
+    bool authorized(mesa::http_request const& req) const {
+        if (!api_key_) return true;
+        auto header = req.header("Authorization");
+        static constexpr std::string_view scheme = "Bearer ";
+        if (!header || header->size() < scheme.size() || header->compare(0, scheme.size(), scheme) != 0) return false;
+        std::string_view given(*header);
+        given.remove_prefix(scheme.size());
+        return given.size() == api_key_->size() && CRYPTO_memcmp(given.data(), api_key_->data(), given.size()) == 0;
+    }
+
+    static bool string_list(boost::json::object const& o, char const* name, std::vector<std::string>& out,
+                            std::string& why) {
+        auto const* v = o.if_contains(name);
+        if (!v) return true;
+        if (!v->is_array()) {
+            why = std::string("\"") + name + "\" must be an array of strings";
+            return false;
+        }
+        for (auto const& item : v->get_array()) {
+            if (!item.is_string() || item.get_string().empty()) {
+                why = std::string("\"") + name + "\" must be an array of non-empty strings";
+                return false;
+            }
+            out.emplace_back(item.get_string());
+        }
+        return true;
+    }
+
+    mesa::http_response dispatch(mesa::http_request const& req) {
+        if (!authorized(req)) {
+            auto r = error(401, "missing or wrong API key (send Authorization: Bearer <MESA_API_KEY>)");
+            r.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return r;
+        }
+        boost::json::parse_options options;
+        options.max_depth = mesa::max_json_depth;
+        boost::system::error_code ec;
+        auto body = boost::json::parse(req.body, ec, boost::json::storage_ptr(), options);
+        if (ec) return error(400, "body is not valid JSON: " + ec.message());
+        if (!body.is_object()) return error(400, "body must be a JSON object {message, recipients?, excluding?}");
+        auto& o = body.get_object();
+        auto* m = o.if_contains("message");
+        if (!m || !m->is_object()) return error(400, "\"message\" must be an object {op?, d, t?}");
+        auto& mo = m->get_object();
+        if (!mo.contains("op")) mo["op"] = mesa::opcode::dispatch;
+        auto parsed = mesa::to_message(std::move(*m));
+        if (!parsed) return error(400, "\"message\": " + parsed.error().reason);
+        mesa::envelope e;
+        e.msg = std::move(parsed.value());
+        if (e.msg.op != mesa::opcode::dispatch && e.msg.op != mesa::opcode::internal_event)
+            return error(400, "\"message.op\" must be 0 (dispatch) or 5 (internal event)");
+        if (e.msg.s) return error(400, "\"message.s\" is set by the server on redelivery, not by senders");
+        std::string why;
+        if (!string_list(o, "recipients", e.recipients, why) || !string_list(o, "excluding", e.excluding, why))
+            return error(400, why);
+        if (o.contains("recipients") && e.recipients.empty())
+            return error(400, "\"recipients\" is empty; omit it (or use [\"*\"]) to send to everyone");
+        if (e.recipients.empty()) e.recipients = {"*"};
+        for (auto const& key : o) {
+            if (key.key() != "message" && key.key() != "recipients" && key.key() != "excluding")
+                return error(400, "unknown field \"" + std::string(key.key()) + "\"");
+        }
+        if (hooks_.dispatch) hooks_.dispatch(e);
+        ++dispatches_;
+        boost::json::array recipients;
+        for (auto const& r : e.recipients) recipients.emplace_back(r);
+        return json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}});
+    }
+
+    mesa::http_response health() const {
+        auto m = snapshot();
+        boost::json::object o;
+        o["status"] = m.broker_connected ? "ok" : "degraded";
+        o["connections"] = m.connections_open;
+        o["authenticated"] = m.authenticated_clients;
+        o["broker"] = broker_name_;
+        if (broker_name_ == "redis") o["redis"] = m.broker_connected;
+        return json_response(200, o);
+    }
+
+    hooks hooks_;
+    std::optional<std::string> api_key_;
+    std::string broker_name_;
+    std::uint64_t dispatches_ = 0;
+};
+
+}  // namespace gateway

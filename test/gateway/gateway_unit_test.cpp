@@ -1,0 +1,379 @@
+// The gateway's pure parts: configuration from the environment, JWT
+// verification, the HTTP API and the metrics text. No sockets, no websocketpp.
+#include "config.hpp"
+#include "http_api.hpp"
+#include "jwt.hpp"
+#include "metrics.hpp"
+
+#include <doctest/doctest.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <map>
+#include <string>
+
+namespace {
+
+using env_map = std::map<std::string, std::string>;
+
+gateway::parsed_config parse(env_map const& env) {
+    return gateway::parse_config([&](char const* name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        if (it == env.end()) return std::nullopt;
+        return it->second;
+    });
+}
+
+bool mentions(gateway::parsed_config const& p, std::string const& name) {
+    for (auto const& e : p.errors)
+        if (e.find(name) != std::string::npos) return true;
+    return false;
+}
+
+std::string b64url(std::string const& in) {
+    static char const table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    std::uint32_t bits = 0;
+    int count = 0;
+    for (unsigned char c : in) {
+        bits = (bits << 8) | c;
+        count += 8;
+        while (count >= 6) {
+            count -= 6;
+            out.push_back(table[(bits >> count) & 63]);
+        }
+    }
+    if (count > 0) out.push_back(table[(bits << (6 - count)) & 63]);
+    return out;
+}
+
+std::string sign(std::string const& signing_input, std::string const& key) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<unsigned char const*>(signing_input.data()), signing_input.size(), mac, &size);
+    return b64url(std::string(reinterpret_cast<char*>(mac), size));
+}
+
+std::string mint(std::string const& payload, std::string const& key,
+                 std::string const& header = R"({"alg":"HS256","typ":"JWT"})") {
+    auto input = b64url(header) + "." + b64url(payload);
+    return input + "." + sign(input, key);
+}
+
+constexpr std::int64_t now = 1'700'000'000;
+
+}  // namespace
+
+TEST_CASE("config: defaults follow Mega and the reference") {
+    auto p = parse({});
+    REQUIRE(p.ok());
+    auto const& c = p.value;
+    CHECK(c.port == 4500);
+    CHECK(!c.path);
+    CHECK(c.namespace_name.empty());
+    CHECK(!c.redis_uri);
+    CHECK(!c.enforce_equal_versions);
+    CHECK(!c.store_messages);
+    CHECK(!c.sync_enabled);
+    CHECK(c.sync_redelivery_interval_ms == 0);
+    CHECK(!c.portals_enabled);
+    CHECK(c.portal_distribute_load);
+    CHECK(!c.heartbeats_enabled);
+    CHECK(c.heartbeat_interval_ms == 10000);
+    CHECK(c.heartbeat_max_attempts == 3);
+    CHECK(!c.reconnects_enabled);
+    CHECK(c.reconnect_interval_ms == 5000);
+    CHECK(c.auth_timeout_ms == 10000);
+    CHECK(!c.auth_required);
+    CHECK(c.auth_send_user_object);
+    CHECK(c.auth_disconnect_on_fail);
+    CHECK(c.auth_store_connected_users);
+    CHECK(c.enable_logging);
+    CHECK(!c.ws_key);
+    CHECK(!c.api_key);
+}
+
+TEST_CASE("config: good values") {
+    auto p = parse({{"MESA_PORT", "0"},
+                    {"MESA_PATH", "/ws"},
+                    {"MESA_NAMESPACE", "chat"},
+                    {"REDIS_URI", "redis://:pw@10.0.0.5:6380/2"},
+                    {"SYNC_ENABLED", "true"},
+                    {"SYNC_REDELIVERY_INTERVAL", "250"},
+                    {"HEARTBEATS_ENABLED", "true"},
+                    {"HEARTBEAT_INTERVAL", "200"},
+                    {"HEARTBEAT_MAX_ATTEMPTS", "0"},
+                    {"PORTAL_DISTRIBUTE_LOAD", "false"},
+                    {"AUTH_TIMEOUT", "0"},
+                    {"AUTH_SEND_USER_OBJECT", "false"},
+                    {"ENABLE_LOGGING", "false"},
+                    {"WS_KEY", "secret"},
+                    {"MESA_API_KEY", "k"}});
+    REQUIRE(p.ok());
+    auto const& c = p.value;
+    CHECK(c.port == 0);
+    CHECK(c.path == std::string("/ws"));
+    CHECK(c.namespace_name == "chat");
+    CHECK(c.redis_uri == std::string("redis://:pw@10.0.0.5:6380/2"));
+    CHECK(c.sync_enabled);
+    CHECK(c.sync_redelivery_interval_ms == 250);
+    CHECK(c.heartbeats_enabled);
+    CHECK(c.heartbeat_interval_ms == 200);
+    CHECK(c.heartbeat_max_attempts == 0);
+    CHECK(!c.portal_distribute_load);
+    CHECK(c.auth_timeout_ms == 0);
+    CHECK(!c.auth_send_user_object);
+    CHECK(!c.enable_logging);
+    CHECK(c.ws_key == std::string("secret"));
+    CHECK(c.api_key == std::string("k"));
+    auto top = parse({{"MESA_PORT", "65535"}, {"HEARTBEAT_INTERVAL", "3600000"}});
+    REQUIRE(top.ok());
+    CHECK(top.value.port == 65535);
+}
+
+TEST_CASE("config: bad values name their variable") {
+    struct bad {
+        char const* name;
+        char const* value;
+    };
+    for (auto const& b : {bad{"MESA_PORT", "65536"}, bad{"MESA_PORT", "-1"}, bad{"MESA_PORT", "abc"},
+                          bad{"MESA_PORT", ""}, bad{"MESA_PORT", " 80"}, bad{"MESA_PORT", "+80"},
+                          bad{"MESA_PORT", "99999999999999999999"}, bad{"HEARTBEAT_INTERVAL", "0"},
+                          bad{"HEARTBEAT_INTERVAL", "3600001"}, bad{"HEARTBEAT_MAX_ATTEMPTS", "1001"},
+                          bad{"RECONNECT_INTERVAL", "1.5"}, bad{"AUTH_TIMEOUT", "10s"},
+                          bad{"SYNC_REDELIVERY_INTERVAL", "x"}, bad{"HEARTBEATS_ENABLED", "yes"},
+                          bad{"HEARTBEATS_ENABLED", "TRUE"}, bad{"SYNC_ENABLED", "1"}, bad{"ENABLE_LOGGING", ""},
+                          bad{"PORTALS_ENABLED", "on"}, bad{"PORTAL_DISTRIBUTE_LOAD", "False"},
+                          bad{"AUTH_REQUIRED", "0"}, bad{"MESA_PATH", "ws"}, bad{"MESA_PATH", ""},
+                          bad{"WS_KEY", ""}, bad{"MESA_API_KEY", ""}, bad{"REDIS_URI", "http://x"},
+                          bad{"REDIS_URI", "redis://host:notaport"}}) {
+        CAPTURE(b.name);
+        CAPTURE(b.value);
+        auto p = parse({{b.name, b.value}});
+        CHECK(!p.ok());
+        CHECK(mentions(p, b.name));
+    }
+    auto several = parse({{"MESA_PORT", "x"}, {"AUTH_REQUIRED", "maybe"}});
+    CHECK(several.errors.size() == 2);
+}
+
+TEST_CASE("config: --help lists every variable with its default") {
+    auto help = gateway::help_text();
+    for (auto const* name : {"MESA_PORT", "MESA_PATH", "MESA_NAMESPACE", "REDIS_URI", "ENFORCE_EQUAL_VERSIONS",
+                             "STORE_MESSAGES", "SYNC_ENABLED", "SYNC_REDELIVERY_INTERVAL", "PORTALS_ENABLED",
+                             "PORTAL_DISTRIBUTE_LOAD", "HEARTBEATS_ENABLED", "HEARTBEAT_INTERVAL",
+                             "HEARTBEAT_MAX_ATTEMPTS", "RECONNECTS_ENABLED", "RECONNECT_INTERVAL", "AUTH_TIMEOUT",
+                             "AUTH_REQUIRED", "AUTH_SEND_USER_OBJECT", "AUTH_DISCONNECT_ON_FAIL",
+                             "AUTH_STORE_CONNECTED_USERS", "ENABLE_LOGGING", "WS_KEY", "MESA_API_KEY"}) {
+        CAPTURE(name);
+        CHECK(help.find(name) != std::string::npos);
+    }
+    CHECK(help.find("MESA_PORT (4500)") != std::string::npos);
+    CHECK(help.find("HEARTBEAT_INTERVAL (10000)") != std::string::npos);
+}
+
+TEST_CASE("jwt: a good HS256 token gives its id") {
+    auto r = gateway::verify_jwt(mint(R"({"id":"alice","exp":1700000100,"nbf":1699999000})", "k"), "k", now);
+    REQUIRE(r);
+    CHECK(r.id() == "alice");
+    CHECK(r.payload().at("exp").as_int64() == 1700000100);
+    // No exp: valid forever.
+    CHECK(gateway::verify_jwt(mint(R"({"id":"bob"})", "k"), "k", now));
+    // A token minted by Node's crypto for the same secret (cross-check).
+    auto node_made = mint(R"({"id":"u1"})", "secret");
+    CHECK(gateway::verify_jwt(node_made, "secret", now).id() == "u1");
+}
+
+TEST_CASE("jwt: refused tokens") {
+    auto const good = mint(R"({"id":"alice"})", "k");
+    SUBCASE("bad signature") {
+        auto r = gateway::verify_jwt(mint(R"({"id":"alice"})", "other"), "k", now);
+        CHECK(!r);
+        CHECK(r.error() == "bad signature");
+    }
+    SUBCASE("payload changed after signing") {
+        auto dot = good.find('.');
+        auto tampered = good.substr(0, dot + 1) + b64url(R"({"id":"admin"})") + good.substr(good.rfind('.'));
+        CHECK(!gateway::verify_jwt(tampered, "k", now));
+    }
+    SUBCASE("alg none") {
+        auto input = b64url(R"({"alg":"none","typ":"JWT"})") + "." + b64url(R"({"id":"alice"})");
+        CHECK(!gateway::verify_jwt(input + ".", "k", now));
+        // Even with a valid HMAC, alg must say HS256.
+        auto r = gateway::verify_jwt(input + "." + sign(input, "k"), "k", now);
+        CHECK(!r);
+        CHECK(r.error().find("algorithm") != std::string::npos);
+    }
+    SUBCASE("other algorithms") {
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a"})", "k", R"({"alg":"HS512"})"), "k", now));
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a"})", "k", R"({"alg":"hs256"})"), "k", now));
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a"})", "k", R"({"typ":"JWT"})"), "k", now));
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a"})", "k", R"({"alg":256})"), "k", now));
+    }
+    SUBCASE("expired and not yet valid") {
+        auto r = gateway::verify_jwt(mint(R"({"id":"a","exp":1699999999})", "k"), "k", now);
+        CHECK(!r);
+        CHECK(r.error() == "token expired");
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a","exp":1700000000})", "k"), "k", now));  // exp is exclusive
+        CHECK(gateway::verify_jwt(mint(R"({"id":"a","exp":1700000001})", "k"), "k", now));
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a","nbf":1700000001})", "k"), "k", now));
+        CHECK(gateway::verify_jwt(mint(R"({"id":"a","nbf":1700000000})", "k"), "k", now));
+        CHECK(!gateway::verify_jwt(mint(R"({"id":"a","exp":"never"})", "k"), "k", now));
+    }
+    SUBCASE("malformed") {
+        for (std::string t : {std::string(""), std::string("abc"), std::string("a.b"), std::string("a.b.c.d"),
+                              std::string(".."), good + "=", good.substr(0, good.size() - 1) + "*",
+                              b64url("not json") + "." + b64url(R"({"id":"a"})") + ".x",
+                              mint("not json", "k"), mint(R"(["id"])", "k"), mint(R"({"id":""})", "k"),
+                              mint(R"({"id":42})", "k"), mint(R"({"sub":"a"})", "k")}) {
+            CAPTURE(t);
+            CHECK(!gateway::verify_jwt(t, "k", now));
+        }
+    }
+    SUBCASE("non-canonical base64url") {
+        // The last character of a 32-byte signature carries 2 unused bits.
+        auto sig_last = good.back();
+        std::string twin = good;
+        twin.back() = static_cast<char>(sig_last + 1);
+        CHECK(!gateway::verify_jwt(twin, "k", now));
+    }
+}
+
+TEST_CASE("jwt: base64url decoding") {
+    using gateway::detail::base64url_decode;
+    CHECK(base64url_decode("") == std::string());
+    CHECK(base64url_decode("YQ") == std::string("a"));
+    CHECK(base64url_decode("YWI") == std::string("ab"));
+    CHECK(base64url_decode("YWJj") == std::string("abc"));
+    CHECK(base64url_decode("_-8") == std::string("\xff\xef", 2));
+    CHECK(!base64url_decode("YQ=="));
+    CHECK(!base64url_decode("Y"));
+    CHECK(!base64url_decode("YR"));  // non-zero leftover bits
+    CHECK(!base64url_decode("a+b/"));
+}
+
+namespace {
+
+struct api_fixture {
+    std::vector<mesa::envelope> sent;
+    gateway::metrics numbers;
+    gateway::http_api api;
+
+    explicit api_fixture(std::optional<std::string> key, std::string broker = "memory")
+        : api({[this](mesa::envelope const& e) { sent.push_back(e); }, [this] { return numbers; }}, std::move(key),
+              std::move(broker)) {}
+
+    mesa::http_response post(std::string body, std::optional<std::string> auth = std::nullopt,
+                             std::string target = "/dispatch") {
+        mesa::http_request r{"POST", std::move(target), {}, std::move(body)};
+        if (auth) r.headers.emplace_back("authorization", *auth);
+        return api.handle(r);
+    }
+    mesa::http_response get(std::string target) { return api.handle({"GET", std::move(target), {}, {}}); }
+};
+
+boost::json::value body_of(mesa::http_response const& r) { return boost::json::parse(r.body); }
+
+}  // namespace
+
+TEST_CASE("http api: dispatch") {
+    api_fixture f("s3cret");
+    auto r = f.post(R"({"message":{"t":"NEW","d":{"x":1}},"recipients":["a","b"],"excluding":["b"]})",
+                    "Bearer s3cret");
+    CHECK(r.status == 202);
+    REQUIRE(f.sent.size() == 1);
+    CHECK(f.sent[0].msg.op == 0);
+    CHECK(f.sent[0].msg.t == std::string("NEW"));
+    CHECK(f.sent[0].msg.d.at("x").as_int64() == 1);
+    CHECK(f.sent[0].recipients == std::vector<std::string>{"a", "b"});
+    CHECK(f.sent[0].excluding == std::vector<std::string>{"b"});
+    CHECK(body_of(r).at("status") == "accepted");
+
+    CHECK(f.post(R"({"message":{"d":{}}})", "Bearer s3cret").status == 202);
+    CHECK(f.sent.back().recipients == std::vector<std::string>{"*"});
+    CHECK(f.api.dispatches() == 2);
+    CHECK(f.post(R"({"message":{"op":5,"t":"DISCONNECT_CLIENT","d":{}},"recipients":["a"]})", "Bearer s3cret")
+              .status == 202);
+
+    // Unauthorized.
+    CHECK(f.post(R"({"message":{"d":{}}})").status == 401);
+    CHECK(f.post(R"({"message":{"d":{}}})", "Bearer wrong!").status == 401);
+    CHECK(f.post(R"({"message":{"d":{}}})", "s3cret").status == 401);
+    CHECK(f.post(R"({"message":{"d":{}}})", "Basic s3cret").status == 401);
+    CHECK(f.sent.size() == 3);
+
+    // Bad shapes: 400 with an error message.
+    for (auto const* bad : {"", "not json", "[]", "{}", R"({"message":1})", R"({"message":{"d":[]}})",
+                            R"({"message":{"t":5,"d":{}}})", R"({"message":{"op":1,"d":{}}})",
+                            R"({"message":{"op":"0","d":{}}})", R"({"message":{"d":{},"s":3}})",
+                            R"({"message":{"d":{}},"recipients":"a"})", R"({"message":{"d":{}},"recipients":[]})",
+                            R"({"message":{"d":{}},"recipients":[1]})", R"({"message":{"d":{}},"excluding":{}})",
+                            R"({"message":{"d":{}},"extra":1})"}) {
+        CAPTURE(bad);
+        auto res = f.post(bad, "Bearer s3cret");
+        CHECK(res.status == 400);
+        CHECK(body_of(res).at("error").is_string());
+    }
+    CHECK(f.sent.size() == 3);
+}
+
+TEST_CASE("http api: without a key anyone may dispatch") {
+    api_fixture f(std::nullopt);
+    CHECK(f.post(R"({"message":{"d":{}}})").status == 202);
+    CHECK(f.post(R"({"message":{"d":{}}})", "Bearer whatever").status == 202);
+}
+
+TEST_CASE("http api: routes, methods, health, metrics") {
+    api_fixture f(std::nullopt, "redis");
+    CHECK(f.get("/nope").status == 404);
+    CHECK(f.get("/dispatch").status == 405);
+    CHECK(f.post("{}", std::nullopt, "/health").status == 405);
+    CHECK(f.post("{}", std::nullopt, "/metrics").status == 405);
+
+    f.numbers.connections_open = 3;
+    f.numbers.authenticated_clients = 2;
+    f.numbers.broker_connected = false;
+    auto h = f.get("/health?verbose=1");
+    CHECK(h.status == 200);
+    auto hb = body_of(h);
+    CHECK(hb.at("connections").as_int64() == 3);
+    CHECK(hb.at("authenticated").as_int64() == 2);
+    CHECK(hb.at("redis") == false);
+    CHECK(hb.at("status") == "degraded");
+
+    f.post(R"({"message":{"d":{}}})");
+    auto m = f.get("/metrics");
+    CHECK(m.status == 200);
+    CHECK(m.body.find("# TYPE mesa_connections_open gauge\nmesa_connections_open 3\n") != std::string::npos);
+    CHECK(m.body.find("mesa_authenticated_clients 2\n") != std::string::npos);
+    CHECK(m.body.find("mesa_http_dispatches_total 1\n") != std::string::npos);
+    CHECK(m.body.find("mesa_broker_connected 0\n") != std::string::npos);
+    CHECK(m.body.find("# HELP mesa_sync_stored_total") != std::string::npos);
+
+    api_fixture memory(std::nullopt);
+    auto mb = body_of(memory.get("/health"));
+    CHECK(mb.at("status") == "ok");
+    CHECK(!mb.as_object().contains("redis"));
+}
+
+TEST_CASE("limit variables: defaults, values and refusals") {
+    auto parsed = parse({});
+    CHECK(parsed.value.max_backlog_bytes == 1048576);
+    CHECK(parsed.value.max_connections == 100000);
+    CHECK(parsed.value.allowed_origins.empty());
+    CHECK(parsed.value.max_messages_per_second == 50);
+    parsed = parse({{"MESA_MAX_BACKLOG", "4096"},
+                    {"MESA_MAX_CONNECTIONS", "10"},
+                    {"MESA_ALLOWED_ORIGINS", "https://a.example,https://b.example"},
+                    {"MESA_MAX_MESSAGES_PER_SECOND", "0"}});
+    CHECK(parsed.errors.empty());
+    CHECK(parsed.value.max_backlog_bytes == 4096);
+    CHECK(parsed.value.max_connections == 10);
+    CHECK(parsed.value.allowed_origins == std::vector<std::string>{"https://a.example", "https://b.example"});
+    CHECK(parsed.value.max_messages_per_second == 0);
+    parsed = parse({{"MESA_MAX_BACKLOG", "-1"}, {"MESA_ALLOWED_ORIGINS", ","}, {"MESA_MESSAGE_BURST", "0"}});
+    REQUIRE(parsed.errors.size() == 3);
+    CHECK(parsed.errors[0].find("MESA_MAX_BACKLOG") != std::string::npos);
+}
