@@ -1,0 +1,277 @@
+// mesa-client: like wscat, but speaking Mesa. For people debugging a Mesa
+// deployment (ours or the Node reference).
+//
+//   mesa-client ws://localhost:4500 --token "$JWT"
+//   PING {"n": 1}                         <- stdin: one message per line, TYPE {json data}
+//   {"op":0,"d":{"n":1},"t":"PONG"}       -> stdout: every op 0 received, one JSON line
+//
+// Status lines (connected, authenticated, disconnected, reconnecting) go to
+// stderr. Exit codes: 0 at end of input once everything queued was sent (and,
+// with credentials, once authenticated); 1 connection failed or closed with
+// no reconnection coming; 2 bad usage or URL; 3 authentication failed.
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mesa/client.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <variant>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_connection = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_authentication = 3;
+
+char const usage[] =
+    "usage: mesa-client URL [--token JWT | --auth JSON] [--no-sync] [--reconnect MS] [--linger MS] "
+    "[--version V]\n"
+    "\n"
+    "Connects to the Mesa server at URL (ws://host[:port][/path]), prints every op 0\n"
+    "message received as one JSON line on stdout, status lines on stderr, and sends\n"
+    "one message per stdin line written as `TYPE {json data}` (data defaults to {};\n"
+    "a line starting with '{' is sent as a whole {op,d,t} frame; '#' starts a comment).\n"
+    "\n"
+    "  --token JWT     authenticate with {\"token\": JWT} on every (re)connection\n"
+    "  --auth JSON     authenticate with this JSON object on every (re)connection\n"
+    "  --no-sync       authenticate with shouldSync false (drop messages stored while offline)\n"
+    "  --reconnect MS  reconnect after MS even when the server does not advertise reconnects\n"
+    "  --linger MS     at end of input, keep printing messages for MS before disconnecting\n"
+    "  --version V     version announced under enforce_equal_versions (default: this library's "
+    "version)\n"
+    "\n"
+    "Exit codes: 0 end of input, everything sent; 1 connection failed or closed for good;\n"
+    "2 bad usage or URL; 3 authentication failed.\n";
+
+[[noreturn]] void quit(int code) {
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    std::_Exit(code);  // the stdin reader thread may still be blocked in a read
+}
+
+void status(std::string const& text) { std::cerr << "mesa-client: " << text << std::endl; }
+
+std::optional<long> milliseconds_arg(char const* text) {
+    char* end = nullptr;
+    long v = std::strtol(text, &end, 10);
+    if (!*text || *end || v < 0) return std::nullopt;
+    return v;
+}
+
+/// `TYPE {json}` or a whole `{op,d,t}` frame; an error message otherwise.
+std::variant<mesa::message, std::string> parse_line(std::string const& line) {
+    if (line.front() == '{') {
+        auto r = mesa::parse(line);
+        if (!r) return "not a Mesa message: " + r.error().reason;
+        return std::move(r.value());
+    }
+    auto const space = line.find_first_of(" \t");
+    std::string type = line.substr(0, space);
+    mesa::json::object data;
+    if (space != std::string::npos) {
+        auto const first = line.find_first_not_of(" \t", space);
+        if (first != std::string::npos) {
+            boost::system::error_code ec;
+            auto v = mesa::json::parse(std::string_view(line).substr(first), ec);
+            if (ec) return "data of " + type + " is not JSON: " + ec.message();
+            if (!v.is_object()) return "data of " + type + " must be a JSON object";
+            data = std::move(v.get_object());
+        }
+    }
+    return mesa::message(std::move(type), std::move(data));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::optional<std::string> url;
+    std::optional<mesa::json::object> credentials;
+    mesa::client::options options;
+    mesa::client::authenticate_options auth_options;
+    long linger_ms = 0;
+
+    for (int i = 1; i < argc; ++i) {
+        std::string const arg = argv[i];
+        auto value = [&]() -> char const* {
+            if (i + 1 >= argc) {
+                std::cerr << "mesa-client: " << arg << " needs a value\n" << usage;
+                quit(exit_usage);
+            }
+            return argv[++i];
+        };
+        if (arg == "-h" || arg == "--help") {
+            std::cout << usage;
+            return exit_ok;
+        } else if (arg == "--token") {
+            credentials = mesa::json::object{{"token", value()}};
+        } else if (arg == "--auth") {
+            boost::system::error_code ec;
+            auto v = mesa::json::parse(value(), ec);
+            if (ec || !v.is_object()) {
+                std::cerr << "mesa-client: --auth needs a JSON object\n";
+                return exit_usage;
+            }
+            credentials = std::move(v.get_object());
+        } else if (arg == "--no-sync") {
+            auth_options.should_sync = false;
+        } else if (arg == "--reconnect" || arg == "--linger") {
+            auto ms = milliseconds_arg(value());
+            if (!ms || (arg == "--reconnect" && *ms == 0)) {
+                std::cerr << "mesa-client: " << arg << " needs a number of milliseconds\n";
+                return exit_usage;
+            }
+            if (arg == "--linger")
+                linger_ms = *ms;
+            else
+                options.fallback_reconnect_interval = std::chrono::milliseconds(*ms);
+        } else if (arg == "--version") {
+            options.version = value();
+        } else if (!arg.empty() && arg[0] == '-') {
+            std::cerr << "mesa-client: unknown option " << arg << "\n" << usage;
+            return exit_usage;
+        } else if (!url) {
+            url = arg;
+        } else {
+            std::cerr << "mesa-client: one URL only\n" << usage;
+            return exit_usage;
+        }
+    }
+    if (!url) {
+        std::cerr << usage;
+        return exit_usage;
+    }
+
+    asio::io_context ioc;
+    std::unique_ptr<mesa::client> owned;
+    try {
+        owned = std::make_unique<mesa::client>(ioc, *url, options);
+    } catch (std::invalid_argument const& e) {
+        std::cerr << "mesa-client: " << e.what() << "\n";
+        return exit_usage;
+    }
+    mesa::client& c = *owned;
+
+    bool ever_connected = false;
+    bool leaving = false;  // our own disconnect() at the end
+    bool authenticated_once = false;
+    asio::steady_timer poll(ioc);
+
+    c.on_connected([&](mesa::client::connection_info const& info) {
+        ever_connected = true;
+        status("connected to " + c.url() +
+               (info.is_automatic_reconnection ? " (automatic reconnection)" : ""));
+    });
+    c.on_authenticated([&](mesa::json::value const& user) {
+        authenticated_once = true;
+        status("authenticated as " + mesa::json::serialize(user));
+    });
+    c.on_message([](mesa::message const& m) {
+        if (m.op == mesa::opcode::dispatch) std::cout << mesa::serialize(m) << std::endl;
+    });
+    c.on_disconnected([&](mesa::client::disconnection const& d) {
+        status("disconnected (" + std::to_string(d.code) +
+               (d.reason.empty() ? "" : " " + d.reason) + ")" +
+               (d.will_attempt_reconnect ? "; reconnecting" : ""));
+        if (leaving) quit(exit_ok);
+        if (!d.will_attempt_reconnect) {
+            status("connection closed and no reconnection coming");
+            quit(exit_connection);
+        }
+    });
+    c.on_error([&](mesa::client::error const& e) {
+        using kind = mesa::client::error_kind;
+        if (e.kind == kind::connection_failed) {
+            if (!c.reconnecting()) {
+                status(e.what + (ever_connected ? "" : " (is a Mesa server listening there?)"));
+                quit(exit_connection);
+            }
+            status(e.what + "; reconnecting");
+        } else if (e.kind == kind::authentication) {
+            status("authentication failed: " + e.what);
+            quit(exit_authentication);
+        } else {
+            status("warning: " + e.what);
+        }
+    });
+
+    if (credentials) {
+        c.authenticate(
+            *credentials,
+            [&](mesa::client::authentication_result const& r) {
+                if (r) return;  // reported by on_authenticated
+                if (leaving) return;
+                // A close unrelated to the credentials while a reconnection is
+                // coming: they are sent again then.
+                if (r.close_code != mesa::close_code::policy_violation && r.close_code != 0 &&
+                    c.reconnecting())
+                    return;
+                status("authentication failed: " + *r.error);
+                quit(exit_authentication);
+            },
+            auth_options);
+    }
+
+    // The end: everything queued written to the socket (and authenticated
+    // when credentials were given), then linger, then a clean 1000.
+    std::function<void()> check_done = [&] {
+        if (leaving) return;
+        if (c.flushed() && (!credentials || authenticated_once)) {
+            leaving = true;
+            poll.expires_after(std::chrono::milliseconds(linger_ms));
+            poll.async_wait([&](std::error_code ec) {
+                if (ec) return;
+                c.disconnect();
+                // Give the close handshake a moment, not forever.
+                poll.expires_after(std::chrono::seconds(2));
+                poll.async_wait([](std::error_code e) {
+                    if (!e) quit(exit_ok);
+                });
+            });
+            return;
+        }
+        poll.expires_after(std::chrono::milliseconds(10));
+        poll.async_wait([&](std::error_code ec) {
+            if (!ec) check_done();
+        });
+    };
+
+    // A thread reads stdin (a file, a pipe or a terminal alike) and hands each
+    // line to the io_context's thread.
+    std::thread([&ioc, &c, &check_done] {
+        std::string line;
+        std::size_t number = 0;
+        while (std::getline(std::cin, line)) {
+            ++number;
+            asio::post(ioc, [&c, line, number] {
+                auto const first = line.find_first_not_of(" \t\r");
+                if (first == std::string::npos || line[first] == '#') return;
+                auto const last = line.find_last_not_of(" \t\r");
+                auto parsed = parse_line(line.substr(first, last - first + 1));
+                if (auto* error = std::get_if<std::string>(&parsed)) {
+                    status("line " + std::to_string(number) + " ignored: " + *error);
+                    return;
+                }
+                if (c.send(std::get<mesa::message>(std::move(parsed))) ==
+                    mesa::client::send_status::dropped)
+                    status("line " + std::to_string(number) + " dropped: send queue full");
+            });
+        }
+        asio::post(ioc, [&check_done] { check_done(); });
+    }).detach();
+
+    auto guard = asio::make_work_guard(ioc);
+    ioc.run();
+    return exit_ok;
+}
