@@ -9,12 +9,16 @@
 //   });
 //   if (!parsed.ok()) for (auto const& e : parsed.errors) std::cerr << e << "\n";
 //
-// Pure: no sockets, no Asio, so tests parse configurations without a process.
+// Pure but for one check: no sockets, no Asio, so tests parse configurations
+// without a process; TLS_* files are only opened to see that they are readable.
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #if __has_include(<mesa/broker/detail/redis_uri.hpp>)
@@ -54,6 +58,12 @@ struct config {
     std::vector<std::string> allowed_origins;    // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
     std::uint32_t max_messages_per_second = 50;  // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
     std::uint32_t message_burst = 100;           // MESA_MESSAGE_BURST
+    std::optional<std::string> tls_cert;         // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
+    std::optional<std::string> tls_key;          // TLS_KEY: PEM private key of TLS_CERT
+    std::optional<std::string> tls_ca;           // TLS_CA: PEM CAs; set: clients must present a certificate
+
+    /// True when the gateway serves wss:// (TLS_CERT and TLS_KEY set).
+    bool tls() const noexcept { return tls_cert && tls_key; }
 };
 
 /// One environment variable the gateway reads, for --help.
@@ -97,6 +107,9 @@ inline std::vector<variable> const& variables() {
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
+        {"TLS_CERT", "unset: plain ws://", "PEM certificate chain file; with TLS_KEY the port serves wss:// and https://"},
+        {"TLS_KEY", "unset", "PEM private key file of TLS_CERT (unencrypted); needs TLS_CERT"},
+        {"TLS_CA", "unset: no client certificates", "PEM CA file; set: every client must present a certificate it signed"},
     };
     return list;
 }
@@ -178,6 +191,19 @@ public:
         errors_.push_back(std::string(name) + "=\"" + value + "\": " + why);
     }
 
+    /// A file path that must not be empty and must be readable when set.
+    void readable_file(char const* name, std::optional<std::string>& out) {
+        text(name, out);
+        if (!out) return;
+        if (std::FILE* f = std::fopen(out->c_str(), "rb")) {
+            std::fclose(f);
+            return;
+        }
+        int const error = errno;
+        fail(name, *out, "cannot read the file: " + std::error_code(error, std::generic_category()).message());
+        out.reset();
+    }
+
     void note(char const* name, std::string const& why) { errors_.push_back(std::string(name) + ": " + why); }
 
     std::optional<std::string> get(char const* name) { return env_(name); }
@@ -243,6 +269,13 @@ inline parsed_config parse_config(env_lookup const& env) {
     }
     r.integer("MESA_MAX_MESSAGES_PER_SECOND", c.max_messages_per_second, 0, 1'000'000);
     r.integer("MESA_MESSAGE_BURST", c.message_burst, 1, 1'000'000);
+    bool const cert_set = r.get("TLS_CERT").has_value(), key_set = r.get("TLS_KEY").has_value();
+    r.readable_file("TLS_CERT", c.tls_cert);
+    r.readable_file("TLS_KEY", c.tls_key);
+    r.readable_file("TLS_CA", c.tls_ca);
+    if (cert_set && !key_set) r.note("TLS_KEY", "must be set with TLS_CERT (both or neither)");
+    if (key_set && !cert_set) r.note("TLS_CERT", "must be set with TLS_KEY (both or neither)");
+    if (r.get("TLS_CA") && !(cert_set && key_set)) r.note("TLS_CA", "needs TLS_CERT and TLS_KEY");
     return result;
 }
 

@@ -1,16 +1,19 @@
 #pragma once
 // The gateway itself: a Mesa server with every feature, switched on or off
 // by the configuration, JWT authentication, PING/PONG, the HTTP API and a
-// graceful shutdown. The broker is a template parameter: broker::memory for a
-// single node, broker::redis to join a cluster.
+// graceful shutdown. Transport and broker are template parameters:
+// websocketpp_plain (ws://) or websocketpp_tls (wss://, TLS_CERT/TLS_KEY);
+// broker::memory for a single node, broker::redis to join a cluster.
 //
-//   return gateway::run_gateway<mesa::broker::memory>(cfg, {});
+//   return gateway::run_gateway<mesa::transport::websocketpp_plain, mesa::broker::memory>(cfg, {}, "memory", "memory");
 #include <mesa/mesa.hpp>
+#include <mesa/transport/websocketpp_tls.hpp>
 
 #include <cstdint>
 #include <exception>
 #include <iostream>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -22,16 +25,16 @@
 
 namespace gateway {
 
-template <class Broker>
-using server_type = mesa::server<mesa::transport::websocketpp_plain, Broker, mesa::heartbeat, mesa::reconnect,
+template <class Transport, class Broker>
+using server_type = mesa::server<Transport, Broker, mesa::heartbeat, mesa::reconnect,
                                  mesa::authentication, mesa::sync, mesa::version_rule, mesa::message_store,
                                  mesa::portals, mesa::rate_limit>;
 
 /// The server options `cfg` describes.
-template <class Broker>
-typename server_type<Broker>::options server_options(config const& cfg, typename Broker::options broker) {
+template <class Transport, class Broker>
+typename server_type<Transport, Broker>::options server_options(config const& cfg, typename Broker::options broker) {
     using std::chrono::milliseconds;
-    typename server_type<Broker>::options o;
+    typename server_type<Transport, Broker>::options o;
     o.port = cfg.port;
     o.path = cfg.path;
     o.namespace_name = cfg.namespace_name;
@@ -39,6 +42,11 @@ typename server_type<Broker>::options server_options(config const& cfg, typename
     o.max_backlog_bytes = cfg.max_backlog_bytes;
     o.max_connections = cfg.max_connections;
     o.allowed_origins = cfg.allowed_origins;
+    if constexpr (std::is_same_v<Transport, mesa::transport::websocketpp_tls>) {
+        o.transport.certificate_chain_file = cfg.tls_cert.value_or("");
+        o.transport.private_key_file = cfg.tls_key.value_or("");
+        o.transport.ca_file = cfg.tls_ca;
+    }
 
     auto& hb = o.template feature<mesa::heartbeat>();
     hb.enabled = cfg.heartbeats_enabled;
@@ -75,12 +83,21 @@ typename server_type<Broker>::options server_options(config const& cfg, typename
     return o;
 }
 
+/// " (TLS_CERT)" when a start-up error is about the file of that variable.
+inline std::string tls_variable_of(std::string const& what) {
+    for (auto [option, variable] : {std::pair{"certificate_chain_file", "TLS_CERT"},
+                                    std::pair{"private_key_file", "TLS_KEY"}, std::pair{"ca_file", "TLS_CA"}}) {
+        if (what.find(option) != std::string::npos) return std::string(" (") + variable + ")";
+    }
+    return {};
+}
+
 /// Runs the gateway until SIGTERM/SIGINT; returns the process exit code.
 /// `broker_description` names the broker in the start-up line.
-template <class Broker>
+template <class Transport, class Broker>
 int run_gateway(config const& cfg, typename Broker::options broker_options, std::string const& broker_name,
                 std::string const& broker_description) {
-    using server_t = server_type<Broker>;
+    using server_t = server_type<Transport, Broker>;
     using client_ptr = typename server_t::client_ptr;
     logger log(cfg.enable_logging);
 
@@ -97,7 +114,7 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     asio::io_context ioc;
     std::unique_ptr<server_t> owner;
     try {
-        owner = std::make_unique<server_t>(ioc, server_options<Broker>(cfg, std::move(broker_options)));
+        owner = std::make_unique<server_t>(ioc, server_options<Transport, Broker>(cfg, std::move(broker_options)));
     } catch (std::exception const& e) {
         logger::write(std::string("cannot create the server: ") + e.what());
         return 1;
@@ -190,14 +207,15 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     try {
         server.start();
     } catch (std::exception const& e) {
-        logger::write(std::string("cannot start: ") + e.what());
+        logger::write(std::string("cannot start: ") + e.what() + tls_variable_of(e.what()));
         return 1;
     }
 
     // Always printed: tests and operators read the port from it.
     logger::write("listening on port " + std::to_string(server.port()) + ", path " +
                   (cfg.path ? *cfg.path : std::string("* (every path)")) + ", broker " + broker_description +
-                  (cfg.namespace_name.empty() ? "" : ", namespace " + cfg.namespace_name));
+                  (cfg.namespace_name.empty() ? "" : ", namespace " + cfg.namespace_name) + ", scheme " +
+                  Transport::scheme + (cfg.tls_ca ? " (client certificates required)" : ""));
     if (!cfg.ws_key) logger::write("warning: WS_KEY is not set: every authentication will fail");
     if (!cfg.api_key) logger::write("warning: MESA_API_KEY is not set: POST /dispatch accepts anyone");
 

@@ -16,6 +16,13 @@
 #define MESA_GATEWAY_HAS_REDIS 1
 #endif
 
+namespace {
+template <class T>
+struct tag {
+    using type = T;
+};
+}  // namespace
+
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -42,7 +49,18 @@ int main(int argc, char** argv) {
     }
     auto const& cfg = parsed.value;
 
-    if (!cfg.redis_uri) return gateway::run_gateway<mesa::broker::memory>(cfg, {}, "memory", "memory (single node)");
+    // Both transports in this one translation unit; TLS_CERT/TLS_KEY pick one.
+    auto run = [&](auto broker_tag, typename decltype(broker_tag)::type::options broker, std::string const& name,
+                   std::string const& description) {
+        using broker_t = typename decltype(broker_tag)::type;
+        if (cfg.tls())
+            return gateway::run_gateway<mesa::transport::websocketpp_tls, broker_t>(cfg, std::move(broker), name,
+                                                                                     description);
+        return gateway::run_gateway<mesa::transport::websocketpp_plain, broker_t>(cfg, std::move(broker), name,
+                                                                                   description);
+    };
+
+    if (!cfg.redis_uri) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");
 
 #ifdef MESA_GATEWAY_HAS_REDIS
     mesa::broker::redis::options broker;
@@ -53,7 +71,7 @@ int main(int argc, char** argv) {
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
     where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
 #endif
-    return gateway::run_gateway<mesa::broker::redis>(cfg, std::move(broker), "redis", where);
+    return run(tag<mesa::broker::redis>{}, std::move(broker), "redis", where);
 #else
     std::cerr << "mesa-gateway: REDIS_URI is set but this build has no Redis broker (mesa/broker/redis.hpp)\n";
     return 1;

@@ -1,6 +1,11 @@
 #pragma once
-// The socket transport: websocketpp over standalone Asio, plain ws://.
+// The socket transport: websocketpp over standalone Asio. One class template
+// over our websocketpp configuration; this header defines the plain ws://
+// alias, <mesa/transport/websocketpp_tls.hpp> the wss:// one (OpenSSL).
 //
+//   using server = mesa::server<mesa::transport::websocketpp_plain, mesa::broker::memory>;
+//
+// Thread-safety: none; an instance belongs to the thread running its io_context.
 // One instance per server and thread. Frames are prepared once (header and
 // payload) and the same prepared frame is queued on every recipient;
 // websocketpp then writes everything queued on a connection in one gathered
@@ -19,23 +24,35 @@
 
 namespace mesa::transport {
 
-class websocketpp_plain {
-    using endpoint_type = websocketpp::server<detail::websocketpp_config>;
-    using message_type = detail::websocketpp_config::message_type;
+/// A Mesa transport on a websocketpp server endpoint of configuration
+/// `Config` (detail::basic_websocketpp_config<Socket>). What differs between
+/// socket policies (options, scheme, endpoint set-up) comes from
+/// detail::websocketpp_socket<Socket>.
+template <class Config>
+class basic_websocketpp {
+    using endpoint_type = websocketpp::server<Config>;
+    using message_type = typename Config::message_type;
+    using socket_policy = detail::websocketpp_socket<typename Config::transport_config::socket_type>;
 
 public:
-    struct options {};
-    using connection_ptr = endpoint_type::connection_ptr;
+    /// Socket options (none for plain TCP; certificate and key for TLS).
+    using options = typename socket_policy::options;
+    using connection_ptr = typename endpoint_type::connection_ptr;
     /// A prepared text frame, shared by all its recipients.
-    using frame = message_type::ptr;
+    using frame = typename message_type::ptr;
+    /// "ws" or "wss".
+    static constexpr char const* scheme = socket_policy::scheme;
 
-    websocketpp_plain(asio::io_context& ioc, settings s, options = {}) : ioc_(ioc), settings_(std::move(s)) {}
-    websocketpp_plain(websocketpp_plain const&) = delete;
-    websocketpp_plain& operator=(websocketpp_plain const&) = delete;
+    basic_websocketpp(asio::io_context& ioc, settings s, options o = {})
+        : ioc_(ioc), settings_(std::move(s)), options_(std::move(o)) {}
+    basic_websocketpp(basic_websocketpp const&) = delete;
+    basic_websocketpp& operator=(basic_websocketpp const&) = delete;
 
     /// Binds and starts accepting; throws std::system_error when the port
-    /// cannot be bound (the only throwing call, made before serving).
+    /// cannot be bound, or the socket options are unusable (e.g. a TLS file
+    /// that cannot be read): the only throwing call, made before serving.
     void start(events<connection_ptr> ev) {
+        socket_policy::prepare(endpoint_, options_);  // before binding anything
         events_ = std::move(ev);
         endpoint_.get_elog().set_sink(events_.on_log);
         endpoint_.init_asio(&ioc_);
@@ -45,7 +62,7 @@ public:
         endpoint_.set_open_handler([this](websocketpp::connection_hdl h) {
             if (auto con = lock(h)) events_.on_open(con);
         });
-        endpoint_.set_message_handler([this](websocketpp::connection_hdl h, endpoint_type::message_ptr msg) {
+        endpoint_.set_message_handler([this](websocketpp::connection_hdl h, typename endpoint_type::message_ptr msg) {
             if (auto con = lock(h)) {
                 events_.on_message(con, msg->get_payload(),
                                    msg->get_opcode() != websocketpp::frame::opcode::text);
@@ -81,7 +98,7 @@ public:
     }
 
     static frame prepare(std::string payload) {
-        auto msg = std::make_shared<message_type>(message_type::con_msg_man_ptr(),
+        auto msg = std::make_shared<message_type>(typename message_type::con_msg_man_ptr(),
                                                   websocketpp::frame::opcode::text, 0);
         websocketpp::frame::basic_header header(websocketpp::frame::opcode::text, payload.size(), true, false);
         websocketpp::frame::extended_header extended(payload.size());
@@ -165,8 +182,12 @@ private:
 
     asio::io_context& ioc_;
     settings settings_;
+    options options_;
     events<connection_ptr> events_;
     endpoint_type endpoint_;
 };
+
+/// Plain ws:// on TCP: `websocketpp_plain::options` is empty.
+using websocketpp_plain = basic_websocketpp<detail::websocketpp_config>;
 
 }  // namespace mesa::transport

@@ -1,12 +1,14 @@
 #pragma once
 // Our websocketpp configuration: one thread per server (no locks, no
 // strands), errors routed to the server's log hook, access logging compiled
-// out, and a slot on every connection for the server's client object.
+// out, and a slot on every connection for the server's client object. One
+// template over the socket policy serves ws:// and wss:// alike.
 #include <websocketpp/config/core.hpp>
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/logger/levels.hpp>
 #include <websocketpp/logger/stub.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
+#include <websocketpp/transport/asio/security/none.hpp>
 
 #include <functional>
 #include <string>
@@ -56,8 +58,11 @@ struct connection_context {
     void* context = nullptr;
 };
 
-struct websocketpp_config : websocketpp::config::core {
-    using type = websocketpp_config;
+/// Our server configuration over websocketpp socket policy `Socket` (plain
+/// TCP or TLS); nothing else differs between ws:// and wss://.
+template <class Socket>
+struct basic_websocketpp_config : websocketpp::config::core {
+    using type = basic_websocketpp_config;
     using base = websocketpp::config::core;
 
     using concurrency_type = websocketpp::concurrency::none;
@@ -68,12 +73,12 @@ struct websocketpp_config : websocketpp::config::core {
     static bool const enable_multithreading = false;
 
     struct transport_config : base::transport_config {
-        using concurrency_type = type::concurrency_type;
-        using elog_type = type::elog_type;
-        using alog_type = type::alog_type;
-        using request_type = type::request_type;
-        using response_type = type::response_type;
-        using socket_type = websocketpp::transport::asio::basic_socket::endpoint;
+        using concurrency_type = typename type::concurrency_type;
+        using elog_type = typename type::elog_type;
+        using alog_type = typename type::alog_type;
+        using request_type = typename type::request_type;
+        using response_type = typename type::response_type;
+        using socket_type = Socket;
         static bool const enable_multithreading = false;
     };
     using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
@@ -83,6 +88,26 @@ struct websocketpp_config : websocketpp::config::core {
     static const size_t connection_read_buffer_size = 4096;
     // Mesa does not negotiate extensions (no permessage-deflate).
     static const bool enable_extensions = false;
+};
+
+/// The plain ws:// configuration.
+using websocketpp_config = basic_websocketpp_config<websocketpp::transport::asio::basic_socket::endpoint>;
+
+/// What basic_websocketpp needs to know about a socket policy: its options
+/// (transport::websocketpp_*::options), its URI scheme, and how to set an
+/// endpoint up before it listens. Specialized per socket policy; the TLS one
+/// is in websocketpp_tls_config.hpp.
+template <class Socket>
+struct websocketpp_socket;
+
+template <>
+struct websocketpp_socket<websocketpp::transport::asio::basic_socket::endpoint> {
+    /// Plain TCP has nothing to configure.
+    struct options {};
+    static constexpr char const* scheme = "ws";
+
+    template <class Endpoint>
+    static void prepare(Endpoint&, options const&) {}
 };
 
 }  // namespace mesa::transport::detail

@@ -1,0 +1,251 @@
+// The built mesa-gateway as a process serving wss:// (TLS_CERT/TLS_KEY),
+// driven by the npm `ws` package (test/interop/node_modules) verifying the
+// server against a throwaway self-signed certificate generated here with the
+// `openssl` command ($OPENSSL, else from PATH) in a temporary directory.
+// Usage: node gateway_tls_test.js path/to/mesa-gateway
+'use strict';
+const { spawn, spawnSync } = require('child_process');
+const assert = require('assert');
+const fs = require('fs');
+const https = require('https');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+
+let WebSocket;
+try {
+  WebSocket = require('ws');
+} catch (_) {
+  WebSocket = require(path.join(__dirname, '..', 'interop', 'node_modules', 'ws'));
+}
+
+const binary = process.argv[2];
+if (!binary) {
+  console.error('usage: node gateway_tls_test.js path/to/mesa-gateway');
+  process.exit(2);
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-gateway-tls-'));
+const children = new Set();
+const sockets = new Set();
+function cleanup () {
+  for (const s of sockets) { try { s.terminate(); } catch (_) {} }
+  for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} }
+  try { fs.rmSync(dir, { recursive: true, force: true }); } catch (_) {}
+}
+process.on('exit', cleanup);
+process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); cleanup(); process.exit(1); });
+const overall = setTimeout(() => { console.error('gateway tls test: overall timeout (100 s)'); cleanup(); process.exit(1); }, 100000);
+
+// ---- helpers ---------------------------------------------------------------
+function within (ms, promise, what) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })
+  ]);
+}
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/// A self-signed EC certificate for 127.0.0.1/localhost: { cert, key } paths.
+function generate (name) {
+  const cert = path.join(dir, `${name}-cert.pem`);
+  const key = path.join(dir, `${name}-key.pem`);
+  const r = spawnSync(process.env.OPENSSL || 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '1', '-subj', `/CN=mesa-gateway-${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', key, '-out', cert], { encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(r.status, 0, `openssl failed: ${r.error || r.stderr}`);
+  return { cert, key };
+}
+
+/// Starts the gateway with `env` and waits for its start-up line.
+async function startGateway (env) {
+  const proc = spawn(binary, [], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const g = { proc, stderr: '', exited: null };
+  g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
+  proc.stdout.on('data', (c) => { g.stderr += c; });
+  g.port = await within(10000, new Promise((resolve, reject) => {
+    proc.stderr.on('data', (chunk) => {
+      g.stderr += chunk;
+      if (process.env.GATEWAY_TEST_VERBOSE) process.stderr.write(chunk);
+      const m = g.stderr.match(/listening on port (\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+    g.exited.then(({ code }) => reject(new Error(`gateway exited early (code ${code}): ${g.stderr}`)));
+  }), 'gateway start-up line');
+  return g;
+}
+
+/// A `ws` WebSocket to `url`; resolves with it and its first frame (the hello), or rejects on error/close.
+function connect (url, options) {
+  return within(5000, new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options);
+    sockets.add(ws);
+    ws.frames = [];
+    ws.waiters = [];
+    ws.on('message', (data) => {
+      ws.frames.push(JSON.parse(data.toString()));
+      for (const w of ws.waiters.splice(0)) w();
+      if (ws.frames.length === 1) resolve(ws);
+    });
+    ws.on('error', (e) => reject(e));
+    ws.on('close', (code) => { sockets.delete(ws); reject(new Error(`closed ${code} before the hello`)); });
+  }), `connect to ${url}`);
+}
+
+function nextFrame (ws, predicate, what) {
+  return within(5000, new Promise((resolve) => {
+    const check = () => {
+      const f = ws.frames.find(predicate);
+      if (f) resolve(f); else ws.waiters.push(check);
+    };
+    check();
+  }), what);
+}
+
+function httpsGet (port, target, ca) {
+  return within(5000, new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: target, ca, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  }), `GET https ${target}`);
+}
+
+// ---- the tests ---------------------------------------------------------------
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+let server; // { cert, key } of the gateway
+let other; // an unrelated certificate
+let gw = null;
+
+test('certificates are generated with openssl', async () => {
+  server = generate('server');
+  other = generate('other');
+});
+
+test('--help documents TLS_CERT, TLS_KEY and TLS_CA', async () => {
+  const r = spawnSync(binary, ['--help'], { encoding: 'utf8', timeout: 10000 });
+  assert.strictEqual(r.status, 0, r.stderr);
+  for (const name of ['TLS_CERT', 'TLS_KEY', 'TLS_CA']) assert.ok(r.stdout.includes(name), `--help does not mention ${name}`);
+});
+
+test('bad TLS variables stop start-up, naming the variable', async () => {
+  const missing = path.join(dir, 'missing.pem');
+  for (const [env, name] of [
+    [{ TLS_CERT: missing, TLS_KEY: server.key }, 'TLS_CERT'],
+    [{ TLS_CERT: server.cert, TLS_KEY: missing }, 'TLS_KEY'],
+    [{ TLS_CERT: server.cert }, 'TLS_KEY'],
+    [{ TLS_KEY: server.key }, 'TLS_CERT'],
+    [{ TLS_CERT: server.cert, TLS_KEY: server.key, TLS_CA: missing }, 'TLS_CA']]) {
+    const r = spawnSync(binary, [], { env: { PATH: process.env.PATH, MESA_PORT: '0', ...env }, encoding: 'utf8', timeout: 10000 });
+    const what = JSON.stringify(env);
+    assert.ok(r.status !== null, `${what}: killed by a signal`);
+    assert.notStrictEqual(r.status, 0, `${what} was accepted`);
+    assert.ok(r.stderr.includes(name), `${what}: message does not name ${name}: ${r.stderr}`);
+    assert.ok(!/listening on port/.test(r.stderr), `${what}: it started anyway`);
+  }
+  // Readable but not a certificate: refused at start-up, naming the file.
+  const r = spawnSync(binary, [], {
+    env: { PATH: process.env.PATH, MESA_PORT: '0', TLS_CERT: server.key, TLS_KEY: server.key }, encoding: 'utf8', timeout: 10000
+  });
+  assert.notStrictEqual(r.status, 0, 'a key given as TLS_CERT was accepted');
+  assert.ok(r.stderr.includes(server.key), `the message does not name the file: ${r.stderr}`);
+  assert.ok(r.stderr.includes('TLS_CERT'), `the message does not name TLS_CERT: ${r.stderr}`);
+});
+
+test('TLS_CERT and TLS_KEY: start-up line says wss', async () => {
+  const port = await freePort();
+  gw = await startGateway({ MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key });
+  assert.strictEqual(gw.port, port);
+  assert.match(gw.stderr, /listening on port \d+, path .*, scheme wss/);
+});
+
+test('a wss:// client verifying the certificate gets the hello and PING/PONG', async () => {
+  const ws = await connect(`wss://127.0.0.1:${gw.port}/`, { ca: fs.readFileSync(server.cert) });
+  assert.strictEqual(ws.frames[0].op, 10);
+  ws.send(JSON.stringify({ op: 0, t: 'PING', d: { n: 42 } }));
+  const pong = await nextFrame(ws, (f) => f.t === 'PONG', 'PONG');
+  assert.deepStrictEqual(pong.d, { n: 42 });
+  assert.strictEqual(ws._socket.getProtocol && /^TLSv1\.[23]$/.test(ws._socket.getProtocol()), true,
+    `negotiated ${ws._socket.getProtocol && ws._socket.getProtocol()}`);
+  ws.close(1000);
+});
+
+test('the HTTP API is served over https:// on the same port', async () => {
+  const r = await httpsGet(gw.port, '/health', fs.readFileSync(server.cert));
+  assert.strictEqual(r.status, 200, r.body);
+  assert.strictEqual(JSON.parse(r.body).status, 'ok');
+});
+
+test('refused: a client trusting another certificate, a plain ws:// client, TLS 1.1', async () => {
+  await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, { ca: fs.readFileSync(other.cert) }), /certificate|self.signed/i);
+  await assert.rejects(connect(`ws://127.0.0.1:${gw.port}/`), /./);
+  await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, {
+    ca: fs.readFileSync(server.cert), minVersion: 'TLSv1', maxVersion: 'TLSv1.1'
+  }), /alert protocol version/); // refused by the server, not by the client
+  // Still serving.
+  const ws = await connect(`wss://127.0.0.1:${gw.port}/`, { ca: fs.readFileSync(server.cert) });
+  assert.strictEqual(ws.frames[0].op, 10);
+  ws.close(1000);
+});
+
+test('SIGTERM: the TLS gateway exits 0', async () => {
+  gw.proc.kill('SIGTERM');
+  const { code } = await within(5000, gw.exited, 'exit after SIGTERM');
+  assert.strictEqual(code, 0, gw.stderr);
+  gw = null;
+});
+
+test('TLS_CA: only clients presenting a certificate it signed connect', async () => {
+  const port = await freePort();
+  gw = await startGateway({ MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key, TLS_CA: server.cert });
+  assert.match(gw.stderr, /scheme wss \(client certificates required\)/);
+  const ca = fs.readFileSync(server.cert);
+  await assert.rejects(connect(`wss://127.0.0.1:${port}/`, { ca }), /./);
+  await assert.rejects(connect(`wss://127.0.0.1:${port}/`, { ca, cert: fs.readFileSync(other.cert), key: fs.readFileSync(other.key) }), /./);
+  // The self-signed server certificate is its own CA: as a client certificate it is accepted.
+  const ws = await connect(`wss://127.0.0.1:${port}/`, { ca, cert: fs.readFileSync(server.cert), key: fs.readFileSync(server.key) });
+  assert.strictEqual(ws.frames[0].op, 10);
+  ws.close(1000);
+});
+
+test('without TLS_* the gateway serves plain ws:// and says so', async () => {
+  const port = await freePort();
+  const g = await startGateway({ MESA_PORT: String(port) });
+  assert.match(g.stderr, /scheme ws(?!s)/);
+  const ws = await connect(`ws://127.0.0.1:${port}/`);
+  assert.strictEqual(ws.frames[0].op, 10);
+  ws.close(1000);
+  g.proc.kill('SIGTERM');
+  await g.exited;
+});
+
+(async () => {
+  let failed = 0;
+  for (const t of tests) {
+    try {
+      await t.fn();
+      console.log(`ok - ${t.name}`);
+    } catch (e) {
+      failed++;
+      console.log(`not ok - ${t.name}\n  ${(e && e.stack) || e}`);
+      if (gw && gw.stderr) console.log(gw.stderr);
+    }
+  }
+  clearTimeout(overall);
+  cleanup();
+  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
+  process.exit(failed ? 1 : 0);
+})();
