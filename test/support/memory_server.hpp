@@ -35,4 +35,23 @@ inline std::string frame(std::string const& type, mesa::json::object d = {}) {
     return mesa::serialize(mesa::message(type, std::move(d)));
 }
 
+/// An op 2 frame with these credentials.
+inline std::string auth_with(mesa::json::object credentials) {
+    return mesa::serialize(mesa::message(mesa::opcode::authenticate, std::move(credentials)));
+}
+
+/// An op 2 frame asking to be `id`.
+inline std::string auth_frame(std::string const& id, bool should_sync = true) {
+    return auth_with(mesa::json::object{{"id", id}, {"shouldSync", should_sync}});
+}
+
+/// Authenticates every client as the `id` of its credentials.
+template <class Server>
+void trust_ids(Server& s) {
+    s.template feature<mesa::authentication>().on_authenticate(
+        [](auto const&, mesa::json::object const& credentials, mesa::authentication::done done) {
+            done.succeed(std::string(credentials.at("id").as_string()), mesa::json::object{{"id", credentials.at("id")}});
+        });
+}
+
 }  // namespace mesa::test

@@ -4,25 +4,15 @@
 #include <doctest/doctest.h>
 
 using mesa::json::object;
+using mesa::test::auth_frame;
 using mesa::test::drain;
+using mesa::test::trust_ids;
 using mesa::test::memory_server;
 using mesa::test::of_type;
 
 namespace {
 
 using cluster_server = memory_server<mesa::authentication, mesa::sync, mesa::portals, mesa::middleware>;
-
-template <class Server>
-void trust_ids(Server& s) {
-    s.template feature<mesa::authentication>().on_authenticate(
-        [](auto const&, object const& credentials, mesa::authentication::done done) {
-            done.succeed(std::string(credentials.at("id").as_string()));
-        });
-}
-
-std::string auth_frame(std::string const& id) {
-    return mesa::serialize(mesa::message(mesa::opcode::authenticate, object{{"id", id}}));
-}
 
 }  // namespace
 

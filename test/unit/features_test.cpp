@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 using mesa::json::object;
+using mesa::test::auth_with;
 using mesa::test::drain;
 using mesa::test::memory_server;
 using mesa::test::messages_of;
@@ -106,10 +107,6 @@ namespace {
 
 using auth_server = memory_server<mesa::authentication>;
 
-std::string auth_frame(object credentials) {
-    return mesa::serialize(mesa::message(mesa::opcode::authenticate, std::move(credentials)));
-}
-
 }  // namespace
 
 TEST_CASE("authentication success: op 22 once with the user, id set, connected set updated") {
@@ -124,9 +121,9 @@ TEST_CASE("authentication success: op 22 once with the user, id set, connected s
     s.start();
     auto peer = s.transport().connect("/");
     // Sent before the hello was read, as clients commonly do.
-    peer->send_text(auth_frame({{"token", "abc"}, {"shouldSync", false}}));
+    peer->send_text(auth_with({{"token", "abc"}, {"shouldSync", false}}));
     drain(ioc);
-    peer->send_text(auth_frame({{"token", "abc"}}));
+    peer->send_text(auth_with({{"token", "abc"}}));
     drain(ioc);
 
     auto got = messages_of(*peer);
@@ -159,7 +156,7 @@ TEST_CASE("send_user_object false sends an empty op 22 and no rule") {
         [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u1", object{{"secret", 1}}); });
     s.start();
     auto peer = s.transport().connect("/");
-    peer->send_text(auth_frame({}));
+    peer->send_text(auth_with({}));
     drain(ioc);
     auto got = messages_of(*peer);
     REQUIRE(got.size() == 2);
@@ -176,8 +173,8 @@ TEST_CASE("authentication may complete later, and a late verdict for a gone clie
     s.start();
     auto stays = s.transport().connect("/");
     auto leaves = s.transport().connect("/");
-    stays->send_text(auth_frame({}));
-    leaves->send_text(auth_frame({}));
+    stays->send_text(auth_with({}));
+    leaves->send_text(auth_with({}));
     drain(ioc);
     REQUIRE(pending.size() == 2);
     CHECK(messages_of(*stays).size() == 1);
@@ -204,7 +201,7 @@ TEST_CASE("authentication failure closes with 1008, or only reports when disconn
             [](auto const&, object const&, mesa::authentication::done done) { done.fail("bad token"); });
         s.start();
         auto peer = s.transport().connect("/");
-        peer->send_text(auth_frame({{"token", "x"}}));
+        peer->send_text(auth_with({{"token", "x"}}));
         drain(ioc);
         CHECK(peer->open() == !disconnect);
         if (disconnect) CHECK(peer->close_code() == 1008);
@@ -224,7 +221,7 @@ TEST_CASE("authentication.required keeps server sends from unauthenticated clien
     s.start();
     auto anonymous = s.transport().connect("/");
     auto known = s.transport().connect("/");
-    known->send_text(auth_frame({}));
+    known->send_text(auth_with({}));
     drain(ioc);
     s.send(mesa::message("NEWS", {}));
     drain(ioc);
@@ -242,7 +239,7 @@ TEST_CASE("the authentication timeout is enforced with close code 4001") {
     s.start();
     auto late = s.transport().connect("/");
     auto prompt = s.transport().connect("/");
-    prompt->send_text(auth_frame({}));
+    prompt->send_text(auth_with({}));
     CHECK(run_until(ioc, [&] { return !late->open(); }));
     CHECK(late->close_code() == mesa::close_code::authentication_timeout);
     run_until(ioc, [] { return false; }, std::chrono::milliseconds(60));
@@ -262,7 +259,7 @@ TEST_CASE("update_user replaces the user without a new op 22; before authenticat
     auto& c = *s.clients().at(0);
     s.feature<mesa::authentication>().update_user(c, object{{"v", 0}});
     CHECK(errors.size() == 1);
-    peer->send_text(auth_frame({}));
+    peer->send_text(auth_with({}));
     drain(ioc);
     s.feature<mesa::authentication>().update_user(c, object{{"v", 2}});
     drain(ioc);

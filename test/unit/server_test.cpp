@@ -7,7 +7,9 @@
 #include <stdexcept>
 
 using mesa::json::object;
+using mesa::test::auth_frame;
 using mesa::test::drain;
+using mesa::test::trust_ids;
 using mesa::test::frame;
 using mesa::test::memory_server;
 using mesa::test::messages_of;
@@ -268,23 +270,6 @@ TEST_CASE("the connected-clients counter follows connections") {
     drain(ioc);
     CHECK(count == 1);
 }
-
-namespace {
-
-// Authenticates every client as the id it asks for.
-template <class Server>
-void trust_ids(Server& s) {
-    s.template feature<mesa::authentication>().on_authenticate(
-        [](auto const&, object const& credentials, mesa::authentication::done done) {
-            done.succeed(std::string(credentials.at("id").as_string()), object{{"id", credentials.at("id")}});
-        });
-}
-
-std::string auth_frame(std::string const& id) {
-    return mesa::serialize(mesa::message(mesa::opcode::authenticate, object{{"id", id}}));
-}
-
-}  // namespace
 
 TEST_CASE("two instances on one memory broker form a cluster: each id gets a send exactly once") {
     using server_type = memory_server<mesa::authentication>;

@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 using mesa::json::object;
+using mesa::test::auth_frame;
 using mesa::test::drain;
+using mesa::test::trust_ids;
 using mesa::test::memory_server;
 using mesa::test::messages_of;
 using mesa::test::of_type;
@@ -13,18 +15,6 @@ using mesa::test::run_until;
 namespace {
 
 using sync_server = memory_server<mesa::authentication, mesa::sync>;
-
-template <class Server>
-void trust_ids(Server& s) {
-    s.template feature<mesa::authentication>().on_authenticate(
-        [](auto const&, object const& credentials, mesa::authentication::done done) {
-            done.succeed(std::string(credentials.at("id").as_string()));
-        });
-}
-
-std::string auth_frame(std::string const& id, bool should_sync = true) {
-    return mesa::serialize(mesa::message(mesa::opcode::authenticate, object{{"id", id}, {"shouldSync", should_sync}}));
-}
 
 mesa::message numbered(int n) { return mesa::message("N", object{{"n", n}}); }
 
