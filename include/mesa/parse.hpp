@@ -4,6 +4,7 @@
 // code the server answers it with.
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,11 +57,30 @@ inline bool as_int64(json::value const& v, std::int64_t& out) {
     return false;
 }
 
+/// False when `v` holds a number JSON cannot write back (1e999 parses to
+/// infinity, which would be serialized as the invalid `Infinity`). Depth is
+/// bounded by max_json_depth at parse time.
+inline bool all_finite(json::value const& v) {
+    switch (v.kind()) {
+        case json::kind::double_: return std::isfinite(v.get_double());
+        case json::kind::array:
+            for (auto const& item : v.get_array())
+                if (!all_finite(item)) return false;
+            return true;
+        case json::kind::object:
+            for (auto const& item : v.get_object())
+                if (!all_finite(item.value())) return false;
+            return true;
+        default: return true;
+    }
+}
+
 }  // namespace detail
 
 /// Validates an already parsed JSON value as a message.
 inline parse_result to_message(json::value&& v) {
     if (!v.is_object()) return detail::invalid("frame is not a JSON object");
+    if (!detail::all_finite(v)) return detail::invalid("a number is out of range");
     json::object& o = v.get_object();
     message m;
 

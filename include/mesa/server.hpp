@@ -279,9 +279,9 @@ public:
     /// The frame of `m`, to deliver to many clients at the cost of one.
     frame prepare(message const& m) { return transport_.prepare(serialize(m)); }
 
-    /// Delivers a frame prepared from `m` to `c`.
-    void deliver(client& c, message const& m, frame const& f) {
-        if (!c.open_ || c.closing_) return;
+    /// Delivers a frame prepared from `m` to `c`; false when `c` is closing.
+    bool deliver(client& c, message const& m, frame const& f) {
+        if (!c.open_ || c.closing_) return false;
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(f);
@@ -290,9 +290,10 @@ public:
                        " bytes wait for it, closing it",
                    c.shared_from_this());
             close(c, close_code::backlog_exceeded, "send backlog exceeded");
-            return;
+            return false;
         }
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
+        return true;
     }
 
     /// Delivers to this server's matching clients at once and publishes on
@@ -448,8 +449,10 @@ private:
         for_recipients(e, [&](client& c) {
             if (!may_receive(c)) return;
             if (!f) f = prepare(e.msg);
-            deliver(c, e.msg, *f);
-            if constexpr (tracks_deliveries) delivered_.push_back(&c);
+            bool const written = deliver(c, e.msg, *f);
+            if constexpr (tracks_deliveries) {
+                if (written) delivered_.push_back(&c);
+            }
         });
         if constexpr (tracks_deliveries) {
             if (!delivered_.empty()) for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_, from_here); });

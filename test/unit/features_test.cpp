@@ -347,3 +347,24 @@ TEST_CASE("a client that stops reading is closed with 4002 once its backlog pass
     CHECK(mesa::test::of_type(*fast, "BULK").size() == 100);
     CHECK(errors.size() == 1);
 }
+
+TEST_CASE("re-authenticating as another id takes the old id out of the connected set") {
+    asio::io_context ioc;
+    auth_server s{ioc};
+    mesa::test::trust_ids(s);
+    s.start();
+    auto peer = s.transport().connect("/");
+    peer->send_text(mesa::test::auth_frame("alice"));
+    drain(ioc);
+    peer->send_text(mesa::test::auth_frame("bob"));
+    drain(ioc);
+    std::vector<bool> online;
+    s.broker().set_contains("connected_clients", {"alice", "bob"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{false, true});
+    peer->close();
+    drain(ioc);
+    s.broker().set_contains("connected_clients", {"alice", "bob"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{false, false});
+}

@@ -45,6 +45,8 @@ TEST_CASE("bad frames are refused with 1007 and a reason, never an exception") {
         {R"({"op":0,"s":0})", "\"s\""},
         {R"({"op":0,"o":true})", "\"o\" must be an object"},
         {R"({"op":0,"o":{"sync":"no"}})", "\"o.sync\""},
+        {R"({"op":0,"t":"CHAT","d":{"n":1e999}})", "out of range"},
+        {R"({"op":0,"d":{"a":[1,{"b":-1e400}]}})", "out of range"},
     };
     for (auto const& c : cases) {
         CAPTURE(c.text);

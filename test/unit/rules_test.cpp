@@ -117,3 +117,26 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
     CHECK(errors[0].find("middleware failed") != std::string::npos);
     CHECK(ann->received().size() == 4);  // hello, op 22, LATER (s=1), NEWS
 }
+
+TEST_CASE("on_message_sent lists only the clients the message was written to") {
+    using server_type = memory_server<mesa::middleware>;
+    asio::io_context ioc;
+    server_type s{ioc};
+    std::size_t listed = 0;
+    s.feature<mesa::middleware>().use([&](server_type&) {
+        mesa::middleware::handlers<server_type> h;
+        h.on_message_sent = [&](mesa::message const&, auto const& clients, bool) { listed = clients.size(); };
+        return h;
+    });
+    s.start();
+    auto leaving = s.transport().connect("/");
+    auto staying = s.transport().connect("/");
+    drain(ioc);
+    for (auto const& c : s.clients())
+        if (c->connection() == leaving) c->disconnect();
+    s.send(mesa::message("NEWS", {}));
+    drain(ioc);
+    CHECK(listed == 1);
+    CHECK(of_type(*staying, "NEWS").size() == 1);
+    CHECK(of_type(*leaving, "NEWS").empty());
+}

@@ -115,15 +115,7 @@ struct authentication {
             server_->guarded(self, "authentication handler", [&] { handler_(self, m.d, std::move(verdict)); });
             return true;
         }
-        void on_close(client& c, std::uint16_t, std::string const&) {
-            if (c.id().empty() || !options_.store_connected_users) return;
-            // Another local connection of the same user keeps the id online.
-            if (server_->local_count(c.id()) > 1) return;
-            server_->broker().set_remove(server_->keys().connected_clients(), c.id(),
-                                         [this, id = c.id()](std::error_code ec) {
-                                             if (ec) unsent_removals_.insert(id);
-                                         });
-        }
+        void on_close(client& c, std::uint16_t, std::string const&) { forget(c); }
         // Redis may have restarted empty (re-add the ids connected here) or
         // kept its data (replay the removals that failed meanwhile).
         void on_broker_restored() {
@@ -140,6 +132,17 @@ struct authentication {
         }
 
     private:
+        /// Takes `c`'s id out of the connected set, unless another local
+        /// connection of the same user keeps it online.
+        void forget(client& c) {
+            if (c.id().empty() || !options_.store_connected_users) return;
+            if (server_->local_count(c.id()) > 1) return;
+            server_->broker().set_remove(server_->keys().connected_clients(), c.id(),
+                                         [this, id = c.id()](std::error_code ec) {
+                                             if (ec) unsent_removals_.insert(id);
+                                         });
+        }
+
         bool enforces_timeout() const { return options_.enabled && options_.timeout.count() > 0; }
 
         void succeeded(std::weak_ptr<client> const& weak, std::string id, json::value user) {
@@ -150,6 +153,7 @@ struct authentication {
                 return;
             }
             auto& s = c->template state<authentication>();
+            if (!c->id().empty() && c->id() != id) forget(*c);  // re-authenticated as someone else
             server_->set_id(*c, id);
             s.user = std::move(user);
             if (options_.store_connected_users) server_->broker().set_add(server_->keys().connected_clients(), id);
