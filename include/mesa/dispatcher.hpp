@@ -11,7 +11,6 @@
 // Thread-safety: use it on its executor's thread.
 #include <asio/any_io_executor.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -53,21 +52,9 @@ public:
     /// Sends `m` to `recipients` (`{"*"}`: every client) minus `excluding`.
     void dispatch(message const& m, std::vector<std::string> recipients = {"*"},
                   std::vector<std::string> const& excluding = {}) {
-        envelope e{m, std::move(recipients), {}, {}};
-        if (e.to_everyone()) {
-            e.recipients = {"*"};
-            e.excluding = excluding;
-            publish(e);
-            return;
-        }
-        auto& r = e.recipients;
-        r.erase(std::remove_if(r.begin(), r.end(),
-                               [&](auto const& id) {
-                                   return std::find(excluding.begin(), excluding.end(), id) != excluding.end();
-                               }),
-                r.end());
-        if (r.empty()) return;
-        if (options_.sync && !(m.sync && !*m.sync)) router_.route(std::move(e));
+        envelope e = addressed(m, std::move(recipients), excluding);
+        if (e.recipients.empty()) return;
+        if (!e.to_everyone() && options_.sync && wants_sync(m)) router_.route(std::move(e));
         else publish(e);
     }
 

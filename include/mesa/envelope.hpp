@@ -25,6 +25,27 @@ struct envelope {
     bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }
 };
 
+/// The envelope of a send to `ids` (`{"*"}`: everyone) minus `excluding`.
+/// Its recipients are empty when nobody is left.
+inline envelope addressed(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding) {
+    envelope e{m, std::move(ids), {}, {}};
+    if (e.to_everyone()) {
+        e.recipients = {"*"};
+        e.excluding = excluding;
+        return e;
+    }
+    auto& r = e.recipients;
+    r.erase(std::remove_if(r.begin(), r.end(),
+                           [&](auto const& id) {
+                               return std::find(excluding.begin(), excluding.end(), id) != excluding.end();
+                           }),
+            r.end());
+    return e;
+}
+
+/// Whether a send to ids should be kept for the offline ones (`o.sync`).
+inline bool wants_sync(message const& m) { return !(m.sync && !*m.sync); }
+
 inline std::string serialize(envelope const& e) {
     json::object o;
     o.emplace("message", to_json(e.msg, audience::service));
@@ -54,11 +75,8 @@ inline bool string_list(json::value const* v, std::vector<std::string>& out) {
 
 /// Parses a `ws` publication; on failure returns false and says why.
 inline bool parse_envelope(std::string_view text, envelope& out, std::string& error) {
-    json::parse_options options;
-    options.max_depth = max_json_depth;
-    boost::system::error_code ec;
-    json::value v = json::parse(text, ec, json::storage_ptr(), options);
-    if (ec || !v.is_object()) {
+    json::value v;
+    if (!parse_json(text, v, error) || !v.is_object()) {
         error = "ws publication is not a JSON object";
         return false;
     }

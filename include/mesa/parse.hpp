@@ -114,13 +114,21 @@ inline parse_result to_message(json::value&& v) {
     return m;
 }
 
-/// Parses the text of one frame.
-inline parse_result parse(std::string_view text) {
+/// Parses JSON text with the nesting bound; false (and why) on bad input.
+inline bool parse_json(std::string_view text, json::value& out, std::string& error) {
     json::parse_options options;
     options.max_depth = max_json_depth;
     boost::system::error_code ec;
-    json::value v = json::parse(text, ec, json::storage_ptr(), options);
-    if (ec) return detail::invalid("invalid JSON: " + ec.message());
+    out = json::parse(text, ec, json::storage_ptr(), options);
+    if (ec) error = "invalid JSON: " + ec.message();
+    return !ec;
+}
+
+/// Parses the text of one frame.
+inline parse_result parse(std::string_view text) {
+    json::value v;
+    std::string error;
+    if (!parse_json(text, v, error)) return detail::invalid(std::move(error));
     return to_message(std::move(v));
 }
 

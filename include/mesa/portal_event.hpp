@@ -31,11 +31,8 @@ inline std::string serialize(portal_event const& e) {
 
 /// Parses a `portal` publication; false (and why) when malformed.
 inline bool parse_portal_event(std::string_view text, portal_event& out, std::string& error) {
-    json::parse_options options;
-    options.max_depth = max_json_depth;
-    boost::system::error_code ec;
-    json::value v = json::parse(text, ec, json::storage_ptr(), options);
-    if (ec || !v.is_object()) {
+    json::value v;
+    if (!parse_json(text, v, error) || !v.is_object()) {
         error = "portal event is not a JSON object";
         return false;
     }

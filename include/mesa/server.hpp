@@ -198,18 +198,9 @@ public:
     /// Sends to the clients authenticated as one of `ids` (`{"*"}`: everyone),
     /// minus `excluding`, wherever in the cluster they are connected.
     void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding = {}) {
-        envelope e{m, std::move(ids), {}, {}};
-        if (e.to_everyone()) {
-            e.recipients = {"*"};
-            e.excluding = excluding;
-        } else {
-            auto& r = e.recipients;
-            r.erase(std::remove_if(r.begin(), r.end(),
-                                   [&](auto const& id) {
-                                       return std::find(excluding.begin(), excluding.end(), id) != excluding.end();
-                                   }),
-                    r.end());
-            if (r.empty()) return;
+        envelope e = addressed(m, std::move(ids), excluding);
+        if (e.recipients.empty()) return;
+        if (!e.to_everyone()) {
             bool taken = false;
             std::apply([&](auto&... comp) { taken = (comp.on_send(e) || ...); }, components_);
             if (taken) return;

@@ -65,7 +65,7 @@ struct sync {
         std::uint64_t redelivered() const noexcept { return redelivered_; }
 
         bool on_send(envelope& e) {
-            if (!options_.enabled || (e.msg.sync && !*e.msg.sync)) return false;
+            if (!options_.enabled || !wants_sync(e.msg)) return false;
             router_.route(std::move(e));
             return true;
         }
