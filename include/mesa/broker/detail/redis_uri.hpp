@@ -85,6 +85,7 @@ inline void query(std::string_view uri, std::string_view q, redis_endpoint& e) {
         else
             fail(uri, "unknown query parameter '" + std::string(key) + "'");
     }
+    if (!e.user.empty() && e.password.empty()) fail(uri, "a user needs a password");
 }
 
 }  // namespace redis_uri_impl
