@@ -3,14 +3,16 @@
 // (HTTP upgrade, masked client frames, unmasked server frames with 7/16/64-bit
 // lengths, fragments, close and ping), so that it stays lean and is not the
 // bottleneck. Every received frame is checked: the hello (op 10) first, then
-// each BENCH/PONG frame's op, type and sequence number (cheap substring checks;
-// --strict parses every frame with Boost.JSON as well).
+// each BENCH/PONG/SOAK frame's op, type and sequence number (cheap substring
+// checks; --strict parses every frame with Boost.JSON as well).
 //
 //   mesa-loadgen fanout  --port 4500 --clients 1000 --messages 1000 --redis-port 6379
 //   mesa-loadgen echo    --port 4500 --clients 100 --rate 5000 --duration 10
 //   mesa-loadgen echo-max --port 4500 --clients 100 --rate 5000
 //   mesa-loadgen connect --port 4500 --clients 10000
 //   mesa-loadgen idle    --port 4500 --clients 10000 --ready-file /tmp/ready
+//   mesa-loadgen soak    --port 4500 --clients 10000 --rate 20 --duration 600 --redis-port 6379
+//                        --server-pid PID --report-s 10 --require-heartbeats
 //
 // Prints one JSON line of results on stdout; progress goes to stderr.
 // Thread-safety: single-threaded by design.
@@ -27,11 +29,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -75,18 +79,24 @@ struct options {
     std::string ready_file;  // idle: written when every connection has its hello
     bool strict = false;     // parse every frame with Boost.JSON
     int server_pid = 0;      // read this process's CPU time over the measured phase
+    double report_s = 10;    // soak: seconds between progress reports
+    double drain_s = 30;     // soak: at most this long for the last messages after publishing
+    std::string samples_file;      // soak: one JSON line per report
+    bool require_heartbeats = false;  // soak: fail unless the server sends heartbeats
+    bool duration_set = false;
 };
 
 [[noreturn]] void usage(std::string const& why) {
     std::cerr
         << "mesa-loadgen: " << why
-        << "\nusage: mesa-loadgen fanout|echo|echo-max|connect|idle [--host H] [--port P] [--path "
-           "/]\n"
+        << "\nusage: mesa-loadgen fanout|echo|echo-max|connect|idle|soak [--host H] [--port P] "
+           "[--path /]\n"
            "  [--clients N] [--concurrency C] [--messages M] [--payload-bytes B] [--redis-host H]\n"
            "  [--redis-port P] [--channel ws] [--rate R] [--duration S] [--warmup S] [--step S]\n"
            "  [--max-p99-ms X] [--max-loss F] [--growth F] [--refine N] [--settle-ms X] [--timeout "
            "S]\n"
-           "  [--hold S] [--tick-us X] [--ready-file PATH] [--strict] [--server-pid PID]\n";
+           "  [--hold S] [--tick-us X] [--ready-file PATH] [--strict] [--server-pid PID]\n"
+           "  [--report-s S] [--drain-s S] [--samples-file PATH] [--require-heartbeats]\n";
     std::exit(2);
 }
 
@@ -95,7 +105,7 @@ options parse_args(int argc, char** argv) {
     if (argc < 2) usage("no mode");
     o.mode = argv[1];
     if (o.mode != "fanout" && o.mode != "echo" && o.mode != "echo-max" && o.mode != "connect" &&
-        o.mode != "idle")
+        o.mode != "idle" && o.mode != "soak")
         usage("unknown mode '" + o.mode + "'");
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
@@ -133,7 +143,7 @@ options parse_args(int argc, char** argv) {
         else if (a == "--rate")
             o.rate = num();
         else if (a == "--duration")
-            o.duration_s = num();
+            o.duration_s = num(), o.duration_set = true;
         else if (a == "--warmup")
             o.warmup_s = num();
         else if (a == "--step")
@@ -160,10 +170,20 @@ options parse_args(int argc, char** argv) {
             o.strict = true;
         else if (a == "--server-pid")
             o.server_pid = static_cast<int>(num());
+        else if (a == "--report-s")
+            o.report_s = std::max(0.1, num());
+        else if (a == "--drain-s")
+            o.drain_s = num();
+        else if (a == "--samples-file")
+            o.samples_file = next();
+        else if (a == "--require-heartbeats")
+            o.require_heartbeats = true;
         else
             usage("unknown option " + a);
     }
     if (o.mode == "echo-max" && o.growth <= 1.0) usage("--growth must be > 1");
+    if (o.mode == "soak" && !o.duration_set) o.duration_s = 600;
+    if (o.mode == "soak" && o.rate <= 0) usage("--rate must be > 0");
     return o;
 }
 
@@ -271,8 +291,9 @@ struct connection {
     std::string fragments;       // payload of a fragmented message so far
     std::string out;             // frames waiting for the current write to finish
     std::string inflight;        // frames being written
-    std::uint64_t next_seq = 0;  // fanout: next expected sequence number
+    std::uint64_t next_seq = 0;  // fanout/soak: next expected sequence number
     std::uint64_t received = 0;
+    std::uint32_t heartbeats = 0;  // soak: op 1 frames received
 };
 
 class loadgen {
@@ -314,7 +335,7 @@ class loadgen {
             conns_.push_back(std::make_unique<connection>(ioc_, i));
         open_more();
         ioc_.run();
-        return (timed_out_ || interrupted_ || errors_ > 0) ? 1 : 0;
+        return (timed_out_ || interrupted_ || errors_ > 0 || soak_failed_) ? 1 : 0;
     }
 
   private:
@@ -350,6 +371,7 @@ class loadgen {
         ++closed_after_open_;
         if (closed_after_open_ <= 5)
             std::cerr << "mesa-loadgen: connection " << c.index << ": " << why << "\n";
+        if (o_.mode == "soak") ++drop_reasons_[why.substr(0, 80)];
         c.closed = true;
         asio::error_code ignored;
         c.socket.close(ignored);
@@ -542,6 +564,10 @@ class loadgen {
                 ++invalid_;
                 return fail(c, "first frame is not a hello: " + std::string(text.substr(0, 80)));
             }
+            if (o_.mode == "soak") {
+                auto hb = number_after(text, "\"c_heartbeat_interval\":");
+                heartbeat_interval_ms_ = hb ? *hb : 0;
+            }
             c.hello = true;
             --opening_;
             ++hellos_;
@@ -551,6 +577,7 @@ class loadgen {
         }
         if (o_.mode == "fanout") return on_fanout_frame(c, text);
         if (o_.mode == "echo" || o_.mode == "echo-max") return on_pong(c, text);
+        if (o_.mode == "soak") return on_soak_frame(c, text);
         ++unexpected_;  // connect/idle: nothing else is expected
     }
 
@@ -577,6 +604,7 @@ class loadgen {
             });
             return;
         }
+        if (o_.mode == "soak") return soak_begin();
         echo_begin();
     }
 
@@ -700,6 +728,411 @@ class loadgen {
         for (auto const& c : conns_)
             if (c->hello && !c->closed && c->received < o_.messages) return;
         finish();
+    }
+
+    // ---- soak ---------------------------------------------------------------
+    // Every connection answers each op 1 with op 11 and must receive every
+    // message published at --rate on the Redis channel, in order; a report
+    // every --report-s seconds, one summary at the end.
+    struct sample {
+        double t_s;            // since publishing started
+        long long rss_kib;     // server VmRSS (-1: unknown)
+        std::size_t open;      // connections still open
+        std::size_t drops;     // connections closed after their hello
+        std::uint64_t published, deliveries, behind, gaps, reordered, heartbeats, retries;
+        double lat_p50_ms, lat_p99_ms, lat_max_ms, server_cpu_share, loadgen_cpu_share, load1;
+    };
+
+    static long long rss_kib(int pid) {
+        if (pid <= 0) return -1;
+        std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+        std::string line;
+        while (std::getline(f, line))
+            if (line.compare(0, 6, "VmRSS:") == 0) return std::atoll(line.c_str() + 6);
+        return -1;
+    }
+    static double load1() {
+        std::ifstream f("/proc/loadavg");
+        double l = -1;
+        f >> l;
+        return l;
+    }
+
+    void soak_begin() {
+        if (hellos_ == 0) return finish();
+        timeout_.cancel();  // the soak has its own end
+        if (o_.require_heartbeats && heartbeat_interval_ms_ == 0) {
+            std::cerr << "mesa-loadgen: the hello advertises no c_heartbeat_interval "
+                         "(start the server with heartbeats on)\n";
+            ++errors_;
+            return finish();
+        }
+        redis_ = std::make_unique<tcp::socket>(ioc_);
+        asio::error_code ec;
+        redis_->connect(tcp::endpoint(asio::ip::make_address(o_.redis_host), o_.redis_port), ec);
+        if (ec) {
+            std::cerr << "mesa-loadgen: cannot connect to Redis: " << ec.message() << "\n";
+            ++errors_;
+            return finish();
+        }
+        redis_->set_option(tcp::no_delay(true));
+        soak_pad_.assign(o_.payload_bytes > 40 ? o_.payload_bytes - 40 : 1, 'x');
+        expected_suffix_ = ",\"pad\":\"" + soak_pad_ + "\"},\"t\":\"SOAK\"}";
+        if (!o_.samples_file.empty()) samples_out_.open(o_.samples_file, std::ios::trunc);
+        publish_start_ = clock_type::now();
+        publish_end_ = publish_start_ + std::chrono::microseconds(static_cast<long long>(o_.duration_s * 1e6));
+        next_report_ = publish_start_;
+        last_report_at_ = publish_start_;
+        last_report_cpu_ = cpu_seconds();
+        last_report_server_cpu_ = process_cpu_seconds(o_.server_pid);
+        mark_server();
+        std::cerr << "mesa-loadgen: soak: " << hellos_ << " connections, " << o_.rate
+                  << " messages/s to all (" << fmt(o_.rate * static_cast<double>(hellos_))
+                  << " deliveries/s), " << o_.duration_s << " s, heartbeat interval "
+                  << heartbeat_interval_ms_ << " ms\n";
+        std::fprintf(stderr, "%7s %9s %6s %5s %9s %11s %7s %5s %5s %8s %5s %7s %7s %7s %6s %6s %5s\n",
+                     "t_s", "rss_MiB", "open", "drops", "published", "delivered", "behind", "lost", "reord",
+                     "hb", "hb_rt", "p50_ms", "p99_ms", "max_ms", "srv%", "lg%", "load");
+        read_redis_replies();
+        soak_report();  // t = 0: the baseline after every connection opened
+        soak_tick();
+    }
+
+    void soak_tick() {
+        auto const now = clock_type::now();
+        if (!soak_draining_) {
+            auto const until = std::min(now, publish_end_);
+            auto const due = static_cast<std::uint64_t>(o_.rate * seconds_since(publish_start_, until));
+            auto const ts = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_).count();
+            while (published_ < due) {
+                std::string body = "{\"message\":{\"op\":0,\"d\":{\"seq\":" + std::to_string(published_) +
+                                   ",\"ts\":" + std::to_string(ts) + ",\"pad\":\"" + soak_pad_ +
+                                   "\"},\"t\":\"SOAK\"},\"recipients\":[\"*\"]}";
+                redis_out_ += "*3\r\n$7\r\nPUBLISH\r\n$" + std::to_string(o_.channel.size()) + "\r\n" +
+                              o_.channel + "\r\n$" + std::to_string(body.size()) + "\r\n" + body + "\r\n";
+                if (published_ == 0) message_bytes_ = body.size();
+                ++published_;
+            }
+            write_redis();
+            if (now >= publish_end_) {
+                soak_draining_ = true;
+                drain_until_ = now + std::chrono::microseconds(static_cast<long long>(o_.drain_s * 1e6));
+            }
+        }
+        if (now >= next_report_) soak_report();
+        if (soak_draining_ && (soak_behind() == 0 || now >= drain_until_)) {
+            soak_report();
+            return finish();
+        }
+        tick_.expires_after(std::chrono::milliseconds(10));
+        tick_.async_wait([this](asio::error_code ec) {
+            if (!ec) soak_tick();
+        });
+    }
+
+    void write_redis() {
+        if (redis_writing_ || redis_out_.empty()) return;
+        redis_writing_ = true;
+        redis_inflight_.swap(redis_out_);
+        redis_out_.clear();
+        asio::async_write(*redis_, asio::buffer(redis_inflight_), [this](asio::error_code ec, std::size_t) {
+            redis_writing_ = false;
+            redis_inflight_.clear();
+            if (ec) {
+                if (finished_) return;
+                std::cerr << "mesa-loadgen: Redis write: " << ec.message() << "\n";
+                ++errors_;
+                return finish();
+            }
+            write_redis();
+        });
+    }
+
+    /// Counts the integer replies to PUBLISH: each says how many servers
+    /// received the message (0: the gateway was not subscribed).
+    void read_redis_replies() {
+        redis_->async_read_some(asio::buffer(redis_in_), [this](asio::error_code ec, std::size_t n) {
+            if (ec) {
+                if (!finished_) {
+                    std::cerr << "mesa-loadgen: Redis read: " << ec.message() << "\n";
+                    ++errors_;
+                    finish();
+                }
+                return;
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                char ch = redis_in_[i];
+                if (redis_line_start_) {
+                    redis_line_start_ = false;
+                    redis_reading_count_ = ch == ':';
+                    redis_count_ = 0;
+                    if (ch == '-') ++redis_errors_;
+                } else if (redis_reading_count_ && ch >= '0' && ch <= '9') {
+                    redis_count_ = redis_count_ * 10 + static_cast<std::uint64_t>(ch - '0');
+                }
+                if (ch == '\n') {
+                    if (redis_reading_count_) {
+                        ++publish_replies_;
+                        if (redis_count_ == 0) ++unreceived_publishes_;
+                    }
+                    redis_line_start_ = true;
+                    redis_reading_count_ = false;
+                }
+            }
+            read_redis_replies();
+        });
+    }
+
+    /// Messages published but not (yet) received, over the open connections.
+    std::uint64_t soak_behind() const {
+        std::uint64_t behind = 0;
+        for (auto const& c : conns_)
+            if (c->hello && !c->closed && c->next_seq < published_) behind += published_ - c->next_seq;
+        return behind;
+    }
+
+    void on_soak_frame(connection& c, std::string_view text) {
+        if (text == "{\"op\":1,\"d\":{}}" || is_heartbeat_retry(text)) {
+            ++c.heartbeats;
+            ++heartbeats_;
+            if (text.size() > 15) ++heartbeat_retries_;
+            append_frame(c.out, 0x1, "{\"op\":11,\"d\":{}}", rng_.next());
+            mark_dirty(c);
+            return;
+        }
+        std::uint64_t seq = 0, ts = 0;
+        if (!soak_fields(text, seq, ts)) {
+            ++invalid_;
+            if (invalid_ <= 5) std::cerr << "mesa-loadgen: unexpected frame: " << text.substr(0, 120) << "\n";
+            return;
+        }
+        ++deliveries_;
+        ++c.received;
+        if (seq != c.next_seq) {
+            if (seq < c.next_seq)
+                ++reordered_;  // duplicate or late
+            else
+                gaps_ += seq - c.next_seq;
+        }
+        c.next_seq = std::max(c.next_seq, seq + 1);
+        auto const now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(read_time_ - start_).count();
+        auto const ms = static_cast<float>(static_cast<double>(now_ns - static_cast<long long>(ts)) / 1e6);
+        interval_latency_.push_back(ms);
+        max_latency_ms_ = std::max(max_latency_ms_, static_cast<double>(ms));
+    }
+
+    /// op 1 {"tries": n, "max": m}: the server saw no op 11 since its last beat.
+    bool is_heartbeat_retry(std::string_view text) {
+        static constexpr std::string_view prefix = "{\"op\":1,\"d\":{\"tries\":";
+        if (text.compare(0, prefix.size(), prefix) != 0) return false;
+        return strict_ok(text, 1, nullptr);
+    }
+
+    /// seq and ts of a SOAK frame: the exact bytes first (the server keeps the
+    /// key order of the publication), else parsed and checked field by field.
+    bool soak_fields(std::string_view text, std::uint64_t& seq, std::uint64_t& ts) {
+        static constexpr std::string_view prefix = "{\"op\":0,\"d\":{\"seq\":";
+        static constexpr std::string_view middle = ",\"ts\":";
+        auto digits = [](std::string_view s, std::size_t& i, std::uint64_t& v) {
+            std::size_t const from = i;
+            v = 0;
+            while (i < s.size() && s[i] >= '0' && s[i] <= '9') v = v * 10 + static_cast<std::uint64_t>(s[i++] - '0');
+            return i > from;
+        };
+        if (!o_.strict && text.size() > prefix.size() + expected_suffix_.size() &&
+            text.compare(0, prefix.size(), prefix) == 0 &&
+            text.compare(text.size() - expected_suffix_.size(), expected_suffix_.size(), expected_suffix_) == 0) {
+            std::string_view body = text.substr(0, text.size() - expected_suffix_.size());
+            std::size_t i = prefix.size();
+            if (digits(body, i, seq) && body.compare(i, middle.size(), middle) == 0) {
+                i += middle.size();
+                if (digits(body, i, ts) && i == body.size()) {
+                    ++exact_frames_;
+                    return true;
+                }
+            }
+        }
+        boost::system::error_code ec;
+        auto v = boost::json::parse(text, ec);
+        if (ec || !v.is_object()) return false;
+        auto const& o = v.get_object();
+        auto const* op = o.if_contains("op");
+        auto const* t = o.if_contains("t");
+        auto const* d = o.if_contains("d");
+        if (!op || !op->is_int64() || op->get_int64() != 0 || !t || !t->is_string() || t->get_string() != "SOAK" ||
+            !d || !d->is_object() || o.size() != 3)
+            return false;
+        auto const& dd = d->get_object();
+        auto const* s = dd.if_contains("seq");
+        auto const* st = dd.if_contains("ts");
+        auto const* pad = dd.if_contains("pad");
+        if (!s || !s->is_int64() || s->get_int64() < 0 || !st || !st->is_int64() || st->get_int64() < 0 || !pad ||
+            !pad->is_string() || pad->get_string() != soak_pad_ || dd.size() != 3)
+            return false;
+        seq = static_cast<std::uint64_t>(s->get_int64());
+        ts = static_cast<std::uint64_t>(st->get_int64());
+        return true;
+    }
+
+    void soak_report() {
+        auto const now = clock_type::now();
+        sample s{};
+        s.t_s = seconds_since(publish_start_, now);
+        s.rss_kib = rss_kib(o_.server_pid);
+        if (o_.server_pid > 0 && s.rss_kib < 0 && !server_gone_) {
+            server_gone_ = true;
+            ++errors_;
+            std::cerr << "mesa-loadgen: the server process " << o_.server_pid << " is gone\n";
+        }
+        for (auto const& c : conns_)
+            if (c->hello && !c->closed) ++s.open;
+        s.drops = closed_after_open_;
+        s.published = published_;
+        s.deliveries = deliveries_;
+        s.behind = soak_behind();
+        s.gaps = gaps_;
+        s.reordered = reordered_;
+        s.heartbeats = heartbeats_;
+        s.retries = heartbeat_retries_;
+        if (!interval_latency_.empty()) {
+            auto k = static_cast<std::size_t>(0.99 * static_cast<double>(interval_latency_.size() - 1));
+            std::nth_element(interval_latency_.begin(), interval_latency_.begin() + static_cast<long>(k),
+                             interval_latency_.end());
+            s.lat_p99_ms = interval_latency_[k];
+            auto const m = interval_latency_.size() / 2;
+            std::nth_element(interval_latency_.begin(), interval_latency_.begin() + static_cast<long>(m),
+                             interval_latency_.begin() + static_cast<long>(k));
+            s.lat_p50_ms = interval_latency_[m];
+            s.lat_max_ms = *std::max_element(interval_latency_.begin(), interval_latency_.end());
+            interval_p99s_.push_back(s.lat_p99_ms);
+        }
+        interval_latency_.clear();
+        double const wall = std::max(1e-9, seconds_since(last_report_at_, now));
+        double const cpu = cpu_seconds(), server_cpu = process_cpu_seconds(o_.server_pid);
+        s.loadgen_cpu_share = samples_.empty() ? 0 : (cpu - last_report_cpu_) / wall;
+        s.server_cpu_share =
+            samples_.empty() || server_cpu < 0 ? 0 : (server_cpu - last_report_server_cpu_) / wall;
+        s.load1 = load1();
+        last_report_at_ = now;
+        last_report_cpu_ = cpu;
+        last_report_server_cpu_ = server_cpu;
+        while (next_report_ <= now)
+            next_report_ += std::chrono::microseconds(static_cast<long long>(o_.report_s * 1e6));
+        samples_.push_back(s);
+        std::fprintf(stderr, "%7.1f %9.1f %6zu %5zu %9llu %11llu %7llu %5llu %5llu %8llu %5llu %7.1f %7.1f %7.1f %6.1f %6.1f %5.2f\n",
+                     s.t_s, static_cast<double>(s.rss_kib) / 1024, s.open, s.drops,
+                     static_cast<unsigned long long>(s.published), static_cast<unsigned long long>(s.deliveries),
+                     static_cast<unsigned long long>(s.behind), static_cast<unsigned long long>(s.gaps),
+                     static_cast<unsigned long long>(s.reordered), static_cast<unsigned long long>(s.heartbeats),
+                     static_cast<unsigned long long>(s.retries), s.lat_p50_ms, s.lat_p99_ms, s.lat_max_ms,
+                     100 * s.server_cpu_share, 100 * s.loadgen_cpu_share, s.load1);
+        if (samples_out_) {
+            samples_out_ << sample_json(s) << "\n";
+            samples_out_.flush();
+        }
+    }
+
+    static std::string sample_json(sample const& s) {
+        std::ostringstream j;
+        j << "{\"t_s\":" << fmt(s.t_s) << ",\"rss_kib\":" << s.rss_kib << ",\"open\":" << s.open
+          << ",\"drops\":" << s.drops << ",\"published\":" << s.published << ",\"deliveries\":" << s.deliveries
+          << ",\"behind\":" << s.behind << ",\"lost\":" << s.gaps << ",\"reordered\":" << s.reordered
+          << ",\"heartbeats\":" << s.heartbeats << ",\"heartbeat_retries\":" << s.retries
+          << ",\"latency_p50_ms\":" << fmt(s.lat_p50_ms) << ",\"latency_p99_ms\":" << fmt(s.lat_p99_ms) << ",\"latency_max_ms\":" << fmt(s.lat_max_ms)
+          << ",\"server_cpu_share\":" << fmt(s.server_cpu_share)
+          << ",\"loadgen_cpu_share\":" << fmt(s.loadgen_cpu_share) << ",\"load1\":" << fmt(s.load1) << "}";
+        return j.str();
+    }
+
+    /// Least-squares slope of RSS over time, KiB per minute, of samples[from..].
+    double rss_slope(std::size_t from) const {
+        double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (std::size_t i = from; i < samples_.size(); ++i) {
+            auto const& s = samples_[i];
+            if (s.rss_kib < 0) continue;
+            double const x = s.t_s / 60, y = static_cast<double>(s.rss_kib);
+            n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
+        }
+        double const den = n * sxx - sx * sx;
+        return n < 2 || den == 0 ? 0 : (n * sxy - sx * sy) / den;
+    }
+
+    /// Appends the soak results to `j` and prints the summary; true when nothing was dropped or lost.
+    bool soak_summary(std::ostringstream& j) {
+        std::uint64_t lost = gaps_, expected = 0, min_beats = UINT64_MAX;
+        std::size_t open = 0;
+        for (auto const& c : conns_) {
+            if (!c->hello || c->closed) continue;
+            ++open;
+            if (c->next_seq < published_) lost += published_ - c->next_seq;
+            expected += published_;
+            min_beats = std::min<std::uint64_t>(min_beats, c->heartbeats);
+        }
+        if (open == 0) min_beats = 0;
+        long long first = -1, last = -1, lo = -1, hi = -1;
+        for (auto const& s : samples_) {
+            if (s.rss_kib < 0) continue;
+            if (first < 0) first = s.rss_kib;
+            last = s.rss_kib;
+            lo = lo < 0 ? s.rss_kib : std::min(lo, s.rss_kib);
+            hi = std::max(hi, s.rss_kib);
+        }
+        double const slope = rss_slope(0), slope_half = rss_slope(samples_.size() / 2);
+        double const soak_s = samples_.empty() ? 0 : samples_.back().t_s;
+        // Heartbeats: every open connection should have had about one per
+        // interval; fewer than half of that means the server stopped beating.
+        double const beats_expected =
+            heartbeat_interval_ms_ > 0 ? soak_s * 1000 / static_cast<double>(heartbeat_interval_ms_) : 0;
+        bool const beats_ok = !o_.require_heartbeats || (heartbeat_interval_ms_ > 0 &&
+                                                         static_cast<double>(min_beats) >= beats_expected / 2 - 1);
+        std::vector<double> p99s = interval_p99s_;
+        std::sort(p99s.begin(), p99s.end());
+        bool const ok = connect_failures_ == 0 && closed_after_open_ == 0 && lost == 0 && reordered_ == 0 &&
+                        invalid_ == 0 && unexpected_ == 0 && unreceived_publishes_ == 0 && redis_errors_ == 0 &&
+                        errors_ == 0 && publish_replies_ == published_ && beats_ok && !interrupted_;
+        j << ",\"duration_s\":" << fmt(o_.duration_s) << ",\"rate\":" << fmt(o_.rate)
+          << ",\"message_bytes\":" << message_bytes_ << ",\"published\":" << published_
+          << ",\"publish_replies\":" << publish_replies_ << ",\"unreceived_publishes\":" << unreceived_publishes_
+          << ",\"deliveries\":" << deliveries_ << ",\"expected_open\":" << expected << ",\"lost\":" << lost
+          << ",\"gaps\":" << gaps_ << ",\"reordered\":" << reordered_ << ",\"exact_frames\":" << exact_frames_
+          << ",\"open_at_end\":" << open << ",\"dropped\":" << closed_after_open_
+          << ",\"heartbeat_interval_ms\":" << heartbeat_interval_ms_ << ",\"heartbeats\":" << heartbeats_
+          << ",\"heartbeat_retries\":" << heartbeat_retries_ << ",\"min_heartbeats_per_connection\":" << min_beats
+          << ",\"rss_kib_first\":" << first << ",\"rss_kib_min\":" << lo << ",\"rss_kib_max\":" << hi
+          << ",\"rss_kib_last\":" << last << ",\"rss_slope_kib_per_min\":" << fmt(slope)
+          << ",\"rss_slope_second_half_kib_per_min\":" << fmt(slope_half)
+          << ",\"latency_max_ms\":" << fmt(max_latency_ms_)
+          << ",\"latency_p99_ms_worst_interval\":" << fmt(p99s.empty() ? 0 : p99s.back())
+          << ",\"latency_p99_ms_median_interval\":" << fmt(p99s.empty() ? 0 : p99s[p99s.size() / 2])
+          << ",\"drop_reasons\":{";
+        bool comma = false;
+        for (auto const& [why, n] : drop_reasons_) {
+            j << (comma ? "," : "") << boost::json::serialize(boost::json::value(why)) << ":" << n;
+            comma = true;
+        }
+        j << "},\"pass\":" << (ok ? "true" : "false");
+
+        auto mib = [](long long k) { return k < 0 ? std::string("?") : fmt(static_cast<double>(k) / 1024); };
+        std::cerr << "\nsoak summary: " << fmt(soak_s) << " s, " << hellos_ << " connections, " << fmt(o_.rate)
+                  << " messages/s of " << message_bytes_ << " bytes to all ("
+                  << fmt(o_.rate * static_cast<double>(hellos_)) << " deliveries/s), heartbeat interval "
+                  << heartbeat_interval_ms_ << " ms\n"
+                  << "  gateway RSS MiB: first " << mib(first) << ", min " << mib(lo) << ", max " << mib(hi)
+                  << ", last " << mib(last) << "; slope " << fmt(slope) << " KiB/min over the run, "
+                  << fmt(slope_half) << " KiB/min over its second half\n"
+                  << "  connections: " << hellos_ << " opened, " << connect_failures_ << " failed to open, "
+                  << closed_after_open_ << " dropped, " << open << " open at the end\n";
+        for (auto const& [why, n] : drop_reasons_) std::cerr << "    dropped " << n << ": " << why << "\n";
+        std::cerr << "  messages: " << published_ << " published (" << publish_replies_ << " acknowledged by Redis, "
+                  << unreceived_publishes_ << " with no subscriber), " << deliveries_ << " delivered, " << lost
+                  << " lost, " << reordered_ << " reordered, " << invalid_ << " invalid frames\n"
+                  << "  heartbeats: " << heartbeats_ << " answered (" << heartbeat_retries_
+                  << " were retries), at least " << min_beats << " per open connection (about "
+                  << fmt(beats_expected) << " expected)\n"
+                  << "  publish -> delivery latency: p99 per interval median " << fmt(p99s.empty() ? 0 : p99s[p99s.size() / 2])
+                  << " ms, worst " << fmt(p99s.empty() ? 0 : p99s.back()) << " ms; max " << fmt(max_latency_ms_) << " ms\n"
+                  << "  result: " << (ok ? "PASS" : "FAIL") << "\n";
+        return ok;
     }
 
     // ---- echo ---------------------------------------------------------------
@@ -955,6 +1388,20 @@ class loadgen {
             }
             j << "]";
         }
+        if (o_.mode == "soak") {
+            soak_failed_ = !soak_summary(j);
+            // Wall-clock time before the sockets are reset, in the gateway
+            // log's format: its disconnections before this happened in the soak.
+            auto const wall = std::chrono::system_clock::now();
+            std::time_t const secs = std::chrono::system_clock::to_time_t(wall);
+            auto const ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
+            std::tm utc{};
+            gmtime_r(&secs, &utc);
+            char stamp[40];
+            std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+            std::snprintf(stamp + std::strlen(stamp), 8, ".%03dZ", static_cast<int>(ms));
+            j << ",\"ended_at\":\"" << stamp << "\"";
+        }
         j << ",\"elapsed_s\":" << fmt(seconds_since(start_, end))
           << ",\"loadgen_cpu_s\":" << fmt(cpu)
           << ",\"loadgen_cpu_share\":" << fmt(cpu / std::max(1e-9, seconds_since(start_, end)))
@@ -1041,6 +1488,19 @@ class loadgen {
     clock_type::time_point server_mark_at_, server_stop_at_;
     double server_cpu_mark_ = -1, server_cpu_end_ = -1;
     std::vector<step_result> steps_;
+
+    // soak
+    std::string soak_pad_, redis_out_, redis_inflight_;
+    bool redis_writing_ = false, soak_draining_ = false, soak_failed_ = false, server_gone_ = false;
+    std::uint64_t published_ = 0, redis_count_ = 0, unreceived_publishes_ = 0, redis_errors_ = 0;
+    std::uint64_t heartbeats_ = 0, heartbeat_retries_ = 0, heartbeat_interval_ms_ = 0;
+    clock_type::time_point publish_start_, publish_end_, next_report_, last_report_at_;
+    double last_report_cpu_ = 0, last_report_server_cpu_ = -1, max_latency_ms_ = 0;
+    std::vector<float> interval_latency_;
+    std::vector<double> interval_p99s_;
+    std::vector<sample> samples_;
+    std::ofstream samples_out_;
+    std::map<std::string, std::size_t> drop_reasons_;
 };
 
 }  // namespace
