@@ -5,10 +5,13 @@
 //   PING {"n": 1}                         <- stdin: one message per line, TYPE {json data}
 //   {"op":0,"d":{"n":1},"t":"PONG"}       -> stdout: every op 0 received, one JSON line
 //
+// wss:// URLs go through mesa::tls_client, which verifies the server's
+// certificate (--ca FILE, else the system's trust store) unless --insecure.
+//
 // Status lines (connected, authenticated, disconnected, reconnecting) go to
 // stderr. Exit codes: 0 at end of input once everything queued was sent (and,
 // with credentials, once authenticated); 1 connection failed or closed with
-// no reconnection coming; 2 bad usage or URL; 3 authentication failed.
+// no reconnection coming; 2 bad usage, URL or TLS file; 3 authentication failed.
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -21,10 +24,12 @@
 #include <iostream>
 #include <memory>
 #include <mesa/client.hpp>
+#include <mesa/client_tls.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <variant>
 
 namespace {
@@ -37,8 +42,9 @@ constexpr int exit_authentication = 3;
 char const usage[] =
     "usage: mesa-client URL [--token JWT | --auth JSON] [--no-sync] [--reconnect MS] [--linger MS] "
     "[--version V]\n"
+    "                       [--ca FILE] [--cert FILE --key FILE] [--insecure]\n"
     "\n"
-    "Connects to the Mesa server at URL (ws://host[:port][/path]), prints every op 0\n"
+    "Connects to the Mesa server at URL (ws:// or wss://host[:port][/path]), prints every op 0\n"
     "message received as one JSON line on stdout, status lines on stderr, and sends\n"
     "one message per stdin line written as `TYPE {json data}` (data defaults to {};\n"
     "a line starting with '{' is sent as a whole {op,d,t} frame; '#' starts a comment).\n"
@@ -51,8 +57,16 @@ char const usage[] =
     "  --version V     version announced under enforce_equal_versions (default: this library's "
     "version)\n"
     "\n"
+    "wss:// only (the certificate must be signed by a trusted CA and name the URL's host):\n"
+    "  --ca FILE       trust the CAs of this PEM file instead of the system's trust store\n"
+    "                  (OpenSSL's default paths, or $SSL_CERT_FILE / $SSL_CERT_DIR when set)\n"
+    "  --cert FILE     present this PEM certificate chain (servers that require one); with --key\n"
+    "  --key FILE      the unencrypted PEM private key of --cert\n"
+    "  --insecure      do not verify the server's certificate nor its name: encrypted but not\n"
+    "                  authenticated, anyone on the path can read and change the traffic\n"
+    "\n"
     "Exit codes: 0 end of input, everything sent; 1 connection failed or closed for good;\n"
-    "2 bad usage or URL; 3 authentication failed.\n";
+    "2 bad usage, URL or TLS file; 3 authentication failed.\n";
 
 [[noreturn]] void quit(int code) {
     std::cout.flush();
@@ -93,82 +107,47 @@ std::variant<mesa::message, std::string> parse_line(std::string const& line) {
     return mesa::message(std::move(type), std::move(data));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    std::optional<std::string> url;
+/// Everything the command line sets, for either client.
+struct settings {
     std::optional<mesa::json::object> credentials;
-    mesa::client::options options;
-    mesa::client::authenticate_options auth_options;
+    mesa::client_options options;
+    mesa::client_tls_options tls;
+    mesa::client_authenticate_options auth_options;
     long linger_ms = 0;
+};
 
-    for (int i = 1; i < argc; ++i) {
-        std::string const arg = argv[i];
-        auto value = [&]() -> char const* {
-            if (i + 1 >= argc) {
-                std::cerr << "mesa-client: " << arg << " needs a value\n" << usage;
-                quit(exit_usage);
-            }
-            return argv[++i];
-        };
-        if (arg == "-h" || arg == "--help") {
-            std::cout << usage;
-            return exit_ok;
-        } else if (arg == "--token") {
-            credentials = mesa::json::object{{"token", value()}};
-        } else if (arg == "--auth") {
-            boost::system::error_code ec;
-            auto v = mesa::json::parse(value(), ec);
-            if (ec || !v.is_object()) {
-                std::cerr << "mesa-client: --auth needs a JSON object\n";
-                return exit_usage;
-            }
-            credentials = std::move(v.get_object());
-        } else if (arg == "--no-sync") {
-            auth_options.should_sync = false;
-        } else if (arg == "--reconnect" || arg == "--linger") {
-            auto ms = milliseconds_arg(value());
-            if (!ms || (arg == "--reconnect" && *ms == 0)) {
-                std::cerr << "mesa-client: " << arg << " needs a number of milliseconds\n";
-                return exit_usage;
-            }
-            if (arg == "--linger")
-                linger_ms = *ms;
-            else
-                options.fallback_reconnect_interval = std::chrono::milliseconds(*ms);
-        } else if (arg == "--version") {
-            options.version = value();
-        } else if (!arg.empty() && arg[0] == '-') {
-            std::cerr << "mesa-client: unknown option " << arg << "\n" << usage;
-            return exit_usage;
-        } else if (!url) {
-            url = arg;
-        } else {
-            std::cerr << "mesa-client: one URL only\n" << usage;
-            return exit_usage;
-        }
+template <class Client>
+typename Client::options client_options(settings const& set) {
+    if constexpr (std::is_same_v<Client, mesa::tls_client>) {
+        mesa::tls_client::options o;
+        static_cast<mesa::client_options&>(o) = set.options;
+        o.tls = set.tls;
+        return o;
+    } else {
+        return set.options;
     }
-    if (!url) {
-        std::cerr << usage;
-        return exit_usage;
-    }
+}
 
+/// Runs the tool with `Client` (mesa::client or mesa::tls_client) until it quits.
+template <class Client>
+int run(std::string const& url, settings const& set) {
     asio::io_context ioc;
-    std::unique_ptr<mesa::client> owned;
+    std::unique_ptr<Client> owned;
     try {
-        owned = std::make_unique<mesa::client>(ioc, *url, options);
-    } catch (std::invalid_argument const& e) {
+        owned = std::make_unique<Client>(ioc, url, client_options<Client>(set));
+    } catch (std::exception const& e) {  // a bad URL, or a TLS file that cannot be used
         std::cerr << "mesa-client: " << e.what() << "\n";
         return exit_usage;
     }
-    mesa::client& c = *owned;
+    Client& c = *owned;
+    auto const& credentials = set.credentials;
 
     bool ever_connected = false;
     bool leaving = false;  // our own disconnect() at the end
     bool authenticated_once = false;
     asio::steady_timer poll(ioc);
 
-    c.on_connected([&](mesa::client::connection_info const& info) {
+    c.on_connected([&](typename Client::connection_info const& info) {
         ever_connected = true;
         status("connected to " + c.url() +
                (info.is_automatic_reconnection ? " (automatic reconnection)" : ""));
@@ -180,7 +159,7 @@ int main(int argc, char** argv) {
     c.on_message([](mesa::message const& m) {
         if (m.op == mesa::opcode::dispatch) std::cout << mesa::serialize(m) << std::endl;
     });
-    c.on_disconnected([&](mesa::client::disconnection const& d) {
+    c.on_disconnected([&](typename Client::disconnection const& d) {
         status("disconnected (" + std::to_string(d.code) +
                (d.reason.empty() ? "" : " " + d.reason) + ")" +
                (d.will_attempt_reconnect ? "; reconnecting" : ""));
@@ -190,11 +169,15 @@ int main(int argc, char** argv) {
             quit(exit_connection);
         }
     });
-    c.on_error([&](mesa::client::error const& e) {
-        using kind = mesa::client::error_kind;
+    c.on_error([&](typename Client::error const& e) {
+        using kind = typename Client::error_kind;
         if (e.kind == kind::connection_failed) {
             if (!c.reconnecting()) {
-                status(e.what + (ever_connected ? "" : " (is a Mesa server listening there?)"));
+                // A refused certificate says why itself; anything else before
+                // a first open is most often nothing listening at the URL.
+                bool const hint =
+                    !ever_connected && e.what.find("certificate") == std::string::npos;
+                status(e.what + (hint ? " (is a Mesa server listening there?)" : ""));
                 quit(exit_connection);
             }
             status(e.what + "; reconnecting");
@@ -209,7 +192,7 @@ int main(int argc, char** argv) {
     if (credentials) {
         c.authenticate(
             *credentials,
-            [&](mesa::client::authentication_result const& r) {
+            [&](typename Client::authentication_result const& r) {
                 if (r) return;  // reported by on_authenticated
                 if (leaving) return;
                 // A close unrelated to the credentials while a reconnection is
@@ -220,7 +203,7 @@ int main(int argc, char** argv) {
                 status("authentication failed: " + *r.error);
                 quit(exit_authentication);
             },
-            auth_options);
+            set.auth_options);
     }
 
     // The end: everything queued written to the socket (and authenticated
@@ -229,7 +212,7 @@ int main(int argc, char** argv) {
         if (leaving) return;
         if (c.flushed() && (!credentials || authenticated_once)) {
             leaving = true;
-            poll.expires_after(std::chrono::milliseconds(linger_ms));
+            poll.expires_after(std::chrono::milliseconds(set.linger_ms));
             poll.async_wait([&](std::error_code ec) {
                 if (ec) return;
                 c.disconnect();
@@ -264,7 +247,7 @@ int main(int argc, char** argv) {
                     return;
                 }
                 if (c.send(std::get<mesa::message>(std::move(parsed))) ==
-                    mesa::client::send_status::dropped)
+                    Client::send_status::dropped)
                     status("line " + std::to_string(number) + " dropped: send queue full");
             });
         }
@@ -274,4 +257,87 @@ int main(int argc, char** argv) {
     auto guard = asio::make_work_guard(ioc);
     ioc.run();
     return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::optional<std::string> url;
+    settings set;
+    mesa::client_options& options = set.options;
+    mesa::client_tls_options& tls = set.tls;
+    bool tls_flags = false;
+
+    for (int i = 1; i < argc; ++i) {
+        std::string const arg = argv[i];
+        auto value = [&]() -> char const* {
+            if (i + 1 >= argc) {
+                std::cerr << "mesa-client: " << arg << " needs a value\n" << usage;
+                quit(exit_usage);
+            }
+            return argv[++i];
+        };
+        if (arg == "-h" || arg == "--help") {
+            std::cout << usage;
+            return exit_ok;
+        } else if (arg == "--token") {
+            set.credentials = mesa::json::object{{"token", value()}};
+        } else if (arg == "--auth") {
+            boost::system::error_code ec;
+            auto v = mesa::json::parse(value(), ec);
+            if (ec || !v.is_object()) {
+                std::cerr << "mesa-client: --auth needs a JSON object\n";
+                return exit_usage;
+            }
+            set.credentials = std::move(v.get_object());
+        } else if (arg == "--no-sync") {
+            set.auth_options.should_sync = false;
+        } else if (arg == "--reconnect" || arg == "--linger") {
+            auto ms = milliseconds_arg(value());
+            if (!ms || (arg == "--reconnect" && *ms == 0)) {
+                std::cerr << "mesa-client: " << arg << " needs a number of milliseconds\n";
+                return exit_usage;
+            }
+            if (arg == "--linger")
+                set.linger_ms = *ms;
+            else
+                options.fallback_reconnect_interval = std::chrono::milliseconds(*ms);
+        } else if (arg == "--version") {
+            options.version = value();
+        } else if (arg == "--ca") {
+            tls.ca_file = value();
+            tls_flags = true;
+        } else if (arg == "--cert") {
+            tls.certificate_chain_file = value();
+            tls_flags = true;
+        } else if (arg == "--key") {
+            tls.private_key_file = value();
+            tls_flags = true;
+        } else if (arg == "--insecure") {
+            tls.verify_peer = false;
+            tls_flags = true;
+        } else if (!arg.empty() && arg[0] == '-') {
+            std::cerr << "mesa-client: unknown option " << arg << "\n" << usage;
+            return exit_usage;
+        } else if (!url) {
+            url = arg;
+        } else {
+            std::cerr << "mesa-client: one URL only\n" << usage;
+            return exit_usage;
+        }
+    }
+    if (!url) {
+        std::cerr << usage;
+        return exit_usage;
+    }
+    if (url->rfind("wss://", 0) == 0) {
+        if (!tls.verify_peer)
+            status("warning: --insecure: the server's certificate and name are not verified");
+        return run<mesa::tls_client>(*url, set);
+    }
+    if (tls_flags) {
+        std::cerr << "mesa-client: --ca, --cert, --key and --insecure apply to wss:// URLs only\n";
+        return exit_usage;
+    }
+    return run<mesa::client>(*url, set);
 }

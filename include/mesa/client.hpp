@@ -1,13 +1,14 @@
 #pragma once
 // mesa::client: a C++ client that connects to any Mesa server (ours or the
 // Node reference), on the caller's asio::io_context (websocketpp client over
-// standalone Asio, ws:// only for now).
+// standalone Asio). ws:// only: wss:// is mesa::tls_client, the same client
+// on TLS, in <mesa/client_tls.hpp>, so that plain clients need no OpenSSL.
 //
 //   asio::io_context ioc;
 //   mesa::client c{ioc, "ws://127.0.0.1:4000"};
 //   c.on_message([](mesa::message const& m) { std::cout << mesa::serialize(m) << '\n'; });
-//   c.authenticate({{"token", "..."}}, [](auto const& r) { if (!r) std::cerr << *r.error << '\n';
-//   }); c.send(mesa::message("PING", {}));  // queued until the connection is open ioc.run();
+//   c.send(mesa::message("PING", {}));  // queued until the connection is open
+//   ioc.run();
 //
 // What it does, compared with the reference Client (@cryb/mesa 1.5.8):
 // - answers every op 1 with op 11; reads the hello (op 10): intervals, rules;
@@ -41,6 +42,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mesa/client/options.hpp>
 #include <mesa/client/reconnect_schedule.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/message.hpp>
@@ -60,35 +62,21 @@
 
 namespace mesa {
 
-/// Tunables of mesa::client (client::options), each with its default.
-struct client_options {
-    bool auto_connect = true;  // connect on the first turn of the io_context, as the reference does
-    std::size_t max_queued = 1000;  // messages held while disconnected; past it send() drops
-    bool reauthenticate = true;     // re-send the last credentials after every reconnection
-    std::chrono::milliseconds authentication_timeout{
-        10000};  // op 2 unanswered this long fails authenticate(); 0: never
-    std::string version =
-        version_string;  // announced as CLIENT_VERSION under enforce_equal_versions
-    std::size_t max_stored_messages = 1000;  // per list under store_messages; the oldest is dropped
-    std::chrono::milliseconds max_reconnect_delay{30000};  // cap of the exponential backoff
-    double reconnect_jitter = 0.2;  // each delay scaled by a random factor in [0.8, 1.2]
-    std::optional<std::chrono::milliseconds>
-        fallback_reconnect_interval;          // reconnect even when the hello does not ask to
-    std::size_t max_frame_bytes = 16u << 20;  // larger frames close the connection with 1009
-};
-
-/// Options of client::authenticate().
-struct client_authenticate_options {
-    bool should_sync = true;  // `shouldSync`: false drops the messages synced while offline
-};
-
-class client {
-    using endpoint_type = websocketpp::client<transport::detail::websocketpp_client_config>;
-    using connection_ptr = endpoint_type::connection_ptr;
+/// A Mesa client on websocketpp socket policy `Socket`; users type the
+/// aliases mesa::client (ws://) and mesa::tls_client (wss://,
+/// <mesa/client_tls.hpp>). Everything above applies to both.
+template <class Socket>
+class socket_client {
+    using socket_traits = transport::detail::websocketpp_client_socket<Socket>;
+    using endpoint_type =
+        websocketpp::client<transport::detail::basic_websocketpp_client_config<Socket>>;
+    using connection_ptr = typename endpoint_type::connection_ptr;
+    using message_ptr = typename endpoint_type::message_ptr;
     using milliseconds = std::chrono::milliseconds;
 
   public:
-    using options = client_options;
+    /// client_options; for wss://, tls_client_options (client_options and `tls`).
+    using options = typename socket_traits::options;
 
     /// The flags of the connected event, named as the reference reports them.
     struct connection_info {
@@ -126,11 +114,13 @@ class client {
     using authenticate_handler = std::function<void(authentication_result const&)>;
 
     /// Throws std::invalid_argument for a URL that is not ws://host[:port][/path]
-    /// (wss:// is refused until the TLS transport exists).
-    client(asio::io_context& ioc, std::string const& url, options o = {})
+    /// (wss:// for mesa::tls_client), naming the type that takes it. A
+    /// tls_client also throws for unusable TLS options (see client_tls.hpp).
+    socket_client(asio::io_context& ioc, std::string const& url, options o = {})
         : ioc_(ioc),
           options_(std::move(o)),
           url_(check_url(url)),
+          security_(options_, websocketpp::uri(url_).get_host()),
           schedule_({options_.max_reconnect_delay, options_.reconnect_jitter,
                      options_.fallback_reconnect_interval}),
           reconnect_timer_(ioc),
@@ -140,6 +130,7 @@ class client {
             if (on_log_) on_log_(level, text);
         });
         endpoint_.init_asio(&ioc_);
+        security_.prepare(endpoint_);
         endpoint_.set_max_message_size(options_.max_frame_bytes);
         endpoint_.set_user_agent(std::string("mesa-cpp/") + version_string);
         if (options_.auto_connect) {
@@ -148,10 +139,10 @@ class client {
             });
         }
     }
-    client(client const&) = delete;
-    client& operator=(client const&) = delete;
+    socket_client(socket_client const&) = delete;
+    socket_client& operator=(socket_client const&) = delete;
 
-    ~client() {
+    ~socket_client() {
         alive_.reset();
         endpoint_.get_elog().set_sink(nullptr);
         reconnect_timer_.cancel();
@@ -274,12 +265,15 @@ class client {
     enum class state { idle, connecting, open, closing };
 
     static std::string check_url(std::string const& url) {
+        std::string const name = socket_traits::client_name;
+        std::string const scheme = socket_traits::scheme;
         websocketpp::uri u(url);
-        if (u.get_valid() && u.get_scheme() == "wss")
-            throw std::invalid_argument(
-                "mesa::client: wss:// is not supported yet (no TLS transport): " + url);
-        if (!u.get_valid() || u.get_scheme() != "ws" || u.get_host().empty())
-            throw std::invalid_argument("mesa::client: not a ws:// URL: \"" + url + "\"");
+        if (u.get_valid() && (u.get_scheme() == "ws" || u.get_scheme() == "wss") &&
+            u.get_scheme() != scheme)
+            throw std::invalid_argument(name + ": \"" + url +
+                                        "\": " + socket_traits::wrong_scheme_hint);
+        if (!u.get_valid() || u.get_scheme() != scheme || u.get_host().empty())
+            throw std::invalid_argument(name + ": not a " + scheme + ":// URL: \"" + url + "\"");
         return url;
     }
 
@@ -296,10 +290,9 @@ class client {
         con->set_open_handler([this, gen](websocketpp::connection_hdl) {
             if (gen == generation_) opened();
         });
-        con->set_message_handler(
-            [this, gen](websocketpp::connection_hdl, endpoint_type::message_ptr msg) {
-                if (gen == generation_) received(msg);
-            });
+        con->set_message_handler([this, gen](websocketpp::connection_hdl, message_ptr msg) {
+            if (gen == generation_) received(msg);
+        });
         con->set_close_handler([this, gen](websocketpp::connection_hdl) {
             if (gen == generation_) closed();
         });
@@ -310,6 +303,7 @@ class client {
         state_ = state::connecting;
         automatic_ = automatic;
         auth_sent_ = false;
+        security_.on_attempt();
         endpoint_.connect(con);
     }
 
@@ -334,7 +328,7 @@ class client {
         if (on_connected_) on_connected_(info);
     }
 
-    void received(endpoint_type::message_ptr const& msg) {
+    void received(message_ptr const& msg) {
         if (msg->get_opcode() != websocketpp::frame::opcode::text) {
             report(error_kind::bad_frame, "binary frame from the server ignored");
             return;
@@ -442,6 +436,7 @@ class client {
 
     void failed() {
         std::string why = con_ ? con_->get_ec().message() : std::string("unknown error");
+        if (auto const detail = security_.failure(); !detail.empty()) why += " (" + detail + ")";
         if (con_) {
             auto status = con_->get_response().get_status_code();
             if (status != websocketpp::http::status_code::uninitialized && status != 101)
@@ -550,6 +545,7 @@ class client {
     asio::io_context& ioc_;
     options options_;
     std::string url_;
+    typename socket_traits::security security_;
     endpoint_type endpoint_;
     connection_ptr con_;
     state state_ = state::idle;
@@ -595,5 +591,8 @@ class client {
     std::function<void(json::value const&)> on_authenticated_;
     std::function<void(transport::log_level, std::string const&)> on_log_;
 };
+
+/// The ws:// client (see the top of this header).
+using client = socket_client<websocketpp::transport::asio::basic_socket::endpoint>;
 
 }  // namespace mesa

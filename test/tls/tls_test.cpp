@@ -1,11 +1,13 @@
-// wss:// over real sockets: a mesa server on transport::websocketpp_tls and
-// websocketpp TLS clients, all on one io_context driven by the test thread.
+// wss:// over real sockets: a mesa server on transport::websocketpp_tls, with
+// websocketpp TLS clients and our mesa::tls_client, all on one io_context
+// driven by the test thread.
 // Certificates are generated at test time with the `openssl` command (path in
 // $OPENSSL, else from PATH) in a temporary directory removed afterwards.
 #include <mesa/transport/websocketpp_tls.hpp>  // first: proves it is self-contained
 
 #include <doctest/doctest.h>
 
+#include <mesa/client_tls.hpp>
 #include <mesa/mesa.hpp>
 
 #include <websocketpp/client.hpp>
@@ -40,11 +42,12 @@ namespace json = boost::json;
 
 using tls_server = mesa::server<mesa::transport::websocketpp_tls, mesa::broker::memory>;
 
-/// A temporary directory with throwaway self-signed certificates (EC P-256,
-/// SAN 127.0.0.1 and localhost): `server` and an unrelated `other`.
+/// A temporary directory with throwaway self-signed certificates (EC P-256):
+/// `cert` and an unrelated `other` for 127.0.0.1 and localhost, and
+/// `elsewhere` for the name elsewhere.example only.
 struct certificates {
     fs::path dir;
-    fs::path cert, key, other_cert, other_key;
+    fs::path cert, key, other_cert, other_key, elsewhere_cert, elsewhere_key;
 
     certificates() {
         std::string pattern = (fs::temp_directory_path() / "mesa-tls-XXXXXX").string();
@@ -56,17 +59,21 @@ struct certificates {
         other_key = dir / "other-key.pem";
         generate(cert, key, "mesa-test-server");
         generate(other_cert, other_key, "mesa-test-other");
+        elsewhere_cert = dir / "elsewhere-cert.pem";
+        elsewhere_key = dir / "elsewhere-key.pem";
+        generate(elsewhere_cert, elsewhere_key, "mesa-test-elsewhere", "DNS:elsewhere.example");
     }
     ~certificates() {
         std::error_code ignored;
         fs::remove_all(dir, ignored);
     }
 
-    static void generate(fs::path const& c, fs::path const& k, std::string const& cn) {
+    static void generate(fs::path const& c, fs::path const& k, std::string const& cn,
+                         std::string const& names = "IP:127.0.0.1,DNS:localhost") {
         char const* openssl = std::getenv("OPENSSL");
         std::string cmd = std::string(openssl && *openssl ? openssl : "openssl") +
                           " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
-                          " -subj /CN=" + cn + " -addext subjectAltName=IP:127.0.0.1,DNS:localhost"
+                          " -subj /CN=" + cn + " -addext subjectAltName=" + names +
                           " -keyout '" + k.string() + "' -out '" + c.string() + "' 2>/dev/null";
         REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "cannot generate a certificate with: " << cmd);
         REQUIRE(fs::exists(c));
@@ -158,19 +165,20 @@ private:
 };
 
 /// A TLS server on a free port answering PING with PONG.
-struct harness {
+template <class Server>
+struct basic_harness {
     asio::io_context ioc;
-    tls_server::options options;
-    std::unique_ptr<tls_server> server;
+    typename Server::options options;
+    std::unique_ptr<Server> server;
     std::size_t connections = 0;
 
-    harness() {
+    basic_harness() {
         options.port = 0;
         options.transport.certificate_chain_file = certs().cert.string();
         options.transport.private_key_file = certs().key.string();
     }
-    tls_server& start() {
-        server = std::make_unique<tls_server>(ioc, options);
+    Server& start() {
+        server = std::make_unique<Server>(ioc, options);
         server->on_connection([this](auto const&) { ++connections; });
         server->on_message([](auto const& client, mesa::message const& m) {
             if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
@@ -179,13 +187,15 @@ struct harness {
         REQUIRE(server->port() != 0);
         return *server;
     }
-    ~harness() {
+    ~basic_harness() {
         if (!server) return;
         server->stop();
         wait_until(ioc, [&] { return server->clients().empty(); }, 1000ms);
         run_for(ioc, 20ms);
     }
 };
+
+using harness = basic_harness<tls_server>;
 
 json::object frame(std::string const& text) { return json::parse(text).as_object(); }
 
@@ -335,6 +345,237 @@ TEST_CASE("tls: nothing is bound when start() throws") {
     tls_server s{ioc, o};
     CHECK_THROWS_AS(s.start(), std::system_error);
     CHECK(s.port() == 0);
+}
+
+// ---- mesa::tls_client (<mesa/client_tls.hpp>) ------------------------------
+
+namespace {
+
+/// A TLS server with 50 ms heartbeats: the hello carries c_heartbeat_interval
+/// and op 1 / op 11 cross the TLS connection in both directions.
+using beating_tls_server = mesa::server<mesa::transport::websocketpp_tls, mesa::broker::memory, mesa::heartbeat>;
+
+struct beating_harness : basic_harness<beating_tls_server> {
+    beating_harness() {
+        options.feature<mesa::heartbeat>().interval = 50ms;
+        options.feature<mesa::heartbeat>().max_attempts = 1;
+    }
+};
+
+/// What a mesa::tls_client reported.
+struct events {
+    std::vector<mesa::tls_client::error> errors;
+    std::vector<mesa::tls_client::disconnection> disconnected;
+    std::vector<mesa::message> messages;
+    std::size_t connected = 0;
+
+    explicit events(mesa::tls_client& c) {
+        c.on_connected([this](auto const&) { ++connected; });
+        c.on_disconnected([this](auto const& d) { disconnected.push_back(d); });
+        c.on_error([this](auto const& e) { errors.push_back(e); });
+        c.on_message([this](auto const& m) { messages.push_back(m); });
+    }
+    std::string first_error() const { return errors.empty() ? std::string("no error") : errors[0].what; }
+};
+
+std::string wss_url(std::string const& host, std::uint16_t port) {
+    return "wss://" + host + ":" + std::to_string(port) + "/";
+}
+
+mesa::tls_client::options trusting(fs::path const& ca) {
+    mesa::tls_client::options o;
+    o.tls.ca_file = ca.string();
+    return o;
+}
+
+/// Waits for the open or the first error; true when the client connected.
+bool wait_connected(asio::io_context& ioc, mesa::tls_client& c, events const& e) {
+    wait_until(ioc, [&] { return c.connected() || !e.errors.empty(); }, 5000ms);
+    return c.connected();
+}
+
+/// PING {n: 7} answered by PONG {n: 7}, over the client's connection.
+void check_echo(asio::io_context& ioc, mesa::tls_client& c, events& e) {
+    CHECK(c.send(mesa::message("PING", json::object{{"n", 7}})) == mesa::tls_client::send_status::sent);
+    REQUIRE(wait_until(ioc, [&] { return !e.messages.empty(); }));
+    CHECK(*e.messages[0].t == "PONG");
+    CHECK(e.messages[0].d == json::object{{"n", 7}});
+}
+
+/// Lets the close handshake finish before the harness stops the server.
+void settle(asio::io_context& ioc, mesa::tls_client& c) {
+    c.disconnect();
+    wait_until(ioc, [&] { return !c.connected(); }, 1000ms);
+    run_for(ioc, 20ms);
+}
+
+/// A refused handshake: one connection_failed error naming the reason, no
+/// open, no close event, no reconnection without a hello asking for one.
+void check_refused(asio::io_context& ioc, mesa::tls_client& c, events const& e, std::string const& reason) {
+    CHECK_FALSE(wait_connected(ioc, c, e));
+    REQUIRE(e.errors.size() == 1);
+    CHECK(e.errors[0].kind == mesa::tls_client::error_kind::connection_failed);
+    CHECK_MESSAGE(e.errors[0].what.find("cannot connect to " + c.url()) == 0, e.errors[0].what);
+    CHECK_MESSAGE(e.errors[0].what.find(reason) != std::string::npos, e.errors[0].what);
+    CHECK(e.connected == 0);
+    CHECK(e.disconnected.empty());
+    CHECK_FALSE(c.reconnecting());
+}
+
+}  // namespace
+
+TEST_CASE("tls client: trusting the test CA, it gets the hello, heartbeats and PING/PONG over wss://") {
+    beating_harness h;
+    h.start();
+    std::string host;
+    SUBCASE("by IP address") { host = "127.0.0.1"; }
+    SUBCASE("by DNS name") { host = "localhost"; }
+    mesa::tls_client c{h.ioc, wss_url(host, h.server->port()), trusting(certs().cert)};
+    events e{c};
+    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
+    REQUIRE(wait_until(h.ioc, [&] { return c.heartbeat_interval().has_value(); }));
+    CHECK(*c.heartbeat_interval() == 50ms);
+    // Several beats with max_attempts 1: a missed op 11 would have closed it (4000).
+    run_for(h.ioc, 300ms);
+    CHECK(c.connected());
+    CHECK(e.disconnected.empty());
+    check_echo(h.ioc, c, e);
+    CHECK(e.errors.empty());
+    CHECK(h.connections == 1);
+    settle(h.ioc, c);
+}
+
+TEST_CASE("tls client: verification is on by default; a certificate outside the trust store is refused") {
+    harness h;
+    h.start();
+    {
+        // No ca_file: the system's trust store, which does not hold the test certificate.
+        mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port())};
+        events e{c};
+        check_refused(h.ioc, c, e, "certificate verification failed: self-signed certificate");
+        CHECK(e.errors[0].what.find("set tls.ca_file") != std::string::npos);
+    }
+    {
+        // A ca_file that holds another CA refuses it too.
+        mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), trusting(certs().other_cert)};
+        events e{c};
+        check_refused(h.ioc, c, e, "not signed by a CA of tls.ca_file");
+    }
+    CHECK(h.connections == 0);
+    // The server keeps serving clients that trust it.
+    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), trusting(certs().cert)};
+    events e{c};
+    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
+    settle(h.ioc, c);
+}
+
+TEST_CASE("tls client: a trusted certificate for another host name is refused") {
+    harness h;
+    h.options.transport.certificate_chain_file = certs().elsewhere_cert.string();
+    h.options.transport.private_key_file = certs().elsewhere_key.string();
+    h.start();
+    std::string host;
+    SUBCASE("by IP address") { host = "127.0.0.1"; }
+    SUBCASE("by DNS name") { host = "localhost"; }
+    mesa::tls_client c{h.ioc, wss_url(host, h.server->port()), trusting(certs().elsewhere_cert)};
+    events e{c};
+    check_refused(h.ioc, c, e, "the server's certificate is not valid for the host name " + host);
+    CHECK(h.connections == 0);
+}
+
+TEST_CASE("tls client: reconnection attempts after a refused certificate are refused and reported too") {
+    harness h;
+    h.start();
+    auto o = trusting(certs().other_cert);
+    o.fallback_reconnect_interval = 20ms;
+    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
+    events e{c};
+    REQUIRE(wait_until(h.ioc, [&] { return e.errors.size() >= 3; }, 5000ms));
+    for (auto const& error : e.errors) {
+        CHECK(error.kind == mesa::tls_client::error_kind::connection_failed);
+        CHECK_MESSAGE(error.what.find("certificate verification failed") != std::string::npos, error.what);
+    }
+    CHECK(e.connected == 0);
+    CHECK(h.connections == 0);
+    c.disconnect();
+}
+
+TEST_CASE("tls client: with verify_peer false it connects to a certificate it cannot verify") {
+    harness h;
+    // Untrusted and for another name: both checks are off.
+    h.options.transport.certificate_chain_file = certs().elsewhere_cert.string();
+    h.options.transport.private_key_file = certs().elsewhere_key.string();
+    h.start();
+    mesa::tls_client::options o;
+    o.tls.verify_peer = false;
+    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
+    events e{c};
+    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
+    check_echo(h.ioc, c, e);
+    CHECK(h.connections == 1);
+    settle(h.ioc, c);
+}
+
+TEST_CASE("tls client: presents its certificate to a server that requires one") {
+    harness h;
+    h.options.transport.ca_file = certs().cert.string();  // self-signed: its own CA
+    h.start();
+    {
+        mesa::tls_client anonymous{h.ioc, wss_url("127.0.0.1", h.server->port()), trusting(certs().cert)};
+        events e{anonymous};
+        CHECK_FALSE(wait_connected(h.ioc, anonymous, e));
+        REQUIRE(e.errors.size() == 1);
+        CHECK(e.errors[0].kind == mesa::tls_client::error_kind::connection_failed);
+        CHECK(e.connected == 0);
+    }
+    CHECK(h.connections == 0);
+    auto o = trusting(certs().cert);
+    o.tls.certificate_chain_file = certs().cert.string();
+    o.tls.private_key_file = certs().key.string();
+    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
+    events e{c};
+    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
+    check_echo(h.ioc, c, e);
+    CHECK(h.connections == 1);
+    settle(h.ioc, c);
+}
+
+TEST_CASE("tls client: wrong schemes and unusable TLS options throw at construction, naming the problem") {
+    asio::io_context ioc;
+    auto const url = wss_url("127.0.0.1", 1);
+    auto const missing = (certs().dir / "missing.pem").string();
+
+    CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, "ws://127.0.0.1:1/"), doctest::Contains("use mesa::client for ws://"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(mesa::client(ioc, url),
+                         doctest::Contains("wss:// needs TLS: include <mesa/client_tls.hpp> and use mesa::tls_client"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, "https://127.0.0.1:1/"), doctest::Contains("not a wss:// URL"),
+                         std::invalid_argument);
+    CHECK_NOTHROW(mesa::tls_client(ioc, url));
+
+    SUBCASE("missing ca_file") {
+        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, trusting(missing)),
+                             doctest::Contains(("tls.ca_file '" + missing + "'").c_str()), std::system_error);
+    }
+    SUBCASE("a ca_file that is not PEM") {
+        auto const junk = (certs().dir / "junk-ca.pem").string();
+        std::ofstream(junk) << "not a certificate\n";
+        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, trusting(junk)), doctest::Contains(junk.c_str()), std::system_error);
+    }
+    SUBCASE("a certificate without its key") {
+        mesa::tls_client::options o;
+        o.tls.certificate_chain_file = certs().cert.string();
+        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, o), doctest::Contains("both or neither"),
+                             std::invalid_argument);
+    }
+    SUBCASE("a key that does not match the certificate") {
+        mesa::tls_client::options o;
+        o.tls.certificate_chain_file = certs().cert.string();
+        o.tls.private_key_file = certs().other_key.string();
+        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, o), doctest::Contains(certs().other_key.string().c_str()),
+                             std::exception);
+    }
 }
 
 // ---- the gateway's TLS_* variables (examples/gateway/config.hpp) -----------
