@@ -11,6 +11,7 @@
 //
 // Pure but for one check: no sockets, no Asio, so tests parse configurations
 // without a process; TLS_* files are only opened to see that they are readable.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #if __has_include(<mesa/broker/detail/redis_uri.hpp>)
@@ -28,9 +30,18 @@
 
 namespace gateway {
 
+/// Most server instances (MESA_THREADS) a gateway runs: beyond the cores of any one machine.
+inline constexpr std::uint32_t max_threads = 256;
+
+/// One server instance per core, as the hardware reports them (1 when it cannot tell).
+inline std::uint32_t default_threads() {
+    return std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, max_threads);
+}
+
 /// Everything the gateway reads from its environment. Durations in ms.
 struct config {
     std::uint16_t port = 4500;                 // MESA_PORT (0: any free port, reported at start-up)
+    std::uint32_t threads = default_threads(); // MESA_THREADS: server instances sharing the port
     std::optional<std::string> path;           // MESA_PATH; unset: every path is served
     std::string namespace_name;                // MESA_NAMESPACE
     std::optional<std::string> redis_uri;      // REDIS_URI; unset: single node, in-memory broker
@@ -80,6 +91,7 @@ inline constexpr std::uint32_t max_duration_ms = 3'600'000;
 inline std::vector<variable> const& variables() {
     static std::vector<variable> const list = {
         {"MESA_PORT", "4500", "TCP port of WebSocket and HTTP (0-65535; 0: any free port)"},
+        {"MESA_THREADS", "number of cores", "server instances sharing the port, one thread each (1-256)"},
         {"MESA_PATH", "unset: every path", "WebSocket path, e.g. /ws; other paths get 404 on upgrade"},
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
         {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
@@ -222,6 +234,7 @@ inline parsed_config parse_config(env_lookup const& env) {
     detail::reader r(env, result.errors);
 
     r.integer("MESA_PORT", c.port, 0, 65535);
+    r.integer("MESA_THREADS", c.threads, 1, max_threads);
     r.text("MESA_PATH", c.path);
     if (c.path && c.path->front() != '/') r.fail("MESA_PATH", *c.path, "must start with '/'");
     if (auto ns = r.get("MESA_NAMESPACE")) c.namespace_name = *ns;

@@ -1,21 +1,37 @@
 #pragma once
-// The gateway itself: a Mesa server with every feature, switched on or off
-// by the configuration, JWT authentication, PING/PONG, the HTTP API and a
+// The gateway itself: Mesa servers with every feature, switched on or off by
+// the configuration, JWT authentication, PING/PONG, the HTTP API and a
 // graceful shutdown. Transport and broker are template parameters:
 // websocketpp_plain (ws://) or websocketpp_tls (wss://, TLS_CERT/TLS_KEY);
 // broker::memory for a single node, broker::redis to join a cluster.
 //
 //   return gateway::run_gateway<mesa::transport::websocketpp_plain, mesa::broker::memory>(cfg, {}, "memory", "memory");
+//
+// MESA_THREADS server instances share the port (SO_REUSEPORT), each on its
+// own thread and io_context, owning its clients; the kernel spreads new
+// connections over them. They form one cluster: one memory::hub, or each its
+// own connections to the same Redis. What the instances share besides the
+// broker (connection numbers, the connection limit, the numbers of /metrics)
+// is atomic; nothing on the path of a message is.
 #include <mesa/mesa.hpp>
 #include <mesa/transport/websocketpp_tls.hpp>
 
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <iostream>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "config.hpp"
 #include "http_api.hpp"
@@ -25,14 +41,50 @@
 
 namespace gateway {
 
+/// The open WebSocket connections of the whole gateway, against
+/// MESA_MAX_CONNECTIONS. The kernel spreads connections over the instances
+/// unevenly, so the limit is not split between them: every instance counts
+/// here and checks the total.
+struct connection_limit {
+    std::size_t max = 0;  // 0: no limit
+    std::atomic<std::size_t> open{0};
+
+    bool full() const noexcept { return max && open.load(std::memory_order_relaxed) >= max; }
+};
+
+/// Transport `Base` that refuses upgrades with HTTP 503 while the gateway is
+/// full, before the server's own checks (Origin).
+template <class Base>
+class limited_transport : public Base {
+public:
+    struct options : Base::options {
+        std::shared_ptr<connection_limit> limit;
+    };
+
+    limited_transport(asio::io_context& ioc, mesa::transport::settings s, options o)
+        : Base(ioc, std::move(s), o), limit_(std::move(o.limit)) {}
+
+    void start(mesa::transport::events<typename Base::connection_ptr> ev) {
+        ev.admit = [limit = limit_, admit = std::move(ev.admit)](std::string_view origin) {
+            if (limit && limit->full()) return 503;
+            return admit ? admit(origin) : 0;
+        };
+        Base::start(std::move(ev));
+    }
+
+private:
+    std::shared_ptr<connection_limit> limit_;
+};
+
 template <class Transport, class Broker>
-using server_type = mesa::server<Transport, Broker, mesa::heartbeat, mesa::reconnect,
+using server_type = mesa::server<limited_transport<Transport>, Broker, mesa::heartbeat, mesa::reconnect,
                                  mesa::authentication, mesa::sync, mesa::version_rule, mesa::message_store,
                                  mesa::portals, mesa::rate_limit>;
 
-/// The server options `cfg` describes.
+/// The server options `cfg` describes, for one of the gateway's instances.
 template <class Transport, class Broker>
-typename server_type<Transport, Broker>::options server_options(config const& cfg, typename Broker::options broker) {
+typename server_type<Transport, Broker>::options server_options(config const& cfg, typename Broker::options broker,
+                                                                std::shared_ptr<connection_limit> limit) {
     using std::chrono::milliseconds;
     typename server_type<Transport, Broker>::options o;
     o.port = cfg.port;
@@ -40,8 +92,10 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.namespace_name = cfg.namespace_name;
     o.broker = std::move(broker);
     o.max_backlog_bytes = cfg.max_backlog_bytes;
-    o.max_connections = cfg.max_connections;
+    o.max_connections = 0;  // the transport checks the whole gateway's count instead
+    o.transport.limit = std::move(limit);
     o.allowed_origins = cfg.allowed_origins;
+    o.reuse_port = cfg.threads > 1;  // one instance keeps the usual "address in use" failure
     if constexpr (std::is_same_v<Transport, mesa::transport::websocketpp_tls>) {
         o.transport.certificate_chain_file = cfg.tls_cert.value_or("");
         o.transport.private_key_file = cfg.tls_key.value_or("");
@@ -76,10 +130,10 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     portals.enabled = cfg.portals_enabled;
     portals.distribute_load = cfg.portal_distribute_load;
 
-    auto& limit = o.template feature<mesa::rate_limit>();
-    limit.enabled = cfg.max_messages_per_second > 0;
-    limit.messages_per_second = cfg.max_messages_per_second;
-    limit.burst = cfg.message_burst;
+    auto& limit_rate = o.template feature<mesa::rate_limit>();
+    limit_rate.enabled = cfg.max_messages_per_second > 0;
+    limit_rate.messages_per_second = cfg.max_messages_per_second;
+    limit_rate.burst = cfg.message_burst;
     return o;
 }
 
@@ -92,15 +146,100 @@ inline std::string tls_variable_of(std::string const& what) {
     return {};
 }
 
-/// Runs the gateway until SIGTERM/SIGINT; returns the process exit code.
-/// `broker_description` names the broker in the start-up line.
+/// What the instances of one gateway share; each member is safe to use from
+/// any instance's thread.
+struct shared_state {
+    explicit shared_state(config const& c)
+        : cfg(c), log(c.enable_logging), published(c.threads) {
+        limit->max = c.max_connections;
+    }
+
+    config const& cfg;
+    logger log;
+    std::atomic<std::uint64_t> next_number{0};  // connection numbers, unique in the process
+    std::shared_ptr<connection_limit> limit = std::make_shared<connection_limit>();
+    std::shared_ptr<http_api::counter> dispatches = std::make_shared<http_api::counter>(0);
+    std::vector<published_metrics> published;  // by instance number
+
+    /// The whole gateway's numbers (but http_dispatches, which the API adds).
+    metrics total() const {
+        metrics m;
+        for (auto const& p : published) {
+            auto const part = p.load();
+            m += part;
+            m.instance_connections_open.push_back(part.connections_open);
+        }
+        return m;
+    }
+};
+
+/// Time for close frames and broker commands to leave before an instance's
+/// io_context stops (as mesa::graceful_shutdown gives them).
+inline constexpr std::chrono::milliseconds flush_time{200};
+
+/// One server instance: its io_context, the server with every handler of the
+/// gateway, and its HTTP API. Everything but start-up runs on the thread that
+/// calls run().
 template <class Transport, class Broker>
-int run_gateway(config const& cfg, typename Broker::options broker_options, std::string const& broker_name,
-                std::string const& broker_description) {
+class instance {
+public:
     using server_t = server_type<Transport, Broker>;
     using client_ptr = typename server_t::client_ptr;
-    logger log(cfg.enable_logging);
 
+    /// Throws what the server's constructor throws.
+    instance(shared_state& shared, std::size_t number, typename server_t::options opts,
+             std::string const& broker_name)
+        : shared_(shared),
+          number_(number),
+          server_(ioc_, std::move(opts)),
+          api_(http_api::hooks{[this](mesa::envelope const& e) { server_.send(e.msg, e.recipients, e.excluding); },
+                               [this] { return shared_.total(); }},
+               shared.cfg.api_key, broker_name, shared.dispatches) {
+        handle_connections();
+        handle_authentication();
+        server_.on_message([](client_ptr const& c, mesa::message const& m) {
+            if (m.t && *m.t == "PING") c->send(mesa::message("PONG", m.d));
+        });
+        server_.on_http([this](mesa::http_request const& req) {
+            auto res = api_.handle(req);
+            if (log().enabled() && req.target.rfind("/dispatch", 0) == 0)
+                log()("http " + req.method + " " + req.target + " -> " + std::to_string(res.status));
+            return res;
+        });
+    }
+
+    instance(instance const&) = delete;
+    instance& operator=(instance const&) = delete;
+
+    /// Binds and starts accepting; throws std::system_error when it cannot.
+    void start() {
+        server_.start();
+        publish();
+    }
+
+    std::uint16_t port() { return server_.port(); }
+    asio::io_context& context() noexcept { return ioc_; }
+    server_t& server() noexcept { return server_; }
+
+    /// Runs the instance until its io_context stops, publishing its numbers
+    /// after every handler. websocketpp writes what a handler sends from a
+    /// later handler, so whatever a client has received is already counted
+    /// by /metrics on any instance.
+    void run() {
+        while (ioc_.run_one()) publish();
+    }
+
+    /// Closes every client with 1001 on the instance's own thread, then stops
+    /// it once the close frames had time to leave. Any thread.
+    void shut_down() {
+        asio::post(ioc_, [this] {
+            server_.stop();
+            flush_timer_.expires_after(flush_time);
+            flush_timer_.async_wait([this](std::error_code) { ioc_.stop(); });
+        });
+    }
+
+private:
     // Connection numbers make the log lines of one connection easy to follow.
     // The id is kept here too: the server clears a client's id before
     // on_disconnection runs.
@@ -108,119 +247,148 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
         std::uint64_t number;
         std::string id;
     };
-    std::unordered_map<void const*, known> numbers;
-    std::uint64_t next_number = 0;
 
-    asio::io_context ioc;
-    std::unique_ptr<server_t> owner;
-    try {
-        owner = std::make_unique<server_t>(ioc, server_options<Transport, Broker>(cfg, std::move(broker_options)));
-    } catch (std::exception const& e) {
-        logger::write(std::string("cannot create the server: ") + e.what());
-        return 1;
-    }
-    server_t& server = *owner;
+    logger const& log() const noexcept { return shared_.log; }
 
-    auto name_of = [&](client_ptr const& c) {
-        if (!c) return std::string("server");
-        auto it = numbers.find(c.get());
-        if (it == numbers.end()) return c->id().empty() ? std::string("client") : "client (" + c->id() + ")";
+    std::string name_of(client_ptr const& c) const {
+        if (!c) return "server";
+        auto it = numbers_.find(c.get());
+        if (it == numbers_.end()) return c->id().empty() ? std::string("client") : "client (" + c->id() + ")";
         std::string name = "client #" + std::to_string(it->second.number);
         if (!it->second.id.empty()) name += " (" + it->second.id + ")";
         return name;
-    };
-
-    server.on_connection([&](client_ptr const& c) {
-        numbers[c.get()] = known{++next_number, {}};
-        if (!log.enabled()) return;
-        std::string from;
-        try {
-            from = c->connection()->get_remote_endpoint();
-        } catch (...) {
-            from = "?";
-        }
-        log(name_of(c) + " connected from " + from + " to " + c->connection()->get_resource() + " (" +
-            std::to_string(server.clients().size()) + " open)");
-    });
-    server.on_disconnection([&](client_ptr const& c, std::uint16_t code, std::string const& reason) {
-        log(name_of(c) + " disconnected: " + std::to_string(code) + (reason.empty() ? "" : " " + reason) + " (" +
-            std::to_string(server.clients().size()) + " open)");
-        numbers.erase(c.get());
-    });
-    server.on_error([&](typename server_t::error const& e) { log("error: " + name_of(e.client) + ": " + e.what); });
-    server.on_log([&](mesa::transport::log_level level, std::string const& text) {
-        // Warnings are websocketpp's chatter (e.g. every permessage-deflate offer refused).
-        if (level == mesa::transport::log_level::error) log("transport: " + text);
-    });
-
-    server.template feature<mesa::authentication>().on_authenticate(
-        [&](client_ptr const& c, mesa::json::object const& credentials, mesa::authentication::done done) {
-            auto const* token = credentials.if_contains("token");
-            if (!token || !token->is_string()) return done.fail("op 2 without a string \"token\"");
-            if (!cfg.ws_key) return done.fail("WS_KEY is not set: no token can be verified");
-            auto verified = verify_jwt(token->get_string(), *cfg.ws_key, unix_now());
-            if (!verified) return done.fail(verified.error());
-            log(name_of(c) + " authenticated as " + verified.id());
-            std::string id = verified.id();
-            if (auto it = numbers.find(c.get()); it != numbers.end()) it->second.id = id;
-            done.succeed(id, mesa::json::object{{"id", id}});
-        });
-
-    server.on_message([](client_ptr const& c, mesa::message const& m) {
-        if (m.t && *m.t == "PING") c->send(mesa::message("PONG", m.d));
-    });
-
-    http_api api(
-        http_api::hooks{
-            [&](mesa::envelope const& e) { server.send(e.msg, e.recipients, e.excluding); },
-            [&] {
-                metrics m;
-                auto const& s = server.stats();
-                m.connections_open = server.clients().size();
-                m.authenticated_clients = server.identified_count();
-                m.connections_accepted = s.connections_accepted;
-                m.messages_received = s.messages_received;
-                m.messages_sent = s.messages_sent;
-                m.bytes_received = s.bytes_received;
-                m.bytes_sent = s.bytes_sent;
-                m.sync_stored = server.template feature<mesa::sync>().stored();
-                m.sync_redelivered = server.template feature<mesa::sync>().redelivered();
-                m.broker_connected = server.broker().connected();
-                return m;
-            }},
-        cfg.api_key, broker_name);
-    server.on_http([&](mesa::http_request const& req) {
-        auto res = api.handle(req);
-        if (log.enabled() && req.target.rfind("/dispatch", 0) == 0)
-            log("http " + req.method + " " + req.target + " -> " + std::to_string(res.status));
-        return res;
-    });
-
-    mesa::graceful_shutdown shutdown{ioc, [&](int signal, mesa::graceful_shutdown::proceed_fn proceed) {
-                                         log(std::string("received ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
-                                             ": closing " + std::to_string(server.clients().size()) +
-                                             " connection(s) with 1001");
-                                         proceed();
-                                     }};
-    shutdown.add(server);
-
-    try {
-        server.start();
-    } catch (std::exception const& e) {
-        logger::write(std::string("cannot start: ") + e.what() + tls_variable_of(e.what()));
-        return 1;
     }
 
+    std::string open_count() const {
+        return std::to_string(shared_.limit->open.load(std::memory_order_relaxed)) + " open";
+    }
+
+    void handle_connections() {
+        server_.on_connection([this](client_ptr const& c) {
+            shared_.limit->open.fetch_add(1, std::memory_order_relaxed);
+            numbers_[c.get()] = known{shared_.next_number.fetch_add(1, std::memory_order_relaxed) + 1, {}};
+            if (!log().enabled()) return;
+            std::string from;
+            try {
+                from = c->connection()->get_remote_endpoint();
+            } catch (...) {
+                from = "?";
+            }
+            log()(name_of(c) + " connected from " + from + " to " + c->connection()->get_resource() + " (" +
+                  open_count() + ")");
+        });
+        server_.on_disconnection([this](client_ptr const& c, std::uint16_t code, std::string const& reason) {
+            shared_.limit->open.fetch_sub(1, std::memory_order_relaxed);
+            log()(name_of(c) + " disconnected: " + std::to_string(code) + (reason.empty() ? "" : " " + reason) +
+                  " (" + open_count() + ")");
+            numbers_.erase(c.get());
+        });
+        server_.on_error([this](typename server_t::error const& e) { log()("error: " + name_of(e.client) + ": " + e.what); });
+        server_.on_log([this](mesa::transport::log_level level, std::string const& text) {
+            // Warnings are websocketpp's chatter (e.g. every permessage-deflate offer refused).
+            if (level == mesa::transport::log_level::error) log()("transport: " + text);
+        });
+    }
+
+    void handle_authentication() {
+        server_.template feature<mesa::authentication>().on_authenticate(
+            [this](client_ptr const& c, mesa::json::object const& credentials, mesa::authentication::done done) {
+                auto const* token = credentials.if_contains("token");
+                if (!token || !token->is_string()) return done.fail("op 2 without a string \"token\"");
+                auto const& key = shared_.cfg.ws_key;
+                if (!key) return done.fail("WS_KEY is not set: no token can be verified");
+                auto verified = verify_jwt(token->get_string(), *key, unix_now());
+                if (!verified) return done.fail(verified.error());
+                log()(name_of(c) + " authenticated as " + verified.id());
+                std::string id = verified.id();
+                if (auto it = numbers_.find(c.get()); it != numbers_.end()) it->second.id = id;
+                done.succeed(id, mesa::json::object{{"id", id}});
+            });
+    }
+
+    /// Stores this instance's numbers where every instance's /metrics reads them.
+    void publish() {
+        metrics m;
+        auto const& s = server_.stats();
+        m.connections_open = server_.clients().size();
+        m.authenticated_clients = server_.identified_count();
+        m.connections_accepted = s.connections_accepted;
+        m.messages_received = s.messages_received;
+        m.messages_sent = s.messages_sent;
+        m.bytes_received = s.bytes_received;
+        m.bytes_sent = s.bytes_sent;
+        m.sync_stored = server_.template feature<mesa::sync>().stored();
+        m.sync_redelivered = server_.template feature<mesa::sync>().redelivered();
+        m.broker_connected = server_.broker().connected();
+        shared_.published[number_].store(m);
+    }
+
+    shared_state& shared_;
+    std::size_t number_;
+    asio::io_context ioc_{1};  // run by one thread only
+    server_t server_;
+    http_api api_;
+    asio::steady_timer flush_timer_{ioc_};
+    std::unordered_map<void const*, known> numbers_;
+};
+
+/// Runs the gateway until SIGTERM/SIGINT; returns the process exit code.
+/// `broker_description` names the broker in the start-up line.
+template <class Transport, class Broker>
+int run_gateway(config const& cfg, typename Broker::options broker_options, std::string const& broker_name,
+                std::string const& broker_description) {
+    using instance_t = instance<Transport, Broker>;
+    if constexpr (std::is_same_v<Broker, mesa::broker::memory>) {
+        // One hub: the instances form one cluster, as gateways on one Redis do.
+        if (!broker_options.cluster) broker_options.cluster = std::make_shared<mesa::broker::memory::hub>();
+    }
+
+    shared_state shared(cfg);
+    // Instance 0 binds first, so that MESA_PORT=0 gives the others its port.
+    std::vector<std::unique_ptr<instance_t>> instances;
+    for (std::size_t i = 0; i < cfg.threads; ++i) {
+        auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit);
+        if (i > 0) opts.port = instances.front()->port();
+        try {
+            instances.push_back(std::make_unique<instance_t>(shared, i, std::move(opts), broker_name));
+        } catch (std::exception const& e) {
+            logger::write(std::string("cannot create the server: ") + e.what());
+            return 1;
+        }
+        try {
+            instances.back()->start();
+        } catch (std::exception const& e) {
+            logger::write(std::string("cannot start: ") + e.what() + tls_variable_of(e.what()));
+            return 1;
+        }
+    }
+
+    // The signal is awaited by instance 0 alone, which then stops every
+    // instance on its own thread.
+    auto& first = *instances.front();
+    mesa::graceful_shutdown shutdown{
+        first.context(), [&](int signal, mesa::graceful_shutdown::proceed_fn proceed) {
+            shared.log(std::string("received ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") + ": closing " +
+                       std::to_string(shared.limit->open.load()) + " connection(s) with 1001");
+            for (std::size_t i = 1; i < instances.size(); ++i) instances[i]->shut_down();
+            proceed();
+        }, flush_time};
+    shutdown.add(first.server());
+
     // Always printed: tests and operators read the port from it.
-    logger::write("listening on port " + std::to_string(server.port()) + ", path " +
+    logger::write("listening on port " + std::to_string(first.port()) + ", path " +
                   (cfg.path ? *cfg.path : std::string("* (every path)")) + ", broker " + broker_description +
                   (cfg.namespace_name.empty() ? "" : ", namespace " + cfg.namespace_name) + ", scheme " +
-                  Transport::scheme + (cfg.tls_ca ? " (client certificates required)" : ""));
+                  Transport::scheme + (cfg.tls_ca ? " (client certificates required)" : "") + ", " +
+                  std::to_string(cfg.threads) + (cfg.threads == 1 ? " thread" : " threads"));
     if (!cfg.ws_key) logger::write("warning: WS_KEY is not set: every authentication will fail");
     if (!cfg.api_key) logger::write("warning: MESA_API_KEY is not set: POST /dispatch accepts anyone");
 
-    ioc.run();
-    log("stopped");
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < instances.size(); ++i) threads.emplace_back([&inst = *instances[i]] { inst.run(); });
+    first.run();
+    for (auto& t : threads) t.join();
+    shared.log("stopped");
     return 0;
 }
 

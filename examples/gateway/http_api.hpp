@@ -14,8 +14,10 @@
 
 #include <boost/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -40,11 +42,17 @@ public:
         std::function<metrics()> snapshot;
     };
 
-    /// `broker_name`: "memory" or "redis" (the latter adds "redis" to /health).
-    http_api(hooks h, std::optional<std::string> api_key, std::string broker_name)
-        : hooks_(std::move(h)), api_key_(std::move(api_key)), broker_name_(std::move(broker_name)) {}
+    using counter = std::atomic<std::uint64_t>;
 
-    std::uint64_t dispatches() const noexcept { return dispatches_; }
+    /// `broker_name`: "memory" or "redis" (the latter adds "redis" to /health).
+    /// `dispatches` counts accepted dispatches; the APIs of a gateway's server
+    /// instances share one, so each reports the whole gateway's.
+    http_api(hooks h, std::optional<std::string> api_key, std::string broker_name,
+             std::shared_ptr<counter> dispatches = std::make_shared<counter>(0))
+        : hooks_(std::move(h)), api_key_(std::move(api_key)), broker_name_(std::move(broker_name)),
+          dispatches_(std::move(dispatches)) {}
+
+    std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
     mesa::http_response handle(mesa::http_request const& req) {
         auto path = req.target.substr(0, req.target.find('?'));
@@ -73,7 +81,7 @@ public:
 private:
     metrics snapshot() const {
         metrics m = hooks_.snapshot ? hooks_.snapshot() : metrics{};
-        m.http_dispatches = dispatches_;
+        m.http_dispatches = dispatches();
         return m;
     }
 
@@ -146,7 +154,7 @@ private:
                 return error(400, "unknown field \"" + std::string(key.key()) + "\"");
         }
         if (hooks_.dispatch) hooks_.dispatch(e);
-        ++dispatches_;
+        dispatches_->fetch_add(1, std::memory_order_relaxed);
         boost::json::array recipients;
         for (auto const& r : e.recipients) recipients.emplace_back(r);
         return json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}});
@@ -166,7 +174,7 @@ private:
     hooks hooks_;
     std::optional<std::string> api_key_;
     std::string broker_name_;
-    std::uint64_t dispatches_ = 0;
+    std::shared_ptr<counter> dispatches_;
 };
 
 }  // namespace gateway

@@ -1,6 +1,8 @@
 #pragma once
 // One line per event on stderr, prefixed with a UTC timestamp (ISO 8601, ms):
 //   2024-05-01T12:00:00.123Z mesa-gateway: client #3 authenticated as alice
+// Each line is one fwrite, which holds the stream's lock, so lines written by
+// several server instances' threads never interleave.
 #include <chrono>
 #include <cstdio>
 #include <ctime>

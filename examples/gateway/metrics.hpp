@@ -3,8 +3,10 @@
 //
 //   gateway::metrics m;  m.connections_open = 3;
 //   std::string body = gateway::render_prometheus(m);
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gateway {
 
@@ -21,6 +23,69 @@ struct metrics {
     std::uint64_t sync_stored = 0;
     std::uint64_t sync_redelivered = 0;
     bool broker_connected = true;
+    /// Open connections of each server instance (MESA_THREADS), by instance number.
+    std::vector<std::uint64_t> instance_connections_open;
+
+    /// Adds the numbers of another instance; the broker counts as connected
+    /// only when it is for every instance.
+    metrics& operator+=(metrics const& o) {
+        connections_open += o.connections_open;
+        authenticated_clients += o.authenticated_clients;
+        connections_accepted += o.connections_accepted;
+        messages_received += o.messages_received;
+        messages_sent += o.messages_sent;
+        bytes_received += o.bytes_received;
+        bytes_sent += o.bytes_sent;
+        http_dispatches += o.http_dispatches;
+        sync_stored += o.sync_stored;
+        sync_redelivered += o.sync_redelivered;
+        broker_connected = broker_connected && o.broker_connected;
+        return *this;
+    }
+};
+
+/// The numbers of one server instance, stored by the thread that runs it and
+/// loaded by whichever instance answers /metrics or /health. Each field is an
+/// atomic of its own: a reader may see one store of a refresh and not yet the
+/// next, never a torn or racy value.
+class published_metrics {
+public:
+    void store(metrics const& m) noexcept {
+        set(connections_open_, m.connections_open);
+        set(authenticated_clients_, m.authenticated_clients);
+        set(connections_accepted_, m.connections_accepted);
+        set(messages_received_, m.messages_received);
+        set(messages_sent_, m.messages_sent);
+        set(bytes_received_, m.bytes_received);
+        set(bytes_sent_, m.bytes_sent);
+        set(sync_stored_, m.sync_stored);
+        set(sync_redelivered_, m.sync_redelivered);
+        broker_connected_.store(m.broker_connected, std::memory_order_relaxed);
+    }
+
+    metrics load() const noexcept {
+        metrics m;
+        m.connections_open = get(connections_open_);
+        m.authenticated_clients = get(authenticated_clients_);
+        m.connections_accepted = get(connections_accepted_);
+        m.messages_received = get(messages_received_);
+        m.messages_sent = get(messages_sent_);
+        m.bytes_received = get(bytes_received_);
+        m.bytes_sent = get(bytes_sent_);
+        m.sync_stored = get(sync_stored_);
+        m.sync_redelivered = get(sync_redelivered_);
+        m.broker_connected = broker_connected_.load(std::memory_order_relaxed);
+        return m;
+    }
+
+private:
+    using counter = std::atomic<std::uint64_t>;
+    static void set(counter& c, std::uint64_t v) noexcept { c.store(v, std::memory_order_relaxed); }
+    static std::uint64_t get(counter const& c) noexcept { return c.load(std::memory_order_relaxed); }
+
+    counter connections_open_{0}, authenticated_clients_{0}, connections_accepted_{0}, messages_received_{0},
+        messages_sent_{0}, bytes_received_{0}, bytes_sent_{0}, sync_stored_{0}, sync_redelivered_{0};
+    std::atomic<bool> broker_connected_{true};
 };
 
 inline constexpr char prometheus_content_type[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -53,6 +118,12 @@ inline std::string render_prometheus(metrics const& m) {
     add("mesa_sync_stored_total", "counter", "Messages stored for offline ids (sync).", m.sync_stored);
     add("mesa_sync_redelivered_total", "counter", "Stored messages redelivered (sync).", m.sync_redelivered);
     add("mesa_broker_connected", "gauge", "1 when the broker (Redis) is reachable, else 0.", m.broker_connected ? 1 : 0);
+    out += "# HELP mesa_instance_connections_open Open WebSocket connections of each server instance (MESA_THREADS).\n"
+           "# TYPE mesa_instance_connections_open gauge\n";
+    for (std::size_t i = 0; i < m.instance_connections_open.size(); ++i) {
+        out += "mesa_instance_connections_open{instance=\"" + std::to_string(i) + "\"} " +
+               std::to_string(m.instance_connections_open[i]) + '\n';
+    }
     return out;
 }
 

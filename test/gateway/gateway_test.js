@@ -142,6 +142,37 @@ async function metrics (port) {
   return values;
 }
 
+/// The values of mesa_instance_connections_open, by instance number.
+function instanceGauges (values) {
+  const out = [];
+  for (let i = 0; `mesa_instance_connections_open{instance="${i}"}` in values; i++) {
+    out.push(values[`mesa_instance_connections_open{instance="${i}"}`]);
+  }
+  return out;
+}
+
+/// The HTTP status of a bare WebSocket upgrade (101 when admitted; that connection is then dropped).
+function upgradeStatus (port) {
+  return within(5000, new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/',
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64')
+      }
+    });
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('error', reject);
+    req.end();
+  }), 'upgrade');
+}
+
 async function eventually (what, check, ms = 3000) {
   const end = Date.now() + ms;
   for (;;) {
@@ -163,7 +194,7 @@ let gw = null; // the main gateway, shared by the tests below that need it
 test('--help exits 0 and lists every variable with its default', async () => {
   const r = spawnSync(binary, ['--help'], { encoding: 'utf8', timeout: 10000 });
   assert.strictEqual(r.status, 0, r.stderr);
-  for (const name of ['MESA_PORT', 'MESA_PATH', 'MESA_NAMESPACE', 'REDIS_URI', 'ENFORCE_EQUAL_VERSIONS', 'STORE_MESSAGES',
+  for (const name of ['MESA_PORT', 'MESA_THREADS', 'MESA_PATH', 'MESA_NAMESPACE', 'REDIS_URI', 'ENFORCE_EQUAL_VERSIONS', 'STORE_MESSAGES',
     'SYNC_ENABLED', 'SYNC_REDELIVERY_INTERVAL', 'PORTALS_ENABLED', 'PORTAL_DISTRIBUTE_LOAD', 'HEARTBEATS_ENABLED',
     'HEARTBEAT_INTERVAL', 'HEARTBEAT_MAX_ATTEMPTS', 'RECONNECTS_ENABLED', 'RECONNECT_INTERVAL', 'AUTH_TIMEOUT',
     'AUTH_REQUIRED', 'AUTH_SEND_USER_OBJECT', 'AUTH_DISCONNECT_ON_FAIL', 'AUTH_STORE_CONNECTED_USERS',
@@ -176,7 +207,8 @@ test('--help exits 0 and lists every variable with its default', async () => {
 
 test('invalid environment values stop start-up, naming the variable', async () => {
   for (const [name, value] of [['HEARTBEAT_INTERVAL', 'abc'], ['MESA_PORT', '70000'], ['SYNC_ENABLED', 'yes'],
-    ['AUTH_TIMEOUT', '-5'], ['MESA_PATH', 'ws'], ['REDIS_URI', 'http://nope']]) {
+    ['AUTH_TIMEOUT', '-5'], ['MESA_PATH', 'ws'], ['REDIS_URI', 'http://nope'], ['MESA_THREADS', '0'],
+    ['MESA_THREADS', '257']]) {
     const r = spawnSync(binary, [], { env: { PATH: process.env.PATH, [name]: value }, encoding: 'utf8', timeout: 10000 });
     assert.notStrictEqual(r.status, 0, `${name}=${value} was accepted`);
     assert.ok(r.status !== null, `${name}=${value}: killed by a signal`);
@@ -304,6 +336,8 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
   await pong;
   const during = await metrics(gw.port);
   assert.strictEqual(during.mesa_connections_open, 2);
+  assert.match(during.text, /# TYPE mesa_instance_connections_open gauge\n/);
+  assert.strictEqual(instanceGauges(during).reduce((a, b) => a + b, 0), 2, during.text);
   assert.strictEqual(during.mesa_authenticated_clients, 1);
   assert.strictEqual(during.mesa_connections_accepted_total, before.mesa_connections_accepted_total + 2);
   assert.ok(during.mesa_messages_received_total >= before.mesa_messages_received_total + 2);
@@ -376,6 +410,77 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
   g.proc.kill('SIGINT');
   assert.strictEqual((await within(5000, c.closed, 'close on SIGINT')).code, 1001);
   assert.deepStrictEqual(await within(5000, g.exited, 'exit after SIGINT'), { code: 0, signal: null });
+});
+
+test('MESA_THREADS=2: connections spread over both instances; every message reaches its clients once; SIGTERM closes all', async () => {
+  const g = await startGateway({ MESA_PORT: '0', MESA_THREADS: '2', WS_KEY: KEY, MESA_API_KEY: API_KEY, ENABLE_LOGGING: 'true' });
+  assert.match(g.stderr, /listening on port \d+, .*, 2 threads/);
+  const n = 40;
+  const ids = Array.from({ length: n }, (_, i) => `t${i}`);
+  const cs = await Promise.all(ids.map(async (id) => {
+    const c = await connect(g.url);
+    await within(5000, c.authenticate({ token: jwt({ id }, KEY) }), `authenticate ${id}`);
+    c.got = [];
+    c.on('message', (m) => c.got.push(m));
+    return c;
+  }));
+
+  // The kernel spreads connections over both instances; /metrics, wherever
+  // it is answered, counts them all at once.
+  const m = await metrics(g.port);
+  assert.strictEqual(m.mesa_connections_open, n);
+  assert.strictEqual(m.mesa_authenticated_clients, n);
+  assert.strictEqual(m.mesa_connections_accepted_total, n);
+  const per = instanceGauges(m);
+  assert.strictEqual(per.length, 2, m.text);
+  assert.strictEqual(per[0] + per[1], n, m.text);
+  assert.ok(per[0] > 0 && per[1] > 0, `every connection on one instance: ${per}`);
+
+  // Each HTTP request lands on either instance: broadcasts, one dispatch per
+  // id and one to every id reach clients of both instances, once each.
+  const auth = { Authorization: `Bearer ${API_KEY}` };
+  const dispatch = async (body) => assert.strictEqual((await request(g.port, 'POST', '/dispatch', { body, headers: auth })).status, 202);
+  for (let k = 0; k < 4; k++) await dispatch({ message: { d: { k }, t: 'ALL' } });
+  for (const [i, id] of ids.entries()) await dispatch({ message: { d: { i }, t: 'ONE' }, recipients: [id] });
+  await dispatch({ message: { d: {}, t: 'LIST' }, recipients: ids });
+  const expected = (c) => c.got.filter((x) => x.type === 'ALL').length === 4 && c.got.filter((x) => x.type === 'ONE').length === 1 &&
+    c.got.filter((x) => x.type === 'LIST').length === 1;
+  await eventually('every client got its messages', async () => assert.ok(cs.every(expected)), 5000);
+  await sleep(300); // anything delivered twice would have arrived by now
+  for (const [i, c] of cs.entries()) {
+    assert.deepStrictEqual(c.got.filter((x) => x.type === 'ALL').map((x) => x.data.k).sort(), [0, 1, 2, 3], ids[i]);
+    assert.deepStrictEqual(c.got.filter((x) => x.type === 'ONE').map((x) => x.data.i), [i], ids[i]);
+    assert.strictEqual(c.got.filter((x) => x.type === 'LIST').length, 1, ids[i]);
+    assert.strictEqual(c.got.length, 6, ids[i]);
+  }
+  const after = await metrics(g.port);
+  assert.strictEqual(after.mesa_http_dispatches_total, 4 + n + 1);
+  // hello, op 22, 4 broadcasts, one message to the id, one to every id
+  assert.strictEqual(after.mesa_messages_sent_total, 8 * n);
+
+  // Connection numbers are unique across instances; log lines never interleave.
+  const numbers = [...g.stderr.matchAll(/client #(\d+) connected from/g)].map((x) => Number(x[1]));
+  assert.strictEqual(numbers.length, n);
+  assert.strictEqual(new Set(numbers).size, n);
+  for (const line of g.stderr.split('\n').filter(Boolean)) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z mesa-gateway: /);
+
+  g.proc.kill('SIGTERM');
+  const closes = await within(5000, Promise.all(cs.map((c) => c.closed)), 'every client closed on SIGTERM');
+  assert.deepStrictEqual(closes.map((x) => x.code), cs.map(() => 1001));
+  assert.deepStrictEqual(await within(5000, g.exited, 'exit after SIGTERM'), { code: 0, signal: null });
+});
+
+test('MESA_THREADS=2: MESA_MAX_CONNECTIONS counts the whole gateway (HTTP 503 past it)', async () => {
+  const g = await startGateway({ MESA_PORT: '0', MESA_THREADS: '2', MESA_MAX_CONNECTIONS: '3', ENABLE_LOGGING: 'false' });
+  const open = [await connect(g.url), await connect(g.url), await connect(g.url)];
+  // Each upgrade lands on either instance; a limit per instance would admit some.
+  for (let i = 0; i < 10; i++) assert.strictEqual(await upgradeStatus(g.port), 503, `upgrade ${i}`);
+  assert.strictEqual((await metrics(g.port)).mesa_connections_open, 3);
+  open[0].disconnect(1000);
+  await within(5000, open[0].closed, 'close');
+  await eventually('a place is free again', async () => assert.strictEqual(await upgradeStatus(g.port), 101));
+  g.proc.kill('SIGTERM');
+  assert.deepStrictEqual(await within(5000, g.exited, 'exit after SIGTERM'), { code: 0, signal: null });
 });
 
 (async () => {

@@ -11,7 +11,9 @@
 #include <openssl/hmac.h>
 
 #include <map>
+#include <memory>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -71,6 +73,7 @@ TEST_CASE("config: defaults follow Mega and the reference") {
     REQUIRE(p.ok());
     auto const& c = p.value;
     CHECK(c.port == 4500);
+    CHECK(c.threads == std::min(std::max(1u, std::thread::hardware_concurrency()), 256u));
     CHECK(!c.path);
     CHECK(c.namespace_name.empty());
     CHECK(!c.redis_uri);
@@ -128,9 +131,13 @@ TEST_CASE("config: good values") {
     CHECK(!c.enable_logging);
     CHECK(c.ws_key == std::string("secret"));
     CHECK(c.api_key == std::string("k"));
-    auto top = parse({{"MESA_PORT", "65535"}, {"HEARTBEAT_INTERVAL", "3600000"}});
+    auto top = parse({{"MESA_PORT", "65535"}, {"HEARTBEAT_INTERVAL", "3600000"}, {"MESA_THREADS", "256"}});
     REQUIRE(top.ok());
     CHECK(top.value.port == 65535);
+    CHECK(top.value.threads == 256);
+    auto one = parse({{"MESA_THREADS", "1"}});
+    REQUIRE(one.ok());
+    CHECK(one.value.threads == 1);
 }
 
 TEST_CASE("config: bad values name their variable") {
@@ -148,7 +155,8 @@ TEST_CASE("config: bad values name their variable") {
                           bad{"PORTALS_ENABLED", "on"}, bad{"PORTAL_DISTRIBUTE_LOAD", "False"},
                           bad{"AUTH_REQUIRED", "0"}, bad{"MESA_PATH", "ws"}, bad{"MESA_PATH", ""},
                           bad{"WS_KEY", ""}, bad{"MESA_API_KEY", ""}, bad{"REDIS_URI", "http://x"},
-                          bad{"REDIS_URI", "redis://host:notaport"}}) {
+                          bad{"REDIS_URI", "redis://host:notaport"}, bad{"MESA_THREADS", "0"},
+                          bad{"MESA_THREADS", "257"}, bad{"MESA_THREADS", "two"}}) {
         CAPTURE(b.name);
         CAPTURE(b.value);
         auto p = parse({{b.name, b.value}});
@@ -161,7 +169,7 @@ TEST_CASE("config: bad values name their variable") {
 
 TEST_CASE("config: --help lists every variable with its default") {
     auto help = gateway::help_text();
-    for (auto const* name : {"MESA_PORT", "MESA_PATH", "MESA_NAMESPACE", "REDIS_URI", "ENFORCE_EQUAL_VERSIONS",
+    for (auto const* name : {"MESA_PORT", "MESA_THREADS", "MESA_PATH", "MESA_NAMESPACE", "REDIS_URI", "ENFORCE_EQUAL_VERSIONS",
                              "STORE_MESSAGES", "SYNC_ENABLED", "SYNC_REDELIVERY_INTERVAL", "PORTALS_ENABLED",
                              "PORTAL_DISTRIBUTE_LOAD", "HEARTBEATS_ENABLED", "HEARTBEAT_INTERVAL",
                              "HEARTBEAT_MAX_ATTEMPTS", "RECONNECTS_ENABLED", "RECONNECT_INTERVAL", "AUTH_TIMEOUT",
@@ -172,6 +180,7 @@ TEST_CASE("config: --help lists every variable with its default") {
     }
     CHECK(help.find("MESA_PORT (4500)") != std::string::npos);
     CHECK(help.find("HEARTBEAT_INTERVAL (10000)") != std::string::npos);
+    CHECK(help.find("MESA_THREADS (number of cores)") != std::string::npos);
 }
 
 TEST_CASE("jwt: a good HS256 token gives its id") {
@@ -376,4 +385,54 @@ TEST_CASE("limit variables: defaults, values and refusals") {
     parsed = parse({{"MESA_MAX_BACKLOG", "-1"}, {"MESA_ALLOWED_ORIGINS", ","}, {"MESA_MESSAGE_BURST", "0"}});
     REQUIRE(parsed.errors.size() == 3);
     CHECK(parsed.errors[0].find("MESA_MAX_BACKLOG") != std::string::npos);
+}
+
+TEST_CASE("metrics: the numbers of several instances add up, open connections also by instance") {
+    gateway::published_metrics first, second;
+    gateway::metrics a;
+    a.connections_open = 3;
+    a.authenticated_clients = 1;
+    a.messages_sent = 10;
+    a.sync_redelivered = 2;
+    gateway::metrics b;
+    b.connections_open = 4;
+    b.messages_sent = 5;
+    first.store(a);
+    second.store(b);
+
+    gateway::metrics total;
+    for (auto const* p : {&first, &second}) {
+        auto const part = p->load();
+        total += part;
+        total.instance_connections_open.push_back(part.connections_open);
+    }
+    CHECK(total.connections_open == 7);
+    CHECK(total.authenticated_clients == 1);
+    CHECK(total.messages_sent == 15);
+    CHECK(total.sync_redelivered == 2);
+    CHECK(total.broker_connected);
+    auto text = gateway::render_prometheus(total);
+    CHECK(text.find("mesa_connections_open 7\n") != std::string::npos);
+    CHECK(text.find("# TYPE mesa_instance_connections_open gauge\n"
+                    "mesa_instance_connections_open{instance=\"0\"} 3\n"
+                    "mesa_instance_connections_open{instance=\"1\"} 4\n") != std::string::npos);
+
+    // One instance without its broker makes the gateway's broker count as down.
+    b.broker_connected = false;
+    second.store(b);
+    total = first.load();
+    total += second.load();
+    CHECK(!total.broker_connected);
+}
+
+TEST_CASE("http api: instances sharing a dispatch counter each report the gateway's total") {
+    auto shared = std::make_shared<gateway::http_api::counter>(0);
+    gateway::http_api first({[](mesa::envelope const&) {}, {}}, std::nullopt, "memory", shared);
+    gateway::http_api second({[](mesa::envelope const&) {}, {}}, std::nullopt, "memory", shared);
+    mesa::http_request post{"POST", "/dispatch", {}, R"({"message":{"d":{}}})"};
+    CHECK(first.handle(post).status == 202);
+    CHECK(second.handle(post).status == 202);
+    CHECK(second.handle(post).status == 202);
+    CHECK(first.dispatches() == 3);
+    CHECK(first.handle({"GET", "/metrics", {}, {}}).body.find("mesa_http_dispatches_total 3\n") != std::string::npos);
 }
