@@ -200,6 +200,41 @@ TEST_CASE("socket: echo, a PING gets a PONG with the same data") {
     CHECK(h.errors.empty());
 }
 
+TEST_CASE("socket: a frame and a handshake larger than the read buffer arrive whole") {
+    // The read buffer bounds one read, not what a frame or request may be.
+    std::size_t const read_buffer = mesa::transport::detail::websocketpp_config::connection_read_buffer_size;
+    harness<plain_server> h;
+    auto& server = h.start();
+    install_echo(server);
+
+    SUBCASE("a frame near max_frame_bytes") {
+        ws_client c{h.ioc};
+        REQUIRE(c.connect_and_wait(h.port()));
+        REQUIRE(c.wait_texts(1));
+        std::string const pad(h.options.max_frame_bytes - 64, 'x');
+        std::string const frame = ping({{"n", 1}, {"pad", pad}});
+        REQUIRE(frame.size() <= h.options.max_frame_bytes);
+        REQUIRE(frame.size() > 100 * read_buffer);
+        c.send_text(frame);
+        REQUIRE(c.wait_texts(2));
+        auto pongs = frames(c, 0, "PONG");
+        REQUIRE(pongs.size() == 1);
+        CHECK(pongs[0]["d"] == json::value(json::object{{"n", 1}, {"pad", pad}}));
+        check_echo(h.ioc, c, 2);  // the frames after it are read as usual
+    }
+    SUBCASE("an upgrade request with a header several reads long") {
+        raw_http upgrade{h.ioc};
+        upgrade.start(h.port(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                                "Cookie: c=" + std::string(4 * read_buffer, 'c') + "\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return upgrade.body().find("\"op\":10") != std::string::npos; }));
+        CHECK(upgrade.status() == 101);
+        CHECK(upgrade.headers().find("Server:") == std::string::npos);  // kept by every connection otherwise
+        CHECK(server.clients().size() == 1);
+    }
+    CHECK(h.errors.empty());
+}
+
 TEST_CASE("socket: options.path restricts the upgrade to that path") {
     SUBCASE("path set to /ws") {
         harness<plain_server> h;

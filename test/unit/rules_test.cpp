@@ -53,6 +53,24 @@ TEST_CASE("message store keeps sent and received messages, bounded") {
     CHECK(log.sent.back() == mesa::message("ECHO", object{{"i", 3}}));
 }
 
+TEST_CASE("message store log: oldest first through drops and reclaimed slots") {
+    mesa::message_store::message_log log;
+    CHECK(log.empty());
+    CHECK(log.begin() == log.end());
+    auto numbered = [](int i) { return mesa::message("M", object{{"i", i}}); };
+    int next = 0;
+    for (int round = 0; round < 50; ++round) {  // many reclaims at various sizes
+        for (int k = 0; k < round % 7 + 1; ++k) log.push_back(numbered(next++));
+        for (int k = 0; k < round % 5 && log.size() > 1; ++k) log.pop_front();
+        int expected = next - static_cast<int>(log.size());
+        REQUIRE(log.front().d.at("i") == expected);
+        REQUIRE(log.back().d.at("i") == next - 1);
+        for (std::size_t i = 0; i < log.size(); ++i) REQUIRE(log[i].d.at("i") == expected + static_cast<int>(i));
+        for (auto const& m : log) REQUIRE(m.d.at("i") == expected++);
+        REQUIRE(expected == next);
+    }
+}
+
 TEST_CASE("middleware sees the reference's events, keeps state, and a throwing one is reported") {
     using server_type = memory_server<mesa::authentication, mesa::sync, mesa::middleware>;
     asio::io_context ioc;

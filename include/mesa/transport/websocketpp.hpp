@@ -44,7 +44,11 @@ public:
     static constexpr char const* scheme = socket_policy::scheme;
 
     basic_websocketpp(asio::io_context& ioc, settings s, options o = {})
-        : ioc_(ioc), settings_(std::move(s)), options_(std::move(o)) {}
+        : ioc_(ioc), settings_(std::move(s)), options_(std::move(o)) {
+        // No "Server: WebSocket++/x.y.z" header: every connection would keep
+        // its own copy of the name and of that header for its whole life.
+        endpoint_.set_user_agent("");
+    }
     basic_websocketpp(basic_websocketpp const&) = delete;
     basic_websocketpp& operator=(basic_websocketpp const&) = delete;
 

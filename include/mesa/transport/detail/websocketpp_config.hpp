@@ -83,9 +83,13 @@ struct basic_websocketpp_config : websocketpp::config::core {
     };
     using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
 
-    // Mesa frames are small JSON objects; 16 KiB (websocketpp's default) per
-    // idle connection buys nothing.
-    static const size_t connection_read_buffer_size = 4096;
+    // The read buffer is inline in every connection object, idle or not.
+    // websocketpp parses handshakes and frames incrementally, so it bounds
+    // only how much one read takes in, not what a request or frame may be:
+    // Mesa frames are small JSON objects that fit one read, and a frame up to
+    // max_frame_bytes or a large handshake just takes several reads.
+    // websocketpp's default is 16 KiB.
+    static const size_t connection_read_buffer_size = 1024;
     // Mesa does not negotiate extensions (no permessage-deflate).
     static const bool enable_extensions = false;
 };
