@@ -95,6 +95,7 @@ public:
         // When not empty, upgrades whose Origin is not listed get HTTP 403
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
+        bool reuse_port = false;  // several servers on one port; the kernel spreads new connections over them
         typename Transport::options transport{};
         typename Broker::options broker{};
         std::tuple<typename Features::options...> features{};
@@ -117,7 +118,8 @@ public:
         : ioc_(ioc),
           options_(std::move(opts)),
           keys_(options_.namespace_name),
-          transport_(ioc_, transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes},
+          transport_(ioc_, transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes,
+                                                 options_.reuse_port},
                      options_.transport),
           broker_(ioc_.get_executor(), options_.broker),
           components_(component_init<Features>{*this, options_.template feature<Features>()}...) {}
@@ -216,6 +218,7 @@ public:
     /// Closes one client's connection.
     void close(client& c, std::uint16_t code, std::string const& reason = {}) {
         if (!c.open_ || c.closing_) return;
+        flush_broadcasts();  // what was sent before the close goes out before it
         c.closing_ = true;  // nothing more is queued behind the close frame
         transport_.close(c.connection_, code, reason);
     }
@@ -268,32 +271,34 @@ public:
     std::size_t local_count(std::string const& id) const { return by_id_.count(id); }
 
     /// The frame of `m`, to deliver to many clients at the cost of one.
-    frame prepare(message const& m) { return transport_.prepare(serialize(m)); }
+    frame prepare(message const& m) {
+        std::string text = serialize(m);
+        // serialize() may leave up to half its buffer unused; a frame can wait
+        // on many slow clients, so a large one keeps only its bytes.
+        if (text.capacity() - text.size() > 4096) text.shrink_to_fit();
+        return transport_.prepare(std::move(text));
+    }
 
     /// Delivers a frame prepared from `m` to `c`; false when `c` is closing.
     bool deliver(client& c, message const& m, frame const& f) {
         if (!c.open_ || c.closing_) return false;
+        flush_broadcasts();  // keeps each client's messages in the order they were sent
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(f);
-        if (options_.max_backlog_bytes && Transport::buffered_bytes(c.connection_) > options_.max_backlog_bytes) {
-            report("client stopped reading: over " + std::to_string(options_.max_backlog_bytes) +
-                       " bytes wait for it, closing it",
-                   c.shared_from_this());
-            close(c, close_code::backlog_exceeded, "send backlog exceeded");
-            return false;
-        }
+        if (!within_backlog(c)) return false;
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
         return true;
     }
 
-    /// Delivers to this server's matching clients at once and publishes on
-    /// the cluster's `ws` channel for the other instances (so local clients
-    /// are served even while the broker is unreachable).
+    /// Delivers to this server's matching clients (at once, or with the
+    /// current burst of broadcasts) and publishes on the cluster's `ws`
+    /// channel for the other instances, so local clients are served even
+    /// while the broker is unreachable.
     void publish(envelope e) {
-        deliver_local(e, true);
         e.origin = instance_id_;
         broker_.publish(keys_.ws(), serialize(e));
+        deliver_local(std::move(e), true);
     }
 
     /// This instance's id in the cluster.
@@ -342,6 +347,7 @@ private:
     }
 
     void opened(connection_ptr const& con) {
+        flush_broadcasts();  // broadcasts sent before this client came are not for it
         auto c = std::make_shared<client>(*this, con);
         con->context = c.get();
         c->index_ = clients_.size();
@@ -426,15 +432,33 @@ private:
             report(why);
             return;
         }
-        if (e.origin != instance_id_) deliver_local(e, false);
+        if (e.origin != instance_id_) deliver_local(std::move(e), false);
     }
 
-    void deliver_local(envelope const& e, bool from_here) {
+    /// False, and `c` closed with 4002, when more than max_backlog_bytes wait for it.
+    bool within_backlog(client& c) {
+        if (!options_.max_backlog_bytes || Transport::buffered_bytes(c.connection_) <= options_.max_backlog_bytes)
+            return true;
+        report("client stopped reading: over " + std::to_string(options_.max_backlog_bytes) +
+                   " bytes wait for it, closing it",
+               c.shared_from_this());
+        close(c, close_code::backlog_exceeded, "send backlog exceeded");
+        return false;
+    }
+
+    void deliver_local(envelope e, bool from_here) {
         if (e.msg.op == opcode::internal_event) {
             if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT")
                 for_recipients(e, [&](client& c) { close(c, close_code::normal, "disconnected by the cluster"); });
             return;
         }
+        if constexpr (!tracks_deliveries) {
+            if (e.to_everyone()) {
+                queue_broadcast(std::move(e));
+                return;
+            }
+        }
+        flush_broadcasts();
         std::optional<frame> f;  // framed once, only when someone receives it
         delivered_.clear();
         for_recipients(e, [&](client& c) {
@@ -450,6 +474,84 @@ private:
         }
     }
 
+    // ---- bursts of broadcasts ------------------------------------------------
+    // Broadcasts that arrive together (a batch of publications read from the
+    // broker, several sends in one handler) wait until the io_context has run
+    // what is ready; then every client takes the whole burst as one frame of
+    // joined bytes: one queued message and one write per client per burst
+    // instead of one per message. Any other send or close flushes the burst
+    // first, so each client still sees everything in the order it was sent.
+    // A burst is capped so a slow client overshoots its backlog bound by at
+    // most one burst, and no broadcast waits behind an endless one.
+    static constexpr std::size_t max_burst_bytes = 64 * 1024;
+
+    struct pending_broadcast {
+        envelope e;
+        frame f;
+    };
+
+    void queue_broadcast(envelope e) {
+        frame f = prepare(e.msg);
+        burst_bytes_ += Transport::frame_size(f);
+        broadcasts_.push_back({std::move(e), std::move(f)});
+        if (burst_bytes_ >= max_burst_bytes) {
+            flush_broadcasts();
+            return;
+        }
+        if (flush_posted_) return;
+        flush_posted_ = true;
+        asio::post(ioc_, [this, alive = alive_] {
+            if (!*alive) return;
+            flush_posted_ = false;
+            flush_broadcasts();
+        });
+    }
+
+    void flush_broadcasts() {
+        if (broadcasts_.empty() || flushing_) return;
+        flushing_ = true;
+        std::vector<pending_broadcast> burst;
+        burst.swap(broadcasts_);
+        std::size_t const burst_bytes = std::exchange(burst_bytes_, 0);
+        bool const excludes =
+            std::any_of(burst.begin(), burst.end(), [](auto const& b) { return !b.e.excluding.empty(); });
+        std::optional<frame> joined;  // built for the first client that takes the whole burst
+        // Closing is asynchronous, so the list does not change under this loop.
+        for (std::size_t i = 0; i < clients_.size(); ++i) {
+            client& c = *clients_[i];
+            if (!c.open_ || c.closing_ || !may_receive(c)) continue;
+            bool const takes_all =
+                !excludes || std::none_of(burst.begin(), burst.end(), [&](auto const& b) { return excluded(c, b.e); });
+            if (takes_all && burst.size() > 1) {
+                if (!joined) {
+                    std::vector<frame> frames;
+                    frames.reserve(burst.size());
+                    for (auto const& b : burst) frames.push_back(b.f);
+                    joined = Transport::join(frames);
+                }
+                transport_.send(c.connection_, *joined);
+                stats_.messages_sent += burst.size();
+                stats_.bytes_sent += burst_bytes;
+            } else {
+                for (auto const& b : burst) {
+                    if (excluded(c, b.e)) continue;
+                    transport_.send(c.connection_, b.f);
+                    ++stats_.messages_sent;
+                    stats_.bytes_sent += Transport::frame_size(b.f);
+                }
+            }
+            if (!within_backlog(c)) continue;
+            for (auto const& b : burst) {
+                if (!excluded(c, b.e)) for_each_component([&](auto& comp) { comp.on_sent(c, b.e.msg); });
+            }
+        }
+        flushing_ = false;
+    }
+
+    static bool excluded(client const& c, envelope const& e) {
+        return !c.id_.empty() && std::find(e.excluding.begin(), e.excluding.end(), c.id_) != e.excluding.end();
+    }
+
     bool may_receive(client const& c) {
         bool ok = true;
         std::apply([&](auto const&... comp) { ok = (comp.may_receive(c) && ...); }, components_);
@@ -458,14 +560,11 @@ private:
 
     template <class F>
     void for_recipients(envelope const& e, F&& f) {
-        auto excluded = [&](client const& c) {
-            return !c.id_.empty() && std::find(e.excluding.begin(), e.excluding.end(), c.id_) != e.excluding.end();
-        };
         if (e.to_everyone()) {
             // Closing is asynchronous, so the list does not change under this loop.
             for (std::size_t i = 0; i < clients_.size(); ++i) {
                 client& c = *clients_[i];
-                if (!excluded(c)) f(c);
+                if (!excluded(c, e)) f(c);
             }
             return;
         }
@@ -502,6 +601,10 @@ private:
         void clear() {}
     };
     std::conditional_t<tracks_deliveries, std::vector<client*>, no_list> delivered_;
+    std::vector<pending_broadcast> broadcasts_;  // the current burst, see queue_broadcast()
+    std::size_t burst_bytes_ = 0;
+    bool flush_posted_ = false;
+    bool flushing_ = false;
 
     std::string instance_id_ = detail::uuid_v4();
     std::vector<client_ptr> clients_;

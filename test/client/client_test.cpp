@@ -333,7 +333,8 @@ TEST_CASE(
     for (int n = 1; n <= 5; ++n)
         CHECK(c.send(mesa::message("Q", {{"n", n}})) == mesa::client::send_status::queued);
     run_for(ioc, 150ms);  // a few refused attempts meanwhile
-    CHECK(c.reconnecting());
+    // Between attempts a reconnection is scheduled (during one it is not).
+    CHECK(wait_until(ioc, [&] { return c.reconnecting(); }, 1000ms));
     CHECK(r.errors_of(mesa::client::error_kind::connection_failed) >= 1);
 
     s = std::make_unique<our_server>(ioc, port);

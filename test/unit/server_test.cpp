@@ -192,6 +192,69 @@ TEST_CASE("send reaches every client; client.send only one; disconnect closes wi
     CHECK(s.clients().size() == 1);
 }
 
+TEST_CASE("a burst of broadcasts reaches each client as one write, in order, behind nothing sent later") {
+    asio::io_context ioc;
+    plain_server s{ioc};
+    s.start();
+    auto a = s.transport().connect("/");
+    auto b = s.transport().connect("/");
+    drain(ioc);
+    std::size_t const writes_before = a->writes();
+    for (int i = 0; i < 50; ++i) s.send(mesa::message("ALL", object{{"i", i}}));
+    drain(ioc);
+    for (auto const* peer : {a.get(), b.get()}) {
+        auto got = of_type(*peer, "ALL");
+        REQUIRE(got.size() == 50);
+        for (int i = 0; i < 50; ++i) CHECK(got[i].d.at("i").as_int64() == i);
+    }
+    CHECK(a->writes() == writes_before + 1);
+    CHECK(s.stats().messages_sent == 2 + 2 * 50);
+
+    // A direct send, a close or a new connection comes after the broadcasts sent before it.
+    a->clear();
+    b->clear();
+    auto target = s.clients().front();
+    auto& peer = target->connection() == a ? *a : *b;
+    s.send(mesa::message("FIRST", {}));
+    target->send(mesa::message("SECOND", {}));
+    s.send(mesa::message("THIRD", {}));
+    target->disconnect(4100);
+    auto late = s.transport().connect("/");
+    drain(ioc);
+    std::vector<std::string> order;
+    for (auto const& m : messages_of(peer)) order.push_back(*m.t);
+    CHECK(order == std::vector<std::string>{"FIRST", "SECOND", "THIRD"});
+    CHECK(peer.close_code() == 4100);
+    CHECK(of_type(*late, "FIRST").empty());
+    CHECK(of_type(*late, "THIRD").empty());
+}
+
+TEST_CASE("in a burst with exclusions, an excluded client gets the rest of the burst in order") {
+    asio::io_context ioc;
+    featured_server s{ioc};
+    trust_ids(s);
+    s.start();
+    auto ann = s.transport().connect("/");
+    auto bob = s.transport().connect("/");
+    ann->send_text(auth_frame("ann"));
+    bob->send_text(auth_frame("bob"));
+    drain(ioc);
+    ann->clear();
+    bob->clear();
+    s.send(mesa::message("ONE", {}));
+    s.send(mesa::message("NOT_BOB", {}), {"*"}, {"bob"});
+    s.send(mesa::message("TWO", {}));
+    drain(ioc);
+    auto types = [](auto const& peer) {
+        std::vector<std::string> out;
+        for (auto const& m : messages_of(peer))
+            if (m.op == mesa::opcode::dispatch) out.push_back(*m.t);
+        return out;
+    };
+    CHECK(types(*ann) == std::vector<std::string>{"ONE", "NOT_BOB", "TWO"});
+    CHECK(types(*bob) == std::vector<std::string>{"ONE", "TWO"});
+}
+
 TEST_CASE("plain HTTP requests reach the handler; without one they get 426") {
     asio::io_context ioc;
     plain_server s{ioc};

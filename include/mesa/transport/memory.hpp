@@ -36,6 +36,8 @@ public:
 
         /// Frames the server sent to this peer, in order.
         std::vector<std::string> const& received() const { return received_; }
+        /// Times the server wrote to this peer (a joined burst counts once).
+        std::size_t writes() const { return writes_; }
         /// Drops what was read so far.
         void clear() { received_.clear(); }
         /// Stops reading, as a slow consumer: later frames pile up unread.
@@ -81,10 +83,12 @@ public:
         int http_status_ = 0;
         bool stalled_ = false;
         std::size_t unread_bytes_ = 0;
+        std::size_t writes_ = 0;
     };
 
     using connection_ptr = std::shared_ptr<connection>;
-    using frame = std::shared_ptr<std::string const>;
+    /// One or more text frames (several once joined), in order.
+    using frame = std::shared_ptr<std::vector<std::string> const>;
 
     memory(asio::io_context& ioc, settings s, options = {}) : ioc_(ioc), settings_(std::move(s)) {}
 
@@ -120,17 +124,31 @@ public:
         return events_.on_http(req);
     }
 
-    static frame prepare(std::string payload) { return std::make_shared<std::string const>(std::move(payload)); }
+    static frame prepare(std::string payload) {
+        return std::make_shared<std::vector<std::string> const>(1, std::move(payload));
+    }
+
+    /// The frames of `frames`, in order, as one frame sent at once.
+    static frame join(std::vector<frame> const& frames) {
+        std::vector<std::string> all;
+        for (auto const& f : frames) all.insert(all.end(), f->begin(), f->end());
+        return std::make_shared<std::vector<std::string> const>(std::move(all));
+    }
 
     static void send(connection_ptr const& con, frame const& f) {
         if (!con->open_) return;
-        if (con->stalled_) con->unread_bytes_ += f->size();
-        else con->received_.push_back(*f);
+        ++con->writes_;
+        if (con->stalled_) con->unread_bytes_ += frame_size(f);
+        else con->received_.insert(con->received_.end(), f->begin(), f->end());
     }
 
     /// Bytes the peer has not read yet (see stall()).
     static std::size_t buffered_bytes(connection_ptr const& con) { return con->unread_bytes_; }
-    static std::size_t frame_size(frame const& f) { return f->size(); }
+    static std::size_t frame_size(frame const& f) {
+        std::size_t bytes = 0;
+        for (auto const& payload : *f) bytes += payload.size();
+        return bytes;
+    }
 
     static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
         if (!con->open_) return;

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <mesa/transport/settings.hpp>
 
@@ -27,6 +28,7 @@ struct has_operations<
                    decltype(std::declval<T&>().stop_listening()),
                    decltype(std::uint16_t(std::declval<T&>().local_port())),
                    decltype(typename T::frame(T::prepare(std::string()))),
+                   decltype(typename T::frame(T::join(std::declval<std::vector<typename T::frame> const&>()))),
                    decltype(T::send(std::declval<typename T::connection_ptr const&>(),
                                     std::declval<typename T::frame const&>())),
                    decltype(std::size_t(T::buffered_bytes(std::declval<typename T::connection_ptr const&>()))),
@@ -47,7 +49,7 @@ constexpr bool check() {
                   "Transport requirement: a constructor (asio::io_context&, settings, options)");
     static_assert(detail::has_operations<T>::value,
                   "Transport requirement: start(events), stop_listening(), local_port(), static prepare(payload), "
-                  "static send(con, frame), static buffered_bytes(con), static frame_size(frame), static close(con, code, reason), "
+                  "static join(vector of frames), static send(con, frame), static buffered_bytes(con), static frame_size(frame), static close(con, code, reason), "
                   "and a `void* context` slot on each connection");
     return true;
 }

@@ -7,9 +7,9 @@
 //
 // Thread-safety: none; an instance belongs to the thread running its io_context.
 // One instance per server and thread. Frames are prepared once (header and
-// payload) and the same prepared frame is queued on every recipient;
-// websocketpp then writes everything queued on a connection in one gathered
-// write, so a burst costs one write per connection.
+// payload) and the same prepared frame is queued on every recipient; a burst
+// of broadcasts is joined into one buffer of whole frames (join()), so it
+// costs each connection one queued message and one write.
 #include <websocketpp/frame.hpp>
 #include <websocketpp/server.hpp>
 
@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <mesa/transport/detail/websocketpp_config.hpp>
 #include <mesa/transport/settings.hpp>
@@ -61,10 +62,23 @@ public:
         endpoint_.get_elog().set_sink(events_.on_log);
         endpoint_.init_asio(&ioc_);
         endpoint_.set_reuse_addr(true);
+        if (settings_.reuse_port) {
+            endpoint_.set_tcp_pre_bind_handler([](auto const& acceptor) {
+                websocketpp::lib::error_code ec;
+                acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+                return ec;
+            });
+        }
         endpoint_.set_max_message_size(settings_.max_frame_bytes);
         endpoint_.set_validate_handler([this](websocketpp::connection_hdl h) { return validate(h); });
         endpoint_.set_open_handler([this](websocketpp::connection_hdl h) {
-            if (auto con = lock(h)) events_.on_open(con);
+            auto con = lock(h);
+            if (!con) return;
+            // Writes are already coalesced per burst; Nagle would only delay
+            // the next one behind a delayed ACK.
+            asio::error_code ec;
+            con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+            events_.on_open(con);
         });
         endpoint_.set_message_handler([this](websocketpp::connection_hdl h, typename endpoint_type::message_ptr msg) {
             if (auto con = lock(h)) {
@@ -108,6 +122,23 @@ public:
         websocketpp::frame::extended_header extended(payload.size());
         msg->set_header(websocketpp::frame::prepare_header(header, extended));
         msg->get_raw_payload().swap(payload);
+        msg->set_prepared(true);
+        return msg;
+    }
+
+    /// The frames of `frames`, in order, as one frame: their bytes in one
+    /// buffer, so each recipient costs one queued message and one write
+    /// however many frames a burst holds.
+    static frame join(std::vector<frame> const& frames) {
+        std::string bytes;
+        std::size_t size = 0;
+        for (auto const& f : frames) size += f->get_header().size() + f->get_payload().size();
+        bytes.reserve(size);
+        for (auto const& f : frames) bytes.append(f->get_header()).append(f->get_payload());
+        auto msg = std::make_shared<message_type>(typename message_type::con_msg_man_ptr(),
+                                                  websocketpp::frame::opcode::text, 0);
+        // No header of its own: the payload is already whole frames.
+        msg->get_raw_payload().swap(bytes);
         msg->set_prepared(true);
         return msg;
     }

@@ -55,7 +55,9 @@ public:
           resolver_(executor),
           timer_(executor),
           backoff_(settings_.reconnect_initial, settings_.reconnect_max),
-          read_buffer_(16 * 1024) {}
+          // Publications read together are delivered as one burst (one write
+          // per client), so a read may take a whole burst at once.
+          read_buffer_(64 * 1024) {}
 
     redis_connection(redis_connection const&) = delete;
     redis_connection& operator=(redis_connection const&) = delete;
