@@ -609,17 +609,23 @@ class loadgen {
     }
 
     // ---- fanout -------------------------------------------------------------
-    void publish() {
-        if (hellos_ == 0) return finish();
+    /// Connects the socket fanout and soak PUBLISH on (RESP written by hand);
+    /// false, with an error counted, when Redis is not there.
+    bool connect_redis() {
         redis_ = std::make_unique<tcp::socket>(ioc_);
         asio::error_code ec;
         redis_->connect(tcp::endpoint(asio::ip::make_address(o_.redis_host), o_.redis_port), ec);
         if (ec) {
             std::cerr << "mesa-loadgen: cannot connect to Redis: " << ec.message() << "\n";
             ++errors_;
-            return finish();
+            return false;
         }
         redis_->set_option(tcp::no_delay(true));
+        return true;
+    }
+
+    void publish() {
+        if (hellos_ == 0 || !connect_redis()) return finish();
         std::string pad(o_.payload_bytes > 24 ? o_.payload_bytes - 24 : 1, 'x');
         expected_suffix_ = ",\"pad\":\"" + pad + "\"},\"t\":\"BENCH\"}";
         for (std::size_t i = 0; i < o_.messages; ++i) {
@@ -767,15 +773,7 @@ class loadgen {
             ++errors_;
             return finish();
         }
-        redis_ = std::make_unique<tcp::socket>(ioc_);
-        asio::error_code ec;
-        redis_->connect(tcp::endpoint(asio::ip::make_address(o_.redis_host), o_.redis_port), ec);
-        if (ec) {
-            std::cerr << "mesa-loadgen: cannot connect to Redis: " << ec.message() << "\n";
-            ++errors_;
-            return finish();
-        }
-        redis_->set_option(tcp::no_delay(true));
+        if (!connect_redis()) return finish();
         soak_pad_.assign(o_.payload_bytes > 40 ? o_.payload_bytes - 40 : 1, 'x');
         expected_suffix_ = ",\"pad\":\"" + soak_pad_ + "\"},\"t\":\"SOAK\"}";
         if (!o_.samples_file.empty()) samples_out_.open(o_.samples_file, std::ios::trunc);

@@ -5,13 +5,12 @@
 // (node_server.js): the library's mesa::client talking to both implementations.
 // Usage: node mesa_client_test.js mesa-client interop_server mesa-gateway
 'use strict';
-const { spawn, execFileSync } = require('child_process');
-const crypto = require('crypto');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const assert = require('assert');
+const h = require('../support/harness');
+const { sleep, within, jwt, test } = h;
 
 const [client, interopServer, gateway] = process.argv.slice(2);
 if (!gateway) {
@@ -19,42 +18,17 @@ if (!gateway) {
   process.exit(2);
 }
 
-const children = new Set();
-process.on('exit', () => { for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} } });
-const overall = setTimeout(() => { console.error('mesa-client test: overall timeout'); process.exit(1); }, 100000);
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-function within (ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })
-  ]);
-}
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-const b64url = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
-function jwt (payload, key) {
-  const input = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(payload)}`;
-  return `${input}.${crypto.createHmac('sha256', key).update(input).digest('base64url')}`;
-}
+h.deadline(100000, 'mesa-client test: overall timeout');
 
 /// Spawns a process; collects stdout/stderr; `exited` resolves with {code, signal}.
 function run (binary, args, opts = {}) {
-  const proc = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
-  children.add(proc);
-  const p = { proc, out: '', err: '' };
+  const proc = h.spawnChild(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+  const p = { proc, out: '', err: '', exited: proc.exited };
   proc.stdin.on('error', () => {}); // EPIPE when it exited first (usage errors)
   proc.stdout.on('data', (c) => { p.out += c; });
-  proc.stderr.on('data', (c) => { p.err += c; if (process.env.CLIENT_TEST_VERBOSE) process.stderr.write(c); });
-  p.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
+  proc.stderr.on('data', (c) => { p.err += c; if (h.verbose) process.stderr.write(c); });
   p.lines = () => p.out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  p.waitFor = (what, check, ms = 5000) => within(ms, (async () => { while (!check()) await sleep(20); })(), `${what}\nstdout: ${p.out}\nstderr: ${p.err}`);
+  p.waitFor = (what, check, ms = 5000) => h.until(ms, check, `${what}\nstdout: ${p.out}\nstderr: ${p.err}`);
   return p;
 }
 
@@ -73,21 +47,16 @@ async function startInterop () {
   return s;
 }
 const KEY = 'client-test-secret';
-async function startGateway (port, extraEnv = {}) {
-  const g = run(gateway, [], {
-    env: { PATH: process.env.PATH, MESA_PORT: String(port), WS_KEY: KEY, RECONNECTS_ENABLED: 'true', RECONNECT_INTERVAL: '100', HEARTBEATS_ENABLED: 'true', HEARTBEAT_INTERVAL: '100', HEARTBEAT_MAX_ATTEMPTS: '1', ...extraEnv }
+function startGateway (port, extraEnv = {}) {
+  return h.startGateway(gateway, {
+    MESA_PORT: String(port), WS_KEY: KEY, RECONNECTS_ENABLED: 'true', RECONNECT_INTERVAL: '100', HEARTBEATS_ENABLED: 'true', HEARTBEAT_INTERVAL: '100', HEARTBEAT_MAX_ATTEMPTS: '1', ...extraEnv
   });
-  await g.waitFor('gateway start-up', () => /listening on port \d+/.test(g.err), 10000);
-  return g;
 }
 async function startNode (port) {
   const s = run(process.execPath, [path.join(__dirname, 'node_server.js'), String(port)], { env: process.env });
   await s.waitFor('Node server start-up', () => /listening on \d+/.test(s.out));
   return s;
 }
-
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
 
 // ---- usage and URLs ----------------------------------------------------------------
 test('bad usage and URLs exit 2 with a clear message', async () => {
@@ -106,7 +75,7 @@ test('bad usage and URLs exit 2 with a clear message', async () => {
 });
 
 test('no server there: exit 1, saying it cannot connect', async () => {
-  const r = await mesaClient([`ws://127.0.0.1:${await freePort()}`], ['PING {}']);
+  const r = await mesaClient([`ws://127.0.0.1:${await h.freePort()}`], ['PING {}']);
   assert.strictEqual(r.code, 1, r.err);
   assert.match(r.err, /cannot connect to ws:\/\/127\.0\.0\.1:\d+/);
 });
@@ -147,7 +116,7 @@ test('interop_server: synced messages printed with s in order; --no-sync drops t
 
 // ---- our gateway: JWT, restart on the same port ------------------------------------------
 test('mesa-gateway: JWT auth, then a restart on the same port: reconnects, re-authenticates, flushes the queue', async () => {
-  const port = await freePort();
+  const port = await h.freePort();
   let g = await startGateway(port);
   const url = `ws://127.0.0.1:${port}`;
   const bad = await mesaClient([url, '--token', jwt({ id: 'eve' }, 'wrong-key')], []);
@@ -160,8 +129,7 @@ test('mesa-gateway: JWT auth, then a restart on the same port: reconnects, re-au
   await sleep(400); // heartbeats at 100 ms, one attempt allowed: answered or we would be closed
   assert.doesNotMatch(c.err, /disconnected/);
 
-  g.proc.kill('SIGKILL');
-  await g.exited;
+  await g.stop('SIGKILL');
   await c.waitFor('reconnecting', () => /disconnected \(1006[^)]*\); reconnecting/.test(c.err));
   c.proc.stdin.write('PING {"n":2}\nPING {"n":3}\n'); // queued while the gateway is down
   await sleep(300);
@@ -179,12 +147,8 @@ test('mesa-gateway over wss://: verified with --ca, refused by default, --insecu
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-client-tls-'));
   let g;
   try {
-    const cert = path.join(dir, 'cert.pem');
-    const key = path.join(dir, 'key.pem');
-    execFileSync(process.env.OPENSSL || 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-      '-nodes', '-days', '1', '-subj', '/CN=mesa-client-test', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', key, '-out', cert], { stdio: 'ignore' });
-    const port = await freePort();
+    const { cert, key } = h.selfSignedCert(dir, 'server');
+    const port = await h.freePort();
     g = await startGateway(port, { TLS_CERT: cert, TLS_KEY: key });
     const url = `wss://127.0.0.1:${port}`;
     const token = jwt({ id: 'tess' }, KEY);
@@ -211,7 +175,7 @@ test('mesa-gateway over wss://: verified with --ca, refused by default, --insecu
 
 // ---- the Node reference server -------------------------------------------------------------
 test('Node @cryb/mesa Server: hello, heartbeats, auth with the user object, restart, queue flush', async () => {
-  const port = await freePort();
+  const port = await h.freePort();
   let s = await startNode(port);
   const url = `ws://127.0.0.1:${port}`;
   const bad = await mesaClient([url, '--token', 'bad'], []);
@@ -240,18 +204,4 @@ test('Node @cryb/mesa Server: hello, heartbeats, auth with the user object, rest
   s.proc.kill('SIGKILL');
 });
 
-(async () => {
-  let failed = 0;
-  for (const { name, fn } of tests) {
-    try {
-      await fn();
-      console.log(`ok - ${name}`);
-    } catch (e) {
-      failed++;
-      console.log(`not ok - ${name}\n  ${String(e.stack || e).split('\n').join('\n  ')}`);
-    }
-  }
-  clearTimeout(overall);
-  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
-  process.exit(failed ? 1 : 0);
-})();
+h.runTests();

@@ -3,90 +3,40 @@
 // and the npm @cryb/mesa@1.5.8 Client, Dispatcher, Portal and Server.
 // Usage: node cluster_test.js path/to/mesa-gateway path/to/mesa-dispatcher path/to/mesa-portal
 'use strict';
-const { spawn, spawnSync } = require('child_process');
-const crypto = require('crypto');
-const http = require('http');
-const net = require('net');
-const path = require('path');
+const { spawnSync } = require('child_process');
 const assert = require('assert');
+const h = require('../support/harness');
+const { sleep, within, eventually } = h;
 
-const modules = path.join(__dirname, '..', 'interop', 'node_modules');
-const load = (name) => { try { return require(name); } catch (_) { return require(path.join(modules, name)); } };
-const mesa = load('@cryb/mesa');
-const { Client, Message, Dispatcher, Portal } = mesa;
+const mesa = h.load('@cryb/mesa');
+const { Message, Dispatcher, Portal } = mesa;
 const NodeServer = mesa.default;
-const Redis = load('ioredis');
+const Redis = h.load('ioredis');
 
 const [gatewayBin, dispatcherBin, portalBin] = process.argv.slice(2);
 if (!gatewayBin || !dispatcherBin || !portalBin) {
   console.error('usage: node cluster_test.js mesa-gateway mesa-dispatcher mesa-portal');
   process.exit(2);
 }
-const verbose = !!process.env.CLUSTER_TEST_VERBOSE;
 
-// ---- cleanup: every child process, client and Node object ------------------
-const children = new Set();
-const clients = new Set();
-const closers = [];
-function cleanup () {
-  for (const c of clients) { try { c.disconnect(1000); } catch (_) {} }
-  for (const f of closers) { try { f(); } catch (_) {} }
-  for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} }
-}
-process.on('exit', cleanup);
 let current = 'start-up';
 const fail = (e) => {
   console.log(`not ok - ${current}: ${(e && e.stack) || e}`);
-  cleanup();
+  h.cleanup();
   process.exit(1);
 };
 process.on('unhandledRejection', fail);
 process.on('uncaughtException', fail);
-setTimeout(() => fail('overall timeout (270 s)'), 270000).unref();
+h.deadline(270000, 'not ok - overall timeout (270 s)');
 
 // ---- helpers ---------------------------------------------------------------
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-function within (ms, promise, what) {
-  let timer;
-  return Promise.race([promise.finally(() => clearTimeout(timer)),
-    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })]);
-}
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-async function eventually (what, check, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { return await check(); } catch (e) { if (Date.now() > end) throw new Error(`${what} (within ${ms} ms): ${e.message}`); }
-    await sleep(50);
-  }
-}
-const b64url = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
 const KEY = 'cluster-secret';
-function jwt (payload, key = KEY) {
-  const input = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(payload)}`;
-  return `${input}.${crypto.createHmac('sha256', key).update(input).digest('base64url')}`;
-}
-function request (port, method, target, body) {
-  return within(5000, new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, agent: false }, (res) => {
-      let data = '';
-      res.on('data', (c) => { data += c; });
-      res.on('end', () => { let json = null; try { json = JSON.parse(data); } catch (_) {} resolve({ status: res.statusCode, body: data, json }); });
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.end(JSON.stringify(body)); else req.end();
-  }), `${method} ${target} on port ${port}`);
-}
+const jwt = (payload) => h.jwt(payload, KEY);
 async function dispatchHttp (g, body) {
-  const r = await request(g.port, 'POST', '/dispatch', body);
+  const r = await h.httpRequest(g.port, 'POST', '/dispatch', { body });
   assert.strictEqual(r.status, 202, `POST /dispatch on ${g.name}: ${r.status} ${r.body}`);
 }
-const health = async (g) => (await request(g.port, 'GET', '/health')).json;
+const health = async (g) => (await h.httpRequest(g.port, 'GET', '/health')).json;
 const ok = (what) => console.log(`ok - ${what}`);
 // Library gaps found by a scenario that can go on: reported (and failing the run) at the end.
 const gaps = [];
@@ -96,78 +46,22 @@ const ioredisClients = [];
 function quiet (...list) {
   for (const r of list) { r.on('error', () => {}); ioredisClients.push(r); }
 }
-closers.push(() => { for (const r of ioredisClients) r.disconnect(); });
-
-// ---- redis-server ----------------------------------------------------------
-let redisPort, redisProc, uri, redis;
-async function startRedis () {
-  redisProc = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(redisProc);
-  let out = '';
-  redisProc.stdout.on('data', (c) => { out += c; });
-  redisProc.stderr.on('data', (c) => { out += c; });
-  const proc = redisProc;
-  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
-  proc.on('error', (e) => fail(new Error(`cannot start redis-server: ${e.message}`)));
-  const probe = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    await eventually(`redis-server up on port ${redisPort}`, async () => {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${out}`);
-      if (probe.status !== 'ready') { probe.disconnect(); await probe.connect(); }
-      assert.strictEqual(await probe.ping(), 'PONG');
-    }, 10000);
-  } finally { probe.disconnect(); }
-}
-async function killRedis () {
-  const p = redisProc;
-  p.kill('SIGKILL');
-  await within(5000, p.exited, 'redis-server exit');
-}
+h.onCleanup(() => { for (const r of ioredisClients) r.disconnect(); });
 
 // ---- mesa-gateway processes ---------------------------------------------------
+let uri; // of the redis-server
 async function startGateway (name, env) {
-  const proc = spawn(gatewayBin, [], {
-    env: { PATH: process.env.PATH, MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, ENABLE_LOGGING: 'true', ...env },
-    stdio: ['ignore', 'ignore', 'pipe']
-  });
-  children.add(proc);
-  const g = { name, proc, stderr: '' };
-  g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
-  g.port = await within(10000, new Promise((resolve, reject) => {
-    proc.stderr.on('data', (chunk) => {
-      g.stderr += chunk;
-      if (verbose) process.stderr.write(`[${name}] ${chunk}`);
-      const m = g.stderr.match(/listening on port (\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    g.exited.then(({ code }) => reject(new Error(`gateway ${name} exited early (code ${code}): ${g.stderr}`)));
-  }), `gateway ${name} start-up`);
-  g.url = `ws://127.0.0.1:${g.port}`;
+  const g = await h.startGateway(gatewayBin, { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, ENABLE_LOGGING: 'true', ...env }, `gateway ${name}`);
   await eventually(`gateway ${name} connected to redis`, async () => assert.strictEqual((await health(g)).status, 'ok'), 10000);
   return g;
 }
 async function stopGateway (g) {
-  g.proc.kill('SIGTERM');
-  const r = await within(5000, g.exited, `gateway ${g.name} exit`);
-  assert.deepStrictEqual(r, { code: 0, signal: null }, `gateway ${g.name} exit status`);
+  assert.deepStrictEqual(await g.stop(), { code: 0, signal: null }, `${g.name} exit status`);
 }
 
 // ---- npm Clients that record every message -------------------------------------
-async function connect (url, name) {
-  const client = new Client(url, { autoConnect: false });
-  clients.add(client);
-  client.label = name;
-  client.got = [];
-  client.on('error', () => {});
-  client.on('message', (m) => client.got.push(m));
-  client.closed = new Promise((resolve) => client.on('disconnected', (code) => { clients.delete(client); resolve(code); }));
-  await within(5000, client.connect(), `connect ${name} to ${url}`);
-  return client;
-}
 async function connectAs (url, id) {
-  const c = await connect(url, id);
+  const c = await h.openClient(url, id);
   const user = await within(5000, c.authenticate({ token: jwt({ id }) }), `authenticate ${id}`);
   assert.deepStrictEqual(user, { id });
   return c;
@@ -194,14 +88,12 @@ function expectCounts (type, counts) {
 
 // ---- mesa-dispatcher / mesa-portal ----------------------------------------------
 function runDispatcher (args, lines, ms = 30000) {
-  const proc = spawn(dispatcherBin, ['--redis', uri, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.add(proc);
+  const proc = h.spawnChild(dispatcherBin, ['--redis', uri, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (c) => { stderr += c; });
   proc.stdin.on('error', () => {});
   proc.stdin.end(lines.length ? lines.join('\n') + '\n' : '');
-  return within(ms, new Promise((resolve) => proc.on('exit', (code) => { children.delete(proc); resolve({ code, stderr }); })),
-    `mesa-dispatcher ${args.join(' ')}`);
+  return within(ms, proc.exited.then(({ code }) => ({ code, stderr })), `mesa-dispatcher ${args.join(' ')}`);
 }
 async function dispatchCpp (args, lines) {
   const r = await runDispatcher(args, lines);
@@ -209,10 +101,8 @@ async function dispatchCpp (args, lines) {
   return r;
 }
 async function startPortal (args) {
-  const proc = spawn(portalBin, ['--redis', uri, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const p = { proc, stderr: '', events: [], buffer: '' };
-  p.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
+  const proc = h.spawnChild(portalBin, ['--redis', uri, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = { proc, stderr: '', events: [], buffer: '', exited: proc.exited };
   proc.stdout.on('data', (chunk) => {
     p.buffer += chunk;
     let nl;
@@ -225,7 +115,7 @@ async function startPortal (args) {
   p.id = await within(10000, new Promise((resolve, reject) => {
     proc.stderr.on('data', (chunk) => {
       p.stderr += chunk;
-      if (verbose) process.stderr.write(`[portal] ${chunk}`);
+      if (h.verbose) process.stderr.write(`[portal] ${chunk}`);
       const m = p.stderr.match(/joined the pool as (\S+)/);
       if (m) resolve(m[1]);
     });
@@ -236,14 +126,12 @@ async function startPortal (args) {
 
 // =============================================================================
 (async () => {
-  if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server not found (apt-get install redis-server)');
-  redisPort = await freePort();
-  uri = `redis://127.0.0.1:${redisPort}`;
-  await startRedis();
-  redis = new Redis(uri, { maxRetriesPerRequest: 1 });
+  let redisServer = await h.startRedis();
+  uri = redisServer.uri;
+  const redis = new Redis(uri, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
-  closers.push(() => redis.disconnect());
-  ok(`redis-server on port ${redisPort}`);
+  h.onCleanup(() => redis.disconnect());
+  ok(`redis-server on port ${redisServer.port}`);
 
   // ---------------------------------------------------------------------------
   current = 'two gateways on one Redis';
@@ -257,7 +145,7 @@ async function startPortal (args) {
   assert.strictEqual(await count(), 0);
 
   const alice = await connectAs(A.url, 'alice');
-  const anon = await connect(A.url, 'anonymous');
+  const anon = await h.openClient(A.url, 'anonymous');
   const bob = await connectAs(B.url, 'bob');
   const carol = await connectAs(B.url, 'carol');
   const dave = await connectAs(C.url, 'dave');
@@ -349,11 +237,11 @@ async function startPortal (args) {
   expectCounts('CPP_ALL', [[alice, 1], [bob, 0], [zed, 1], [dave, 0]]);
   expectCounts('CPP_BOB', [[alice, 0], [bob, 1], [zed, 0]]);
   await dispatchCpp(['--namespace', NS, '--disconnect', 'zed'], []);
-  assert.strictEqual(await within(5000, zed.closed, 'zed closed by DISCONNECT_CLIENT'), 1000);
+  assert.strictEqual((await within(5000, zed.closed, 'zed closed by DISCONNECT_CLIENT')).code, 1000);
   const bad = await runDispatcher(['--namespace', NS, '--to', 'bob'], ['NOT_AN_OBJECT [1]']);
   assert.strictEqual(bad.code, 1, 'a bad input line fails the run');
   assert.match(bad.stderr, /line 1 skipped/);
-  const deadPort = await freePort();
+  const deadPort = await h.freePort();
   const unreachable = await runDispatcher(['--redis', `redis://127.0.0.1:${deadPort}`, '--timeout', '1000'], ['NEVER']);
   assert.strictEqual(unreachable.code, 1, `unreachable Redis: exit ${unreachable.code}`);
   assert.match(unreachable.stderr, /unreachable within 1000 ms/);
@@ -403,7 +291,7 @@ async function startPortal (args) {
   await eventually('npm Portal in the pool', async () => assert.strictEqual(await redis.sismember(`available_portals_pool_${PNS}`, nodePortal.id), 1));
   await sleep(100); // its subscription to portal_p1
   const P = await startGateway('P', { MESA_NAMESPACE: PNS, PORTALS_ENABLED: 'true' });
-  const gina = await connect(P.url, 'gina');
+  const gina = await h.openClient(P.url, 'gina');
   await within(5000, gina.authenticate({ token: jwt({ id: 'gina' }) }), 'gina auth');
   gina.send(new Message(0, { hello: 'portal' }, 'TO_PORTAL'));
   await eventually('portal got connection, authentication, message', async () => assert.strictEqual(portalEvents.length, 3));
@@ -432,7 +320,7 @@ async function startPortal (args) {
   assert.strictEqual(await redis.sismember(`available_portals_pool_${PNS}`, cppPortalOnP.id), 0);
   await sleep(200);
   portalEvents.length = 0;
-  const ivan = await connect(P.url, 'ivan');
+  const ivan = await h.openClient(P.url, 'ivan');
   await close(ivan);
   await eventually('after mesa-portal left, the Node portal gets everything', async () => assert.strictEqual(portalEvents.length, 2));
   ok('gateway follows portal joins/leaves live (round-robin over a Node Portal and mesa-portal; SIGTERM leaves the pool, exit 0)');
@@ -442,19 +330,19 @@ async function startPortal (args) {
   current = 'interop: our tools <- -> Node Mesa Server';
   const NNS = 'n1';
   const cppPortal = await startPortal(['--namespace', NNS]);
-  const nodePort = await freePort();
+  const nodePort = await h.freePort();
   const nodeServer = new NodeServer({
     port: nodePort, namespace: NNS, redis: uri, gracefullyExit: false,
     sync: { enabled: true }, portal: { enabled: true }
   });
-  closers.push(() => nodeServer.close());
+  h.onCleanup(() => nodeServer.close());
   quiet(nodeServer.redis, nodeServer.publisher, nodeServer.subscriber);
   nodeServer.on('connection', (client) => client.authenticate((data, done) => done(null, { id: data.id, user: { id: data.id } })));
   await eventually('Node server knows the portal', async () => assert.deepStrictEqual(nodeServer.portals, [cppPortal.id]));
   const nodeUrl = `ws://127.0.0.1:${nodePort}`;
-  const jack = await connect(nodeUrl, 'jack');
+  const jack = await h.openClient(nodeUrl, 'jack');
   await within(5000, jack.authenticate({ id: 'jack' }), 'jack auth on the Node server');
-  const kim = await connect(nodeUrl, 'kim');
+  const kim = await h.openClient(nodeUrl, 'kim');
   await within(5000, kim.authenticate({ id: 'kim' }), 'kim auth on the Node server');
   await eventually('Node server stored its users', async () => assert.deepStrictEqual(await members(NNS), ['jack', 'kim']));
   await dispatchCpp(['--namespace', NNS, '--to', 'jack'], ['FROM_CPP {"n":1}']);
@@ -468,7 +356,7 @@ async function startPortal (args) {
   expectCounts('FROM_CPP', [[jack, 1], [kim, 0]]);
   expectCounts('FROM_CPP_ALL', [[jack, 1], [kim, 1]]);
   expectCounts('FROM_CPP_SYNC', [[jack, 2], [kim, 0]]);
-  const lea = await connect(nodeUrl, 'lea');
+  const lea = await h.openClient(nodeUrl, 'lea');
   await within(5000, lea.authenticate({ id: 'lea' }), 'lea auth on the Node server');
   const leaSync = await waitFor(lea, 'FROM_CPP_SYNC', 2);
   assert.deepStrictEqual(leaSync.map((m) => [m.data.n, m.sequence]), [[3, 1], [4, 2]]);
@@ -497,10 +385,10 @@ async function startPortal (args) {
   for (const r of ioredisClients) r.disconnect();
   const before = { alice: ofType(alice, 'DURING').length };
   const faultPortal = await startPortal(['--namespace', NS]);
-  await killRedis();
+  await redisServer.stop();
   await eventually('gateway A reports degraded', async () => {
-    const h = await health(A);
-    assert.deepStrictEqual([h.status, h.redis], ['degraded', false]);
+    const a = await health(A);
+    assert.deepStrictEqual([a.status, a.redis], ['degraded', false]);
   }, 10000);
   alice.send(new Message(0, { during: 'outage' }, 'PING'));
   const pong = await waitFor(alice, 'PONG');
@@ -511,7 +399,7 @@ async function startPortal (args) {
   await waitFor(alice, 'DURING_TO');
   ok('Redis down: PING/PONG works, /dispatch (all, and to a local id) reaches local clients, /health degraded');
 
-  await startRedis();
+  redisServer = await h.startRedis(redisServer.port);
   await eventually('gateways A and B report ok again', async () => {
     assert.strictEqual((await health(A)).status, 'ok');
     assert.strictEqual((await health(B)).status, 'ok');
@@ -562,7 +450,7 @@ async function startPortal (args) {
   current = 'shutdown';
   for (const c of [alice, bob, erin, fay, dave]) await close(c);
   for (const g of [A, B, C]) await stopGateway(g);
-  cleanup();
+  h.cleanup();
   if (gaps.length) {
     for (const g of gaps) console.log(`not ok - LIBRARY GAP: ${g}`);
     console.log(`${gaps.length} library gap(s) found`);

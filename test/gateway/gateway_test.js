@@ -2,20 +2,14 @@
 // Client (from test/interop/node_modules), Node's crypto (JWTs) and http (API).
 // Usage: node gateway_test.js path/to/mesa-gateway
 'use strict';
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const crypto = require('crypto');
 const http = require('http');
-const net = require('net');
-const path = require('path');
 const assert = require('assert');
+const h = require('../support/harness');
+const { sleep, within, jwt, b64url, test } = h;
 
-let mesa;
-try {
-  mesa = require('@cryb/mesa');
-} catch (_) {
-  mesa = require(path.join(__dirname, '..', 'interop', 'node_modules', '@cryb', 'mesa'));
-}
-const { Client, Message } = mesa;
+const { Message } = h.load('@cryb/mesa');
 
 const binary = process.argv[2];
 if (!binary) {
@@ -23,113 +17,16 @@ if (!binary) {
   process.exit(2);
 }
 
-const children = new Set();
-const clients = new Set();
-function cleanup () {
-  for (const c of clients) { try { c.disconnect(1000); } catch (_) {} }
-  for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} }
-}
-process.on('exit', cleanup);
-process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); cleanup(); process.exit(1); });
-const overall = setTimeout(() => { console.error('gateway test: overall timeout (150 s)'); cleanup(); process.exit(1); }, 150000);
+process.on('unhandledRejection', (e) => h.abort('unhandled rejection:', e));
+h.deadline(150000, 'gateway test: overall timeout (150 s)');
 
 // ---- helpers ---------------------------------------------------------------
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function within (ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })
-  ]);
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-const b64url = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
-function jwt (payload, key, header = { alg: 'HS256', typ: 'JWT' }) {
-  const input = `${b64url(header)}.${b64url(payload)}`;
-  return `${input}.${crypto.createHmac('sha256', key).update(input).digest('base64url')}`;
-}
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-
-/// Starts the gateway with `env` (added to a minimal environment) and waits for its start-up line.
-async function startGateway (env) {
-  const proc = spawn(binary, [], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  });
-  children.add(proc);
-  const g = { proc, stderr: '', exited: null };
-  g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
-  proc.stdout.on('data', (c) => { g.stderr += c; });
-  g.port = await within(10000, new Promise((resolve, reject) => {
-    proc.stderr.on('data', (chunk) => {
-      g.stderr += chunk;
-      if (process.env.GATEWAY_TEST_VERBOSE) process.stderr.write(chunk);
-      const m = g.stderr.match(/listening on port (\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    g.exited.then(({ code }) => reject(new Error(`gateway exited early (code ${code}): ${g.stderr}`)));
-  }), 'gateway start-up line');
-  g.url = `ws://127.0.0.1:${g.port}`;
-  return g;
-}
-
-/// A connected npm Client that records every raw frame; resolves once the hello arrived.
-async function connect (url) {
-  const client = new Client(url, { autoConnect: false });
-  clients.add(client);
-  client.frames = [];
-  client.closed = new Promise((resolve) => client.on('disconnected', (code, reason) => { clients.delete(client); resolve({ code, reason: String(reason) }); }));
-  client.on('error', () => {});
-  let helloSeen;
-  const hello = new Promise((resolve) => { helloSeen = resolve; });
-  const original = client.registerMessage;
-  client.registerMessage = function (data) {
-    const json = JSON.parse(data.toString());
-    client.frames.push(json);
-    const result = original.call(this, data);
-    if (json.op === 10) helloSeen(json);
-    return result;
-  };
-  await within(5000, client.connect(), `connect to ${url}`);
-  client.hello = await within(5000, hello, 'hello (op 10)');
-  return client;
-}
-
-function nextMessage (client, predicate, what) {
-  return within(5000, new Promise((resolve) => {
-    const on = (m) => { if (predicate(m)) { client.removeListener('message', on); resolve(m); } };
-    client.on('message', on);
-  }), what);
-}
-
-function request (port, method, target, { body, headers } = {}) {
-  return within(5000, new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, agent: false, headers: { ...(headers || {}) } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { data += c; });
-      res.on('end', () => {
-        let json = null;
-        try { json = JSON.parse(data); } catch (_) {}
-        resolve({ status: res.statusCode, headers: res.headers, body: data, json });
-      });
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.end(typeof body === 'string' ? body : JSON.stringify(body)); else req.end();
-  }), `${method} ${target}`);
-}
+// One gateway on this machine: what it does shows within 3 s.
+const eventually = (what, check, ms = 3000) => h.eventually(what, check, ms);
 
 async function metrics (port) {
-  const r = await request(port, 'GET', '/metrics');
+  const r = await h.httpRequest(port, 'GET', '/metrics');
   assert.strictEqual(r.status, 200);
   assert.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/);
   const values = {};
@@ -173,20 +70,7 @@ function upgradeStatus (port) {
   }), 'upgrade');
 }
 
-async function eventually (what, check, ms = 3000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { return await check(); } catch (e) {
-      if (Date.now() > end) throw new Error(`${what}: ${e.message}`);
-    }
-    await sleep(50);
-  }
-}
-
 // ---- the tests ---------------------------------------------------------------
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
-
 const KEY = 'gateway-test-secret';
 const API_KEY = 'api-key-123';
 let gw = null; // the main gateway, shared by the tests below that need it
@@ -219,20 +103,20 @@ test('invalid environment values stop start-up, naming the variable', async () =
 });
 
 test('start-up on MESA_PORT with a start-up line naming port, path and broker', async () => {
-  const port = await freePort();
-  gw = await startGateway({ MESA_PORT: String(port), WS_KEY: KEY, MESA_API_KEY: API_KEY, ENABLE_LOGGING: 'true' });
+  const port = await h.freePort();
+  gw = await h.startGateway(binary, { MESA_PORT: String(port), WS_KEY: KEY, MESA_API_KEY: API_KEY, ENABLE_LOGGING: 'true' });
   assert.strictEqual(gw.port, port);
-  assert.match(gw.stderr, /listening on port \d+, path \* \(every path\), broker memory/);
-  assert.match(gw.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /m);
+  assert.match(gw.log, /listening on port \d+, path \* \(every path\), broker memory/);
+  assert.match(gw.log, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /m);
 });
 
 test('PING is answered with PONG and the same data (any path)', async () => {
-  const c = await connect(`${gw.url}/any/path`);
+  const c = await h.openClient(`${gw.url}/any/path`);
   assert.ok(Array.isArray(c.hello.d.rules));
   assert.strictEqual(c.hello.d.c_authentication_timeout, 10000);
   assert.ok(!('c_heartbeat_interval' in c.hello.d));
   const data = { n: 42, text: 'héllo', nested: { a: [1, 2] } };
-  const pong = nextMessage(c, (m) => m.type === 'PONG', 'PONG');
+  const pong = h.nextMessage(c, (m) => m.type === 'PONG', 'PONG');
   c.send(new Message(0, data, 'PING'));
   const m = await pong;
   assert.deepStrictEqual(m.data, data);
@@ -240,10 +124,10 @@ test('PING is answered with PONG and the same data (any path)', async () => {
 });
 
 test('JWT authentication: a good token resolves with {id}', async () => {
-  const c = await connect(gw.url);
+  const c = await h.openClient(gw.url);
   const user = await within(5000, c.authenticate({ token: jwt({ id: 'alice', exp: nowSeconds() + 60 }, KEY) }), 'authenticate');
   assert.deepStrictEqual(user, { id: 'alice' });
-  await eventually('log line', async () => assert.match(gw.stderr, /authenticated as alice/));
+  await eventually('log line', async () => assert.match(gw.log, /authenticated as alice/));
   c.disconnect(1000);
 });
 
@@ -256,7 +140,7 @@ for (const [what, token] of [
   ['no token at all', () => undefined]
 ]) {
   test(`JWT authentication: ${what} closes with 1008`, async () => {
-    const c = await connect(gw.url);
+    const c = await h.openClient(gw.url);
     let resolved = false;
     c.authenticate(token() === undefined ? { user: 'x' } : { token: token() }).then(() => { resolved = true; });
     const closed = await within(5000, c.closed, 'close after a failed authentication');
@@ -266,33 +150,31 @@ for (const [what, token] of [
 }
 
 test('HTTP dispatch with the key reaches an authenticated client; without it 401', async () => {
-  const c = await connect(gw.url);
+  const c = await h.openClient(gw.url);
   await within(5000, c.authenticate({ token: jwt({ id: 'bob' }, KEY) }), 'authenticate');
-  const other = await connect(gw.url);
+  const other = await h.openClient(gw.url);
   await within(5000, other.authenticate({ token: jwt({ id: 'carol' }, KEY) }), 'authenticate');
-  const otherGot = [];
-  other.on('message', (m) => otherGot.push(m));
 
   const body = { message: { op: 0, d: { text: 'hi bob' }, t: 'NEW_MESSAGE' }, recipients: ['bob'] };
   for (const headers of [{}, { Authorization: 'Bearer wrong' }, { Authorization: API_KEY }]) {
-    const r = await request(gw.port, 'POST', '/dispatch', { body, headers });
+    const r = await h.httpRequest(gw.port, 'POST', '/dispatch', { body, headers });
     assert.strictEqual(r.status, 401, JSON.stringify(headers));
     assert.ok(r.json && typeof r.json.error === 'string');
   }
-  const got = nextMessage(c, (m) => m.type === 'NEW_MESSAGE', 'dispatched message');
-  const r = await request(gw.port, 'POST', '/dispatch', { body, headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' } });
+  const got = h.nextMessage(c, (m) => m.type === 'NEW_MESSAGE', 'dispatched message');
+  const r = await h.httpRequest(gw.port, 'POST', '/dispatch', { body, headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' } });
   assert.strictEqual(r.status, 202, r.body);
   assert.deepStrictEqual(r.json.recipients, ['bob']);
   const m = await got;
   assert.deepStrictEqual(m.data, { text: 'hi bob' });
 
   // To everyone but bob (default recipients ["*"]).
-  const everyone = nextMessage(other, (m) => m.type === 'ALL', 'broadcast');
-  const r2 = await request(gw.port, 'POST', '/dispatch', { body: { message: { d: { n: 1 }, t: 'ALL' }, excluding: ['bob'] }, headers: { Authorization: `Bearer ${API_KEY}` } });
+  const everyone = h.nextMessage(other, (m) => m.type === 'ALL', 'broadcast');
+  const r2 = await h.httpRequest(gw.port, 'POST', '/dispatch', { body: { message: { d: { n: 1 }, t: 'ALL' }, excluding: ['bob'] }, headers: { Authorization: `Bearer ${API_KEY}` } });
   assert.strictEqual(r2.status, 202, r2.body);
   await everyone;
   await sleep(200);
-  assert.ok(!otherGot.some((x) => x.type === 'NEW_MESSAGE'), 'carol got bob\'s message');
+  assert.ok(!other.got.some((x) => x.type === 'NEW_MESSAGE'), 'carol got bob\'s message');
   c.disconnect(1000);
   other.disconnect(1000);
 });
@@ -301,18 +183,18 @@ test('HTTP API: clear 400 / 404 / 405 errors, /health', async () => {
   const auth = { Authorization: `Bearer ${API_KEY}` };
   for (const body of ['not json', '[]', { nomessage: 1 }, { message: { d: [] } }, { message: { d: {}, t: 3 } },
     { message: { d: {} }, recipients: 'bob' }, { message: { d: {} }, recipients: [] }]) {
-    const r = await request(gw.port, 'POST', '/dispatch', { body, headers: auth });
+    const r = await h.httpRequest(gw.port, 'POST', '/dispatch', { body, headers: auth });
     assert.strictEqual(r.status, 400, JSON.stringify(body));
     assert.ok(r.json && typeof r.json.error === 'string' && r.json.error.length > 0, r.body);
   }
-  assert.strictEqual((await request(gw.port, 'GET', '/nope')).status, 404);
-  assert.strictEqual((await request(gw.port, 'GET', '/dispatch')).status, 405);
-  assert.strictEqual((await request(gw.port, 'POST', '/metrics', { body: '' })).status, 405);
-  const h = await request(gw.port, 'GET', '/health');
-  assert.strictEqual(h.status, 200);
-  assert.strictEqual(h.json.status, 'ok');
-  assert.strictEqual(typeof h.json.connections, 'number');
-  assert.ok(!('redis' in h.json));
+  assert.strictEqual((await h.httpRequest(gw.port, 'GET', '/nope')).status, 404);
+  assert.strictEqual((await h.httpRequest(gw.port, 'GET', '/dispatch')).status, 405);
+  assert.strictEqual((await h.httpRequest(gw.port, 'POST', '/metrics', { body: '' })).status, 405);
+  const health = await h.httpRequest(gw.port, 'GET', '/health');
+  assert.strictEqual(health.status, 200);
+  assert.strictEqual(health.json.status, 'ok');
+  assert.strictEqual(typeof health.json.connections, 'number');
+  assert.ok(!('redis' in health.json));
 });
 
 test('/metrics values move as clients connect, authenticate and talk', async () => {
@@ -328,10 +210,10 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
   assert.strictEqual(before.mesa_broker_connected, 1);
   assert.ok(before.mesa_http_dispatches_total >= 2);
 
-  const a = await connect(gw.url);
-  const b = await connect(gw.url);
+  const a = await h.openClient(gw.url);
+  const b = await h.openClient(gw.url);
   await within(5000, b.authenticate({ token: jwt({ id: 'dave' }, KEY) }), 'authenticate');
-  const pong = nextMessage(a, (m) => m.type === 'PONG', 'PONG');
+  const pong = h.nextMessage(a, (m) => m.type === 'PONG', 'PONG');
   a.send(new Message(0, { x: 1 }, 'PING'));
   await pong;
   const during = await metrics(gw.port);
@@ -345,7 +227,7 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
   assert.ok(during.mesa_bytes_received_total > before.mesa_bytes_received_total);
   assert.ok(during.mesa_bytes_sent_total > before.mesa_bytes_sent_total);
 
-  await request(gw.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'X' } }, headers: { Authorization: `Bearer ${API_KEY}` } });
+  await h.httpRequest(gw.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'X' } }, headers: { Authorization: `Bearer ${API_KEY}` } });
   assert.strictEqual((await metrics(gw.port)).mesa_http_dispatches_total, before.mesa_http_dispatches_total + 1);
 
   a.disconnect(1000);
@@ -358,29 +240,29 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
 });
 
 test('one log line per connection, authentication, disconnection and error', async () => {
-  assert.match(gw.stderr, /client #\d+ connected from /);
-  assert.match(gw.stderr, /client #\d+ \(alice\) disconnected: 1000/);
-  assert.match(gw.stderr, /error: client #\d+: authentication failed: (bad signature|token expired)/);
+  assert.match(gw.log, /client #\d+ connected from /);
+  assert.match(gw.log, /client #\d+ \(alice\) disconnected: 1000/);
+  assert.match(gw.log, /error: client #\d+: authentication failed: (bad signature|token expired)/);
 });
 
 test('SIGTERM: clients are closed with 1001 and the process exits 0', async () => {
-  const c = await connect(gw.url);
+  const c = await h.openClient(gw.url);
   await within(5000, c.authenticate({ token: jwt({ id: 'erin' }, KEY) }), 'authenticate');
   gw.proc.kill('SIGTERM');
   const closed = await within(5000, c.closed, 'close on SIGTERM');
   assert.strictEqual(closed.code, 1001);
   const exit = await within(5000, gw.exited, 'exit after SIGTERM');
   assert.deepStrictEqual(exit, { code: 0, signal: null });
-  assert.match(gw.stderr, /received SIGTERM/);
+  assert.match(gw.log, /received SIGTERM/);
 });
 
 test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; MESA_PATH', async () => {
-  const g = await startGateway({
+  const g = await h.startGateway(binary, {
     MESA_PORT: '0', MESA_PATH: '/ws', WS_KEY: KEY, HEARTBEATS_ENABLED: 'true', HEARTBEAT_INTERVAL: '200',
     ENABLE_LOGGING: 'false', SYNC_ENABLED: 'true'
   });
-  assert.match(g.stderr, /path \/ws/);
-  const c = await connect(`${g.url}/ws`);
+  assert.match(g.log, /path \/ws/);
+  const c = await h.openClient(`${g.url}/ws`);
   assert.strictEqual(c.hello.d.c_heartbeat_interval, 200);
   await eventually('op 1 arrives', async () => assert.ok(c.frames.some((f) => f.op === 1)), 3000);
   await sleep(1200); // several beats: the Client answers op 11, so it stays connected
@@ -389,11 +271,11 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
   assert.strictEqual(c.ws.readyState, c.ws.OPEN);
 
   // Sync: a message for an offline id is stored, then redelivered with s = 1.
-  const r = await request(g.port, 'POST', '/dispatch', { body: { message: { d: { n: 7 }, t: 'LATER' }, recipients: ['frank'] } });
+  const r = await h.httpRequest(g.port, 'POST', '/dispatch', { body: { message: { d: { n: 7 }, t: 'LATER' }, recipients: ['frank'] } });
   assert.strictEqual(r.status, 202, r.body);
   await eventually('stored', async () => assert.strictEqual((await metrics(g.port)).mesa_sync_stored_total, 1));
-  const f = await connect(`${g.url}/ws`);
-  const later = nextMessage(f, (m) => m.type === 'LATER', 'redelivered message');
+  const f = await h.openClient(`${g.url}/ws`);
+  const later = h.nextMessage(f, (m) => m.type === 'LATER', 'redelivered message');
   await within(5000, f.authenticate({ token: jwt({ id: 'frank' }, KEY) }), 'authenticate');
   const m = await later;
   assert.deepStrictEqual(m.data, { n: 7 });
@@ -401,11 +283,11 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
   assert.strictEqual((await metrics(g.port)).mesa_sync_redelivered_total, 1);
 
   // Without MESA_API_KEY, dispatch needs no key.
-  const got = nextMessage(f, (m) => m.type === 'NOW', 'dispatch without a key');
-  const r2 = await request(g.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'NOW' }, recipients: ['frank'] } });
+  const got = h.nextMessage(f, (m) => m.type === 'NOW', 'dispatch without a key');
+  const r2 = await h.httpRequest(g.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'NOW' }, recipients: ['frank'] } });
   assert.strictEqual(r2.status, 202, r2.body);
   await got;
-  assert.ok(!/connected from/.test(g.stderr), 'ENABLE_LOGGING=false still logged connections');
+  assert.ok(!/connected from/.test(g.log), 'ENABLE_LOGGING=false still logged connections');
 
   g.proc.kill('SIGINT');
   assert.strictEqual((await within(5000, c.closed, 'close on SIGINT')).code, 1001);
@@ -413,15 +295,13 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
 });
 
 test('MESA_THREADS=2: connections spread over both instances; every message reaches its clients once; SIGTERM closes all', async () => {
-  const g = await startGateway({ MESA_PORT: '0', MESA_THREADS: '2', WS_KEY: KEY, MESA_API_KEY: API_KEY, ENABLE_LOGGING: 'true' });
-  assert.match(g.stderr, /listening on port \d+, .*, 2 threads/);
+  const g = await h.startGateway(binary, { MESA_PORT: '0', MESA_THREADS: '2', WS_KEY: KEY, MESA_API_KEY: API_KEY, ENABLE_LOGGING: 'true' });
+  assert.match(g.log, /listening on port \d+, .*, 2 threads/);
   const n = 40;
   const ids = Array.from({ length: n }, (_, i) => `t${i}`);
   const cs = await Promise.all(ids.map(async (id) => {
-    const c = await connect(g.url);
+    const c = await h.openClient(g.url);
     await within(5000, c.authenticate({ token: jwt({ id }, KEY) }), `authenticate ${id}`);
-    c.got = [];
-    c.on('message', (m) => c.got.push(m));
     return c;
   }));
 
@@ -439,7 +319,7 @@ test('MESA_THREADS=2: connections spread over both instances; every message reac
   // Each HTTP request lands on either instance: broadcasts, one dispatch per
   // id and one to every id reach clients of both instances, once each.
   const auth = { Authorization: `Bearer ${API_KEY}` };
-  const dispatch = async (body) => assert.strictEqual((await request(g.port, 'POST', '/dispatch', { body, headers: auth })).status, 202);
+  const dispatch = async (body) => assert.strictEqual((await h.httpRequest(g.port, 'POST', '/dispatch', { body, headers: auth })).status, 202);
   for (let k = 0; k < 4; k++) await dispatch({ message: { d: { k }, t: 'ALL' } });
   for (const [i, id] of ids.entries()) await dispatch({ message: { d: { i }, t: 'ONE' }, recipients: [id] });
   await dispatch({ message: { d: {}, t: 'LIST' }, recipients: ids });
@@ -459,10 +339,10 @@ test('MESA_THREADS=2: connections spread over both instances; every message reac
   assert.strictEqual(after.mesa_messages_sent_total, 8 * n);
 
   // Connection numbers are unique across instances; log lines never interleave.
-  const numbers = [...g.stderr.matchAll(/client #(\d+) connected from/g)].map((x) => Number(x[1]));
+  const numbers = [...g.log.matchAll(/client #(\d+) connected from/g)].map((x) => Number(x[1]));
   assert.strictEqual(numbers.length, n);
   assert.strictEqual(new Set(numbers).size, n);
-  for (const line of g.stderr.split('\n').filter(Boolean)) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z mesa-gateway: /);
+  for (const line of g.log.split('\n').filter(Boolean)) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z mesa-gateway: /);
 
   g.proc.kill('SIGTERM');
   const closes = await within(5000, Promise.all(cs.map((c) => c.closed)), 'every client closed on SIGTERM');
@@ -471,32 +351,15 @@ test('MESA_THREADS=2: connections spread over both instances; every message reac
 });
 
 test('MESA_THREADS=2: MESA_MAX_CONNECTIONS counts the whole gateway (HTTP 503 past it)', async () => {
-  const g = await startGateway({ MESA_PORT: '0', MESA_THREADS: '2', MESA_MAX_CONNECTIONS: '3', ENABLE_LOGGING: 'false' });
-  const open = [await connect(g.url), await connect(g.url), await connect(g.url)];
+  const g = await h.startGateway(binary, { MESA_PORT: '0', MESA_THREADS: '2', MESA_MAX_CONNECTIONS: '3', ENABLE_LOGGING: 'false' });
+  const open = [await h.openClient(g.url), await h.openClient(g.url), await h.openClient(g.url)];
   // Each upgrade lands on either instance; a limit per instance would admit some.
   for (let i = 0; i < 10; i++) assert.strictEqual(await upgradeStatus(g.port), 503, `upgrade ${i}`);
   assert.strictEqual((await metrics(g.port)).mesa_connections_open, 3);
   open[0].disconnect(1000);
   await within(5000, open[0].closed, 'close');
   await eventually('a place is free again', async () => assert.strictEqual(await upgradeStatus(g.port), 101));
-  g.proc.kill('SIGTERM');
-  assert.deepStrictEqual(await within(5000, g.exited, 'exit after SIGTERM'), { code: 0, signal: null });
+  assert.deepStrictEqual(await g.stop(), { code: 0, signal: null });
 });
 
-(async () => {
-  let failed = 0;
-  for (const t of tests) {
-    try {
-      await t.fn();
-      console.log(`ok - ${t.name}`);
-    } catch (e) {
-      failed++;
-      console.log(`not ok - ${t.name}\n  ${(e && e.stack) || e}`);
-      if (gw && gw.stderr && process.env.GATEWAY_TEST_VERBOSE) console.log(gw.stderr);
-    }
-  }
-  clearTimeout(overall);
-  cleanup();
-  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
-  process.exit(failed ? 1 : 0);
-})();
+h.runTests(() => { if (gw && h.verbose) console.log(gw.log); });

@@ -4,20 +4,15 @@
 // `openssl` command ($OPENSSL, else from PATH) in a temporary directory.
 // Usage: node gateway_tls_test.js path/to/mesa-gateway
 'use strict';
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const assert = require('assert');
 const fs = require('fs');
-const https = require('https');
-const net = require('net');
 const os = require('os');
 const path = require('path');
+const h = require('../support/harness');
+const { within, test } = h;
 
-let WebSocket;
-try {
-  WebSocket = require('ws');
-} catch (_) {
-  WebSocket = require(path.join(__dirname, '..', 'interop', 'node_modules', 'ws'));
-}
+const WebSocket = h.load('ws');
 
 const binary = process.argv[2];
 if (!binary) {
@@ -26,69 +21,16 @@ if (!binary) {
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-gateway-tls-'));
-const children = new Set();
-const sockets = new Set();
-function cleanup () {
-  for (const s of sockets) { try { s.terminate(); } catch (_) {} }
-  for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} }
-  try { fs.rmSync(dir, { recursive: true, force: true }); } catch (_) {}
-}
-process.on('exit', cleanup);
-process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); cleanup(); process.exit(1); });
-const overall = setTimeout(() => { console.error('gateway tls test: overall timeout (100 s)'); cleanup(); process.exit(1); }, 100000);
+h.onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+process.on('unhandledRejection', (e) => h.abort('unhandled rejection:', e));
+h.deadline(100000, 'gateway tls test: overall timeout (100 s)');
 
 // ---- helpers ---------------------------------------------------------------
-function within (ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })
-  ]);
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-/// A self-signed EC certificate for 127.0.0.1/localhost: { cert, key } paths.
-function generate (name) {
-  const cert = path.join(dir, `${name}-cert.pem`);
-  const key = path.join(dir, `${name}-key.pem`);
-  const r = spawnSync(process.env.OPENSSL || 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-nodes', '-days', '1', '-subj', `/CN=mesa-gateway-${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', key, '-out', cert], { encoding: 'utf8', timeout: 30000 });
-  assert.strictEqual(r.status, 0, `openssl failed: ${r.error || r.stderr}`);
-  return { cert, key };
-}
-
-/// Starts the gateway with `env` and waits for its start-up line.
-async function startGateway (env) {
-  const proc = spawn(binary, [], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const g = { proc, stderr: '', exited: null };
-  g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { children.delete(proc); resolve({ code, signal }); }));
-  proc.stdout.on('data', (c) => { g.stderr += c; });
-  g.port = await within(10000, new Promise((resolve, reject) => {
-    proc.stderr.on('data', (chunk) => {
-      g.stderr += chunk;
-      if (process.env.GATEWAY_TEST_VERBOSE) process.stderr.write(chunk);
-      const m = g.stderr.match(/listening on port (\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    g.exited.then(({ code }) => reject(new Error(`gateway exited early (code ${code}): ${g.stderr}`)));
-  }), 'gateway start-up line');
-  return g;
-}
-
 /// A `ws` WebSocket to `url`; resolves with it and its first frame (the hello), or rejects on error/close.
 function connect (url, options) {
   return within(5000, new Promise((resolve, reject) => {
     const ws = new WebSocket(url, options);
-    sockets.add(ws);
+    const forget = h.onCleanup(() => ws.terminate());
     ws.frames = [];
     ws.waiters = [];
     ws.on('message', (data) => {
@@ -97,7 +39,7 @@ function connect (url, options) {
       if (ws.frames.length === 1) resolve(ws);
     });
     ws.on('error', (e) => reject(e));
-    ws.on('close', (code) => { sockets.delete(ws); reject(new Error(`closed ${code} before the hello`)); });
+    ws.on('close', (code) => { forget(); reject(new Error(`closed ${code} before the hello`)); });
   }), `connect to ${url}`);
 }
 
@@ -111,28 +53,14 @@ function nextFrame (ws, predicate, what) {
   }), what);
 }
 
-function httpsGet (port, target, ca) {
-  return within(5000, new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port, path: target, ca, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { body += c; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    }).on('error', reject);
-  }), `GET https ${target}`);
-}
-
 // ---- the tests ---------------------------------------------------------------
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
-
 let server; // { cert, key } of the gateway
 let other; // an unrelated certificate
 let gw = null;
 
 test('certificates are generated with openssl', async () => {
-  server = generate('server');
-  other = generate('other');
+  server = h.selfSignedCert(dir, 'server');
+  other = h.selfSignedCert(dir, 'other');
 });
 
 test('--help documents TLS_CERT, TLS_KEY and TLS_CA', async () => {
@@ -166,10 +94,10 @@ test('bad TLS variables stop start-up, naming the variable', async () => {
 });
 
 test('TLS_CERT and TLS_KEY: start-up line says wss', async () => {
-  const port = await freePort();
-  gw = await startGateway({ MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key });
+  const port = await h.freePort();
+  gw = await h.startGateway(binary, { MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key });
   assert.strictEqual(gw.port, port);
-  assert.match(gw.stderr, /listening on port \d+, path .*, scheme wss/);
+  assert.match(gw.log, /listening on port \d+, path .*, scheme wss/);
 });
 
 test('a wss:// client verifying the certificate gets the hello and PING/PONG', async () => {
@@ -184,7 +112,7 @@ test('a wss:// client verifying the certificate gets the hello and PING/PONG', a
 });
 
 test('the HTTP API is served over https:// on the same port', async () => {
-  const r = await httpsGet(gw.port, '/health', fs.readFileSync(server.cert));
+  const r = await h.httpRequest(gw.port, 'GET', '/health', { ca: fs.readFileSync(server.cert) });
   assert.strictEqual(r.status, 200, r.body);
   assert.strictEqual(JSON.parse(r.body).status, 'ok');
 });
@@ -202,16 +130,15 @@ test('refused: a client trusting another certificate, a plain ws:// client, TLS 
 });
 
 test('SIGTERM: the TLS gateway exits 0', async () => {
-  gw.proc.kill('SIGTERM');
-  const { code } = await within(5000, gw.exited, 'exit after SIGTERM');
-  assert.strictEqual(code, 0, gw.stderr);
+  const { code } = await gw.stop();
+  assert.strictEqual(code, 0, gw.log);
   gw = null;
 });
 
 test('TLS_CA: only clients presenting a certificate it signed connect', async () => {
-  const port = await freePort();
-  gw = await startGateway({ MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key, TLS_CA: server.cert });
-  assert.match(gw.stderr, /scheme wss \(client certificates required\)/);
+  const port = await h.freePort();
+  gw = await h.startGateway(binary, { MESA_PORT: String(port), TLS_CERT: server.cert, TLS_KEY: server.key, TLS_CA: server.cert });
+  assert.match(gw.log, /scheme wss \(client certificates required\)/);
   const ca = fs.readFileSync(server.cert);
   await assert.rejects(connect(`wss://127.0.0.1:${port}/`, { ca }), /./);
   await assert.rejects(connect(`wss://127.0.0.1:${port}/`, { ca, cert: fs.readFileSync(other.cert), key: fs.readFileSync(other.key) }), /./);
@@ -222,30 +149,13 @@ test('TLS_CA: only clients presenting a certificate it signed connect', async ()
 });
 
 test('without TLS_* the gateway serves plain ws:// and says so', async () => {
-  const port = await freePort();
-  const g = await startGateway({ MESA_PORT: String(port) });
-  assert.match(g.stderr, /scheme ws(?!s)/);
+  const port = await h.freePort();
+  const g = await h.startGateway(binary, { MESA_PORT: String(port) });
+  assert.match(g.log, /scheme ws(?!s)/);
   const ws = await connect(`ws://127.0.0.1:${port}/`);
   assert.strictEqual(ws.frames[0].op, 10);
   ws.close(1000);
-  g.proc.kill('SIGTERM');
-  await g.exited;
+  await g.stop();
 });
 
-(async () => {
-  let failed = 0;
-  for (const t of tests) {
-    try {
-      await t.fn();
-      console.log(`ok - ${t.name}`);
-    } catch (e) {
-      failed++;
-      console.log(`not ok - ${t.name}\n  ${(e && e.stack) || e}`);
-      if (gw && gw.stderr) console.log(gw.stderr);
-    }
-  }
-  clearTimeout(overall);
-  cleanup();
-  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
-  process.exit(failed ? 1 : 0);
-})();
+h.runTests(() => { if (gw) console.log(gw.log); });

@@ -17,19 +17,12 @@
 //
 // Usage: node slow_consumer_test.js path/to/mesa-gateway
 'use strict';
-const { spawn } = require('child_process');
-const fs = require('fs');
-const http = require('http');
 const net = require('net');
-const path = require('path');
 const assert = require('assert');
+const h = require('../support/harness');
+const { sleep, within, until } = h;
 
-let WebSocket;
-try {
-  WebSocket = require('ws');
-} catch (_) {
-  WebSocket = require(path.join(__dirname, '..', 'interop', 'node_modules', 'ws'));
-}
+const WebSocket = h.load('ws');
 
 const binary = process.argv[2];
 if (!binary) {
@@ -45,75 +38,13 @@ const WINDOW = 4;                        // messages a normal client may be behi
 const RSS_SLACK = 12 * 1024 * 1024;      // allowed VmRSS growth over the baseline
 const API_KEY = 'slow-consumer-test-key';
 
-const children = new Set();
-const sockets = new Set();
-function cleanup () {
-  for (const s of sockets) { try { s.destroy(); } catch (_) {} }
-  for (const p of children) { try { p.kill('SIGKILL'); } catch (_) {} }
-}
-process.on('exit', cleanup);
-process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); cleanup(); process.exit(1); });
-const overall = setTimeout(() => { console.error('slow consumer test: overall timeout (100 s)'); cleanup(); process.exit(1); }, 100000);
+process.on('unhandledRejection', (e) => h.abort('unhandled rejection:', e));
+const overall = h.deadline(100000, 'slow consumer test: overall timeout (100 s)');
 
 // ---- helpers ---------------------------------------------------------------
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function within (ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timeout (${ms} ms): ${what}`)), ms); })
-  ]);
-}
-
-async function until (ms, predicate, what) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > end) throw new Error(`timeout (${ms} ms): ${what}`);
-    await sleep(20);
-  }
-}
-
-async function startGateway (env) {
-  const proc = spawn(binary, [], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const g = { proc, log: '', exited: null, alive: true };
-  g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { g.alive = false; children.delete(proc); resolve({ code, signal }); }));
-  proc.stdout.on('data', (c) => { g.log += c; });
-  g.port = await within(10000, new Promise((resolve, reject) => {
-    proc.stderr.on('data', (chunk) => {
-      g.log += chunk;
-      if (process.env.GATEWAY_TEST_VERBOSE) process.stderr.write(chunk);
-      const m = g.log.match(/listening on port (\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    g.exited.then(({ code }) => reject(new Error(`gateway exited early (code ${code}): ${g.log}`)));
-  }), 'gateway start-up line');
-  return g;
-}
-
-function rssBytes (pid) {
-  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-  assert(m, 'no VmRSS in /proc/PID/status');
-  return Number(m[1]) * 1024;
-}
-
-function request (port, method, target, body) {
-  return within(10000, new Promise((resolve, reject) => {
-    const headers = { Authorization: `Bearer ${API_KEY}` };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; headers['Content-Length'] = Buffer.byteLength(body); }
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, agent: false, headers }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { data += c; });
-      res.on('end', () => resolve({ status: res.statusCode, body: data }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  }), `${method} ${target}`);
-}
+const auth = { Authorization: `Bearer ${API_KEY}` };
+const request = (port, method, target, body) =>
+  h.httpRequest(port, method, target, { body, headers: body === undefined ? auth : { ...auth, 'Content-Type': 'application/json' }, ms: 10000 });
 
 /// A normal client: records the seq of every message, in arrival order.
 function normalClient (port, index) {
@@ -144,7 +75,7 @@ function normalClient (port, index) {
 function slowClient (port) {
   return within(10000, new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
-    sockets.add(s);
+    h.onCleanup(() => s.destroy());
     const c = { socket: s, buffer: Buffer.alloc(0), upgraded: false, frames: [], closeCode: null, ended: false, bytes: 0 };
     c.done = new Promise((done) => { c.finish = done; });
     s.on('connect', () => {
@@ -193,7 +124,7 @@ function slowClient (port) {
 
 // ---- the test ----------------------------------------------------------------
 (async () => {
-  const g = await startGateway({
+  const g = await h.startGateway(binary, {
     MESA_PORT: '0', MESA_MAX_BACKLOG: String(MAX_BACKLOG), MESA_API_KEY: API_KEY, AUTH_TIMEOUT: '0', MESA_THREADS: '1'
   });
   const pid = g.proc.pid;
@@ -204,10 +135,10 @@ function slowClient (port) {
   const slow = await slowClient(g.port);
   await until(5000, async () => (await health()).connections === NORMAL_CLIENTS + 1, 'every client counted');
   await sleep(300);
-  const baseline = rssBytes(pid);
+  const baseline = h.rssOf(pid);
 
   let maxRss = baseline;
-  const sampler = setInterval(() => { if (g.alive) maxRss = Math.max(maxRss, rssBytes(pid)); }, 20);
+  const sampler = setInterval(() => { if (g.alive) maxRss = Math.max(maxRss, h.rssOf(pid)); }, 20);
 
   const pad = 'x'.repeat(PAD_BYTES);
   const started = Date.now();
@@ -233,7 +164,7 @@ function slowClient (port) {
   console.log(rssGrowth());
 
   // Memory: far below queueing everything for the slow client.
-  maxRss = Math.max(maxRss, rssBytes(pid));
+  maxRss = Math.max(maxRss, h.rssOf(pid));
   assert(maxRss - baseline < RSS_SLACK, `${rssGrowth()}: the slow client's backlog is not bounded`);
 
   // The server drops the slow client by itself, while it is still paused
@@ -241,7 +172,7 @@ function slowClient (port) {
   // handshake timeout).
   await until(20000, async () => (await health()).connections === NORMAL_CLIENTS, 'the server drops the slow client');
   clearInterval(sampler);
-  maxRss = Math.max(maxRss, rssBytes(pid));
+  maxRss = Math.max(maxRss, h.rssOf(pid));
   assert(maxRss - baseline < RSS_SLACK, `${rssGrowth()} (after the slow client was dropped)`);
 
   // Reading again, the slow client finds a 4002 close frame or the end of the stream.
@@ -270,9 +201,9 @@ function slowClient (port) {
     c.seqs.forEach((s, i) => { if (s !== i) assert.fail(`normal client ${c.index}: message ${i} has seq ${s}`); });
   }
   assert(g.alive, 'the gateway exited');
-  const h = await health();
-  assert.strictEqual(h.status, 'ok');
-  assert.strictEqual(h.connections, NORMAL_CLIENTS);
+  const last = await health();
+  assert.strictEqual(last.status, 'ok');
+  assert.strictEqual(last.connections, NORMAL_CLIENTS);
 
   for (const c of normal) c.ws.close(1000);
   g.proc.kill('SIGTERM');
@@ -281,6 +212,6 @@ function slowClient (port) {
   console.log('slow consumer test: ok');
 })().catch((e) => {
   console.error('slow consumer test FAILED:', e && e.stack ? e.stack : e);
-  cleanup();
+  h.cleanup();
   process.exit(1);
 });

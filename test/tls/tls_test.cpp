@@ -409,6 +409,17 @@ void settle(asio::io_context& ioc, mesa::tls_client& c) {
     run_for(ioc, 20ms);
 }
 
+/// A client with options `o` connects to the harness's server (its only
+/// connection) and gets PING answered.
+void check_connects_and_echoes(harness& h, mesa::tls_client::options const& o) {
+    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
+    events e{c};
+    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
+    check_echo(h.ioc, c, e);
+    CHECK(h.connections == 1);
+    settle(h.ioc, c);
+}
+
 /// A refused handshake: one connection_failed error naming the reason, no
 /// open, no close event, no reconnection without a hello asking for one.
 void check_refused(asio::io_context& ioc, mesa::tls_client& c, events const& e, std::string const& reason) {
@@ -508,12 +519,7 @@ TEST_CASE("tls client: with verify_peer false it connects to a certificate it ca
     h.start();
     mesa::tls_client::options o;
     o.tls.verify_peer = false;
-    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
-    events e{c};
-    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
-    check_echo(h.ioc, c, e);
-    CHECK(h.connections == 1);
-    settle(h.ioc, c);
+    check_connects_and_echoes(h, o);
 }
 
 TEST_CASE("tls client: presents its certificate to a server that requires one") {
@@ -532,12 +538,7 @@ TEST_CASE("tls client: presents its certificate to a server that requires one") 
     auto o = trusting(certs().cert);
     o.tls.certificate_chain_file = certs().cert.string();
     o.tls.private_key_file = certs().key.string();
-    mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
-    events e{c};
-    REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
-    check_echo(h.ioc, c, e);
-    CHECK(h.connections == 1);
-    settle(h.ioc, c);
+    check_connects_and_echoes(h, o);
 }
 
 TEST_CASE("tls client: wrong schemes and unusable TLS options throw at construction, naming the problem") {
