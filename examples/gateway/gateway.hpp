@@ -193,7 +193,10 @@ public:
           number_(number),
           server_(ioc_, std::move(opts)),
           api_(http_api::hooks{[this](mesa::envelope const& e) { server_.send(e.msg, e.recipients, e.excluding); },
-                               [this] { return shared_.total(); }},
+                               [this] {
+                                   publish();  // this instance's numbers are fresh; the others' as of their last handler
+                                   return shared_.total();
+                               }},
                shared.cfg.api_key, broker_name, shared.dispatches) {
         handle_connections();
         handle_authentication();
@@ -221,11 +224,17 @@ public:
     asio::io_context& context() noexcept { return ioc_; }
     server_t& server() noexcept { return server_; }
 
-    /// Runs the instance until its io_context stops, publishing its numbers
-    /// after every handler. websocketpp writes what a handler sends from a
-    /// later handler, so whatever a client has received is already counted
-    /// by /metrics on any instance.
+    /// Runs the instance until its io_context stops. With several instances
+    /// it publishes its numbers after every handler: websocketpp writes what
+    /// a handler sends from a later handler, so whatever a client has
+    /// received is already counted by /metrics on any instance. A lone
+    /// instance publishes only when it answers /metrics, and keeps run()'s
+    /// per-thread recycling of handler memory.
     void run() {
+        if (shared_.cfg.threads == 1) {
+            ioc_.run();
+            return;
+        }
         while (ioc_.run_one()) publish();
     }
 
