@@ -91,7 +91,7 @@ inline constexpr std::uint32_t max_duration_ms = 3'600'000;
 inline std::vector<variable> const& variables() {
     static std::vector<variable> const list = {
         {"MESA_PORT", "4500", "TCP port of WebSocket and HTTP (0-65535; 0: any free port)"},
-        {"MESA_THREADS", "cores; 1 with REDIS_URI", "server instances sharing the port, one thread each (1-256)"},
+        {"MESA_THREADS", "number of cores", "server instances sharing the port, one thread each (1-256)"},
         {"MESA_PATH", "unset: every path", "WebSocket path, e.g. /ws; other paths get 404 on upgrade"},
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
         {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
@@ -239,10 +239,6 @@ inline parsed_config parse_config(env_lookup const& env) {
     if (c.path && c.path->front() != '/') r.fail("MESA_PATH", *c.path, "must start with '/'");
     if (auto ns = r.get("MESA_NAMESPACE")) c.namespace_name = *ns;
     r.text("REDIS_URI", c.redis_uri);
-    // Instances of one process reach each other through the broker. With
-    // Redis that means an outage cuts them apart like separate gateways, so
-    // several instances on Redis must be asked for.
-    if (c.redis_uri && !env("MESA_THREADS")) c.threads = 1;
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
     if (c.redis_uri) {
         try {

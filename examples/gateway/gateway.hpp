@@ -158,6 +158,9 @@ struct shared_state {
     logger log;
     std::atomic<std::uint64_t> next_number{0};  // connection numbers, unique in the process
     std::shared_ptr<connection_limit> limit = std::make_shared<connection_limit>();
+    // Instances hand sends to each other directly, so they reach each other
+    // while Redis is down, as one instance's clients do.
+    std::shared_ptr<mesa::instance_group> group = std::make_shared<mesa::instance_group>();
     std::shared_ptr<http_api::counter> dispatches = std::make_shared<http_api::counter>(0);
     std::vector<published_metrics> published;  // by instance number
 
@@ -357,6 +360,7 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     std::vector<std::unique_ptr<instance_t>> instances;
     for (std::size_t i = 0; i < cfg.threads; ++i) {
         auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit);
+        if (cfg.threads > 1) opts.group = shared.group;
         if (i > 0) opts.port = instances.front()->port();
         try {
             instances.push_back(std::make_unique<instance_t>(shared, i, std::move(opts), broker_name));

@@ -17,6 +17,7 @@
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
 #include <mesa/portal.hpp>
+#include <mesa/instance_group.hpp>
 #include <mesa/server.hpp>
 #include <mesa/shutdown.hpp>
 #include <mesa/transport/memory.hpp>

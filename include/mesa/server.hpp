@@ -36,6 +36,7 @@
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
+#include <mesa/instance_group.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
 #include <mesa/parse.hpp>
@@ -96,6 +97,10 @@ public:
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
         bool reuse_port = false;  // several servers on one port; the kernel spreads new connections over them
+        // Sibling instances of this process that hand sends to each other
+        // directly, so they reach each other while the broker is down (see
+        // instance_group.hpp). Null: only through the broker.
+        std::shared_ptr<instance_group> group;
         typename Transport::options transport{};
         typename Broker::options broker{};
         std::tuple<typename Features::options...> features{};
@@ -126,7 +131,10 @@ public:
 
     server(server const&) = delete;
     server& operator=(server const&) = delete;
-    ~server() { *alive_ = false; }
+    ~server() {
+        group_membership_.reset();  // no sibling hands us anything from now on
+        *alive_ = false;
+    }
 
     // ---- events ---------------------------------------------------------
     void on_connection(std::function<void(client_ptr const&)> h) { on_connection_ = std::move(h); }
@@ -145,6 +153,14 @@ public:
     /// std::system_error when the port cannot be bound.
     void start() {
         prepare_hello();
+        if (options_.group) {
+            group_membership_ = options_.group->join(
+                instance_id_, [this, alive = alive_](std::shared_ptr<envelope const> const& e) {
+                    asio::post(ioc_, [this, alive, e] {
+                        if (*alive) deliver_local(*e, false);
+                    });
+                });
+        }
         broker_.subscribe(keys_.ws(), [this, alive = alive_](std::string_view payload) {
             if (*alive) on_publication(payload);
         });
@@ -298,6 +314,7 @@ public:
     void publish(envelope e) {
         e.origin = instance_id_;
         broker_.publish(keys_.ws(), serialize(e));
+        if (options_.group) options_.group->relay(instance_id_, std::make_shared<envelope const>(e));
         deliver_local(std::move(e), true);
     }
 
@@ -432,7 +449,9 @@ private:
             report(why);
             return;
         }
-        if (e.origin != instance_id_) deliver_local(std::move(e), false);
+        if (e.origin == instance_id_) return;
+        if (options_.group && options_.group->contains(e.origin)) return;  // a sibling handed it over already
+        deliver_local(std::move(e), false);
     }
 
     /// False, and `c` closed with 4002, when more than max_backlog_bytes wait for it.
@@ -619,6 +638,7 @@ private:
     std::function<void(error const&)> on_error_;
     http_handler on_http_;
     std::function<void(transport::log_level, std::string const&)> on_log_;
+    std::shared_ptr<void> group_membership_;
 };
 
 }  // namespace mesa

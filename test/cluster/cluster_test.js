@@ -137,7 +137,9 @@ async function startPortal (args) {
   current = 'two gateways on one Redis';
   const NS = 'c1';
   const env = { MESA_NAMESPACE: NS, SYNC_ENABLED: 'true' };
-  const A = await startGateway('A', env);
+  // A runs two instances on its port: they must reach each other's clients
+  // while Redis is down too (see the outage below).
+  const A = await startGateway('A', { ...env, MESA_THREADS: '2' });
   const B = await startGateway('B', env);
   const C = await startGateway('C', { MESA_NAMESPACE: 'other', SYNC_ENABLED: 'true' });
   const count = async (ns = NS) => Number(await redis.get(`connected_clients_count_${ns}`) || 0);
@@ -384,6 +386,9 @@ async function startPortal (args) {
   nodeServer.close();
   for (const r of ioredisClients) r.disconnect();
   const before = { alice: ofType(alice, 'DURING').length };
+  // With alice, 7 clients of A: all on one of its two instances in about 1 run in 60.
+  const locals = [];
+  for (let i = 0; i < 6; ++i) locals.push(await h.openClient(A.url, `local ${i}`));
   const faultPortal = await startPortal(['--namespace', NS]);
   await redisServer.stop();
   await eventually('gateway A reports degraded', async () => {
@@ -395,9 +400,11 @@ async function startPortal (args) {
   assert.deepStrictEqual(pong[0].data, { during: 'outage' });
   await dispatchHttp(A, { message: { t: 'DURING', d: {} } });
   await waitFor(alice, 'DURING', before.alice + 1);
+  for (const c of locals) await waitFor(c, 'DURING');
   await dispatchHttp(A, { message: { t: 'DURING_TO', d: {} }, recipients: ['alice'] });
   await waitFor(alice, 'DURING_TO');
-  ok('Redis down: PING/PONG works, /dispatch (all, and to a local id) reaches local clients, /health degraded');
+  for (const c of locals) await close(c);
+  ok('Redis down: PING/PONG works, /dispatch (all, and to a local id) reaches the clients of every instance of the gateway, /health degraded');
 
   redisServer = await h.startRedis(redisServer.port);
   await eventually('gateways A and B report ok again', async () => {

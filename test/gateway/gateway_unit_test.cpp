@@ -138,10 +138,7 @@ TEST_CASE("config: good values") {
     auto one = parse({{"MESA_THREADS", "1"}});
     REQUIRE(one.ok());
     CHECK(one.value.threads == 1);
-    // On Redis, several instances must be asked for (an outage would cut them apart).
     CHECK(parse({}).value.threads == gateway::default_threads());
-    CHECK(parse({{"REDIS_URI", "redis://127.0.0.1:6379"}}).value.threads == 1);
-    CHECK(parse({{"REDIS_URI", "redis://127.0.0.1:6379"}, {"MESA_THREADS", "3"}}).value.threads == 3);
 }
 
 TEST_CASE("config: bad values name their variable") {
@@ -184,7 +181,7 @@ TEST_CASE("config: --help lists every variable with its default") {
     }
     CHECK(help.find("MESA_PORT (4500)") != std::string::npos);
     CHECK(help.find("HEARTBEAT_INTERVAL (10000)") != std::string::npos);
-    CHECK(help.find("MESA_THREADS (cores; 1 with REDIS_URI)") != std::string::npos);
+    CHECK(help.find("MESA_THREADS (number of cores)") != std::string::npos);
 }
 
 TEST_CASE("jwt: a good HS256 token gives its id") {

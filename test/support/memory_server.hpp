@@ -54,4 +54,13 @@ void trust_ids(Server& s) {
         });
 }
 
+/// Opens a peer on `s` that authenticates as `id` once the io_context runs
+/// (the server must accept it, e.g. with trust_ids()).
+template <class Server>
+auto connect_as(Server& s, std::string const& id) {
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_frame(id));
+    return peer;
+}
+
 }  // namespace mesa::test

@@ -1,6 +1,7 @@
 // Several server instances, each on its own thread with its own io_context,
-// joined by one broker::memory::hub (the "more cores = more instances" setup
-// of DESIGN.md). Clients on every instance authenticate and send; each
+// joined by one broker::memory::hub and one instance_group (the "more cores =
+// more instances" setup of DESIGN.md; the group hands sends over directly,
+// the hub's copies of them must be ignored). Clients on every instance authenticate and send; each
 // instance broadcasts and sends to ids connected elsewhere. Built with
 // -fsanitize=thread by .ci/sanitize: any data race fails it; the delivery
 // counts are checked too.
@@ -80,11 +81,13 @@ private:
 constexpr int expected_broadcasts = instances * broadcasts_per_instance;
 constexpr int expected_relayed = instances * peers_per_instance * client_messages;
 
-void instance(int index, std::shared_ptr<mesa::broker::memory::hub> hub, phase_barrier& barrier) {
+void instance(int index, std::shared_ptr<mesa::broker::memory::hub> hub, std::shared_ptr<mesa::instance_group> group,
+              phase_barrier& barrier) {
     asio::io_context ioc;
     auto guard = asio::make_work_guard(ioc);
     server_type::options o;
     o.broker.cluster = hub;
+    o.group = group;
     o.feature<mesa::authentication>().timeout = std::chrono::milliseconds(0);
     server_type server{ioc, o};
     server.feature<mesa::authentication>().on_authenticate(
@@ -156,9 +159,10 @@ void instance(int index, std::shared_ptr<mesa::broker::memory::hub> hub, phase_b
 
 int main() {
     auto hub = std::make_shared<mesa::broker::memory::hub>();
+    auto group = std::make_shared<mesa::instance_group>();
     phase_barrier barrier(instances);
     std::vector<std::thread> threads;
-    for (int i = 0; i < instances; ++i) threads.emplace_back(instance, i, hub, std::ref(barrier));
+    for (int i = 0; i < instances; ++i) threads.emplace_back(instance, i, hub, group, std::ref(barrier));
     for (auto& t : threads) t.join();
     if (failures) {
         std::fprintf(stderr, "multi_instance_test: %d failure(s)\n", failures.load());

@@ -25,10 +25,8 @@ TEST_CASE("a dispatcher reaches clients of the cluster, honours excluding, and d
     cluster_server s{ioc, o};
     trust_ids(s);
     s.start();
-    auto ann = s.transport().connect("/");
-    auto bob = s.transport().connect("/");
-    ann->send_text(auth_frame("ann"));
-    bob->send_text(auth_frame("bob"));
+    auto ann = mesa::test::connect_as(s, "ann");
+    auto bob = mesa::test::connect_as(s, "bob");
     drain(ioc);
 
     mesa::dispatcher<mesa::broker::memory>::options d_opts;

@@ -234,10 +234,8 @@ TEST_CASE("in a burst with exclusions, an excluded client gets the rest of the b
     featured_server s{ioc};
     trust_ids(s);
     s.start();
-    auto ann = s.transport().connect("/");
-    auto bob = s.transport().connect("/");
-    ann->send_text(auth_frame("ann"));
-    bob->send_text(auth_frame("bob"));
+    auto ann = mesa::test::connect_as(s, "ann");
+    auto bob = mesa::test::connect_as(s, "bob");
     drain(ioc);
     ann->clear();
     bob->clear();
@@ -334,13 +332,19 @@ TEST_CASE("the connected-clients counter follows connections") {
     CHECK(count == 1);
 }
 
-TEST_CASE("two instances on one memory broker form a cluster: each id gets a send exactly once") {
+TEST_CASE("two instances form a cluster: each id gets a send exactly once") {
     using server_type = memory_server<mesa::authentication>;
-    asio::io_context ioc;
     auto hub = std::make_shared<mesa::broker::memory::hub>();
-    server_type::options o;
-    o.broker.cluster = hub;
-    server_type one{ioc, o}, two{ioc, o};
+    auto group = std::make_shared<mesa::instance_group>();
+    server_type::options a, b;
+    SUBCASE("on one memory broker") { a.broker.cluster = b.broker.cluster = hub; }
+    SUBCASE("in one instance group, on brokers that do not join them") { a.group = b.group = group; }
+    SUBCASE("in one instance group and on one broker") {
+        a.broker.cluster = b.broker.cluster = hub;
+        a.group = b.group = group;
+    }
+    asio::io_context ioc;
+    server_type one{ioc, a}, two{ioc, b};
     trust_ids(one);
     trust_ids(two);
     one.start();

@@ -31,15 +31,7 @@ struct basic_websocketpp_client_config : websocketpp::config::core_client {
 
     static bool const enable_multithreading = false;
 
-    struct transport_config : base::transport_config {
-        using concurrency_type = typename type::concurrency_type;
-        using elog_type = typename type::elog_type;
-        using alog_type = typename type::alog_type;
-        using request_type = typename type::request_type;
-        using response_type = typename type::response_type;
-        using socket_type = Socket;
-        static bool const enable_multithreading = false;
-    };
+    using transport_config = single_thread_transport_config<type, Socket>;
     using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
 
     // Mesa frames are small JSON objects.

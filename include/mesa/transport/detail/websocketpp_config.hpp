@@ -58,6 +58,20 @@ struct connection_context {
     void* context = nullptr;
 };
 
+/// The Asio transport settings of websocketpp configuration `Config`
+/// (server or client) over socket policy `Socket`, on one thread. Read by
+/// websocketpp only once `Config` is complete.
+template <class Config, class Socket>
+struct single_thread_transport_config : Config::base::transport_config {
+    using concurrency_type = typename Config::concurrency_type;
+    using elog_type = typename Config::elog_type;
+    using alog_type = typename Config::alog_type;
+    using request_type = typename Config::request_type;
+    using response_type = typename Config::response_type;
+    using socket_type = Socket;
+    static bool const enable_multithreading = false;
+};
+
 /// Our server configuration over websocketpp socket policy `Socket` (plain
 /// TCP or TLS); nothing else differs between ws:// and wss://.
 template <class Socket>
@@ -72,15 +86,7 @@ struct basic_websocketpp_config : websocketpp::config::core {
 
     static bool const enable_multithreading = false;
 
-    struct transport_config : base::transport_config {
-        using concurrency_type = typename type::concurrency_type;
-        using elog_type = typename type::elog_type;
-        using alog_type = typename type::alog_type;
-        using request_type = typename type::request_type;
-        using response_type = typename type::response_type;
-        using socket_type = Socket;
-        static bool const enable_multithreading = false;
-    };
+    using transport_config = single_thread_transport_config<type, Socket>;
     using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
 
     // The read buffer is inline in every connection object, idle or not.
