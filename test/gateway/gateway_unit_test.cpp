@@ -1,5 +1,6 @@
 // The gateway's pure parts: configuration from the environment, JWT
 // verification, the HTTP API and the metrics text. No sockets, no websocketpp.
+#include "../support/gateway_config.hpp"
 #include "config.hpp"
 #include "http_api.hpp"
 #include "jwt.hpp"
@@ -17,21 +18,10 @@
 
 namespace {
 
-using env_map = std::map<std::string, std::string>;
+using mesa::test::env_map;
+using mesa::test::mentions;
 
-gateway::parsed_config parse(env_map const& env) {
-    return gateway::parse_config([&](char const* name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-    });
-}
-
-bool mentions(gateway::parsed_config const& p, std::string const& name) {
-    for (auto const& e : p.errors)
-        if (e.find(name) != std::string::npos) return true;
-    return false;
-}
+gateway::parsed_config parse(env_map const& env) { return mesa::test::parse_gateway_config(env); }
 
 std::string b64url(std::string const& in) {
     static char const table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -17,7 +17,7 @@
 
 #include "../support/ws_test_client.hpp"
 
-#include "config.hpp"  // the gateway's TLS_* variables
+#include "../support/gateway_config.hpp"  // the gateway's TLS_* variables
 
 #include <boost/json.hpp>
 
@@ -583,19 +583,8 @@ TEST_CASE("tls client: wrong schemes and unusable TLS options throw at construct
 
 namespace {
 
-gateway::parsed_config parse(std::map<std::string, std::string> const& env) {
-    return gateway::parse_config([&](char const* name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-    });
-}
-
-bool mentions(gateway::parsed_config const& p, std::string const& text) {
-    for (auto const& e : p.errors)
-        if (e.find(text) != std::string::npos) return true;
-    return false;
-}
+gateway::parsed_config parse(mesa::test::env_map const& env) { return mesa::test::parse_gateway_config(env); }
+using mesa::test::mentions;
 
 }  // namespace
 
