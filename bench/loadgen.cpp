@@ -64,39 +64,38 @@ struct options {
     std::string redis_host = "127.0.0.1";
     std::uint16_t redis_port = 6379;
     std::string channel = "ws";
-    double rate = 5000;      // echo: PINGs per second, all clients together
-    double duration_s = 10;  // echo: measured seconds
-    double warmup_s = 1;     // echo: seconds before measuring
-    double step_s = 2;       // echo-max: seconds per rate step
-    double max_p99_ms = 50;  // echo-max: a step passes below this p99 ...
-    double max_loss = 0.01;  // ... and with at most this share of PINGs unanswered
-    double growth = 1.5;     // echo-max: rate factor between steps
-    int refine = 3;          // echo-max: bisection steps after the first failure
-    double settle_ms = 300;  // fanout: pause between connected and publishing
-    double timeout_s = 120;  // whole run
-    double hold_s = 0;       // idle: seconds to hold (0: until SIGTERM/SIGINT)
-    double tick_us = 250;    // echo: sending timer period
-    std::string ready_file;  // idle: written when every connection has its hello
-    bool strict = false;     // parse every frame with Boost.JSON
-    int server_pid = 0;      // read this process's CPU time over the measured phase
-    double report_s = 10;    // soak: seconds between progress reports
-    double drain_s = 30;     // soak: at most this long for the last messages after publishing
-    std::string samples_file;      // soak: one JSON line per report
+    double rate = 5000;               // echo: PINGs per second, all clients together
+    double duration_s = 10;           // echo: measured seconds
+    double warmup_s = 1;              // echo: seconds before measuring
+    double step_s = 2;                // echo-max: seconds per rate step
+    double max_p99_ms = 50;           // echo-max: a step passes below this p99 ...
+    double max_loss = 0.01;           // ... and with at most this share of PINGs unanswered
+    double growth = 1.5;              // echo-max: rate factor between steps
+    int refine = 3;                   // echo-max: bisection steps after the first failure
+    double settle_ms = 300;           // fanout: pause between connected and publishing
+    double timeout_s = 120;           // whole run
+    double hold_s = 0;                // idle: seconds to hold (0: until SIGTERM/SIGINT)
+    double tick_us = 250;             // echo: sending timer period
+    std::string ready_file;           // idle: written when every connection has its hello
+    bool strict = false;              // parse every frame with Boost.JSON
+    int server_pid = 0;               // read this process's CPU time over the measured phase
+    double report_s = 10;             // soak: seconds between progress reports
+    double drain_s = 30;              // soak: at most this long for the last messages after publishing
+    std::string samples_file;         // soak: one JSON line per report
     bool require_heartbeats = false;  // soak: fail unless the server sends heartbeats
     bool duration_set = false;
 };
 
 [[noreturn]] void usage(std::string const& why) {
-    std::cerr
-        << "mesa-loadgen: " << why
-        << "\nusage: mesa-loadgen fanout|echo|echo-max|connect|idle|soak [--host H] [--port P] "
-           "[--path /]\n"
-           "  [--clients N] [--concurrency C] [--messages M] [--payload-bytes B] [--redis-host H]\n"
-           "  [--redis-port P] [--channel ws] [--rate R] [--duration S] [--warmup S] [--step S]\n"
-           "  [--max-p99-ms X] [--max-loss F] [--growth F] [--refine N] [--settle-ms X] [--timeout "
-           "S]\n"
-           "  [--hold S] [--tick-us X] [--ready-file PATH] [--strict] [--server-pid PID]\n"
-           "  [--report-s S] [--drain-s S] [--samples-file PATH] [--require-heartbeats]\n";
+    std::cerr << "mesa-loadgen: " << why
+              << "\nusage: mesa-loadgen fanout|echo|echo-max|connect|idle|soak [--host H] [--port P] "
+                 "[--path /]\n"
+                 "  [--clients N] [--concurrency C] [--messages M] [--payload-bytes B] [--redis-host H]\n"
+                 "  [--redis-port P] [--channel ws] [--rate R] [--duration S] [--warmup S] [--step S]\n"
+                 "  [--max-p99-ms X] [--max-loss F] [--growth F] [--refine N] [--settle-ms X] [--timeout "
+                 "S]\n"
+                 "  [--hold S] [--tick-us X] [--ready-file PATH] [--strict] [--server-pid PID]\n"
+                 "  [--report-s S] [--drain-s S] [--samples-file PATH] [--require-heartbeats]\n";
     std::exit(2);
 }
 
@@ -104,8 +103,8 @@ options parse_args(int argc, char** argv) {
     options o;
     if (argc < 2) usage("no mode");
     o.mode = argv[1];
-    if (o.mode != "fanout" && o.mode != "echo" && o.mode != "echo-max" && o.mode != "connect" &&
-        o.mode != "idle" && o.mode != "soak")
+    if (o.mode != "fanout" && o.mode != "echo" && o.mode != "echo-max" && o.mode != "connect" && o.mode != "idle" &&
+        o.mode != "soak")
         usage("unknown mode '" + o.mode + "'");
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
@@ -199,8 +198,7 @@ struct rng {
 };
 
 /// Appends one masked client frame (FIN, opcode) carrying `payload` to `out`.
-void append_frame(std::string& out, std::uint8_t opcode, std::string_view payload,
-                  std::uint32_t key) {
+void append_frame(std::string& out, std::uint8_t opcode, std::string_view payload, std::uint32_t key) {
     std::size_t const n = payload.size();
     out.push_back(static_cast<char>(0x80 | opcode));
     if (n < 126) {
@@ -214,8 +212,8 @@ void append_frame(std::string& out, std::uint8_t opcode, std::string_view payloa
         for (int i = 7; i >= 0; --i)
             out.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> (8 * i)) & 0xFF));
     }
-    char k[4] = {static_cast<char>(key >> 24), static_cast<char>(key >> 16),
-                 static_cast<char>(key >> 8), static_cast<char>(key)};
+    char k[4] = {static_cast<char>(key >> 24), static_cast<char>(key >> 16), static_cast<char>(key >> 8),
+                 static_cast<char>(key)};
     out.append(k, 4);
     std::size_t const at = out.size();
     out.append(payload.data(), n);
@@ -230,8 +228,7 @@ std::optional<std::uint64_t> number_after(std::string_view s, std::string_view k
     at += key.size();
     if (at >= s.size() || s[at] < '0' || s[at] > '9') return std::nullopt;
     std::uint64_t v = 0;
-    while (at < s.size() && s[at] >= '0' && s[at] <= '9')
-        v = v * 10 + static_cast<std::uint64_t>(s[at++] - '0');
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') v = v * 10 + static_cast<std::uint64_t>(s[at++] - '0');
     return v;
 }
 
@@ -297,9 +294,8 @@ struct connection {
 };
 
 class loadgen {
-  public:
-    explicit loadgen(options o)
-        : o_(std::move(o)), timeout_(ioc_), tick_(ioc_), signals_(ioc_, SIGINT, SIGTERM) {
+public:
+    explicit loadgen(options o) : o_(std::move(o)), timeout_(ioc_), tick_(ioc_), signals_(ioc_, SIGINT, SIGTERM) {
         read_buffer_.resize(1 << 18);
     }
 
@@ -308,13 +304,11 @@ class loadgen {
         cpu_start_ = cpu_seconds();
         mark_server();  // connect: the measured phase starts now
         endpoint_ = tcp::endpoint(asio::ip::make_address(o_.host), o_.port);
-        request_ = "GET " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" +
-                   std::to_string(o_.port) +
+        request_ = "GET " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
                    "dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n";
-        timeout_.expires_after(
-            std::chrono::milliseconds(static_cast<long long>(o_.timeout_s * 1000)));
+        timeout_.expires_after(std::chrono::milliseconds(static_cast<long long>(o_.timeout_s * 1000)));
         timeout_.async_wait([this](asio::error_code ec) {
             if (ec) return;
             timed_out_ = true;
@@ -331,14 +325,13 @@ class loadgen {
             }
         });
         conns_.reserve(o_.clients);
-        for (std::size_t i = 0; i < o_.clients; ++i)
-            conns_.push_back(std::make_unique<connection>(ioc_, i));
+        for (std::size_t i = 0; i < o_.clients; ++i) conns_.push_back(std::make_unique<connection>(ioc_, i));
         open_more();
         ioc_.run();
         return (timed_out_ || interrupted_ || errors_ > 0 || soak_failed_) ? 1 : 0;
     }
 
-  private:
+private:
     // ---- connecting ---------------------------------------------------------
     void open_more() {
         while (next_open_ < conns_.size() && opening_ < o_.concurrency) {
@@ -360,8 +353,7 @@ class loadgen {
         if (!c.hello) {
             --opening_;
             ++connect_failures_;
-            if (connect_failures_ <= 5)
-                std::cerr << "mesa-loadgen: connection " << c.index << ": " << why << "\n";
+            if (connect_failures_ <= 5) std::cerr << "mesa-loadgen: connection " << c.index << ": " << why << "\n";
             c.closed = true;
             asio::error_code ignored;
             c.socket.close(ignored);
@@ -369,8 +361,7 @@ class loadgen {
             return;
         }
         ++closed_after_open_;
-        if (closed_after_open_ <= 5)
-            std::cerr << "mesa-loadgen: connection " << c.index << ": " << why << "\n";
+        if (closed_after_open_ <= 5) std::cerr << "mesa-loadgen: connection " << c.index << ": " << why << "\n";
         if (o_.mode == "soak") ++drop_reasons_[why.substr(0, 80)];
         c.closed = true;
         asio::error_code ignored;
@@ -383,8 +374,8 @@ class loadgen {
         if (hellos_ + connect_failures_ == conns_.size() && !all_open_) {
             all_open_ = true;
             all_open_at_ = clock_type::now();
-            std::cerr << "mesa-loadgen: " << hellos_ << " connection(s) open, " << connect_failures_
-                      << " failed, in " << seconds_since(start_, all_open_at_) << " s\n";
+            std::cerr << "mesa-loadgen: " << hellos_ << " connection(s) open, " << connect_failures_ << " failed, in "
+                      << seconds_since(start_, all_open_at_) << " s\n";
             on_all_open();
         }
     }
@@ -395,13 +386,12 @@ class loadgen {
         c.writing = true;
         c.inflight.swap(c.out);
         c.out.clear();
-        asio::async_write(c.socket, asio::buffer(c.inflight),
-                          [this, &c](asio::error_code ec, std::size_t) {
-                              c.writing = false;
-                              c.inflight.clear();
-                              if (ec) return fail(c, "write: " + ec.message());
-                              flush(c);
-                          });
+        asio::async_write(c.socket, asio::buffer(c.inflight), [this, &c](asio::error_code ec, std::size_t) {
+            c.writing = false;
+            c.inflight.clear();
+            if (ec) return fail(c, "write: " + ec.message());
+            flush(c);
+        });
     }
 
     void arm_read(connection& c) {
@@ -417,9 +407,7 @@ class loadgen {
                 asio::error_code rec;
                 std::size_t n = c.socket.read_some(asio::buffer(read_buffer_), rec);
                 if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-                if (rec)
-                    return fail(c, rec == asio::error::eof ? "closed by the server"
-                                                           : "read: " + rec.message());
+                if (rec) return fail(c, rec == asio::error::eof ? "closed by the server" : "read: " + rec.message());
                 bytes_in_ += n;
                 read_time_ = clock_type::now();  // one clock read per read, not per frame
                 consume(c, std::string_view(read_buffer_.data(), n));
@@ -436,12 +424,10 @@ class loadgen {
             std::string buffer;
             buffer.swap(c.partial);
             std::size_t used = parse(c, buffer);
-            if (!c.closed && used < buffer.size())
-                c.partial.assign(buffer, used, std::string::npos);
+            if (!c.closed && used < buffer.size()) c.partial.assign(buffer, used, std::string::npos);
         } else {
             std::size_t used = parse(c, data);
-            if (!c.closed && used < data.size())
-                c.partial.assign(data.data() + used, data.size() - used);
+            if (!c.closed && used < data.size()) c.partial.assign(data.data() + used, data.size() - used);
         }
     }
 
@@ -502,8 +488,7 @@ class loadgen {
             if (opcode == 0x8) {
                 std::uint16_t code =
                     payload.size() >= 2
-                        ? static_cast<std::uint16_t>((std::uint8_t(payload[0]) << 8) |
-                                                     std::uint8_t(payload[1]))
+                        ? static_cast<std::uint16_t>((std::uint8_t(payload[0]) << 8) | std::uint8_t(payload[1]))
                         : 1005;
                 ++close_frames_;
                 fail(c, "close frame " + std::to_string(code) + " " +
@@ -559,8 +544,7 @@ class loadgen {
 
     void on_text(connection& c, std::string_view text) {
         if (!c.hello) {
-            if (text.find("\"op\":10") == std::string_view::npos ||
-                (o_.strict && !strict_ok(text, 10, nullptr))) {
+            if (text.find("\"op\":10") == std::string_view::npos || (o_.strict && !strict_ok(text, 10, nullptr))) {
                 ++invalid_;
                 return fail(c, "first frame is not a hello: " + std::string(text.substr(0, 80)));
             }
@@ -587,8 +571,7 @@ class loadgen {
             if (!o_.ready_file.empty()) std::ofstream(o_.ready_file) << hellos_ << "\n";
             std::cerr << "READY " << hellos_ << std::endl;
             if (o_.hold_s > 0) {
-                tick_.expires_after(
-                    std::chrono::milliseconds(static_cast<long long>(o_.hold_s * 1000)));
+                tick_.expires_after(std::chrono::milliseconds(static_cast<long long>(o_.hold_s * 1000)));
                 tick_.async_wait([this](asio::error_code ec) {
                     if (!ec) finish();
                 });
@@ -597,8 +580,7 @@ class loadgen {
             return;
         }
         if (o_.mode == "fanout") {
-            tick_.expires_after(
-                std::chrono::microseconds(static_cast<long long>(o_.settle_ms * 1000)));
+            tick_.expires_after(std::chrono::microseconds(static_cast<long long>(o_.settle_ms * 1000)));
             tick_.async_wait([this](asio::error_code ec) {
                 if (!ec) publish();
             });
@@ -629,50 +611,47 @@ class loadgen {
         std::string pad(o_.payload_bytes > 24 ? o_.payload_bytes - 24 : 1, 'x');
         expected_suffix_ = ",\"pad\":\"" + pad + "\"},\"t\":\"BENCH\"}";
         for (std::size_t i = 0; i < o_.messages; ++i) {
-            std::string body = "{\"message\":{\"op\":0,\"d\":{\"seq\":" + std::to_string(i) +
-                               ",\"pad\":\"" + pad + "\"},\"t\":\"BENCH\"},\"recipients\":[\"*\"]}";
-            publish_buffer_ += "*3\r\n$7\r\nPUBLISH\r\n$" + std::to_string(o_.channel.size()) +
-                               "\r\n" + o_.channel + "\r\n$" + std::to_string(body.size()) +
-                               "\r\n" + body + "\r\n";
+            std::string body = "{\"message\":{\"op\":0,\"d\":{\"seq\":" + std::to_string(i) + ",\"pad\":\"" + pad +
+                               "\"},\"t\":\"BENCH\"},\"recipients\":[\"*\"]}";
+            publish_buffer_ += "*3\r\n$7\r\nPUBLISH\r\n$" + std::to_string(o_.channel.size()) + "\r\n" + o_.channel +
+                               "\r\n$" + std::to_string(body.size()) + "\r\n" + body + "\r\n";
             if (i == 0) message_bytes_ = body.size();
         }
         expected_ = static_cast<std::uint64_t>(hellos_) * o_.messages;
         mark_server();
         published_at_ = clock_type::now();
-        asio::async_write(
-            *redis_, asio::buffer(publish_buffer_), [this](asio::error_code ec, std::size_t) {
-                if (ec) {
-                    std::cerr << "mesa-loadgen: Redis write: " << ec.message() << "\n";
-                    ++errors_;
-                    return finish();
-                }
-                read_redis();
-            });
+        asio::async_write(*redis_, asio::buffer(publish_buffer_), [this](asio::error_code ec, std::size_t) {
+            if (ec) {
+                std::cerr << "mesa-loadgen: Redis write: " << ec.message() << "\n";
+                ++errors_;
+                return finish();
+            }
+            read_redis();
+        });
     }
 
     void read_redis() {
-        redis_->async_read_some(
-            asio::buffer(redis_in_), [this](asio::error_code ec, std::size_t n) {
-                if (ec) return;
-                for (std::size_t i = 0; i < n; ++i) {
-                    char ch = redis_in_[i];
-                    if (redis_line_start_) {
-                        redis_line_start_ = false;
-                        if (ch == ':')
-                            ++publish_replies_;
-                        else if (ch == '-')
-                            ++errors_;
-                        redis_reading_count_ = (ch == ':' && publish_replies_ == 1);
-                    } else if (redis_reading_count_ && ch >= '0' && ch <= '9') {
-                        receivers_ = receivers_ * 10 + (ch - '0');
-                    }
-                    if (ch == '\n') {
-                        redis_line_start_ = true;
-                        redis_reading_count_ = false;
-                    }
+        redis_->async_read_some(asio::buffer(redis_in_), [this](asio::error_code ec, std::size_t n) {
+            if (ec) return;
+            for (std::size_t i = 0; i < n; ++i) {
+                char ch = redis_in_[i];
+                if (redis_line_start_) {
+                    redis_line_start_ = false;
+                    if (ch == ':')
+                        ++publish_replies_;
+                    else if (ch == '-')
+                        ++errors_;
+                    redis_reading_count_ = (ch == ':' && publish_replies_ == 1);
+                } else if (redis_reading_count_ && ch >= '0' && ch <= '9') {
+                    receivers_ = receivers_ * 10 + (ch - '0');
                 }
-                if (publish_replies_ < o_.messages) read_redis();
-            });
+                if (ch == '\n') {
+                    redis_line_start_ = true;
+                    redis_reading_count_ = false;
+                }
+            }
+            if (publish_replies_ < o_.messages) read_redis();
+        });
     }
 
     /// The sequence number of a BENCH frame: first as the exact bytes a
@@ -680,10 +659,8 @@ class loadgen {
     /// else by looking for each part.
     std::optional<std::uint64_t> bench_seq(std::string_view text) {
         static constexpr std::string_view prefix = "{\"op\":0,\"d\":{\"seq\":";
-        if (text.size() > prefix.size() + expected_suffix_.size() &&
-            text.compare(0, prefix.size(), prefix) == 0 &&
-            text.compare(text.size() - expected_suffix_.size(), expected_suffix_.size(),
-                         expected_suffix_) == 0) {
+        if (text.size() > prefix.size() + expected_suffix_.size() && text.compare(0, prefix.size(), prefix) == 0 &&
+            text.compare(text.size() - expected_suffix_.size(), expected_suffix_.size(), expected_suffix_) == 0) {
             std::size_t i = prefix.size(), end = text.size() - expected_suffix_.size();
             std::uint64_t v = 0;
             if (i == end) return std::nullopt;
@@ -741,10 +718,10 @@ class loadgen {
     // message published at --rate on the Redis channel, in order; a report
     // every --report-s seconds, one summary at the end.
     struct sample {
-        double t_s;            // since publishing started
-        long long rss_kib;     // server VmRSS (-1: unknown)
-        std::size_t open;      // connections still open
-        std::size_t drops;     // connections closed after their hello
+        double t_s;         // since publishing started
+        long long rss_kib;  // server VmRSS (-1: unknown)
+        std::size_t open;   // connections still open
+        std::size_t drops;  // connections closed after their hello
         std::uint64_t published, deliveries, behind, gaps, reordered, heartbeats, retries;
         double lat_p50_ms, lat_p99_ms, lat_max_ms, server_cpu_share, loadgen_cpu_share, load1;
     };
@@ -784,13 +761,12 @@ class loadgen {
         last_report_cpu_ = cpu_seconds();
         last_report_server_cpu_ = process_cpu_seconds(o_.server_pid);
         mark_server();
-        std::cerr << "mesa-loadgen: soak: " << hellos_ << " connections, " << o_.rate
-                  << " messages/s to all (" << fmt(o_.rate * static_cast<double>(hellos_))
-                  << " deliveries/s), " << o_.duration_s << " s, heartbeat interval "
-                  << heartbeat_interval_ms_ << " ms\n";
-        std::fprintf(stderr, "%7s %9s %6s %5s %9s %11s %7s %5s %5s %8s %5s %7s %7s %7s %6s %6s %5s\n",
-                     "t_s", "rss_MiB", "open", "drops", "published", "delivered", "behind", "lost", "reord",
-                     "hb", "hb_rt", "p50_ms", "p99_ms", "max_ms", "srv%", "lg%", "load");
+        std::cerr << "mesa-loadgen: soak: " << hellos_ << " connections, " << o_.rate << " messages/s to all ("
+                  << fmt(o_.rate * static_cast<double>(hellos_)) << " deliveries/s), " << o_.duration_s
+                  << " s, heartbeat interval " << heartbeat_interval_ms_ << " ms\n";
+        std::fprintf(stderr, "%7s %9s %6s %5s %9s %11s %7s %5s %5s %8s %5s %7s %7s %7s %6s %6s %5s\n", "t_s", "rss_MiB",
+                     "open", "drops", "published", "delivered", "behind", "lost", "reord", "hb", "hb_rt", "p50_ms",
+                     "p99_ms", "max_ms", "srv%", "lg%", "load");
         read_redis_replies();
         soak_report();  // t = 0: the baseline after every connection opened
         soak_tick();
@@ -806,8 +782,8 @@ class loadgen {
                 std::string body = "{\"message\":{\"op\":0,\"d\":{\"seq\":" + std::to_string(published_) +
                                    ",\"ts\":" + std::to_string(ts) + ",\"pad\":\"" + soak_pad_ +
                                    "\"},\"t\":\"SOAK\"},\"recipients\":[\"*\"]}";
-                redis_out_ += "*3\r\n$7\r\nPUBLISH\r\n$" + std::to_string(o_.channel.size()) + "\r\n" +
-                              o_.channel + "\r\n$" + std::to_string(body.size()) + "\r\n" + body + "\r\n";
+                redis_out_ += "*3\r\n$7\r\nPUBLISH\r\n$" + std::to_string(o_.channel.size()) + "\r\n" + o_.channel +
+                              "\r\n$" + std::to_string(body.size()) + "\r\n" + body + "\r\n";
                 if (published_ == 0) message_bytes_ = body.size();
                 ++published_;
             }
@@ -1008,8 +984,7 @@ class loadgen {
         double const wall = std::max(1e-9, seconds_since(last_report_at_, now));
         double const cpu = cpu_seconds(), server_cpu = process_cpu_seconds(o_.server_pid);
         s.loadgen_cpu_share = samples_.empty() ? 0 : (cpu - last_report_cpu_) / wall;
-        s.server_cpu_share =
-            samples_.empty() || server_cpu < 0 ? 0 : (server_cpu - last_report_server_cpu_) / wall;
+        s.server_cpu_share = samples_.empty() || server_cpu < 0 ? 0 : (server_cpu - last_report_server_cpu_) / wall;
         s.load1 = load1();
         last_report_at_ = now;
         last_report_cpu_ = cpu;
@@ -1017,13 +992,14 @@ class loadgen {
         while (next_report_ <= now)
             next_report_ += std::chrono::microseconds(static_cast<long long>(o_.report_s * 1e6));
         samples_.push_back(s);
-        std::fprintf(stderr, "%7.1f %9.1f %6zu %5zu %9llu %11llu %7llu %5llu %5llu %8llu %5llu %7.1f %7.1f %7.1f %6.1f %6.1f %5.2f\n",
-                     s.t_s, static_cast<double>(s.rss_kib) / 1024, s.open, s.drops,
-                     static_cast<unsigned long long>(s.published), static_cast<unsigned long long>(s.deliveries),
-                     static_cast<unsigned long long>(s.behind), static_cast<unsigned long long>(s.gaps),
-                     static_cast<unsigned long long>(s.reordered), static_cast<unsigned long long>(s.heartbeats),
-                     static_cast<unsigned long long>(s.retries), s.lat_p50_ms, s.lat_p99_ms, s.lat_max_ms,
-                     100 * s.server_cpu_share, 100 * s.loadgen_cpu_share, s.load1);
+        std::fprintf(
+            stderr,
+            "%7.1f %9.1f %6zu %5zu %9llu %11llu %7llu %5llu %5llu %8llu %5llu %7.1f %7.1f %7.1f %6.1f %6.1f %5.2f\n",
+            s.t_s, static_cast<double>(s.rss_kib) / 1024, s.open, s.drops, static_cast<unsigned long long>(s.published),
+            static_cast<unsigned long long>(s.deliveries), static_cast<unsigned long long>(s.behind),
+            static_cast<unsigned long long>(s.gaps), static_cast<unsigned long long>(s.reordered),
+            static_cast<unsigned long long>(s.heartbeats), static_cast<unsigned long long>(s.retries), s.lat_p50_ms,
+            s.lat_p99_ms, s.lat_max_ms, 100 * s.server_cpu_share, 100 * s.loadgen_cpu_share, s.load1);
         if (samples_out_) {
             samples_out_ << sample_json(s) << "\n";
             samples_out_.flush();
@@ -1036,8 +1012,8 @@ class loadgen {
           << ",\"drops\":" << s.drops << ",\"published\":" << s.published << ",\"deliveries\":" << s.deliveries
           << ",\"behind\":" << s.behind << ",\"lost\":" << s.gaps << ",\"reordered\":" << s.reordered
           << ",\"heartbeats\":" << s.heartbeats << ",\"heartbeat_retries\":" << s.retries
-          << ",\"latency_p50_ms\":" << fmt(s.lat_p50_ms) << ",\"latency_p99_ms\":" << fmt(s.lat_p99_ms) << ",\"latency_max_ms\":" << fmt(s.lat_max_ms)
-          << ",\"server_cpu_share\":" << fmt(s.server_cpu_share)
+          << ",\"latency_p50_ms\":" << fmt(s.lat_p50_ms) << ",\"latency_p99_ms\":" << fmt(s.lat_p99_ms)
+          << ",\"latency_max_ms\":" << fmt(s.lat_max_ms) << ",\"server_cpu_share\":" << fmt(s.server_cpu_share)
           << ",\"loadgen_cpu_share\":" << fmt(s.loadgen_cpu_share) << ",\"load1\":" << fmt(s.load1) << "}";
         return j.str();
     }
@@ -1081,8 +1057,8 @@ class loadgen {
         // interval; fewer than half of that means the server stopped beating.
         double const beats_expected =
             heartbeat_interval_ms_ > 0 ? soak_s * 1000 / static_cast<double>(heartbeat_interval_ms_) : 0;
-        bool const beats_ok = !o_.require_heartbeats || (heartbeat_interval_ms_ > 0 &&
-                                                         static_cast<double>(min_beats) >= beats_expected / 2 - 1);
+        bool const beats_ok = !o_.require_heartbeats ||
+                              (heartbeat_interval_ms_ > 0 && static_cast<double>(min_beats) >= beats_expected / 2 - 1);
         std::vector<double> p99s = interval_p99s_;
         std::sort(p99s.begin(), p99s.end());
         bool const ok = connect_failures_ == 0 && closed_after_open_ == 0 && lost == 0 && reordered_ == 0 &&
@@ -1116,8 +1092,8 @@ class loadgen {
                   << fmt(o_.rate * static_cast<double>(hellos_)) << " deliveries/s), heartbeat interval "
                   << heartbeat_interval_ms_ << " ms\n"
                   << "  gateway RSS MiB: first " << mib(first) << ", min " << mib(lo) << ", max " << mib(hi)
-                  << ", last " << mib(last) << "; slope " << fmt(slope) << " KiB/min over the run, "
-                  << fmt(slope_half) << " KiB/min over its second half\n"
+                  << ", last " << mib(last) << "; slope " << fmt(slope) << " KiB/min over the run, " << fmt(slope_half)
+                  << " KiB/min over its second half\n"
                   << "  connections: " << hellos_ << " opened, " << connect_failures_ << " failed to open, "
                   << closed_after_open_ << " dropped, " << open << " open at the end\n";
         for (auto const& [why, n] : drop_reasons_) std::cerr << "    dropped " << n << ": " << why << "\n";
@@ -1125,10 +1101,11 @@ class loadgen {
                   << unreceived_publishes_ << " with no subscriber), " << deliveries_ << " delivered, " << lost
                   << " lost, " << reordered_ << " reordered, " << invalid_ << " invalid frames\n"
                   << "  heartbeats: " << heartbeats_ << " answered (" << heartbeat_retries_
-                  << " were retries), at least " << min_beats << " per open connection (about "
-                  << fmt(beats_expected) << " expected)\n"
-                  << "  publish -> delivery latency: p99 per interval median " << fmt(p99s.empty() ? 0 : p99s[p99s.size() / 2])
-                  << " ms, worst " << fmt(p99s.empty() ? 0 : p99s.back()) << " ms; max " << fmt(max_latency_ms_) << " ms\n"
+                  << " were retries), at least " << min_beats << " per open connection (about " << fmt(beats_expected)
+                  << " expected)\n"
+                  << "  publish -> delivery latency: p99 per interval median "
+                  << fmt(p99s.empty() ? 0 : p99s[p99s.size() / 2]) << " ms, worst "
+                  << fmt(p99s.empty() ? 0 : p99s.back()) << " ms; max " << fmt(max_latency_ms_) << " ms\n"
                   << "  result: " << (ok ? "PASS" : "FAIL") << "\n";
         return ok;
     }
@@ -1142,8 +1119,7 @@ class loadgen {
         step_rate_ = o_.rate;
         if (o_.mode == "echo") {  // measured from the end of the warm-up
             server_mark_timer_ = std::make_unique<asio::steady_timer>(ioc_);
-            server_mark_timer_->expires_after(
-                std::chrono::microseconds(static_cast<long long>(o_.warmup_s * 1e6)));
+            server_mark_timer_->expires_after(std::chrono::microseconds(static_cast<long long>(o_.warmup_s * 1e6)));
             server_mark_timer_->async_wait([this](asio::error_code ec) {
                 if (!ec) mark_server();
             });
@@ -1162,10 +1138,9 @@ class loadgen {
         ++step_;
         double const length = o_.mode == "echo" ? o_.warmup_s + o_.duration_s : o_.step_s;
         step_end_ = step_start_ + std::chrono::microseconds(static_cast<long long>(length * 1e6));
-        measure_from_ =
-            o_.mode == "echo"
-                ? step_start_ + std::chrono::microseconds(static_cast<long long>(o_.warmup_s * 1e6))
-                : step_start_;
+        measure_from_ = o_.mode == "echo"
+                            ? step_start_ + std::chrono::microseconds(static_cast<long long>(o_.warmup_s * 1e6))
+                            : step_start_;
         schedule_tick();
     }
 
@@ -1181,8 +1156,7 @@ class loadgen {
         auto const now = clock_type::now();
         if (step_sending_) {
             auto const until = std::min(now, step_end_);
-            auto const due =
-                static_cast<std::uint64_t>(step_rate_ * seconds_since(step_start_, until));
+            auto const due = static_cast<std::uint64_t>(step_rate_ * seconds_since(step_start_, until));
             std::string body;
             while (step_sent_ < due) {
                 connection& c = *open_list_[rr_++ % open_list_.size()];
@@ -1190,11 +1164,9 @@ class loadgen {
                     ++step_sent_;
                     continue;
                 }
-                auto const ts =
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_).count();
+                auto const ts = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_).count();
                 bool const measured = now >= measure_from_;
-                body = "{\"op\":0,\"d\":{\"seq\":" + std::to_string(seq_++) +
-                       ",\"ts\":" + std::to_string(ts) +
+                body = "{\"op\":0,\"d\":{\"seq\":" + std::to_string(seq_++) + ",\"ts\":" + std::to_string(ts) +
                        ",\"st\":" + std::to_string(measured ? step_ : 0) + "},\"t\":\"PING\"}";
                 append_frame(c.out, 0x1, body, rng_.next());
                 mark_dirty(c);
@@ -1218,8 +1190,7 @@ class loadgen {
     void on_pong(connection&, std::string_view text) {
         auto ts = number_after(text, "\"ts\":");
         auto st = number_after(text, "\"st\":");
-        bool ok = ts && st && number_after(text, "\"seq\":") &&
-                  text.find("\"t\":\"PONG\"") != std::string_view::npos;
+        bool ok = ts && st && number_after(text, "\"seq\":") && text.find("\"t\":\"PONG\"") != std::string_view::npos;
         if (ok && o_.strict) ok = strict_ok(text, 0, "PONG");
         if (!ok) {
             ++invalid_;
@@ -1228,8 +1199,7 @@ class loadgen {
         ++pongs_;
         if (*st != 0 && *st == step_) {
             auto const now_ns =
-                std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start_)
-                    .count();
+                std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start_).count();
             step_rtts_.push_back(static_cast<double>(now_ns - static_cast<long long>(*ts)) / 1e6);
             ++step_received_;
         }
@@ -1264,17 +1234,15 @@ class loadgen {
 
     void end_step() {
         if (o_.mode == "echo")
-            server_stop_at_ = clock_type::now(),
-            server_cpu_end_ = process_cpu_seconds(o_.server_pid);
+            server_stop_at_ = clock_type::now(), server_cpu_end_ = process_cpu_seconds(o_.server_pid);
         step_result r = summarize();
         step_measured_sent_ = 0;
         if (o_.mode == "echo") {
             echo_result_ = r;
             return finish();
         }
-        std::cerr << "mesa-loadgen: step " << step_ << ": rate " << r.rate << "/s sent " << r.sent
-                  << " received " << r.received << " p99 " << r.p99 << " ms -> "
-                  << (r.pass ? "pass" : "fail") << "\n";
+        std::cerr << "mesa-loadgen: step " << step_ << ": rate " << r.rate << "/s sent " << r.sent << " received "
+                  << r.received << " p99 " << r.p99 << " ms -> " << (r.pass ? "pass" : "fail") << "\n";
         steps_.push_back(r);
         if (r.pass) {
             best_ = std::max(best_, r.rate);
@@ -1334,55 +1302,44 @@ class loadgen {
         if (o_.mode == "connect" && hellos_ > 0) server_stop_at_ = last_hello_at_;
         double const cpu = cpu_seconds() - cpu_start_;
         std::ostringstream j;
-        j << "{\"mode\":\"" << o_.mode << "\",\"clients\":" << o_.clients
-          << ",\"connected\":" << hellos_ << ",\"connect_failures\":" << connect_failures_
-          << ",\"closed_after_open\":" << closed_after_open_
-          << ",\"close_frames\":" << close_frames_ << ",\"invalid\":" << invalid_
-          << ",\"unexpected\":" << unexpected_ << ",\"frames_in\":" << frames_in_
-          << ",\"bytes_in\":" << bytes_in_;
+        j << "{\"mode\":\"" << o_.mode << "\",\"clients\":" << o_.clients << ",\"connected\":" << hellos_
+          << ",\"connect_failures\":" << connect_failures_ << ",\"closed_after_open\":" << closed_after_open_
+          << ",\"close_frames\":" << close_frames_ << ",\"invalid\":" << invalid_ << ",\"unexpected\":" << unexpected_
+          << ",\"frames_in\":" << frames_in_ << ",\"bytes_in\":" << bytes_in_;
         if (all_open_) j << ",\"open_s\":" << fmt(seconds_since(start_, all_open_at_));
         if (o_.mode == "connect" && hellos_ > 0) {
             double const s = seconds_since(start_, last_hello_at_);
-            j << ",\"connect_s\":" << fmt(s)
-              << ",\"connections_per_s\":" << fmt(static_cast<double>(hellos_) / s);
+            j << ",\"connect_s\":" << fmt(s) << ",\"connections_per_s\":" << fmt(static_cast<double>(hellos_) / s);
         }
         if (o_.mode == "fanout") {
             j << ",\"messages\":" << o_.messages << ",\"message_bytes\":" << message_bytes_
               << ",\"redis_receivers\":" << receivers_ << ",\"expected\":" << expected_
               << ",\"deliveries\":" << deliveries_
-              << ",\"lost\":" << (expected_ > deliveries_ ? expected_ - deliveries_ : 0)
-              << ",\"gaps\":" << gaps_ << ",\"reordered\":" << reordered_
-              << ",\"exact_frames\":" << exact_frames_;
+              << ",\"lost\":" << (expected_ > deliveries_ ? expected_ - deliveries_ : 0) << ",\"gaps\":" << gaps_
+              << ",\"reordered\":" << reordered_ << ",\"exact_frames\":" << exact_frames_;
             if (deliveries_ > 0) {
                 double const total = seconds_since(published_at_, last_delivery_at_);
                 double const spread = seconds_since(first_delivery_at_, last_delivery_at_);
-                j << ",\"publish_to_first_s\":"
-                  << fmt(seconds_since(published_at_, first_delivery_at_))
-                  << ",\"publish_to_last_s\":" << fmt(total)
-                  << ",\"first_to_last_s\":" << fmt(spread) << ",\"deliveries_per_s\":"
-                  << fmt(total > 0 ? static_cast<double>(deliveries_) / total : 0);
+                j << ",\"publish_to_first_s\":" << fmt(seconds_since(published_at_, first_delivery_at_))
+                  << ",\"publish_to_last_s\":" << fmt(total) << ",\"first_to_last_s\":" << fmt(spread)
+                  << ",\"deliveries_per_s\":" << fmt(total > 0 ? static_cast<double>(deliveries_) / total : 0);
             }
         }
         if (o_.mode == "echo" && echo_result_) {
             auto const& r = *echo_result_;
-            j << ",\"rate\":" << fmt(r.rate) << ",\"duration_s\":" << fmt(o_.duration_s)
-              << ",\"sent\":" << fmt(r.sent) << ",\"received\":" << fmt(r.received)
-              << ",\"lost\":" << fmt(r.sent - r.received) << ",\"p50_ms\":" << fmt(r.p50)
-              << ",\"p90_ms\":" << fmt(r.p90) << ",\"p99_ms\":" << fmt(r.p99)
-              << ",\"p999_ms\":" << fmt(r.p999) << ",\"max_ms\":" << fmt(r.max)
-              << ",\"mean_ms\":" << fmt(r.mean);
+            j << ",\"rate\":" << fmt(r.rate) << ",\"duration_s\":" << fmt(o_.duration_s) << ",\"sent\":" << fmt(r.sent)
+              << ",\"received\":" << fmt(r.received) << ",\"lost\":" << fmt(r.sent - r.received)
+              << ",\"p50_ms\":" << fmt(r.p50) << ",\"p90_ms\":" << fmt(r.p90) << ",\"p99_ms\":" << fmt(r.p99)
+              << ",\"p999_ms\":" << fmt(r.p999) << ",\"max_ms\":" << fmt(r.max) << ",\"mean_ms\":" << fmt(r.mean);
         }
         if (o_.mode == "echo-max") {
-            j << ",\"max_sustained_rate\":" << fmt(best_)
-              << ",\"criteria\":{\"max_p99_ms\":" << fmt(o_.max_p99_ms)
-              << ",\"max_loss\":" << fmt(o_.max_loss) << ",\"step_s\":" << fmt(o_.step_s)
-              << "},\"steps\":[";
+            j << ",\"max_sustained_rate\":" << fmt(best_) << ",\"criteria\":{\"max_p99_ms\":" << fmt(o_.max_p99_ms)
+              << ",\"max_loss\":" << fmt(o_.max_loss) << ",\"step_s\":" << fmt(o_.step_s) << "},\"steps\":[";
             for (std::size_t i = 0; i < steps_.size(); ++i) {
                 auto const& r = steps_[i];
-                j << (i ? "," : "") << "{\"rate\":" << fmt(r.rate)
-                  << ",\"received\":" << fmt(r.received) << ",\"sent\":" << fmt(r.sent)
-                  << ",\"p99_ms\":" << fmt(r.p99) << ",\"pass\":" << (r.pass ? "true" : "false")
-                  << "}";
+                j << (i ? "," : "") << "{\"rate\":" << fmt(r.rate) << ",\"received\":" << fmt(r.received)
+                  << ",\"sent\":" << fmt(r.sent) << ",\"p99_ms\":" << fmt(r.p99)
+                  << ",\"pass\":" << (r.pass ? "true" : "false") << "}";
             }
             j << "]";
         }
@@ -1392,7 +1349,8 @@ class loadgen {
             // log's format: its disconnections before this happened in the soak.
             auto const wall = std::chrono::system_clock::now();
             std::time_t const secs = std::chrono::system_clock::to_time_t(wall);
-            auto const ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
+            auto const ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
             std::tm utc{};
             gmtime_r(&secs, &utc);
             char stamp[40];
@@ -1400,22 +1358,17 @@ class loadgen {
             std::snprintf(stamp + std::strlen(stamp), 8, ".%03dZ", static_cast<int>(ms));
             j << ",\"ended_at\":\"" << stamp << "\"";
         }
-        j << ",\"elapsed_s\":" << fmt(seconds_since(start_, end))
-          << ",\"loadgen_cpu_s\":" << fmt(cpu)
+        j << ",\"elapsed_s\":" << fmt(seconds_since(start_, end)) << ",\"loadgen_cpu_s\":" << fmt(cpu)
           << ",\"loadgen_cpu_share\":" << fmt(cpu / std::max(1e-9, seconds_since(start_, end)))
           << ",\"timed_out\":" << (timed_out_ ? "true" : "false");
-        if (o_.server_pid > 0 && server_cpu_mark_ >= 0 && server_cpu_end_ >= 0 &&
-            o_.mode != "idle") {
+        if (o_.server_pid > 0 && server_cpu_mark_ >= 0 && server_cpu_end_ >= 0 && o_.mode != "idle") {
             double const server_cpu = server_cpu_end_ - server_cpu_mark_;
             double const wall = std::max(1e-9, seconds_since(server_mark_at_, server_stop_at_));
-            j << ",\"server_cpu_s\":" << fmt(server_cpu)
-              << ",\"server_cpu_share\":" << fmt(server_cpu / wall);
+            j << ",\"server_cpu_s\":" << fmt(server_cpu) << ",\"server_cpu_share\":" << fmt(server_cpu / wall);
             if (o_.mode == "fanout" && server_cpu > 0)
-                j << ",\"deliveries_per_server_cpu_s\":"
-                  << fmt(static_cast<double>(deliveries_) / server_cpu);
+                j << ",\"deliveries_per_server_cpu_s\":" << fmt(static_cast<double>(deliveries_) / server_cpu);
             if (o_.mode == "connect" && server_cpu > 0)
-                j << ",\"connections_per_server_cpu_s\":"
-                  << fmt(static_cast<double>(hellos_) / server_cpu);
+                j << ",\"connections_per_server_cpu_s\":" << fmt(static_cast<double>(hellos_) / server_cpu);
         }
         j << "}";
         std::cout << j.str() << std::endl;
@@ -1449,11 +1402,9 @@ class loadgen {
 
     clock_type::time_point start_, all_open_at_, last_hello_at_;
     double cpu_start_ = 0;
-    std::size_t next_open_ = 0, opening_ = 0, hellos_ = 0, connect_failures_ = 0,
-                closed_after_open_ = 0;
+    std::size_t next_open_ = 0, opening_ = 0, hellos_ = 0, connect_failures_ = 0, closed_after_open_ = 0;
     bool all_open_ = false, finished_ = false, timed_out_ = false, interrupted_ = false;
-    std::uint64_t invalid_ = 0, unexpected_ = 0, frames_in_ = 0, bytes_in_ = 0, close_frames_ = 0,
-                  errors_ = 0;
+    std::uint64_t invalid_ = 0, unexpected_ = 0, frames_in_ = 0, bytes_in_ = 0, close_frames_ = 0, errors_ = 0;
 
     // fanout
     std::unique_ptr<tcp::socket> redis_;

@@ -149,8 +149,7 @@ int run(std::string const& url, settings const& set) {
 
     c.on_connected([&](typename Client::connection_info const& info) {
         ever_connected = true;
-        status("connected to " + c.url() +
-               (info.is_automatic_reconnection ? " (automatic reconnection)" : ""));
+        status("connected to " + c.url() + (info.is_automatic_reconnection ? " (automatic reconnection)" : ""));
     });
     c.on_authenticated([&](mesa::json::value const& user) {
         authenticated_once = true;
@@ -160,8 +159,7 @@ int run(std::string const& url, settings const& set) {
         if (m.op == mesa::opcode::dispatch) std::cout << mesa::serialize(m) << std::endl;
     });
     c.on_disconnected([&](typename Client::disconnection const& d) {
-        status("disconnected (" + std::to_string(d.code) +
-               (d.reason.empty() ? "" : " " + d.reason) + ")" +
+        status("disconnected (" + std::to_string(d.code) + (d.reason.empty() ? "" : " " + d.reason) + ")" +
                (d.will_attempt_reconnect ? "; reconnecting" : ""));
         if (leaving) quit(exit_ok);
         if (!d.will_attempt_reconnect) {
@@ -175,8 +173,7 @@ int run(std::string const& url, settings const& set) {
             if (!c.reconnecting()) {
                 // A refused certificate says why itself; anything else before
                 // a first open is most often nothing listening at the URL.
-                bool const hint =
-                    !ever_connected && e.what.find("certificate") == std::string::npos;
+                bool const hint = !ever_connected && e.what.find("certificate") == std::string::npos;
                 status(e.what + (hint ? " (is a Mesa server listening there?)" : ""));
                 quit(exit_connection);
             }
@@ -197,9 +194,7 @@ int run(std::string const& url, settings const& set) {
                 if (leaving) return;
                 // A close unrelated to the credentials while a reconnection is
                 // coming: they are sent again then.
-                if (r.close_code != mesa::close_code::policy_violation && r.close_code != 0 &&
-                    c.reconnecting())
-                    return;
+                if (r.close_code != mesa::close_code::policy_violation && r.close_code != 0 && c.reconnecting()) return;
                 status("authentication failed: " + *r.error);
                 quit(exit_authentication);
             },
@@ -246,8 +241,7 @@ int run(std::string const& url, settings const& set) {
                     status("line " + std::to_string(number) + " ignored: " + *error);
                     return;
                 }
-                if (c.send(std::get<mesa::message>(std::move(parsed))) ==
-                    Client::send_status::dropped)
+                if (c.send(std::get<mesa::message>(std::move(parsed))) == Client::send_status::dropped)
                     status("line " + std::to_string(number) + " dropped: send queue full");
             });
         }
@@ -331,8 +325,7 @@ int main(int argc, char** argv) {
         return exit_usage;
     }
     if (url->rfind("wss://", 0) == 0) {
-        if (!tls.verify_peer)
-            status("warning: --insecure: the server's certificate and name are not verified");
+        if (!tls.verify_peer) status("warning: --insecure: the server's certificate and name are not verified");
         return run<mesa::tls_client>(*url, set);
     }
     if (tls_flags) {

@@ -19,14 +19,14 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <deque>
 #include <functional>
-#include <memory>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -52,7 +52,8 @@ char const* const usage =
     "  --all             send to every client\n"
     "  --exclude id,id   leave these ids out\n"
     "  --disconnect id,id  close the connections of these ids (op 5 DISCONNECT_CLIENT); stdin is not read\n"
-    "  --max-backlog N   with --sync: most messages kept per offline id, oldest dropped first (default 1000; 0: no limit)\n"
+    "  --max-backlog N   with --sync: most messages kept per offline id, oldest dropped first (default 1000; 0: no "
+    "limit)\n"
     "  --timeout MS      how long to wait for Redis, at start and for the final acknowledgement (default 10000)\n"
     "  --quiet           no summary line on stderr\n"
     "Exit status: 0 when everything was written to Redis, 1 on a failure, 2 on a bad argument.\n";

@@ -132,27 +132,28 @@ int main(int argc, char** argv) {
     // Joined once the subscription is confirmed and the pool set holds our id.
     auto const keys = mesa::keys(options.namespace_name);
     auto announce = [&] {
-        p->broker().subscribe(keys.portal(), [](std::string_view) {}, [&](std::error_code ec) {
-            if (ec) {
-                std::cerr << "mesa-portal: subscription to " << keys.portal() << " failed: " << ec.message() << "\n";
-                return finish(1);
-            }
-            p->broker().set_contains(keys.available_portals_pool(), {p->id()},
-                                     [&](std::error_code ec, std::vector<bool> in) {
-                                         if (ec || in.empty() || !in[0]) {
-                                             std::cerr << "mesa-portal: could not join the pool"
-                                                       << (ec ? ": " + ec.message() : std::string()) << "\n";
-                                             return finish(1);
-                                         }
-                                         timer.cancel();
-                                         std::cerr << "mesa-portal: joined the pool as " << p->id()
-                                                   << (options.namespace_name.empty()
-                                                           ? std::string()
-                                                           : " (namespace " + options.namespace_name + ")")
-                                                   << (options.report_all_events ? ", reporting all events" : "")
-                                                   << std::endl;
-                                     });
-        });
+        p->broker().subscribe(
+            keys.portal(), [](std::string_view) {},
+            [&](std::error_code ec) {
+                if (ec) {
+                    std::cerr << "mesa-portal: subscription to " << keys.portal() << " failed: " << ec.message()
+                              << "\n";
+                    return finish(1);
+                }
+                p->broker().set_contains(
+                    keys.available_portals_pool(), {p->id()}, [&](std::error_code ec, std::vector<bool> in) {
+                        if (ec || in.empty() || !in[0]) {
+                            std::cerr << "mesa-portal: could not join the pool"
+                                      << (ec ? ": " + ec.message() : std::string()) << "\n";
+                            return finish(1);
+                        }
+                        timer.cancel();
+                        std::cerr << "mesa-portal: joined the pool as " << p->id()
+                                  << (options.namespace_name.empty() ? std::string()
+                                                                     : " (namespace " + options.namespace_name + ")")
+                                  << (options.report_all_events ? ", reporting all events" : "") << std::endl;
+                    });
+            });
     };
 
     std::function<void()> wait_connected = [&] {
@@ -185,7 +186,7 @@ int main(int argc, char** argv) {
     signals.async_wait([&](std::error_code ec, int) {
         if (ec) return;
         if (!started) return finish(0);  // never joined: nothing to leave
-        p->stop();  // publishes {id, ready:false} and removes the id from the pool
+        p->stop();                       // publishes {id, ready:false} and removes the id from the pool
         timer.expires_after(std::chrono::milliseconds(timeout_ms));
         timer.async_wait([&](std::error_code ec) {
             if (!ec) {
@@ -195,8 +196,10 @@ int main(int argc, char** argv) {
         });
         // Replies come in order: this one follows the PUBLISH and SREM.
         p->broker().counter_get(keys.connected_clients_count(), [&](std::error_code ec, std::int64_t) {
-            if (ec) std::cerr << "mesa-portal: leaving the pool not confirmed: " << ec.message() << "\n";
-            else std::cerr << "mesa-portal: left the pool\n";
+            if (ec)
+                std::cerr << "mesa-portal: leaving the pool not confirmed: " << ec.message() << "\n";
+            else
+                std::cerr << "mesa-portal: left the pool\n";
             finish(ec ? 1 : 0);
         });
     });

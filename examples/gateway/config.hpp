@@ -40,38 +40,38 @@ inline std::uint32_t default_threads() {
 
 /// Everything the gateway reads from its environment. Durations in ms.
 struct config {
-    std::uint16_t port = 4500;                 // MESA_PORT (0: any free port, reported at start-up)
-    std::uint32_t threads = default_threads(); // MESA_THREADS: server instances sharing the port
-    std::optional<std::string> path;           // MESA_PATH; unset: every path is served
-    std::string namespace_name;                // MESA_NAMESPACE
-    std::optional<std::string> redis_uri;      // REDIS_URI; unset: single node, in-memory broker
-    bool enforce_equal_versions = false;       // ENFORCE_EQUAL_VERSIONS
-    bool store_messages = false;               // STORE_MESSAGES
-    bool sync_enabled = false;                 // SYNC_ENABLED
+    std::uint16_t port = 4500;                      // MESA_PORT (0: any free port, reported at start-up)
+    std::uint32_t threads = default_threads();      // MESA_THREADS: server instances sharing the port
+    std::optional<std::string> path;                // MESA_PATH; unset: every path is served
+    std::string namespace_name;                     // MESA_NAMESPACE
+    std::optional<std::string> redis_uri;           // REDIS_URI; unset: single node, in-memory broker
+    bool enforce_equal_versions = false;            // ENFORCE_EQUAL_VERSIONS
+    bool store_messages = false;                    // STORE_MESSAGES
+    bool sync_enabled = false;                      // SYNC_ENABLED
     std::uint32_t sync_redelivery_interval_ms = 0;  // SYNC_REDELIVERY_INTERVAL
-    bool portals_enabled = false;              // PORTALS_ENABLED
-    bool portal_distribute_load = true;        // PORTAL_DISTRIBUTE_LOAD
-    bool heartbeats_enabled = false;           // HEARTBEATS_ENABLED
-    std::uint32_t heartbeat_interval_ms = 10000;  // HEARTBEAT_INTERVAL
-    std::uint32_t heartbeat_max_attempts = 3;  // HEARTBEAT_MAX_ATTEMPTS
-    bool reconnects_enabled = false;           // RECONNECTS_ENABLED
-    std::uint32_t reconnect_interval_ms = 5000;  // RECONNECT_INTERVAL
-    std::uint32_t auth_timeout_ms = 10000;     // AUTH_TIMEOUT (0: no deadline)
-    bool auth_required = false;                // AUTH_REQUIRED
-    bool auth_send_user_object = true;         // AUTH_SEND_USER_OBJECT
-    bool auth_disconnect_on_fail = true;       // AUTH_DISCONNECT_ON_FAIL
-    bool auth_store_connected_users = true;    // AUTH_STORE_CONNECTED_USERS
-    bool enable_logging = true;                // ENABLE_LOGGING
-    std::optional<std::string> ws_key;         // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
-    std::optional<std::string> api_key;        // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
-    std::uint32_t max_backlog_bytes = 1u << 20;  // MESA_MAX_BACKLOG (0: no bound)
-    std::uint32_t max_connections = 100000;      // MESA_MAX_CONNECTIONS (0: no limit)
-    std::vector<std::string> allowed_origins;    // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
-    std::uint32_t max_messages_per_second = 50;  // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
-    std::uint32_t message_burst = 100;           // MESA_MESSAGE_BURST
-    std::optional<std::string> tls_cert;         // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
-    std::optional<std::string> tls_key;          // TLS_KEY: PEM private key of TLS_CERT
-    std::optional<std::string> tls_ca;           // TLS_CA: PEM CAs; set: clients must present a certificate
+    bool portals_enabled = false;                   // PORTALS_ENABLED
+    bool portal_distribute_load = true;             // PORTAL_DISTRIBUTE_LOAD
+    bool heartbeats_enabled = false;                // HEARTBEATS_ENABLED
+    std::uint32_t heartbeat_interval_ms = 10000;    // HEARTBEAT_INTERVAL
+    std::uint32_t heartbeat_max_attempts = 3;       // HEARTBEAT_MAX_ATTEMPTS
+    bool reconnects_enabled = false;                // RECONNECTS_ENABLED
+    std::uint32_t reconnect_interval_ms = 5000;     // RECONNECT_INTERVAL
+    std::uint32_t auth_timeout_ms = 10000;          // AUTH_TIMEOUT (0: no deadline)
+    bool auth_required = false;                     // AUTH_REQUIRED
+    bool auth_send_user_object = true;              // AUTH_SEND_USER_OBJECT
+    bool auth_disconnect_on_fail = true;            // AUTH_DISCONNECT_ON_FAIL
+    bool auth_store_connected_users = true;         // AUTH_STORE_CONNECTED_USERS
+    bool enable_logging = true;                     // ENABLE_LOGGING
+    std::optional<std::string> ws_key;              // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
+    std::optional<std::string> api_key;             // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
+    std::uint32_t max_backlog_bytes = 1u << 20;     // MESA_MAX_BACKLOG (0: no bound)
+    std::uint32_t max_connections = 100000;         // MESA_MAX_CONNECTIONS (0: no limit)
+    std::vector<std::string> allowed_origins;       // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
+    std::uint32_t max_messages_per_second = 50;     // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
+    std::uint32_t message_burst = 100;              // MESA_MESSAGE_BURST
+    std::optional<std::string> tls_cert;            // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
+    std::optional<std::string> tls_key;             // TLS_KEY: PEM private key of TLS_CERT
+    std::optional<std::string> tls_ca;              // TLS_CA: PEM CAs; set: clients must present a certificate
 
     /// True when the gateway serves wss:// (TLS_CERT and TLS_KEY set).
     bool tls() const noexcept { return tls_cert && tls_key; }
@@ -119,9 +119,11 @@ inline std::vector<variable> const& variables() {
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
-        {"TLS_CERT", "unset: plain ws://", "PEM certificate chain file; with TLS_KEY the port serves wss:// and https://"},
+        {"TLS_CERT", "unset: plain ws://",
+         "PEM certificate chain file; with TLS_KEY the port serves wss:// and https://"},
         {"TLS_KEY", "unset", "PEM private key file of TLS_CERT (unencrypted); needs TLS_CERT"},
-        {"TLS_CA", "unset: no client certificates", "PEM CA file; set: every client must present a certificate it signed"},
+        {"TLS_CA", "unset: no client certificates",
+         "PEM CA file; set: every client must present a certificate it signed"},
     };
     return list;
 }
@@ -163,9 +165,12 @@ public:
     void boolean(char const* name, bool& out) {
         auto v = env_(name);
         if (!v) return;
-        if (*v == "true") out = true;
-        else if (*v == "false") out = false;
-        else fail(name, *v, "must be true or false");
+        if (*v == "true")
+            out = true;
+        else if (*v == "false")
+            out = false;
+        else
+            fail(name, *v, "must be true or false");
     }
 
     template <class Int>

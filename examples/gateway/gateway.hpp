@@ -77,9 +77,9 @@ private:
 };
 
 template <class Transport, class Broker>
-using server_type = mesa::server<limited_transport<Transport>, Broker, mesa::heartbeat, mesa::reconnect,
-                                 mesa::authentication, mesa::sync, mesa::version_rule, mesa::message_store,
-                                 mesa::portals, mesa::rate_limit>;
+using server_type =
+    mesa::server<limited_transport<Transport>, Broker, mesa::heartbeat, mesa::reconnect, mesa::authentication,
+                 mesa::sync, mesa::version_rule, mesa::message_store, mesa::portals, mesa::rate_limit>;
 
 /// The server options `cfg` describes, for one of the gateway's instances.
 template <class Transport, class Broker>
@@ -149,8 +149,7 @@ inline std::string tls_variable_of(std::string const& what) {
 /// What the instances of one gateway share; each member is safe to use from
 /// any instance's thread.
 struct shared_state {
-    explicit shared_state(config const& c)
-        : cfg(c), log(c.enable_logging), published(c.threads) {
+    explicit shared_state(config const& c) : cfg(c), log(c.enable_logging), published(c.threads) {
         limit->max = c.max_connections;
     }
 
@@ -190,17 +189,17 @@ public:
     using client_ptr = typename server_t::client_ptr;
 
     /// Throws what the server's constructor throws.
-    instance(shared_state& shared, std::size_t number, typename server_t::options opts,
-             std::string const& broker_name)
+    instance(shared_state& shared, std::size_t number, typename server_t::options opts, std::string const& broker_name)
         : shared_(shared),
           number_(number),
           server_(ioc_, std::move(opts)),
-          api_(http_api::hooks{[this](mesa::envelope const& e) { server_.send(e.msg, e.recipients, e.excluding); },
-                               [this] {
-                                   publish();  // this instance's numbers are fresh; the others' as of their last handler
-                                   return shared_.total();
-                               }},
-               shared.cfg.api_key, broker_name, shared.dispatches) {
+          api_(
+              http_api::hooks{[this](mesa::envelope const& e) { server_.send(e.msg, e.recipients, e.excluding); },
+                              [this] {
+                                  publish();  // this instance's numbers are fresh; the others' as of their last handler
+                                  return shared_.total();
+                              }},
+              shared.cfg.api_key, broker_name, shared.dispatches) {
         handle_connections();
         handle_authentication();
         server_.on_message([](client_ptr const& c, mesa::message const& m) {
@@ -291,11 +290,12 @@ private:
         });
         server_.on_disconnection([this](client_ptr const& c, std::uint16_t code, std::string const& reason) {
             shared_.limit->open.fetch_sub(1, std::memory_order_relaxed);
-            log()(name_of(c) + " disconnected: " + std::to_string(code) + (reason.empty() ? "" : " " + reason) +
-                  " (" + open_count() + ")");
+            log()(name_of(c) + " disconnected: " + std::to_string(code) + (reason.empty() ? "" : " " + reason) + " (" +
+                  open_count() + ")");
             numbers_.erase(c.get());
         });
-        server_.on_error([this](typename server_t::error const& e) { log()("error: " + name_of(e.client) + ": " + e.what); });
+        server_.on_error(
+            [this](typename server_t::error const& e) { log()("error: " + name_of(e.client) + ": " + e.what); });
         server_.on_log([this](mesa::transport::log_level level, std::string const& text) {
             // Warnings are websocketpp's chatter (e.g. every permessage-deflate offer refused).
             if (level == mesa::transport::log_level::error) log()("transport: " + text);
@@ -380,12 +380,14 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     // instance on its own thread.
     auto& first = *instances.front();
     mesa::graceful_shutdown shutdown{
-        first.context(), [&](int signal, mesa::graceful_shutdown::proceed_fn proceed) {
+        first.context(),
+        [&](int signal, mesa::graceful_shutdown::proceed_fn proceed) {
             shared.log(std::string("received ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") + ": closing " +
                        std::to_string(shared.limit->open.load()) + " connection(s) with 1001");
             for (std::size_t i = 1; i < instances.size(); ++i) instances[i]->shut_down();
             proceed();
-        }, flush_time};
+        },
+        flush_time};
     shutdown.add(first.server());
 
     // Always printed: tests and operators read the port from it.

@@ -4,9 +4,9 @@
 //   POST /dispatch  {"message": {"op"?, "d"?, "t"?, "o"?}, "recipients"?: [ids], "excluding"?: [ids]}
 //                   Authorization: Bearer $MESA_API_KEY (no check when the key is unset)
 //                   -> 202 {"status":"accepted","recipients":[...]}
-//   GET /health     -> 200 {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]}
-//   GET /metrics    -> 200 Prometheus text
-//   errors          -> 400 / 401 / 404 / 405 {"error": "..."}
+//   GET /health     -> 200
+//   {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]} GET /metrics
+//   -> 200 Prometheus text errors          -> 400 / 401 / 404 / 405 {"error": "..."}
 //
 // Pure request -> response; what it does to the server goes through `hooks`,
 // so tests drive it without sockets.
@@ -49,7 +49,9 @@ public:
     /// instances share one, so each reports the whole gateway's.
     http_api(hooks h, std::optional<std::string> api_key, std::string broker_name,
              std::shared_ptr<counter> dispatches = std::make_shared<counter>(0))
-        : hooks_(std::move(h)), api_key_(std::move(api_key)), broker_name_(std::move(broker_name)),
+        : hooks_(std::move(h)),
+          api_key_(std::move(api_key)),
+          broker_name_(std::move(broker_name)),
           dispatches_(std::move(dispatches)) {}
 
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }

@@ -103,10 +103,14 @@ inline std::optional<boost::json::object> json_object(std::string_view text) {
 inline bool numeric_date(boost::json::object const& o, char const* name, std::optional<double>& out) {
     auto const* v = o.if_contains(name);
     if (!v) return true;
-    if (v->is_int64()) out = static_cast<double>(v->get_int64());
-    else if (v->is_uint64()) out = static_cast<double>(v->get_uint64());
-    else if (v->is_double()) out = v->get_double();
-    else return false;
+    if (v->is_int64())
+        out = static_cast<double>(v->get_int64());
+    else if (v->is_uint64())
+        out = static_cast<double>(v->get_uint64());
+    else if (v->is_double())
+        out = v->get_double();
+    else
+        return false;
     return true;
 }
 

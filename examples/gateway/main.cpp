@@ -55,9 +55,9 @@ int main(int argc, char** argv) {
         using broker_t = typename decltype(broker_tag)::type;
         if (cfg.tls())
             return gateway::run_gateway<mesa::transport::websocketpp_tls, broker_t>(cfg, std::move(broker), name,
-                                                                                     description);
+                                                                                    description);
         return gateway::run_gateway<mesa::transport::websocketpp_plain, broker_t>(cfg, std::move(broker), name,
-                                                                                   description);
+                                                                                  description);
     };
 
     if (!cfg.redis_uri) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");

@@ -117,9 +117,11 @@ inline std::string render_prometheus(metrics const& m) {
     add("mesa_http_dispatches_total", "counter", "Messages accepted by POST /dispatch.", m.http_dispatches);
     add("mesa_sync_stored_total", "counter", "Messages stored for offline ids (sync).", m.sync_stored);
     add("mesa_sync_redelivered_total", "counter", "Stored messages redelivered (sync).", m.sync_redelivered);
-    add("mesa_broker_connected", "gauge", "1 when the broker (Redis) is reachable, else 0.", m.broker_connected ? 1 : 0);
-    out += "# HELP mesa_instance_connections_open Open WebSocket connections of each server instance (MESA_THREADS).\n"
-           "# TYPE mesa_instance_connections_open gauge\n";
+    add("mesa_broker_connected", "gauge", "1 when the broker (Redis) is reachable, else 0.",
+        m.broker_connected ? 1 : 0);
+    out +=
+        "# HELP mesa_instance_connections_open Open WebSocket connections of each server instance (MESA_THREADS).\n"
+        "# TYPE mesa_instance_connections_open gauge\n";
     for (std::size_t i = 0; i < m.instance_connections_open.size(); ++i) {
         out += "mesa_instance_connections_open{instance=\"" + std::to_string(i) + "\"} " +
                std::to_string(m.instance_connections_open[i]) + '\n';

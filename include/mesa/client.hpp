@@ -68,22 +68,20 @@ namespace mesa {
 template <class Socket>
 class socket_client {
     using socket_traits = transport::detail::websocketpp_client_socket<Socket>;
-    using endpoint_type =
-        websocketpp::client<transport::detail::basic_websocketpp_client_config<Socket>>;
+    using endpoint_type = websocketpp::client<transport::detail::basic_websocketpp_client_config<Socket>>;
     using connection_ptr = typename endpoint_type::connection_ptr;
     using message_ptr = typename endpoint_type::message_ptr;
     using milliseconds = std::chrono::milliseconds;
 
-  public:
+public:
     /// client_options; for wss://, tls_client_options (client_options and `tls`).
     using options = typename socket_traits::options;
 
     /// The flags of the connected event, named as the reference reports them.
     struct connection_info {
-        bool is_initial_connection = false;  // the first open ever
-        bool is_initial_session_connection =
-            false;  // the first open after construction or disconnect()
-        bool is_automatic_reconnection = false;  // opened by the reconnect timer
+        bool is_initial_connection = false;          // the first open ever
+        bool is_initial_session_connection = false;  // the first open after construction or disconnect()
+        bool is_automatic_reconnection = false;      // opened by the reconnect timer
     };
     struct disconnection {
         std::uint16_t code = 0;
@@ -106,7 +104,7 @@ class socket_client {
     using authenticate_options = client_authenticate_options;
     /// The outcome of authenticate(): the user object of op 22, or an error.
     struct authentication_result {
-        json::value user;  // op 22's d (`{}` when the server does not send the user)
+        json::value user;                  // op 22's d (`{}` when the server does not send the user)
         std::optional<std::string> error;  // set on failure
         std::uint16_t close_code = 0;      // the close code when a close caused the failure
         explicit operator bool() const noexcept { return !error; }
@@ -121,8 +119,7 @@ class socket_client {
           options_(std::move(o)),
           url_(check_url(url)),
           security_(options_, websocketpp::uri(url_).get_host()),
-          schedule_({options_.max_reconnect_delay, options_.reconnect_jitter,
-                     options_.fallback_reconnect_interval}),
+          schedule_({options_.max_reconnect_delay, options_.reconnect_jitter, options_.fallback_reconnect_interval}),
           reconnect_timer_(ioc),
           auth_timer_(ioc),
           rng_(std::random_device{}()) {
@@ -151,22 +148,14 @@ class socket_client {
     }
 
     // ---- events (one handler each; setting another replaces it) ----
-    void on_connected(std::function<void(connection_info const&)> h) {
-        on_connected_ = std::move(h);
-    }
+    void on_connected(std::function<void(connection_info const&)> h) { on_connected_ = std::move(h); }
     void on_message(std::function<void(message const&)> h) { on_message_ = std::move(h); }
-    void on_disconnected(std::function<void(disconnection const&)> h) {
-        on_disconnected_ = std::move(h);
-    }
+    void on_disconnected(std::function<void(disconnection const&)> h) { on_disconnected_ = std::move(h); }
     void on_error(std::function<void(error const&)> h) { on_error_ = std::move(h); }
     /// Every op 22, including the ones answering automatic re-authentications.
-    void on_authenticated(std::function<void(json::value const& user)> h) {
-        on_authenticated_ = std::move(h);
-    }
+    void on_authenticated(std::function<void(json::value const& user)> h) { on_authenticated_ = std::move(h); }
     /// websocketpp's own warnings and errors (diagnostics only).
-    void on_log(std::function<void(transport::log_level, std::string const&)> h) {
-        on_log_ = std::move(h);
-    }
+    void on_log(std::function<void(transport::log_level, std::string const&)> h) { on_log_ = std::move(h); }
 
     /// Opens a connection unless one is open or opening. Allows automatic
     /// reconnections again after a disconnect().
@@ -205,8 +194,7 @@ class socket_client {
             return send_status::sent;
         }
         if (queue_.size() >= options_.max_queued) {
-            report(error_kind::queue_full, "send queue full (" +
-                                               std::to_string(options_.max_queued) +
+            report(error_kind::queue_full, "send queue full (" + std::to_string(options_.max_queued) +
                                                " messages while disconnected): message dropped");
             return send_status::dropped;
         }
@@ -217,8 +205,7 @@ class socket_client {
     /// Sends op 2 with `credentials` merged with `{shouldSync}` (now, or first
     /// thing on the next open). `done` gets the user object of op 22 or an
     /// error (see the header comment). A newer call supersedes a pending one.
-    void authenticate(json::object credentials, authenticate_handler done = {},
-                      authenticate_options o = {}) {
+    void authenticate(json::object credentials, authenticate_handler done = {}, authenticate_options o = {}) {
         fail_authentication("superseded by a newer authenticate()", 0);
         credentials["shouldSync"] = o.should_sync;
         credentials_ = std::move(credentials);
@@ -236,17 +223,13 @@ class socket_client {
     /// Messages waiting for a connection.
     std::size_t queued() const noexcept { return queue_.size(); }
     /// True when nothing is queued and every frame was handed to the socket.
-    bool flushed() const {
-        return queue_.empty() && state_ == state::open && con_ && con_->get_buffered_amount() == 0;
-    }
+    bool flushed() const { return queue_.empty() && state_ == state::open && con_ && con_->get_buffered_amount() == 0; }
     std::string const& url() const noexcept { return url_; }
 
     // ---- what the last hello said ----
     std::optional<milliseconds> heartbeat_interval() const noexcept { return heartbeat_interval_; }
     std::optional<milliseconds> reconnect_interval() const noexcept { return reconnect_interval_; }
-    std::optional<milliseconds> server_authentication_timeout() const noexcept {
-        return server_auth_timeout_;
-    }
+    std::optional<milliseconds> server_authentication_timeout() const noexcept { return server_auth_timeout_; }
     std::vector<std::string> const& rules() const noexcept { return rules_; }
     bool has_rule(std::string const& r) const {
         for (auto const& x : rules_)
@@ -261,17 +244,15 @@ class socket_client {
     /// Messages received (those passed to on_message) since then.
     std::deque<message> const& received_messages() const noexcept { return received_; }
 
-  private:
+private:
     enum class state { idle, connecting, open, closing };
 
     static std::string check_url(std::string const& url) {
         std::string const name = socket_traits::client_name;
         std::string const scheme = socket_traits::scheme;
         websocketpp::uri u(url);
-        if (u.get_valid() && (u.get_scheme() == "ws" || u.get_scheme() == "wss") &&
-            u.get_scheme() != scheme)
-            throw std::invalid_argument(name + ": \"" + url +
-                                        "\": " + socket_traits::wrong_scheme_hint);
+        if (u.get_valid() && (u.get_scheme() == "ws" || u.get_scheme() == "wss") && u.get_scheme() != scheme)
+            throw std::invalid_argument(name + ": \"" + url + "\": " + socket_traits::wrong_scheme_hint);
         if (!u.get_valid() || u.get_scheme() != scheme || u.get_host().empty())
             throw std::invalid_argument(name + ": not a " + scheme + ":// URL: \"" + url + "\"");
         return url;
@@ -282,8 +263,7 @@ class socket_client {
         auto con = endpoint_.get_connection(url_, ec);
         if (ec) {
             after_close();
-            report(error_kind::connection_failed,
-                   "cannot connect to " + url_ + ": " + ec.message());
+            report(error_kind::connection_failed, "cannot connect to " + url_ + ": " + ec.message());
             return;
         }
         auto const gen = ++generation_;
@@ -371,8 +351,7 @@ class socket_client {
         if (!v) return std::nullopt;
         if (v->is_int64() && v->get_int64() > 0) return milliseconds(v->get_int64());
         if (v->is_uint64())
-            return milliseconds(
-                static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), INT32_MAX)));
+            return milliseconds(static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), INT32_MAX)));
         if (v->is_double() && v->get_double() >= 1 && v->get_double() < 2e9)
             return milliseconds(static_cast<std::int64_t>(v->get_double()));
         return std::nullopt;
@@ -391,16 +370,14 @@ class socket_client {
             report(error_kind::bad_frame, "hello without a \"rules\" array (taken as no rules)");
         }
         if (has_rule("store_messages")) store_messages_ = true;
-        if (has_rule("enforce_equal_versions"))
-            write(message("CLIENT_VERSION", {{"v", options_.version}}));
+        if (has_rule("enforce_equal_versions")) write(message("CLIENT_VERSION", {{"v", options_.version}}));
     }
 
     void closed() {
         // The code the server sent, or ours when we closed first, or 1006.
         auto code = con_->get_remote_close_code();
         auto reason = con_->get_remote_close_reason();
-        if (code == websocketpp::close::status::no_status ||
-            code == websocketpp::close::status::abnormal_close) {
+        if (code == websocketpp::close::status::no_status || code == websocketpp::close::status::abnormal_close) {
             if (con_->get_local_close_code() != websocketpp::close::status::no_status) {
                 code = con_->get_local_close_code();
                 reason = con_->get_local_close_reason();
@@ -417,9 +394,8 @@ class socket_client {
         if (code == close_code::policy_violation && carried_credentials) {
             // Refused credentials would be refused again on every reconnection.
             credentials_.reset();
-            report(error_kind::authentication,
-                   "authentication refused by the server (1008" +
-                       (reason.empty() ? std::string() : ": " + reason) + ")");
+            report(error_kind::authentication, "authentication refused by the server (1008" +
+                                                   (reason.empty() ? std::string() : ": " + reason) + ")");
         }
         if (carried_credentials) {
             fail_authentication(code == close_code::policy_violation
@@ -466,12 +442,11 @@ class socket_client {
         auto const token = ++reconnect_token_;
         reconnect_pending_ = true;
         reconnect_timer_.expires_after(*delay);
-        reconnect_timer_.async_wait(
-            [this, token, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
-                if (ec || alive.expired() || token != reconnect_token_) return;
-                reconnect_pending_ = false;
-                if (state_ == state::idle) open_connection(true);
-            });
+        reconnect_timer_.async_wait([this, token, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
+            if (ec || alive.expired() || token != reconnect_token_) return;
+            reconnect_pending_ = false;
+            if (state_ == state::idle) open_connection(true);
+        });
         return true;
     }
 
@@ -500,14 +475,11 @@ class socket_client {
         if (!auth_handler_ || options_.authentication_timeout.count() <= 0) return;
         auto const token = ++auth_token_;
         auth_timer_.expires_after(options_.authentication_timeout);
-        auth_timer_.async_wait([this, token,
-                                alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
+        auth_timer_.async_wait([this, token, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
             if (ec || alive.expired() || token != auth_token_) return;
             report(error_kind::authentication,
-                   "no op 22 within " + std::to_string(options_.authentication_timeout.count()) +
-                       " ms");
-            fail_authentication("no op 22 within " +
-                                    std::to_string(options_.authentication_timeout.count()) + " ms",
+                   "no op 22 within " + std::to_string(options_.authentication_timeout.count()) + " ms");
+            fail_authentication("no op 22 within " + std::to_string(options_.authentication_timeout.count()) + " ms",
                                 0);
         });
     }
@@ -555,8 +527,7 @@ class socket_client {
 
     client_detail::reconnect_schedule schedule_;
     asio::steady_timer reconnect_timer_;
-    std::uint64_t reconnect_token_ =
-        0;  // a cancelled timer whose handler is already queued is ignored
+    std::uint64_t reconnect_token_ = 0;  // a cancelled timer whose handler is already queued is ignored
     bool reconnect_pending_ = false;
 
     bool is_initial_connection_ = true;

@@ -40,8 +40,11 @@ public:
           keys_(options_.namespace_name),
           broker_(std::move(executor), options_.broker),
           router_(broker_, keys_, options_.max_backlog,
-                  {[this](envelope const& e) { publish(e); }, [this](std::string const& what) { report(what); }, {},
-                   {}, {}}) {}
+                  {[this](envelope const& e) { publish(e); },
+                   [this](std::string const& what) { report(what); },
+                   {},
+                   {},
+                   {}}) {}
 
     dispatcher(dispatcher const&) = delete;
     dispatcher& operator=(dispatcher const&) = delete;
@@ -54,8 +57,10 @@ public:
                   std::vector<std::string> const& excluding = {}) {
         envelope e = addressed(m, std::move(recipients), excluding);
         if (e.recipients.empty()) return;
-        if (!e.to_everyone() && options_.sync && wants_sync(m)) router_.route(std::move(e));
-        else publish(e);
+        if (!e.to_everyone() && options_.sync && wants_sync(m))
+            router_.route(std::move(e));
+        else
+            publish(e);
     }
 
     /// Closes the connections of `ids` (code 1000) wherever they are.

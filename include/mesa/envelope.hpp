@@ -35,10 +35,9 @@ inline envelope addressed(message const& m, std::vector<std::string> ids, std::v
         return e;
     }
     auto& r = e.recipients;
-    r.erase(std::remove_if(r.begin(), r.end(),
-                           [&](auto const& id) {
-                               return std::find(excluding.begin(), excluding.end(), id) != excluding.end();
-                           }),
+    r.erase(std::remove_if(
+                r.begin(), r.end(),
+                [&](auto const& id) { return std::find(excluding.begin(), excluding.end(), id) != excluding.end(); }),
             r.end());
     return e;
 }

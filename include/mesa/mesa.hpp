@@ -1,9 +1,8 @@
 #pragma once
 // The umbrella header: everything a server needs.
 #include <mesa/broker/memory.hpp>
-#include <mesa/server_client.hpp>
-#include <mesa/dispatcher.hpp>
 #include <mesa/close_code.hpp>
+#include <mesa/dispatcher.hpp>
 #include <mesa/feature/authentication.hpp>
 #include <mesa/feature/heartbeat.hpp>
 #include <mesa/feature/message_store.hpp>
@@ -13,12 +12,13 @@
 #include <mesa/feature/reconnect.hpp>
 #include <mesa/feature/sync.hpp>
 #include <mesa/feature/version_rule.hpp>
+#include <mesa/instance_group.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
 #include <mesa/portal.hpp>
-#include <mesa/instance_group.hpp>
 #include <mesa/server.hpp>
+#include <mesa/server_client.hpp>
 #include <mesa/shutdown.hpp>
 #include <mesa/transport/memory.hpp>
 #include <mesa/transport/websocketpp.hpp>

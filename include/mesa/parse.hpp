@@ -41,9 +41,7 @@ private:
 
 namespace detail {
 
-inline parse_error invalid(std::string reason) {
-    return parse_error{close_code::invalid_payload, std::move(reason)};
-}
+inline parse_error invalid(std::string reason) { return parse_error{close_code::invalid_payload, std::move(reason)}; }
 
 inline bool as_int64(json::value const& v, std::int64_t& out) {
     if (v.is_int64()) {
@@ -62,7 +60,8 @@ inline bool as_int64(json::value const& v, std::int64_t& out) {
 /// bounded by max_json_depth at parse time.
 inline bool all_finite(json::value const& v) {
     switch (v.kind()) {
-        case json::kind::double_: return std::isfinite(v.get_double());
+        case json::kind::double_:
+            return std::isfinite(v.get_double());
         case json::kind::array:
             for (auto const& item : v.get_array())
                 if (!all_finite(item)) return false;
@@ -71,7 +70,8 @@ inline bool all_finite(json::value const& v) {
             for (auto const& item : v.get_object())
                 if (!all_finite(item.value())) return false;
             return true;
-        default: return true;
+        default:
+            return true;
     }
 }
 

@@ -23,7 +23,6 @@
 
 namespace mesa {
 
-
 template <class Broker>
 class portal {
 public:

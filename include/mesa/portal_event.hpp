@@ -43,8 +43,10 @@ inline bool parse_portal_event(std::string_view text, portal_event& out, std::st
         return false;
     }
     out.type = std::string(type->get_string());
-    if (auto const* id = o.if_contains("clientId"); id && id->is_string()) out.client_id = std::string(id->get_string());
-    if (auto const* pid = o.if_contains("portalId"); pid && pid->is_string()) out.portal_id = std::string(pid->get_string());
+    if (auto const* id = o.if_contains("clientId"); id && id->is_string())
+        out.client_id = std::string(id->get_string());
+    if (auto const* pid = o.if_contains("portalId"); pid && pid->is_string())
+        out.portal_id = std::string(pid->get_string());
     if (auto* m = o.if_contains("message"); m && !m->is_null()) {
         auto parsed = to_message(std::move(*m));
         if (!parsed) {

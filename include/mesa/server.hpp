@@ -30,7 +30,6 @@
 #include <vector>
 
 #include <mesa/broker/requirements.hpp>
-#include <mesa/server_client.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/detail/uuid.hpp>
 #include <mesa/envelope.hpp>
@@ -40,6 +39,7 @@
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
 #include <mesa/parse.hpp>
+#include <mesa/server_client.hpp>
 #include <mesa/transport/requirements.hpp>
 #include <mesa/transport/settings.hpp>
 
@@ -57,7 +57,7 @@ struct server_stats {
     std::uint64_t connections_accepted = 0;
     std::uint64_t messages_received = 0;  // frames read from clients, valid or not
     std::uint64_t bytes_received = 0;
-    std::uint64_t messages_sent = 0;      // frames queued to clients (hello included)
+    std::uint64_t messages_sent = 0;  // frames queued to clients (hello included)
     std::uint64_t bytes_sent = 0;
 };
 
@@ -82,11 +82,11 @@ public:
     static constexpr bool has = (std::is_same_v<F, Features> || ...);
 
     struct options {
-        std::string host;                       // bind address; empty: every interface
-        std::uint16_t port = 4000;              // 0 picks a free port (see port())
-        std::optional<std::string> path;        // unset: every path is served
-        std::string namespace_name;             // isolates clusters sharing a broker
-        std::size_t max_frame_bytes = 1u << 20; // larger frames are refused with 1009
+        std::string host;                        // bind address; empty: every interface
+        std::uint16_t port = 4000;               // 0 picks a free port (see port())
+        std::optional<std::string> path;         // unset: every path is served
+        std::string namespace_name;              // isolates clusters sharing a broker
+        std::size_t max_frame_bytes = 1u << 20;  // larger frames are refused with 1009
         // A client that stops reading is closed (4002) once this many bytes
         // wait for it, instead of growing without bound; 1 MiB holds a full
         // sync backlog of small messages. 0: no bound.
@@ -123,8 +123,9 @@ public:
         : ioc_(ioc),
           options_(std::move(opts)),
           keys_(options_.namespace_name),
-          transport_(ioc_, transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes,
-                                                 options_.reuse_port},
+          transport_(ioc_,
+                     transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes,
+                                         options_.reuse_port},
                      options_.transport),
           broker_(ioc_.get_executor(), options_.broker),
           components_(component_init<Features>{*this, options_.template feature<Features>()}...) {}
@@ -154,8 +155,8 @@ public:
     void start() {
         prepare_hello();
         if (options_.group) {
-            group_membership_ = options_.group->join(
-                instance_id_, [this, alive = alive_](std::shared_ptr<envelope const> const& e) {
+            group_membership_ =
+                options_.group->join(instance_id_, [this, alive = alive_](std::shared_ptr<envelope const> const& e) {
                     asio::post(ioc_, [this, alive, e] {
                         if (*alive) deliver_local(*e, false);
                     });
@@ -235,7 +236,7 @@ public:
     void close(client& c, std::uint16_t code, std::string const& reason = {}) {
         if (!c.open_ || c.closing_) return;
         flush_broadcasts();  // what was sent before the close goes out before it
-        c.closing_ = true;  // nothing more is queued behind the close frame
+        c.closing_ = true;   // nothing more is queued behind the close frame
         transport_.close(c.connection_, code, reason);
     }
 
@@ -339,7 +340,6 @@ public:
     }
 
 private:
-
     template <class F>
     void for_each_component(F&& f) {
         std::apply([&](auto&... c) { (f(c), ...); }, components_);
@@ -489,7 +489,8 @@ private:
             }
         });
         if constexpr (tracks_deliveries) {
-            if (!delivered_.empty()) for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_, from_here); });
+            if (!delivered_.empty())
+                for_each_component([&](auto& comp) { comp.on_delivered(e.msg, delivered_, from_here); });
         }
     }
 

@@ -21,15 +21,13 @@
 namespace mesa {
 
 template <class Server>
-class basic_client : public std::enable_shared_from_this<basic_client<Server>>,
-                     private Server::feature_states {
+class basic_client : public std::enable_shared_from_this<basic_client<Server>>, private Server::feature_states {
 public:
     using server_type = Server;
     using connection_ptr = typename Server::transport_type::connection_ptr;
     using message_handler = std::function<void(message const&)>;
 
-    basic_client(Server& server, connection_ptr connection)
-        : server_(&server), connection_(std::move(connection)) {}
+    basic_client(Server& server, connection_ptr connection) : server_(&server), connection_(std::move(connection)) {}
 
     basic_client(basic_client const&) = delete;
     basic_client& operator=(basic_client const&) = delete;

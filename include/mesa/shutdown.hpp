@@ -29,13 +29,18 @@ public:
 
     explicit graceful_shutdown(asio::io_context& ioc, before_exit_fn before_exit = {},
                                std::chrono::milliseconds flush_time = std::chrono::milliseconds(200))
-        : signals_(ioc, SIGINT, SIGTERM), timer_(ioc), before_exit_(std::move(before_exit)),
-          flush_time_(flush_time), done_([&ioc] { ioc.stop(); }) {
+        : signals_(ioc, SIGINT, SIGTERM),
+          timer_(ioc),
+          before_exit_(std::move(before_exit)),
+          flush_time_(flush_time),
+          done_([&ioc] { ioc.stop(); }) {
         signals_.async_wait([this](std::error_code ec, int signal) {
             if (ec) return;
             signal_ = signal;
-            if (before_exit_) before_exit_(signal, [this] { shut_down(); });
-            else shut_down();
+            if (before_exit_)
+                before_exit_(signal, [this] { shut_down(); });
+            else
+                shut_down();
         });
     }
 

@@ -23,8 +23,7 @@ using mesa_test::wait_until;
 using schedule = mesa::client_detail::reconnect_schedule;
 namespace json = boost::json;
 
-using full_server =
-    mesa::basic_server<mesa::heartbeat, mesa::reconnect, mesa::authentication, mesa::sync>;
+using full_server = mesa::basic_server<mesa::heartbeat, mesa::reconnect, mesa::authentication, mesa::sync>;
 
 /// Our server with heartbeat (short interval), reconnect, authentication
 /// (token = id, "bad" fails) and sync, recording what it received.
@@ -37,9 +36,7 @@ struct our_server {
     std::size_t connections = 0;
     std::size_t authentications = 0;
 
-    our_server(asio::io_context& c, std::uint16_t port = 0, long heartbeat_ms = 50,
-               long reconnect_ms = 50)
-        : ioc(c) {
+    our_server(asio::io_context& c, std::uint16_t port = 0, long heartbeat_ms = 50, long reconnect_ms = 50) : ioc(c) {
         options.port = port;
         options.feature<mesa::heartbeat>().interval = std::chrono::milliseconds(heartbeat_ms);
         options.feature<mesa::heartbeat>().max_attempts = 1;
@@ -59,9 +56,8 @@ struct our_server {
             received.push_back(m);
             if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
         });
-        server->on_disconnection([this](auto const&, std::uint16_t code, std::string const&) {
-            disconnections.push_back(code);
-        });
+        server->on_disconnection(
+            [this](auto const&, std::uint16_t code, std::string const&) { disconnections.push_back(code); });
         server->start();
         REQUIRE(server->port() != 0);
     }
@@ -180,8 +176,8 @@ TEST_CASE("client: URLs other than ws:// are refused with a clear message") {
     CHECK_THROWS_WITH_AS(mesa::client(ioc, "wss://example.com/"),
                          doctest::Contains("include <mesa/client_tls.hpp> and use mesa::tls_client"),
                          std::invalid_argument);
-    CHECK_THROWS_WITH_AS(mesa::client(ioc, "http://example.com/"),
-                         doctest::Contains("not a ws:// URL"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(mesa::client(ioc, "http://example.com/"), doctest::Contains("not a ws:// URL"),
+                         std::invalid_argument);
     CHECK_THROWS_AS(mesa::client(ioc, "nonsense"), std::invalid_argument);
     CHECK_NOTHROW(mesa::client(ioc, "ws://127.0.0.1:1/x", {}));
 }
@@ -200,8 +196,7 @@ TEST_CASE("client: the send queue is bounded; past it messages are dropped and r
     CHECK(r.errors_of(mesa::client::error_kind::queue_full) == 1);
 }
 
-TEST_CASE(
-    "client: a refused connection is an error event, no crash, no reconnection without a hello") {
+TEST_CASE("client: a refused connection is an error event, no crash, no reconnection without a hello") {
     asio::io_context ioc;
     std::uint16_t port = 0;
     {
@@ -254,8 +249,7 @@ TEST_CASE("client: authenticate completes with the user object of op 22") {
     mesa::client c{ioc, s.url()};
     recorder r{c};
     std::optional<mesa::client::authentication_result> result;
-    c.authenticate({{"token", "alice"}},
-                   [&](auto const& res) { result = res; });  // before the socket opened
+    c.authenticate({{"token", "alice"}}, [&](auto const& res) { result = res; });  // before the socket opened
     REQUIRE(wait_until(ioc, [&] { return result.has_value(); }));
     REQUIRE(*result);
     CHECK(result->user == json::value(json::object{{"id", "alice"}, {"name", "User alice"}}));
@@ -330,11 +324,11 @@ TEST_CASE(
     REQUIRE(wait_until(ioc, [&] { return !r.disconnected.empty(); }));
     CHECK(r.disconnected[0].code == mesa::close_code::going_away);
     CHECK(r.disconnected[0].will_attempt_reconnect);
-    for (int n = 1; n <= 5; ++n)
-        CHECK(c.send(mesa::message("Q", {{"n", n}})) == mesa::client::send_status::queued);
+    for (int n = 1; n <= 5; ++n) CHECK(c.send(mesa::message("Q", {{"n", n}})) == mesa::client::send_status::queued);
     run_for(ioc, 150ms);  // a few refused attempts meanwhile
     // Between attempts a reconnection is scheduled (during one it is not).
-    CHECK(wait_until(ioc, [&] { return c.reconnecting(); }, 1000ms));
+    CHECK(wait_until(
+        ioc, [&] { return c.reconnecting(); }, 1000ms));
     CHECK(r.errors_of(mesa::client::error_kind::connection_failed) >= 1);
 
     s = std::make_unique<our_server>(ioc, port);
@@ -382,8 +376,7 @@ TEST_CASE("client: version rule and message store rules are honoured") {
     so.port = 0;
     rules_server server{ioc, so};
     std::vector<std::uint16_t> closes;
-    server.on_disconnection(
-        [&](auto const&, std::uint16_t code, std::string const&) { closes.push_back(code); });
+    server.on_disconnection([&](auto const&, std::uint16_t code, std::string const&) { closes.push_back(code); });
     server.start();
     std::string const url = "ws://127.0.0.1:" + std::to_string(server.port());
 
@@ -430,9 +423,8 @@ TEST_CASE("client: bad frames from a server are reported and ignored, never a cr
         raw.send(h, "{\"op\":0,\"d\":{\"x\":1},\"t\":\"OK\"}", op::text);
     });
     std::vector<std::string> got;
-    raw.set_message_handler([&](websocketpp::connection_hdl, raw_server::message_ptr m) {
-        got.push_back(m->get_payload());
-    });
+    raw.set_message_handler(
+        [&](websocketpp::connection_hdl, raw_server::message_ptr m) { got.push_back(m->get_payload()); });
     websocketpp::lib::error_code ec;
     raw.listen(asio::ip::tcp::v4(), 0, ec);
     REQUIRE_FALSE(ec);

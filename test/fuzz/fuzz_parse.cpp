@@ -51,7 +51,8 @@ bool same(mesa::json::value const& a, mesa::json::value const& b) {
 }
 
 bool same(mesa::message const& a, mesa::message const& b) {
-    return a.op == b.op && a.t == b.t && a.s == b.s && a.sync == b.sync && same(mesa::json::value(a.d), mesa::json::value(b.d));
+    return a.op == b.op && a.t == b.t && a.s == b.s && a.sync == b.sync &&
+           same(mesa::json::value(a.d), mesa::json::value(b.d));
 }
 
 [[noreturn]] void fail(char const* what, std::string_view input, std::string const& detail = {}) {
@@ -63,7 +64,8 @@ bool same(mesa::message const& a, mesa::message const& b) {
 void check_frame(std::string_view text) {
     auto parsed = mesa::parse(text);
     if (!parsed) {
-        if (parsed.error().close_code != mesa::close_code::invalid_payload) fail("refused with a code other than 1007", text);
+        if (parsed.error().close_code != mesa::close_code::invalid_payload)
+            fail("refused with a code other than 1007", text);
         if (parsed.error().reason.empty()) fail("refused without a reason", text);
         return;
     }
@@ -96,7 +98,8 @@ void check_envelope(std::string_view text) {
     mesa::envelope back;
     if (!mesa::parse_envelope(out, back, why)) fail("envelope serialization does not parse", text, out + " -> " + why);
     // An empty `recipients` array is written as is; parsed back it stays empty.
-    if (!same(back.msg, e.msg) || back.recipients != e.recipients || back.excluding != e.excluding || back.origin != e.origin)
+    if (!same(back.msg, e.msg) || back.recipients != e.recipients || back.excluding != e.excluding ||
+        back.origin != e.origin)
         fail("envelope round trip changed it", text, out);
     (void)e.to_everyone();
 }
@@ -110,7 +113,8 @@ void check_portal_event(std::string_view text) {
     }
     auto const out = mesa::serialize(e);
     mesa::portal_event back;
-    if (!mesa::parse_portal_event(out, back, why)) fail("portal event serialization does not parse", text, out + " -> " + why);
+    if (!mesa::parse_portal_event(out, back, why))
+        fail("portal event serialization does not parse", text, out + " -> " + why);
     // Portal events carry the client form of the message (no `o`).
     auto expected = e.msg;
     if (expected) expected->sync.reset();

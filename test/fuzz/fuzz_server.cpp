@@ -54,9 +54,9 @@
 
 namespace {
 
-using server_type = mesa::server<mesa::transport::memory, mesa::broker::memory, mesa::heartbeat, mesa::reconnect,
-                                 mesa::authentication, mesa::sync, mesa::version_rule, mesa::message_store,
-                                 mesa::portals, mesa::middleware>;
+using server_type =
+    mesa::server<mesa::transport::memory, mesa::broker::memory, mesa::heartbeat, mesa::reconnect, mesa::authentication,
+                 mesa::sync, mesa::version_rule, mesa::message_store, mesa::portals, mesa::middleware>;
 using peer_ptr = mesa::transport::memory::connection_ptr;
 using mesa::json::object;
 
@@ -248,9 +248,14 @@ private:
     mesa::message pick_message() {
         mesa::message m(types[in_.ConsumeIntegralInRange<std::size_t>(0, 5)], object{{"n", ++counter_}});
         switch (in_.ConsumeIntegralInRange<int>(0, 2)) {
-            case 0: m.sync = false; break;
-            case 1: m.sync = true; break;
-            default: break;
+            case 0:
+                m.sync = false;
+                break;
+            case 1:
+                m.sync = true;
+                break;
+            default:
+                break;
         }
         return m;
     }
@@ -262,14 +267,16 @@ private:
 
     void step() {
         int const op = in_.ConsumeIntegralInRange<int>(0, 20);
-        if (trace_) std::fprintf(stderr, "op %d (%zu clients, %zu peers)\n", op, server_->clients().size(), peers_.size());
+        if (trace_)
+            std::fprintf(stderr, "op %d (%zu clients, %zu peers)\n", op, server_->clients().size(), peers_.size());
         switch (op) {
             case 0:
             case 1:
                 if (peers_.size() < max_peers) peers_.push_back({server_->transport().connect("/")});
                 break;
             case 2:
-                if (auto p = pick_peer()) p->close(in_.ConsumeIntegral<std::uint16_t>(), in_.ConsumeRandomLengthString(16));
+                if (auto p = pick_peer())
+                    p->close(in_.ConsumeIntegral<std::uint16_t>(), in_.ConsumeRandomLengthString(16));
                 break;
             case 3:
                 send_frame(pick_peer(), in_.ConsumeRandomLengthString(256));
@@ -296,11 +303,21 @@ private:
                 auto p = std::move(pending_[i]);
                 pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
                 switch (in_.ConsumeIntegralInRange<int>(0, 4)) {
-                    case 0: p.verdict.fail("no"); break;
-                    case 1: p.verdict.succeed(""); break;
-                    case 2: p.verdict.succeed(pick_id(), nullptr); break;
-                    case 3: p.verdict.succeed(pick_id(), "a string user"); break;
-                    default: p.verdict.succeed(pick_id(), object{{"name", "Ada"}}); break;
+                    case 0:
+                        p.verdict.fail("no");
+                        break;
+                    case 1:
+                        p.verdict.succeed("");
+                        break;
+                    case 2:
+                        p.verdict.succeed(pick_id(), nullptr);
+                        break;
+                    case 3:
+                        p.verdict.succeed(pick_id(), "a string user");
+                        break;
+                    default:
+                        p.verdict.succeed(pick_id(), object{{"name", "Ada"}});
+                        break;
                 }
                 if (in_.ConsumeBool()) pending_.push_back(std::move(p));  // called twice
                 break;
@@ -312,10 +329,18 @@ private:
             case 10: {  // op 2
                 object d;
                 switch (in_.ConsumeIntegralInRange<int>(0, 3)) {
-                    case 0: d["id"] = pick_id(); break;
-                    case 1: d["id"] = "throw"; break;
-                    case 2: d["id"] = ""; break;
-                    default: d["token"] = "later"; break;
+                    case 0:
+                        d["id"] = pick_id();
+                        break;
+                    case 1:
+                        d["id"] = "throw";
+                        break;
+                    case 2:
+                        d["id"] = "";
+                        break;
+                    default:
+                        d["token"] = "later";
+                        break;
                 }
                 if (in_.ConsumeBool()) d["shouldSync"] = in_.ConsumeBool();
                 send_frame(pick_peer(), mesa::serialize(mesa::message(mesa::opcode::authenticate, std::move(d))));
@@ -358,9 +383,9 @@ private:
                 break;
             }
             case 15: {  // a portal joins or leaves, or garbage on the pool channel
-                std::string text = in_.ConsumeBool()
-                                       ? mesa::serialize_portal_presence(in_.ConsumeBool() ? "p1" : "p2", in_.ConsumeBool())
-                                       : in_.ConsumeRandomLengthString(64);
+                std::string text = in_.ConsumeBool() ? mesa::serialize_portal_presence(in_.ConsumeBool() ? "p1" : "p2",
+                                                                                       in_.ConsumeBool())
+                                                     : in_.ConsumeRandomLengthString(64);
                 observer_.publish(keys_.available_portals_pool(), text);
                 break;
             }
@@ -455,8 +480,8 @@ private:
         if (frames != server_->stats().messages_sent) fail("sent-frame counter differs from frames received");
         if (bytes != server_->stats().bytes_sent) fail("sent-byte counter differs from bytes received");
 
-        auto const count = ask<std::int64_t>(
-            [&](auto h) { observer_.counter_get(keys_.connected_clients_count(), std::move(h)); });
+        auto const count =
+            ask<std::int64_t>([&](auto h) { observer_.counter_get(keys_.connected_clients_count(), std::move(h)); });
         if (count != static_cast<std::int64_t>(server_->clients().size()))
             fail("connected_clients_count differs from the open connections",
                  std::to_string(count) + " vs " + std::to_string(server_->clients().size()));

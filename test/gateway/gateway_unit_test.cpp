@@ -136,18 +136,35 @@ TEST_CASE("config: bad values name their variable") {
         char const* name;
         char const* value;
     };
-    for (auto const& b : {bad{"MESA_PORT", "65536"}, bad{"MESA_PORT", "-1"}, bad{"MESA_PORT", "abc"},
-                          bad{"MESA_PORT", ""}, bad{"MESA_PORT", " 80"}, bad{"MESA_PORT", "+80"},
-                          bad{"MESA_PORT", "99999999999999999999"}, bad{"HEARTBEAT_INTERVAL", "0"},
-                          bad{"HEARTBEAT_INTERVAL", "3600001"}, bad{"HEARTBEAT_MAX_ATTEMPTS", "1001"},
-                          bad{"RECONNECT_INTERVAL", "1.5"}, bad{"AUTH_TIMEOUT", "10s"},
-                          bad{"SYNC_REDELIVERY_INTERVAL", "x"}, bad{"HEARTBEATS_ENABLED", "yes"},
-                          bad{"HEARTBEATS_ENABLED", "TRUE"}, bad{"SYNC_ENABLED", "1"}, bad{"ENABLE_LOGGING", ""},
-                          bad{"PORTALS_ENABLED", "on"}, bad{"PORTAL_DISTRIBUTE_LOAD", "False"},
-                          bad{"AUTH_REQUIRED", "0"}, bad{"MESA_PATH", "ws"}, bad{"MESA_PATH", ""},
-                          bad{"WS_KEY", ""}, bad{"MESA_API_KEY", ""}, bad{"REDIS_URI", "http://x"},
-                          bad{"REDIS_URI", "redis://host:notaport"}, bad{"MESA_THREADS", "0"},
-                          bad{"MESA_THREADS", "257"}, bad{"MESA_THREADS", "two"}}) {
+    for (auto const& b : {bad{"MESA_PORT", "65536"},
+                          bad{"MESA_PORT", "-1"},
+                          bad{"MESA_PORT", "abc"},
+                          bad{"MESA_PORT", ""},
+                          bad{"MESA_PORT", " 80"},
+                          bad{"MESA_PORT", "+80"},
+                          bad{"MESA_PORT", "99999999999999999999"},
+                          bad{"HEARTBEAT_INTERVAL", "0"},
+                          bad{"HEARTBEAT_INTERVAL", "3600001"},
+                          bad{"HEARTBEAT_MAX_ATTEMPTS", "1001"},
+                          bad{"RECONNECT_INTERVAL", "1.5"},
+                          bad{"AUTH_TIMEOUT", "10s"},
+                          bad{"SYNC_REDELIVERY_INTERVAL", "x"},
+                          bad{"HEARTBEATS_ENABLED", "yes"},
+                          bad{"HEARTBEATS_ENABLED", "TRUE"},
+                          bad{"SYNC_ENABLED", "1"},
+                          bad{"ENABLE_LOGGING", ""},
+                          bad{"PORTALS_ENABLED", "on"},
+                          bad{"PORTAL_DISTRIBUTE_LOAD", "False"},
+                          bad{"AUTH_REQUIRED", "0"},
+                          bad{"MESA_PATH", "ws"},
+                          bad{"MESA_PATH", ""},
+                          bad{"WS_KEY", ""},
+                          bad{"MESA_API_KEY", ""},
+                          bad{"REDIS_URI", "http://x"},
+                          bad{"REDIS_URI", "redis://host:notaport"},
+                          bad{"MESA_THREADS", "0"},
+                          bad{"MESA_THREADS", "257"},
+                          bad{"MESA_THREADS", "two"}}) {
         CAPTURE(b.name);
         CAPTURE(b.value);
         auto p = parse({{b.name, b.value}});
@@ -160,12 +177,30 @@ TEST_CASE("config: bad values name their variable") {
 
 TEST_CASE("config: --help lists every variable with its default") {
     auto help = gateway::help_text();
-    for (auto const* name : {"MESA_PORT", "MESA_THREADS", "MESA_PATH", "MESA_NAMESPACE", "REDIS_URI", "ENFORCE_EQUAL_VERSIONS",
-                             "STORE_MESSAGES", "SYNC_ENABLED", "SYNC_REDELIVERY_INTERVAL", "PORTALS_ENABLED",
-                             "PORTAL_DISTRIBUTE_LOAD", "HEARTBEATS_ENABLED", "HEARTBEAT_INTERVAL",
-                             "HEARTBEAT_MAX_ATTEMPTS", "RECONNECTS_ENABLED", "RECONNECT_INTERVAL", "AUTH_TIMEOUT",
-                             "AUTH_REQUIRED", "AUTH_SEND_USER_OBJECT", "AUTH_DISCONNECT_ON_FAIL",
-                             "AUTH_STORE_CONNECTED_USERS", "ENABLE_LOGGING", "WS_KEY", "MESA_API_KEY"}) {
+    for (auto const* name : {"MESA_PORT",
+                             "MESA_THREADS",
+                             "MESA_PATH",
+                             "MESA_NAMESPACE",
+                             "REDIS_URI",
+                             "ENFORCE_EQUAL_VERSIONS",
+                             "STORE_MESSAGES",
+                             "SYNC_ENABLED",
+                             "SYNC_REDELIVERY_INTERVAL",
+                             "PORTALS_ENABLED",
+                             "PORTAL_DISTRIBUTE_LOAD",
+                             "HEARTBEATS_ENABLED",
+                             "HEARTBEAT_INTERVAL",
+                             "HEARTBEAT_MAX_ATTEMPTS",
+                             "RECONNECTS_ENABLED",
+                             "RECONNECT_INTERVAL",
+                             "AUTH_TIMEOUT",
+                             "AUTH_REQUIRED",
+                             "AUTH_SEND_USER_OBJECT",
+                             "AUTH_DISCONNECT_ON_FAIL",
+                             "AUTH_STORE_CONNECTED_USERS",
+                             "ENABLE_LOGGING",
+                             "WS_KEY",
+                             "MESA_API_KEY"}) {
         CAPTURE(name);
         CHECK(help.find(name) != std::string::npos);
     }
@@ -223,11 +258,11 @@ TEST_CASE("jwt: refused tokens") {
         CHECK(!gateway::verify_jwt(mint(R"({"id":"a","exp":"never"})", "k"), "k", now));
     }
     SUBCASE("malformed") {
-        for (std::string t : {std::string(""), std::string("abc"), std::string("a.b"), std::string("a.b.c.d"),
-                              std::string(".."), good + "=", good.substr(0, good.size() - 1) + "*",
-                              b64url("not json") + "." + b64url(R"({"id":"a"})") + ".x",
-                              mint("not json", "k"), mint(R"(["id"])", "k"), mint(R"({"id":""})", "k"),
-                              mint(R"({"id":42})", "k"), mint(R"({"sub":"a"})", "k")}) {
+        for (std::string t :
+             {std::string(""), std::string("abc"), std::string("a.b"), std::string("a.b.c.d"), std::string(".."),
+              good + "=", good.substr(0, good.size() - 1) + "*",
+              b64url("not json") + "." + b64url(R"({"id":"a"})") + ".x", mint("not json", "k"), mint(R"(["id"])", "k"),
+              mint(R"({"id":""})", "k"), mint(R"({"id":42})", "k"), mint(R"({"sub":"a"})", "k")}) {
             CAPTURE(t);
             CHECK(!gateway::verify_jwt(t, "k", now));
         }
@@ -280,8 +315,7 @@ boost::json::value body_of(mesa::http_response const& r) { return boost::json::p
 
 TEST_CASE("http api: dispatch") {
     api_fixture f("s3cret");
-    auto r = f.post(R"({"message":{"t":"NEW","d":{"x":1}},"recipients":["a","b"],"excluding":["b"]})",
-                    "Bearer s3cret");
+    auto r = f.post(R"({"message":{"t":"NEW","d":{"x":1}},"recipients":["a","b"],"excluding":["b"]})", "Bearer s3cret");
     CHECK(r.status == 202);
     REQUIRE(f.sent.size() == 1);
     CHECK(f.sent[0].msg.op == 0);
@@ -294,8 +328,8 @@ TEST_CASE("http api: dispatch") {
     CHECK(f.post(R"({"message":{"d":{}}})", "Bearer s3cret").status == 202);
     CHECK(f.sent.back().recipients == std::vector<std::string>{"*"});
     CHECK(f.api.dispatches() == 2);
-    CHECK(f.post(R"({"message":{"op":5,"t":"DISCONNECT_CLIENT","d":{}},"recipients":["a"]})", "Bearer s3cret")
-              .status == 202);
+    CHECK(f.post(R"({"message":{"op":5,"t":"DISCONNECT_CLIENT","d":{}},"recipients":["a"]})", "Bearer s3cret").status ==
+          202);
 
     // Unauthorized.
     CHECK(f.post(R"({"message":{"d":{}}})").status == 401);
@@ -305,12 +339,12 @@ TEST_CASE("http api: dispatch") {
     CHECK(f.sent.size() == 3);
 
     // Bad shapes: 400 with an error message.
-    for (auto const* bad : {"", "not json", "[]", "{}", R"({"message":1})", R"({"message":{"d":[]}})",
-                            R"({"message":{"t":5,"d":{}}})", R"({"message":{"op":1,"d":{}}})",
-                            R"({"message":{"op":"0","d":{}}})", R"({"message":{"d":{},"s":3}})",
-                            R"({"message":{"d":{}},"recipients":"a"})", R"({"message":{"d":{}},"recipients":[]})",
-                            R"({"message":{"d":{}},"recipients":[1]})", R"({"message":{"d":{}},"excluding":{}})",
-                            R"({"message":{"d":{}},"extra":1})"}) {
+    for (auto const* bad :
+         {"", "not json", "[]", "{}", R"({"message":1})", R"({"message":{"d":[]}})", R"({"message":{"t":5,"d":{}}})",
+          R"({"message":{"op":1,"d":{}}})", R"({"message":{"op":"0","d":{}}})", R"({"message":{"d":{},"s":3}})",
+          R"({"message":{"d":{}},"recipients":"a"})", R"({"message":{"d":{}},"recipients":[]})",
+          R"({"message":{"d":{}},"recipients":[1]})", R"({"message":{"d":{}},"excluding":{}})",
+          R"({"message":{"d":{}},"extra":1})"}) {
         CAPTURE(bad);
         auto res = f.post(bad, "Bearer s3cret");
         CHECK(res.status == 400);

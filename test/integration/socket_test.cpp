@@ -66,7 +66,8 @@ struct harness {
     ~harness() {
         if (!server) return;
         server->stop();
-        wait_until(ioc, [&] { return server->clients().empty(); }, 1000ms);
+        wait_until(
+            ioc, [&] { return server->clients().empty(); }, 1000ms);
         run_for(ioc, 20ms);
     }
 };
@@ -192,9 +193,10 @@ TEST_CASE("socket: echo, a PING gets a PONG with the same data") {
     run_for(h.ioc, 50ms);
     REQUIRE(c.texts.size() == 4);
     auto first = parse_frame(c.texts[1]);
-    CHECK(first == json::object{{"op", 0},
-                                {"d", json::object{{"n", 42}, {"s", "h\xc3\xa9"}, {"nested", json::object{{"a", {1, 2, 3}}}}}},
-                                {"t", "PONG"}});
+    CHECK(first ==
+          json::object{{"op", 0},
+                       {"d", json::object{{"n", 42}, {"s", "h\xc3\xa9"}, {"nested", json::object{{"a", {1, 2, 3}}}}}},
+                       {"t", "PONG"}});
     CHECK(parse_frame(c.texts[2]) == json::object{{"op", 0}, {"d", json::object{{"n", 43}}}, {"t", "PONG"}});
     CHECK(parse_frame(c.texts[3]) == json::object{{"op", 0}, {"d", json::object{}}, {"t", "PONG"}});
     CHECK(h.errors.empty());
@@ -224,9 +226,11 @@ TEST_CASE("socket: a frame and a handshake larger than the read buffer arrive wh
     }
     SUBCASE("an upgrade request with a header several reads long") {
         raw_http upgrade{h.ioc};
-        upgrade.start(h.port(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                                "Cookie: c=" + std::string(4 * read_buffer, 'c') + "\r\n\r\n");
+        upgrade.start(h.port(),
+                      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                      "Cookie: c=" +
+                          std::string(4 * read_buffer, 'c') + "\r\n\r\n");
         REQUIRE(wait_until(h.ioc, [&] { return upgrade.body().find("\"op\":10") != std::string::npos; }));
         CHECK(upgrade.status() == 101);
         CHECK(upgrade.headers().find("Server:") == std::string::npos);  // kept by every connection otherwise
@@ -281,7 +285,8 @@ TEST_CASE("socket: plain HTTP requests") {
         mesa::http_request seen;
         server.on_http([&](mesa::http_request const& req) {
             seen = req;
-            return mesa::http_response{203, {{"Content-Type", "text/plain"}, {"X-Mesa-Test", "1"}},
+            return mesa::http_response{203,
+                                       {{"Content-Type", "text/plain"}, {"X-Mesa-Test", "1"}},
                                        "healthy " + req.method + " " + req.target};
         });
         raw_http http{h.ioc};
@@ -346,8 +351,10 @@ TEST_CASE("socket: bad input closes only the offending client, with the matching
         ws_client bad{h.ioc};
         REQUIRE(bad.connect_and_wait(h.port()));
         REQUIRE(bad.wait_texts(1));
-        if (input.binary) bad.send_binary(input.payload);
-        else bad.send_text(input.payload);
+        if (input.binary)
+            bad.send_binary(input.payload);
+        else
+            bad.send_text(input.payload);
         CHECK(bad.wait_closed());  // not fatal: the other inputs still run
         CHECK(bad.close_code == input.code);
         CHECK(bad.texts.size() == 1);  // nothing but the hello, no PONG
@@ -462,7 +469,8 @@ TEST_CASE("socket: heartbeats") {
         CHECK(h.disconnections.front().code == mesa::close_code::heartbeat_timeout);
     }
     SUBCASE("a client that answers every op 1 stays open") {
-        REQUIRE_FALSE(wait_until(h.ioc, [&] { return lively.closed || lively.failed; }, 700ms));
+        REQUIRE_FALSE(wait_until(
+            h.ioc, [&] { return lively.closed || lively.failed; }, 700ms));
         CHECK(lively.is_open());
         auto beats = frames(lively, 1);
         CHECK(beats.size() >= 6);
@@ -492,9 +500,9 @@ TEST_CASE("socket: authentication timeout") {
 
     // Well past its own deadline, the authenticated client is still there.
     auto const until = authed.started_at + 500ms;
-    REQUIRE_FALSE(wait_until(h.ioc, [&] { return authed.closed || authed.failed; },
-                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 until - std::chrono::steady_clock::now())));
+    REQUIRE_FALSE(wait_until(
+        h.ioc, [&] { return authed.closed || authed.failed; },
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())));
     CHECK(authed.is_open());
     CHECK(server.clients().size() == 1);
 }

@@ -152,7 +152,8 @@ TEST_CASE("a stored backlog splits into its elements; {} is cjson's empty array"
     CHECK_FALSE(split_backlog("[]", out));
     CHECK(out.empty());
     // Element texts come back byte for byte (no re-serialization), whitespace around them trimmed.
-    CHECK_FALSE(split_backlog(R"( [ {"b":1,"a":[]} , {"s":"a,b]\"[{","n":1.0E+2,"u":"\u00e9"},12345678901234567 ] )", out));
+    CHECK_FALSE(
+        split_backlog(R"( [ {"b":1,"a":[]} , {"s":"a,b]\"[{","n":1.0E+2,"u":"\u00e9"},12345678901234567 ] )", out));
     CHECK(out == std::vector<std::string>{R"({"b":1,"a":[]})", R"({"s":"a,b]\"[{","n":1.0E+2,"u":"\u00e9"})",
                                           "12345678901234567"});
     out.clear();
@@ -523,8 +524,16 @@ TEST_CASE("backlog appends refuse what cjson tolerates but JSON.parse would not,
     std::string const valid = R"({"op":0,"d":{},"t":"A"})";
     server.cli({"HSET", "undelivered_messages", "u", "[" + valid + "]"});
     std::vector<std::string> const lenient{
-        R"({"d":NaN})", R"({"d":-inf})", R"({"d":0x1F})", R"({"d":01})", R"({"d":+1})", R"({"d":1.})",
-        "{\"d\":\"raw\nnewline\"}", std::string("{\"d\":\"\x01\"}"), R"({"d":tru})", "[1,]",
+        R"({"d":NaN})",
+        R"({"d":-inf})",
+        R"({"d":0x1F})",
+        R"({"d":01})",
+        R"({"d":+1})",
+        R"({"d":1.})",
+        "{\"d\":\"raw\nnewline\"}",
+        std::string("{\"d\":\"\x01\"}"),
+        R"({"d":tru})",
+        "[1,]",
     };
     int refused = 0;
     for (auto const& text : lenient)

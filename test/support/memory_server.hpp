@@ -17,8 +17,10 @@ inline std::vector<mesa::message> messages_of(mesa::transport::memory::connectio
     std::vector<mesa::message> out;
     for (auto const& text : peer.received()) {
         auto parsed = mesa::parse(text);
-        if (parsed) out.push_back(parsed.value());
-        else out.push_back(mesa::message(-1, {{"unparsable", text}}));
+        if (parsed)
+            out.push_back(parsed.value());
+        else
+            out.push_back(mesa::message(-1, {{"unparsable", text}}));
     }
     return out;
 }
@@ -48,10 +50,10 @@ inline std::string auth_frame(std::string const& id, bool should_sync = true) {
 /// Authenticates every client as the `id` of its credentials.
 template <class Server>
 void trust_ids(Server& s) {
-    s.template feature<mesa::authentication>().on_authenticate(
-        [](auto const&, mesa::json::object const& credentials, mesa::authentication::done done) {
-            done.succeed(std::string(credentials.at("id").as_string()), mesa::json::object{{"id", credentials.at("id")}});
-        });
+    s.template feature<mesa::authentication>().on_authenticate([](auto const&, mesa::json::object const& credentials,
+                                                                  mesa::authentication::done done) {
+        done.succeed(std::string(credentials.at("id").as_string()), mesa::json::object{{"id", credentials.at("id")}});
+    });
 }
 
 /// Opens a peer on `s` that authenticates as `id` once the io_context runs

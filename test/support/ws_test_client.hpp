@@ -47,7 +47,8 @@ bool wait_until(asio::io_context& ioc, Predicate&& done, std::chrono::millisecon
 
 /// Runs handlers of `ioc` for `duration` (for "nothing happens meanwhile" checks).
 inline void run_for(asio::io_context& ioc, std::chrono::milliseconds duration) {
-    wait_until(ioc, [] { return false; }, duration);
+    wait_until(
+        ioc, [] { return false; }, duration);
 }
 
 /// One WebSocket connection to ws://127.0.0.1:port/path.
@@ -71,10 +72,12 @@ public:
         websocketpp::lib::error_code ec;
         if (opened && !closed) {
             con_->close(websocketpp::close::status::normal, "test over", ec);
-            wait_until(ioc_, [&] { return closed; }, 1000ms);
+            wait_until(
+                ioc_, [&] { return closed; }, 1000ms);
         } else if (!opened && !failed) {
             con_->terminate(ec);
-            wait_until(ioc_, [&] { return closed || failed; }, 1000ms);
+            wait_until(
+                ioc_, [&] { return closed || failed; }, 1000ms);
         }
         con_->set_open_handler(nullptr);
         con_->set_fail_handler(nullptr);
@@ -117,7 +120,8 @@ public:
 
     /// Waits until the handshake succeeded (true) or failed / timed out (false).
     bool wait_open(std::chrono::milliseconds timeout = 3000ms) {
-        wait_until(ioc_, [&] { return opened || failed || closed; }, timeout);
+        wait_until(
+            ioc_, [&] { return opened || failed || closed; }, timeout);
         return opened && !closed;
     }
 
@@ -129,7 +133,8 @@ public:
 
     /// Waits until the handshake fails (true: e.g. refused with an HTTP status).
     bool wait_failed(std::chrono::milliseconds timeout = 3000ms) {
-        wait_until(ioc_, [&] { return opened || failed || closed; }, timeout);
+        wait_until(
+            ioc_, [&] { return opened || failed || closed; }, timeout);
         return failed;
     }
 
@@ -145,22 +150,24 @@ public:
 
     /// Waits until at least `n` text frames arrived.
     bool wait_texts(std::size_t n, std::chrono::milliseconds timeout = 3000ms) {
-        return wait_until(ioc_, [&] { return texts.size() >= n; }, timeout);
+        return wait_until(
+            ioc_, [&] { return texts.size() >= n; }, timeout);
     }
 
     /// Waits until the connection is closed.
     bool wait_closed(std::chrono::milliseconds timeout = 3000ms) {
-        return wait_until(ioc_, [&] { return closed || failed; }, timeout);
+        return wait_until(
+            ioc_, [&] { return closed || failed; }, timeout);
     }
 
     bool is_open() const { return opened && !closed && !failed; }
 
     // What happened, for the test to assert on.
     bool opened = false;
-    bool failed = false;      // the handshake did not complete
-    int http_status = 0;      // status of a refused handshake (0: no response)
+    bool failed = false;  // the handshake did not complete
+    int http_status = 0;  // status of a refused handshake (0: no response)
     std::string fail_reason;
-    bool closed = false;      // an open connection ended
+    bool closed = false;           // an open connection ended
     std::uint16_t close_code = 0;  // code the server sent (1006: none)
     std::string close_reason;
     std::vector<std::string> texts;  // every text frame received, in order
@@ -195,7 +202,8 @@ public:
         if (!started_ || done) return;
         std::error_code ignored;
         socket_.close(ignored);
-        wait_until(ioc_, [&] { return done; }, 1000ms);
+        wait_until(
+            ioc_, [&] { return done; }, 1000ms);
     }
 
     void start(std::uint16_t port, std::string request) {

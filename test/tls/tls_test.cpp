@@ -73,8 +73,9 @@ struct certificates {
         char const* openssl = std::getenv("OPENSSL");
         std::string cmd = std::string(openssl && *openssl ? openssl : "openssl") +
                           " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
-                          " -subj /CN=" + cn + " -addext subjectAltName=" + names +
-                          " -keyout '" + k.string() + "' -out '" + c.string() + "' 2>/dev/null";
+                          " -subj /CN=" +
+                          cn + " -addext subjectAltName=" + names + " -keyout '" + k.string() + "' -out '" +
+                          c.string() + "' 2>/dev/null";
         REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "cannot generate a certificate with: " << cmd);
         REQUIRE(fs::exists(c));
         REQUIRE(fs::exists(k));
@@ -94,8 +95,7 @@ public:
     using endpoint_type = websocketpp::client<websocketpp::config::asio_tls_client>;
     using connection_ptr = endpoint_type::connection_ptr;
 
-    wss_client(asio::io_context& ioc, fs::path ca, std::optional<std::pair<fs::path, fs::path>> own = {})
-        : ioc_(ioc) {
+    wss_client(asio::io_context& ioc, fs::path ca, std::optional<std::pair<fs::path, fs::path>> own = {}) : ioc_(ioc) {
         endpoint_.clear_access_channels(websocketpp::log::alevel::all);
         endpoint_.clear_error_channels(websocketpp::log::elevel::all);
         endpoint_.init_asio(&ioc);
@@ -118,10 +118,12 @@ public:
         websocketpp::lib::error_code ec;
         if (opened && !closed) {
             con_->close(websocketpp::close::status::normal, "test over", ec);
-            wait_until(ioc_, [&] { return closed; }, 1000ms);
+            wait_until(
+                ioc_, [&] { return closed; }, 1000ms);
         } else if (!opened && !failed) {
             con_->terminate(ec);
-            wait_until(ioc_, [&] { return closed || failed; }, 1000ms);
+            wait_until(
+                ioc_, [&] { return closed || failed; }, 1000ms);
         }
         con_->set_open_handler(nullptr);
         con_->set_fail_handler(nullptr);
@@ -144,7 +146,8 @@ public:
             texts.push_back(msg->get_payload());
         });
         endpoint_.connect(con_);
-        wait_until(ioc_, [&] { return opened || failed || closed; }, 5000ms);
+        wait_until(
+            ioc_, [&] { return opened || failed || closed; }, 5000ms);
         return opened && !closed;
     }
 
@@ -152,7 +155,10 @@ public:
         websocketpp::lib::error_code ec = con_->send(payload, websocketpp::frame::opcode::text);
         REQUIRE_MESSAGE(!ec, ec.message());
     }
-    bool wait_texts(std::size_t n) { return wait_until(ioc_, [&] { return texts.size() >= n; }, 3000ms); }
+    bool wait_texts(std::size_t n) {
+        return wait_until(
+            ioc_, [&] { return texts.size() >= n; }, 3000ms);
+    }
 
     bool opened = false, failed = false, closed = false;
     std::string fail_reason;
@@ -190,7 +196,8 @@ struct basic_harness {
     ~basic_harness() {
         if (!server) return;
         server->stop();
-        wait_until(ioc, [&] { return server->clients().empty(); }, 1000ms);
+        wait_until(
+            ioc, [&] { return server->clients().empty(); }, 1000ms);
         run_for(ioc, 20ms);
     }
 };
@@ -390,7 +397,8 @@ mesa::tls_client::options trusting(fs::path const& ca) {
 
 /// Waits for the open or the first error; true when the client connected.
 bool wait_connected(asio::io_context& ioc, mesa::tls_client& c, events const& e) {
-    wait_until(ioc, [&] { return c.connected() || !e.errors.empty(); }, 5000ms);
+    wait_until(
+        ioc, [&] { return c.connected() || !e.errors.empty(); }, 5000ms);
     return c.connected();
 }
 
@@ -405,7 +413,8 @@ void check_echo(asio::io_context& ioc, mesa::tls_client& c, events& e) {
 /// Lets the close handshake finish before the harness stops the server.
 void settle(asio::io_context& ioc, mesa::tls_client& c) {
     c.disconnect();
-    wait_until(ioc, [&] { return !c.connected(); }, 1000ms);
+    wait_until(
+        ioc, [&] { return !c.connected(); }, 1000ms);
     run_for(ioc, 20ms);
 }
 
@@ -501,7 +510,8 @@ TEST_CASE("tls client: reconnection attempts after a refused certificate are ref
     o.fallback_reconnect_interval = 20ms;
     mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
     events e{c};
-    REQUIRE(wait_until(h.ioc, [&] { return e.errors.size() >= 3; }, 5000ms));
+    REQUIRE(wait_until(
+        h.ioc, [&] { return e.errors.size() >= 3; }, 5000ms));
     for (auto const& error : e.errors) {
         CHECK(error.kind == mesa::tls_client::error_kind::connection_failed);
         CHECK_MESSAGE(error.what.find("certificate verification failed") != std::string::npos, error.what);
@@ -562,7 +572,8 @@ TEST_CASE("tls client: wrong schemes and unusable TLS options throw at construct
     SUBCASE("a ca_file that is not PEM") {
         auto const junk = (certs().dir / "junk-ca.pem").string();
         std::ofstream(junk) << "not a certificate\n";
-        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, trusting(junk)), doctest::Contains(junk.c_str()), std::system_error);
+        CHECK_THROWS_WITH_AS(mesa::tls_client(ioc, url, trusting(junk)), doctest::Contains(junk.c_str()),
+                             std::system_error);
     }
     SUBCASE("a certificate without its key") {
         mesa::tls_client::options o;

@@ -47,7 +47,8 @@ void check(bool ok, std::string const& what) {
 std::string id_of(int instance, int peer) { return "user-" + std::to_string(instance) + "-" + std::to_string(peer); }
 
 /// Runs `ioc` until `done()` or the deadline; false on timeout.
-bool run_until(asio::io_context& ioc, std::function<bool()> const& done, std::chrono::seconds limit = std::chrono::seconds(60)) {
+bool run_until(asio::io_context& ioc, std::function<bool()> const& done,
+               std::chrono::seconds limit = std::chrono::seconds(60)) {
     auto const deadline = std::chrono::steady_clock::now() + limit;
     while (!done()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
@@ -108,7 +109,8 @@ void instance(int index, std::shared_ptr<mesa::broker::memory::hub> hub, std::sh
     barrier.arrive_and_wait(ioc);
 
     int const next = (index + 1) % instances;
-    for (int i = 0; i < broadcasts_per_instance; ++i) server.send(mesa::message("BROADCAST", {{"from", index}, {"i", i}}));
+    for (int i = 0; i < broadcasts_per_instance; ++i)
+        server.send(mesa::message("BROADCAST", {{"from", index}, {"i", i}}));
     for (int i = 0; i < targeted_per_instance; ++i)
         server.send(mesa::message("TARGETED", {{"from", index}, {"i", i}}), {id_of(next, i % peers_per_instance)});
     for (auto& peer : peers)
@@ -137,14 +139,17 @@ void instance(int index, std::shared_ptr<mesa::broker::memory::hub> hub, std::sh
     for (int p = 0; p < peers_per_instance; ++p) {
         auto const& peer = *peers[p];
         auto const who = "instance " + std::to_string(index) + " peer " + std::to_string(p);
-        check(count(peer, "BROADCAST") == expected_broadcasts, who + ": broadcasts " + std::to_string(count(peer, "BROADCAST")));
+        check(count(peer, "BROADCAST") == expected_broadcasts,
+              who + ": broadcasts " + std::to_string(count(peer, "BROADCAST")));
         check(count(peer, "RELAYED") == expected_relayed, who + ": relayed " + std::to_string(count(peer, "RELAYED")));
         check(count(peer, "TARGETED") == targeted_each, who + ": targeted " + std::to_string(count(peer, "TARGETED")));
-        check(peer.received().size() == static_cast<std::size_t>(2 + expected_broadcasts + expected_relayed + targeted_each),
+        check(peer.received().size() ==
+                  static_cast<std::size_t>(2 + expected_broadcasts + expected_relayed + targeted_each),
               who + ": " + std::to_string(peer.received().size()) + " frames");
     }
     std::int64_t counted = -1;
-    server.broker().counter_get(server.keys().connected_clients_count(), [&](std::error_code, std::int64_t n) { counted = n; });
+    server.broker().counter_get(server.keys().connected_clients_count(),
+                                [&](std::error_code, std::int64_t n) { counted = n; });
     run_until(ioc, [&] { return counted >= 0; });
     check(counted == instances * peers_per_instance, "connected_clients_count " + std::to_string(counted));
     barrier.arrive_and_wait(ioc);  // everyone read the counter before anyone stops

@@ -123,8 +123,8 @@ TEST_CASE("a test can swap in a recording broker and see what the server told th
     auto& broker = s.broker();
     REQUIRE(broker.publications.size() == 1);
     CHECK(broker.publications[0].channel == "ws_chat");
-    CHECK(broker.publications[0].payload == R"({"message":{"op":0,"d":{},"t":"HELLO"},"recipients":["u1"],"origin":")" +
-                                                s.instance_id() + "\"}");
+    CHECK(broker.publications[0].payload ==
+          R"({"message":{"op":0,"d":{},"t":"HELLO"},"recipients":["u1"],"origin":")" + s.instance_id() + "\"}");
     REQUIRE(broker.set_changes.size() == 2);
     CHECK(broker.set_changes[0].key == "connected_clients_chat");
     CHECK(broker.set_changes[0].member == "u1");

@@ -6,9 +6,9 @@
 using mesa::json::object;
 using mesa::test::auth_frame;
 using mesa::test::drain;
-using mesa::test::trust_ids;
 using mesa::test::memory_server;
 using mesa::test::of_type;
+using mesa::test::trust_ids;
 
 namespace {
 
@@ -100,7 +100,8 @@ TEST_CASE("portals get every client event, one portal per event, round-robin, fo
     auto record = [](portal_type& p, std::vector<std::string>& seen) {
         p.on_connection([&seen] { seen.push_back("connection"); });
         p.on_authentication([&seen](auto const& id) { seen.push_back("authentication " + id.value_or("?")); });
-        p.on_message([&seen](mesa::message const& m, auto const& id) { seen.push_back(*m.t + " from " + id.value_or("?")); });
+        p.on_message(
+            [&seen](mesa::message const& m, auto const& id) { seen.push_back(*m.t + " from " + id.value_or("?")); });
         p.on_disconnection([&seen](auto const& id) { seen.push_back("disconnection " + id.value_or("?")); });
     };
     record(p1, seen1);

@@ -18,7 +18,7 @@ TEST_CASE("heartbeat state machine follows the reference algorithm") {
     CHECK(mesa::heartbeat::next(s, 2) == a::retry);  // no ack: tries 1
     CHECK(s.attempts == 1);
     s.acked = true;
-    CHECK(mesa::heartbeat::next(s, 2) == a::beat);   // ack resets
+    CHECK(mesa::heartbeat::next(s, 2) == a::beat);  // ack resets
     CHECK(s.attempts == 0);
     CHECK(mesa::heartbeat::next(s, 2) == a::retry);
     CHECK(mesa::heartbeat::next(s, 2) == a::retry);
@@ -152,8 +152,9 @@ TEST_CASE("send_user_object false sends an empty op 22 and no rule") {
     auth_server::options o;
     o.feature<mesa::authentication>().send_user_object = false;
     auth_server s{ioc, o};
-    s.feature<mesa::authentication>().on_authenticate(
-        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u1", object{{"secret", 1}}); });
+    s.feature<mesa::authentication>().on_authenticate([](auto const&, object const&, mesa::authentication::done done) {
+        done.succeed("u1", object{{"secret", 1}});
+    });
     s.start();
     auto peer = s.transport().connect("/");
     peer->send_text(auth_with({}));
@@ -242,7 +243,8 @@ TEST_CASE("the authentication timeout is enforced with close code 4001") {
     prompt->send_text(auth_with({}));
     CHECK(run_until(ioc, [&] { return !late->open(); }));
     CHECK(late->close_code() == mesa::close_code::authentication_timeout);
-    run_until(ioc, [] { return false; }, std::chrono::milliseconds(60));
+    run_until(
+        ioc, [] { return false; }, std::chrono::milliseconds(60));
     CHECK(prompt->open());
 }
 
@@ -251,8 +253,9 @@ TEST_CASE("update_user replaces the user without a new op 22; before authenticat
     auth_server s{ioc};
     std::vector<std::string> errors;
     s.on_error([&](auto const& e) { errors.push_back(e.what); });
-    s.feature<mesa::authentication>().on_authenticate(
-        [](auto const&, object const&, mesa::authentication::done done) { done.succeed("u", object{{"v", 1}}); });
+    s.feature<mesa::authentication>().on_authenticate([](auto const&, object const&, mesa::authentication::done done) {
+        done.succeed("u", object{{"v", 1}});
+    });
     s.start();
     auto peer = s.transport().connect("/");
     drain(ioc);
@@ -277,8 +280,8 @@ TEST_CASE("rate limit: a token bucket per connection; the excess closes with 400
     CHECK(mesa::rate_limit::take(st, o, t0));
     CHECK(mesa::rate_limit::take(st, o, t0));
     CHECK(mesa::rate_limit::take(st, o, t0));
-    CHECK_FALSE(mesa::rate_limit::take(st, o, t0));                                  // burst spent
-    CHECK(mesa::rate_limit::take(st, o, t0 + std::chrono::milliseconds(150)));       // 1.5 tokens back
+    CHECK_FALSE(mesa::rate_limit::take(st, o, t0));                             // burst spent
+    CHECK(mesa::rate_limit::take(st, o, t0 + std::chrono::milliseconds(150)));  // 1.5 tokens back
     CHECK_FALSE(mesa::rate_limit::take(st, o, t0 + std::chrono::milliseconds(160)));
 
     using server_type = memory_server<mesa::authentication, mesa::rate_limit>;
@@ -360,12 +363,14 @@ TEST_CASE("re-authenticating as another id takes the old id out of the connected
     peer->send_text(mesa::test::auth_frame("bob"));
     drain(ioc);
     std::vector<bool> online;
-    s.broker().set_contains("connected_clients", {"alice", "bob"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    s.broker().set_contains("connected_clients", {"alice", "bob"},
+                            [&](std::error_code, std::vector<bool> f) { online = f; });
     drain(ioc);
     CHECK(online == std::vector<bool>{false, true});
     peer->close();
     drain(ioc);
-    s.broker().set_contains("connected_clients", {"alice", "bob"}, [&](std::error_code, std::vector<bool> f) { online = f; });
+    s.broker().set_contains("connected_clients", {"alice", "bob"},
+                            [&](std::error_code, std::vector<bool> f) { online = f; });
     drain(ioc);
     CHECK(online == std::vector<bool>{false, false});
 }

@@ -85,9 +85,13 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
     s.feature<mesa::middleware>().use([&](server_type& server) {
         mesa::middleware::handlers<server_type> h;
         auto counter = std::make_shared<int>(0);  // a middleware's own state
-        h.on_connection = [&events, counter](auto const&) { events.push_back("connection " + std::to_string(++*counter)); };
+        h.on_connection = [&events, counter](auto const&) {
+            events.push_back("connection " + std::to_string(++*counter));
+        };
         h.on_authenticated = [&events](auto const& c) { events.push_back("authenticated " + c->id()); };
-        h.on_message_received = [&events](mesa::message const& m, auto const&) { events.push_back("received " + *m.t); };
+        h.on_message_received = [&events](mesa::message const& m, auto const&) {
+            events.push_back("received " + *m.t);
+        };
         h.on_message_sent = [&events](mesa::message const& m, auto const& clients, bool from_here) {
             events.push_back("sent " + *m.t + " to " + std::to_string(clients.size()) + (from_here ? " here" : ""));
         };
@@ -127,9 +131,9 @@ TEST_CASE("middleware sees the reference's events, keeps state, and a throwing o
     ann->close(1000);
     drain(ioc);
 
-    std::vector<std::string> expected{"undeliverable to ann", "connection 1", "authenticated ann", "redeliver 1",
-                                      "received HELLO", "sent NEWS to 1 here", "received BOOM", "error",
-                                      "disconnection 1000"};
+    std::vector<std::string> expected{"undeliverable to ann", "connection 1",   "authenticated ann",
+                                      "redeliver 1",          "received HELLO", "sent NEWS to 1 here",
+                                      "received BOOM",        "error",          "disconnection 1000"};
     CHECK(events == expected);
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].find("middleware failed") != std::string::npos);

@@ -9,11 +9,11 @@
 using mesa::json::object;
 using mesa::test::auth_frame;
 using mesa::test::drain;
-using mesa::test::trust_ids;
 using mesa::test::frame;
 using mesa::test::memory_server;
 using mesa::test::messages_of;
 using mesa::test::of_type;
+using mesa::test::trust_ids;
 
 namespace {
 
@@ -117,12 +117,8 @@ TEST_CASE("bad input closes only the offending client, with the right code and a
         std::uint16_t code;
     };
     bad_case const cases[] = {
-        {false, "definitely not json", 1007},
-        {false, "[1,2,3]", 1007},
-        {false, R"({"op":"zero"})", 1007},
-        {false, R"({"op":0,"d":"text"})", 1007},
-        {true, "\x01\x02", 1003},
-        {false, std::string(2048, ' '), 1009},
+        {false, "definitely not json", 1007},    {false, "[1,2,3]", 1007}, {false, R"({"op":"zero"})", 1007},
+        {false, R"({"op":0,"d":"text"})", 1007}, {true, "\x01\x02", 1003}, {false, std::string(2048, ' '), 1009},
     };
     for (auto const& c : cases) {
         CAPTURE(c.payload.substr(0, 20));
@@ -137,8 +133,10 @@ TEST_CASE("bad input closes only the offending client, with the right code and a
         auto bad = s.transport().connect("/");
         auto good = s.transport().connect("/");
         drain(ioc);
-        if (c.binary) bad->send_binary(c.payload);
-        else bad->send_text(c.payload);
+        if (c.binary)
+            bad->send_binary(c.payload);
+        else
+            bad->send_text(c.payload);
         good->send_text(frame("PING", object{{"still", true}}));
         drain(ioc);
         CHECK_FALSE(bad->open());

@@ -6,11 +6,11 @@
 using mesa::json::object;
 using mesa::test::auth_frame;
 using mesa::test::drain;
-using mesa::test::trust_ids;
 using mesa::test::memory_server;
 using mesa::test::messages_of;
 using mesa::test::of_type;
 using mesa::test::run_until;
+using mesa::test::trust_ids;
 
 namespace {
 
@@ -29,7 +29,8 @@ TEST_CASE("messages for an offline id are stored and redelivered in order with s
     drain(ioc);
 
     std::vector<std::string> stored;
-    s.broker().backlog_take("undelivered_messages", "bob", [&](std::error_code, std::vector<std::string> t) { stored = t; });
+    s.broker().backlog_take("undelivered_messages", "bob",
+                            [&](std::error_code, std::vector<std::string> t) { stored = t; });
     drain(ioc);
     REQUIRE(stored.size() == 5);
     CHECK(stored[0] == R"({"op":0,"d":{"n":1},"t":"N"})");
@@ -152,7 +153,8 @@ TEST_CASE("a message stored by a Node dispatcher (with o) is redelivered without
     sync_server s{ioc};
     trust_ids(s);
     s.start();
-    s.broker().backlog_append("undelivered_messages", "gus", R"({"op":0,"d":{"x":1},"t":"FROM_NODE","o":{"sync":true}})", 0);
+    s.broker().backlog_append("undelivered_messages", "gus",
+                              R"({"op":0,"d":{"x":1},"t":"FROM_NODE","o":{"sync":true}})", 0);
     drain(ioc);
     auto gus = s.transport().connect("/");
     gus->send_text(auth_frame("gus"));

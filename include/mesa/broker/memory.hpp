@@ -149,8 +149,8 @@ public:
     /// Appends `message` to the backlog stored under `hash`/`field`, dropping
     /// the oldest entries past `max_entries` (0: unbounded). `done` receives
     /// how many entries were dropped.
-    void backlog_append(std::string const& hash, std::string const& field, std::string message,
-                        std::size_t max_entries, count_handler done = {}) {
+    void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
+                        count_handler done = {}) {
         std::int64_t dropped = 0;
         {
             std::lock_guard lock(hub_->mutex_);

@@ -30,43 +30,41 @@ template <class B, class = void>
 struct has_pubsub : std::false_type {};
 template <class B>
 struct has_pubsub<B, std::void_t<decltype(std::declval<B&>().subscribe(std::string(), channel_handler())),
-                                 decltype(std::declval<B&>().publish(std::string(), std::string()))>>
-    : std::true_type {};
+                                 decltype(std::declval<B&>().publish(std::string(), std::string()))>> : std::true_type {
+};
 
 template <class B, class = void>
 struct has_sets : std::false_type {};
 template <class B>
-struct has_sets<
-    B, std::void_t<decltype(std::declval<B&>().set_add(std::string(), std::string(), completion())),
-                   decltype(std::declval<B&>().set_remove(std::string(), std::string(), completion())),
-                   decltype(std::declval<B&>().set_contains(std::string(), std::vector<std::string>(),
-                                                            contains_handler())),
-                   decltype(std::declval<B&>().set_members(std::string(), members_handler()))>>
+struct has_sets<B, std::void_t<decltype(std::declval<B&>().set_add(std::string(), std::string(), completion())),
+                               decltype(std::declval<B&>().set_remove(std::string(), std::string(), completion())),
+                               decltype(std::declval<B&>().set_contains(std::string(), std::vector<std::string>(),
+                                                                        contains_handler())),
+                               decltype(std::declval<B&>().set_members(std::string(), members_handler()))>>
     : std::true_type {};
 
 template <class B, class = void>
 struct has_counters : std::false_type {};
 template <class B>
-struct has_counters<
-    B, std::void_t<decltype(std::declval<B&>().counter_add(std::string(), 1, completion())),
-                   decltype(std::declval<B&>().counter_get(std::string(), count_handler()))>>
+struct has_counters<B, std::void_t<decltype(std::declval<B&>().counter_add(std::string(), 1, completion())),
+                                   decltype(std::declval<B&>().counter_get(std::string(), count_handler()))>>
     : std::true_type {};
 
 template <class B, class = void>
 struct has_backlog : std::false_type {};
 template <class B>
-struct has_backlog<B, std::void_t<decltype(std::declval<B&>().backlog_append(
-                                      std::string(), std::string(), std::string(), std::size_t(), count_handler())),
-                                  decltype(std::declval<B&>().backlog_take(std::string(), std::string(),
-                                                                           take_handler()))>>
+struct has_backlog<B,
+                   std::void_t<decltype(std::declval<B&>().backlog_append(std::string(), std::string(), std::string(),
+                                                                          std::size_t(), count_handler())),
+                               decltype(std::declval<B&>().backlog_take(std::string(), std::string(), take_handler()))>>
     : std::true_type {};
 
 template <class B, class = void>
 struct has_health : std::false_type {};
 template <class B>
 struct has_health<B, std::void_t<decltype(bool(std::declval<B const&>().connected())),
-                                 decltype(std::declval<B&>().on_restored(std::function<void()>()))>>
-    : std::true_type {};
+                                 decltype(std::declval<B&>().on_restored(std::function<void()>()))>> : std::true_type {
+};
 
 }  // namespace detail
 
@@ -79,8 +77,7 @@ constexpr bool check() {
                   "Broker requirement: a constructor (asio::any_io_executor, options const&)");
     static_assert(detail::has_pubsub<B>::value,
                   "Broker requirement: subscribe(channel, channel_handler) and publish(channel, payload)");
-    static_assert(detail::has_sets<B>::value,
-                  "Broker requirement: set_add / set_remove / set_contains / set_members");
+    static_assert(detail::has_sets<B>::value, "Broker requirement: set_add / set_remove / set_contains / set_members");
     static_assert(detail::has_counters<B>::value, "Broker requirement: counter_add / counter_get");
     static_assert(detail::has_backlog<B>::value,
                   "Broker requirement: backlog_append(hash, field, message, max, handler) and "

@@ -20,12 +20,11 @@
 namespace mesa::client_detail {
 
 class reconnect_schedule {
-  public:
+public:
     struct options {
-        std::chrono::milliseconds max_delay{30000};  // cap of the backoff
-        double jitter = 0.2;                         // +-20 %: spreads a herd of clients
-        std::optional<std::chrono::milliseconds>
-            fallback_interval;  // used when the server advertised none
+        std::chrono::milliseconds max_delay{30000};                  // cap of the backoff
+        double jitter = 0.2;                                         // +-20 %: spreads a herd of clients
+        std::optional<std::chrono::milliseconds> fallback_interval;  // used when the server advertised none
     };
 
     reconnect_schedule() = default;
@@ -54,8 +53,7 @@ class reconnect_schedule {
         if (stopped_ || !base) return std::nullopt;
         auto const shift = std::min<unsigned>(failures_, 20);
         ++failures_;
-        double delay =
-            static_cast<double>(base->count()) * static_cast<double>(std::uint64_t(1) << shift);
+        double delay = static_cast<double>(base->count()) * static_cast<double>(std::uint64_t(1) << shift);
         double const cap = static_cast<double>(options_.max_delay.count());
         delay = std::min(delay, cap);
         double const j = std::clamp(options_.jitter, 0.0, 1.0);
@@ -73,7 +71,7 @@ class reconnect_schedule {
         return server_interval_ ? server_interval_ : options_.fallback_interval;
     }
 
-  private:
+private:
     options options_;
     std::optional<std::chrono::milliseconds> server_interval_;
     unsigned failures_ = 0;

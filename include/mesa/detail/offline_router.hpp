@@ -40,18 +40,18 @@ public:
     /// Delivers `e` (whose recipients are ids, not "*") with sync semantics.
     void route(envelope e) {
         auto ids = e.recipients;
-        broker_->set_contains(keys_.connected_clients(), ids,
-                              [this, e = std::move(e), alive = alive_](std::error_code ec, std::vector<bool> online) mutable {
-                                  if (!*alive) return;
-                                  if (ec) {
-                                      // Without the connected set, publishing is the only way not to lose it.
-                                      error("sync: cannot tell who is online (" + ec.message() +
-                                            "); sending without sync");
-                                      publish(e);
-                                      return;
-                                  }
-                                  split(std::move(e), online);
-                              });
+        broker_->set_contains(
+            keys_.connected_clients(), ids,
+            [this, e = std::move(e), alive = alive_](std::error_code ec, std::vector<bool> online) mutable {
+                if (!*alive) return;
+                if (ec) {
+                    // Without the connected set, publishing is the only way not to lose it.
+                    error("sync: cannot tell who is online (" + ec.message() + "); sending without sync");
+                    publish(e);
+                    return;
+                }
+                split(std::move(e), online);
+            });
     }
 
     /// Appends `texts` (stored messages) back to `id`'s backlog, in order.

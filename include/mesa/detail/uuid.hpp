@@ -11,8 +11,10 @@ inline std::string uuid_v4() {
     std::uniform_int_distribution<int> hex(0, 15);
     std::string id = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx";
     for (auto& c : id) {
-        if (c == 'x') c = "0123456789abcdef"[hex(rng)];
-        else if (c == 'y') c = "89ab"[hex(rng) & 3];
+        if (c == 'x')
+            c = "0123456789abcdef"[hex(rng)];
+        else if (c == 'y')
+            c = "89ab"[hex(rng) & 3];
     }
     return id;
 }

@@ -50,7 +50,9 @@ struct authentication {
         using succeed_fn = std::function<void(std::string id, json::value user)>;
         using fail_fn = std::function<void(std::string reason)>;
         done(succeed_fn s, fail_fn f) : succeed_(std::move(s)), fail_(std::move(f)) {}
-        void succeed(std::string id, json::value user = json::object()) const { succeed_(std::move(id), std::move(user)); }
+        void succeed(std::string id, json::value user = json::object()) const {
+            succeed_(std::move(id), std::move(user));
+        }
         void fail(std::string reason) const { fail_(std::move(reason)); }
 
     private:
@@ -110,8 +112,9 @@ struct authentication {
                 return true;
             }
             std::weak_ptr<client> weak = self;
-            done verdict([this, weak](std::string id, json::value user) { succeeded(weak, std::move(id), std::move(user)); },
-                         [this, weak](std::string reason) { failed(weak, std::move(reason)); });
+            done verdict(
+                [this, weak](std::string id, json::value user) { succeeded(weak, std::move(id), std::move(user)); },
+                [this, weak](std::string reason) { failed(weak, std::move(reason)); });
             server_->guarded(self, "authentication handler", [&] { handler_(self, m.d, std::move(verdict)); });
             return true;
         }
@@ -160,8 +163,10 @@ struct authentication {
             if (!s.authenticated) {
                 s.authenticated = true;
                 json::object d;
-                if (options_.send_user_object && s.user.is_object()) d = s.user.get_object();
-                else if (options_.send_user_object && !s.user.is_null()) d = {{"user", s.user}};
+                if (options_.send_user_object && s.user.is_object())
+                    d = s.user.get_object();
+                else if (options_.send_user_object && !s.user.is_null())
+                    d = {{"user", s.user}};
                 c->send(message(opcode::authenticated, std::move(d)));
             }
             server_->authenticated(*c);
@@ -171,8 +176,7 @@ struct authentication {
             auto c = weak.lock();
             if (!c || !c->is_open()) return;
             server_->report("authentication failed: " + reason, c);
-            if (options_.disconnect_on_fail)
-                server_->close(*c, close_code::policy_violation, "authentication failed");
+            if (options_.disconnect_on_fail) server_->close(*c, close_code::policy_violation, "authentication failed");
         }
 
         // Every client gets the same timeout, so deadlines arrive in order:

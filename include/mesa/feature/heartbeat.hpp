@@ -27,8 +27,8 @@ struct heartbeat {
     };
     struct state {
         std::uint16_t attempts = 0;
-        bool acked = false;  // an op 11 arrived since the last op 1
-        bool beaten = false; // at least one op 1 was sent
+        bool acked = false;   // an op 11 arrived since the last op 1
+        bool beaten = false;  // at least one op 1 was sent
     };
 
     /// What one beat does to one client; pure, so tests drive it directly.

@@ -28,7 +28,8 @@ namespace mesa::feature {
 template <class F, class = void>
 struct watches_deliveries : std::false_type {};
 template <class F>
-struct watches_deliveries<F, std::void_t<decltype(F::watches_deliveries)>> : std::bool_constant<F::watches_deliveries> {};
+struct watches_deliveries<F, std::void_t<decltype(F::watches_deliveries)>> : std::bool_constant<F::watches_deliveries> {
+};
 
 struct hooks {
     void on_start() {}

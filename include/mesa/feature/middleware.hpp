@@ -79,7 +79,10 @@ struct middleware {
             if (in_error_) return;  // an on_error that fails must not loop
             in_error_ = true;
             for (auto& h : list_)
-                if (h.on_error) try { h.on_error(what, c); } catch (...) {}
+                if (h.on_error) try {
+                        h.on_error(what, c);
+                    } catch (...) {
+                    }
             in_error_ = false;
         }
 

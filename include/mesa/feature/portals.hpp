@@ -57,15 +57,14 @@ struct portals {
 
     private:
         void read_pool() {
-            server_->broker().set_members(server_->keys().available_portals_pool(),
-                                          [this](std::error_code ec, std::vector<std::string> ids) {
-                                              if (ec) {
-                                                  server_->report("portals: cannot read the pool (" + ec.message() +
-                                                                  ")");
-                                                  return;
-                                              }
-                                              for (auto& id : ids) join(id);
-                                          });
+            server_->broker().set_members(
+                server_->keys().available_portals_pool(), [this](std::error_code ec, std::vector<std::string> ids) {
+                    if (ec) {
+                        server_->report("portals: cannot read the pool (" + ec.message() + ")");
+                        return;
+                    }
+                    for (auto& id : ids) join(id);
+                });
         }
 
         void presence(std::string_view payload) {
@@ -79,8 +78,10 @@ struct portals {
                 return;
             }
             std::string portal_id(id->get_string());
-            if (ready->get_bool()) join(portal_id);
-            else leave(portal_id);
+            if (ready->get_bool())
+                join(portal_id);
+            else
+                leave(portal_id);
         }
 
         void join(std::string const& id) {

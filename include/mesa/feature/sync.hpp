@@ -40,7 +40,8 @@ struct sync {
 
     template <class Server>
     class component : public feature::hooks {
-        static_assert(Server::template has<authentication>, "mesa::sync needs mesa::authentication in the server's features");
+        static_assert(Server::template has<authentication>,
+                      "mesa::sync needs mesa::authentication in the server's features");
 
     public:
         using client = typename Server::client;
@@ -74,24 +75,24 @@ struct sync {
             if (!options_.enabled) return;
             auto self = c.shared_from_this();
             bool const wanted = c.template state<authentication>().should_sync;
-            server_->broker().backlog_take(
-                server_->keys().undelivered_messages(), c.id(),
-                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted](
-                    std::error_code ec, std::vector<std::string> texts) {
-                                        auto c = weak.lock();
-                    if (ec) {
-                        server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
-                        return;
-                    }
-                    if (!wanted || texts.empty()) return;
-                    if (!c || !c->is_open()) {
-                        // Gone before its backlog arrived: keep it for next time
-                        // (after anything stored meanwhile).
-                        router_.restore(id, std::move(texts));
-                        return;
-                    }
-                    redeliver(c, numbered(texts, c));
-                });
+            server_->broker().backlog_take(server_->keys().undelivered_messages(), c.id(),
+                                           [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted](
+                                               std::error_code ec, std::vector<std::string> texts) {
+                                               auto c = weak.lock();
+                                               if (ec) {
+                                                   server_->report(
+                                                       "sync: cannot take the backlog (" + ec.message() + ")", c);
+                                                   return;
+                                               }
+                                               if (!wanted || texts.empty()) return;
+                                               if (!c || !c->is_open()) {
+                                                   // Gone before its backlog arrived: keep it for next time
+                                                   // (after anything stored meanwhile).
+                                                   router_.restore(id, std::move(texts));
+                                                   return;
+                                               }
+                                               redeliver(c, numbered(texts, c));
+                                           });
         }
 
     private:
@@ -164,7 +165,6 @@ struct sync {
         std::uint64_t redelivered_ = 0;
         // Paced runs own their timers; this tells them the component is gone.
         std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-
     };
 };
 

@@ -138,8 +138,10 @@ public:
     static void send(connection_ptr const& con, frame const& f) {
         if (!con->open_) return;
         ++con->writes_;
-        if (con->stalled_) con->unread_bytes_ += frame_size(f);
-        else con->received_.insert(con->received_.end(), f->begin(), f->end());
+        if (con->stalled_)
+            con->unread_bytes_ += frame_size(f);
+        else
+            con->received_.insert(con->received_.end(), f->begin(), f->end());
     }
 
     /// Bytes the peer has not read yet (see stall()).

@@ -13,11 +13,11 @@ namespace mesa::transport {
 
 /// The server options a transport enforces.
 struct settings {
-    std::string host;                   // bind address; empty: every interface
-    std::uint16_t port = 4000;          // 0: any free port (see local_port())
-    std::optional<std::string> path;    // unset: every path is served
+    std::string host;                 // bind address; empty: every interface
+    std::uint16_t port = 4000;        // 0: any free port (see local_port())
+    std::optional<std::string> path;  // unset: every path is served
     std::size_t max_frame_bytes = 1u << 20;
-    bool reuse_port = false;            // SO_REUSEPORT: several listeners share the port
+    bool reuse_port = false;  // SO_REUSEPORT: several listeners share the port
 };
 
 enum class log_level { debug, info, warning, error };

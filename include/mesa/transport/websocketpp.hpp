@@ -82,8 +82,7 @@ public:
         });
         endpoint_.set_message_handler([this](websocketpp::connection_hdl h, typename endpoint_type::message_ptr msg) {
             if (auto con = lock(h)) {
-                events_.on_message(con, msg->get_payload(),
-                                   msg->get_opcode() != websocketpp::frame::opcode::text);
+                events_.on_message(con, msg->get_payload(), msg->get_opcode() != websocketpp::frame::opcode::text);
             }
         });
         endpoint_.set_close_handler([this](websocketpp::connection_hdl h) { closed(h); });

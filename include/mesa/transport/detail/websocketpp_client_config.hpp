@@ -26,8 +26,7 @@ struct basic_websocketpp_client_config : websocketpp::config::core_client {
     using elog_type = hook_logger;
     using alog_type = websocketpp::log::stub;
     // Frame masking keys (RFC 6455 5.3) need an unpredictable source.
-    using rng_type =
-        websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type>;
+    using rng_type = websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type>;
 
     static bool const enable_multithreading = false;
 

@@ -33,7 +33,7 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
     static constexpr char const* wrong_scheme_hint = "use mesa::client for ws:// URLs";
 
     class security {
-      public:
+    public:
         /// Throws std::invalid_argument (half a client certificate, a key
         /// not matching it) or std::system_error (a file that cannot be read
         /// or parsed), each naming the option and the file.
@@ -44,30 +44,25 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
         /// in its tls_socket pre_init), so the context is all it needs.
         template <class Endpoint>
         void prepare(Endpoint& endpoint) {
-            endpoint.set_tls_init_handler(
-                [ctx = context_](websocketpp::connection_hdl) { return ctx; });
+            endpoint.set_tls_init_handler([ctx = context_](websocketpp::connection_hdl) { return ctx; });
         }
         void on_attempt() { failure_->clear(); }
         std::string failure() const { return *failure_; }
 
-      private:
-        std::shared_ptr<asio::ssl::context> make_context(client_tls_options const& o,
-                                                         std::string const& host) {
+    private:
+        std::shared_ptr<asio::ssl::context> make_context(client_tls_options const& o, std::string const& host) {
             auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
             // TLS 1.2 and 1.3 only, no TLS-level compression (CRIME), as our server.
-            ctx->set_options(asio::ssl::context::default_workarounds |
-                             asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
-                             asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                             asio::ssl::context::no_compression);
+            ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                             asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                             asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression);
             SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
 
             asio::error_code ec;
             if (o.verify_peer) {
                 if (o.ca_file.empty()) {
                     ctx->set_default_verify_paths(ec);
-                    if (ec)
-                        throw std::system_error(
-                            ec, "mesa::tls_client: cannot load the system's trusted CAs");
+                    if (ec) throw std::system_error(ec, "mesa::tls_client: cannot load the system's trusted CAs");
                 } else {
                     require_readable("tls.ca_file", o.ca_file);
                     ctx->load_verify_file(o.ca_file, ec);
@@ -93,8 +88,7 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
                 ctx->use_private_key_file(o.private_key_file, asio::ssl::context::pem, ec);
                 if (ec) fail(ec, "tls.private_key_file", o.private_key_file);
                 if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
-                    throw std::invalid_argument("mesa::tls_client: tls.private_key_file '" +
-                                                o.private_key_file +
+                    throw std::invalid_argument("mesa::tls_client: tls.private_key_file '" + o.private_key_file +
                                                 "' does not match tls.certificate_chain_file '" +
                                                 o.certificate_chain_file + "'");
             }
@@ -112,8 +106,7 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
             bool operator()(bool preverified, asio::ssl::verify_context& vc) const {
                 if (!preverified) {
                     int const error = X509_STORE_CTX_get_error(vc.native_handle());
-                    *failure = std::string("certificate verification failed: ") +
-                               X509_verify_cert_error_string(error);
+                    *failure = std::string("certificate verification failed: ") + X509_verify_cert_error_string(error);
                     if (untrusted_issuer(error))
                         *failure += own_ca ? " (not signed by a CA of tls.ca_file)"
                                            : " (not signed by a CA of the system's trust store; "
@@ -132,8 +125,7 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
 
             static bool untrusted_issuer(int error) {
                 return error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
-                       error == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
-                       error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+                       error == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN || error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
                        error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
                        error == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
             }
@@ -143,17 +135,14 @@ struct websocketpp_client_socket<websocketpp::transport::asio::tls_socket::endpo
             std::FILE* f = std::fopen(path.c_str(), "rb");
             if (!f) {
                 int const error = errno;
-                throw std::system_error(
-                    error, std::generic_category(),
-                    std::string("mesa::tls_client: cannot read ") + what + " '" + path + "'");
+                throw std::system_error(error, std::generic_category(),
+                                        std::string("mesa::tls_client: cannot read ") + what + " '" + path + "'");
             }
             std::fclose(f);
         }
 
-        [[noreturn]] static void fail(asio::error_code const& ec, char const* what,
-                                      std::string const& path) {
-            throw std::system_error(
-                ec, std::string("mesa::tls_client: cannot load ") + what + " '" + path + "'");
+        [[noreturn]] static void fail(asio::error_code const& ec, char const* what, std::string const& path) {
+            throw std::system_error(ec, std::string("mesa::tls_client: cannot load ") + what + " '" + path + "'");
         }
 
         std::shared_ptr<std::string> failure_;  // shared with the verify callback, which

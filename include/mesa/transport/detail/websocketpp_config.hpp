@@ -3,8 +3,8 @@
 // strands), errors routed to the server's log hook, access logging compiled
 // out, and a slot on every connection for the server's client object. One
 // template over the socket policy serves ws:// and wss:// alike.
-#include <websocketpp/config/core.hpp>
 #include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/core.hpp>
 #include <websocketpp/logger/levels.hpp>
 #include <websocketpp/logger/stub.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
@@ -36,9 +36,7 @@ public:
     }
     void write(websocketpp::log::level channel, char const* text) { write(channel, std::string(text)); }
 
-    constexpr bool static_test(websocketpp::log::level channel) const {
-        return (channel & kept_channels) != 0;
-    }
+    constexpr bool static_test(websocketpp::log::level channel) const { return (channel & kept_channels) != 0; }
     bool dynamic_test(websocketpp::log::level channel) { return sink_ && static_test(channel); }
 
 private:

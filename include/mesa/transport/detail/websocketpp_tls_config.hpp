@@ -54,9 +54,8 @@ struct websocketpp_socket<websocketpp::transport::asio::tls_socket::endpoint> {
         auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
         // TLS 1.2 and 1.3 only, no TLS-level compression (CRIME).
         ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression |
-                         asio::ssl::context::single_dh_use);
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                         asio::ssl::context::no_compression | asio::ssl::context::single_dh_use);
         SSL_CTX* native = ctx->native_handle();
         SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
         // TLS 1.2 suites: forward secrecy and AEAD only (Mozilla "intermediate",
