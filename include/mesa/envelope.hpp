@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include <mesa/message.hpp>
@@ -25,10 +26,30 @@ struct envelope {
     bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }
 };
 
-/// The envelope of a send to `ids` (`{"*"}`: everyone) minus `excluding`.
-/// Its recipients are empty when nobody is left.
+/// Recipients are a set: each id once, in the order first given; any "*"
+/// makes them `{"*"}` (everyone, once).
+inline void normalize_recipients(std::vector<std::string>& ids) {
+    if (std::find(ids.begin(), ids.end(), "*") != ids.end()) {
+        ids = {"*"};
+        return;
+    }
+    if (ids.size() < 2) return;
+    std::unordered_set<std::string_view> seen;
+    std::vector<std::string> unique;
+    unique.reserve(ids.size());  // no reallocation: `seen` views the strings in `unique`
+    for (auto& id : ids) {
+        if (seen.count(id)) continue;
+        unique.push_back(std::move(id));
+        seen.insert(unique.back());
+    }
+    ids = std::move(unique);
+}
+
+/// The envelope of a send to `ids` (`{"*"}`: everyone) minus `excluding`,
+/// each recipient once. Its recipients are empty when nobody is left.
 inline envelope addressed(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding) {
     envelope e{m, std::move(ids), {}, {}};
+    normalize_recipients(e.recipients);
     if (e.to_everyone()) {
         e.recipients = {"*"};
         e.excluding = excluding;
@@ -98,6 +119,7 @@ inline bool parse_envelope(std::string_view text, envelope& out, std::string& er
         error = "ws publication: \"recipients\" must be an array of strings";
         return false;
     }
+    normalize_recipients(out.recipients);  // a Node Dispatcher may repeat ids
     if (!detail::string_list(o.if_contains("excluding"), out.excluding)) {
         error = "ws publication: \"excluding\" must be an array of strings";
         return false;

@@ -18,6 +18,23 @@ public:
     std::string connected_clients() const { return name("connected_clients"); }
     std::string connected_clients_count() const { return name("connected_clients_count"); }
     std::string undelivered_messages() const { return name("undelivered_messages"); }
+
+    // ---- ours: exact presence (not read by Node peers) ----------------------
+    /// Hash: id -> number of its open sockets in the whole cluster.
+    std::string presence() const { return name("mesa_presence"); }
+    /// Hash: live server instance -> its registration epoch (fencing token).
+    std::string instances() const { return name("mesa_instances"); }
+    /// Hash: server instance -> its open connections (its share of connected_clients_count).
+    std::string instance_connections() const { return name("mesa_instance_connections"); }
+    /// Hash: id -> that id's open sockets on `instance`.
+    std::string instance_sockets(std::string_view instance) const { return instance_key("mesa_sockets:", instance); }
+    /// String with a time to live: present while `instance` is alive.
+    std::string instance_alive(std::string_view instance) const { return instance_key("mesa_alive:", instance); }
+    /// Counter handing out registration epochs.
+    std::string epoch() const { return name("mesa_epoch"); }
+    /// The namespace suffix (`_<namespace>`, or empty): scripts build `mesa_sockets:<instance><suffix>`.
+    std::string suffix() const { return ns_.empty() ? std::string() : "_" + ns_; }
+
     /// A key of middleware `middleware` (`<prefix>_mw-<name>[_<namespace>]`).
     std::string middleware(std::string_view prefix, std::string_view middleware) const {
         return name(std::string(prefix) + "_mw-" + std::string(middleware));
@@ -26,6 +43,10 @@ public:
     std::string name(std::string base) const { return ns_.empty() ? base : base + "_" + ns_; }
 
 private:
+    std::string instance_key(char const* kind, std::string_view instance) const {
+        return std::string(kind).append(instance).append(suffix());
+    }
+
     std::string ns_;
 };
 

@@ -17,6 +17,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -31,6 +32,7 @@
 
 #include <mesa/broker/requirements.hpp>
 #include <mesa/close_code.hpp>
+#include <mesa/detail/instance_presence.hpp>
 #include <mesa/detail/uuid.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
@@ -96,6 +98,11 @@ public:
         // When not empty, upgrades whose Origin is not listed get HTTP 403
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
+        // How long an instance stays counted in the cluster's presence
+        // without renewing it (every third of it): after a crash its ids and
+        // connections are reaped once this has passed. Longer than the
+        // broker's longest reconnection pause (redis: 5 s).
+        std::chrono::milliseconds presence_ttl{15000};
         bool reuse_port = false;  // several servers on one port; the kernel spreads new connections over them
         // Sibling instances of this process that hand sends to each other
         // directly, so they reach each other while the broker is down (see
@@ -128,6 +135,10 @@ public:
                                          options_.reuse_port},
                      options_.transport),
           broker_(ioc_.get_executor(), options_.broker),
+          presence_(ioc_, broker_, keys_, instance_id_, options_.presence_ttl,
+                    {[this] { return presence_snapshot(); },
+                     [this] { for_each_component([](auto& c) { c.on_registered_again(); }); },
+                     [this](std::string const& what) { report(what); }}),
           components_(component_init<Features>{*this, options_.template feature<Features>()}...) {}
 
     server(server const&) = delete;
@@ -167,10 +178,10 @@ public:
         });
         broker_.on_restored([this, alive = alive_] {
             if (!*alive) return;
-            // Changes of the count that failed during the outage.
-            if (auto delta = std::exchange(unsent_count_delta_, 0)) count_connections(delta);
+            presence_.restored();
             for_each_component([](auto& c) { c.on_broker_restored(); });
         });
+        presence_.start();
         transport::events<connection_ptr> ev;
         ev.on_open = [this](connection_ptr const& con) { opened(con); };
         ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
@@ -199,6 +210,7 @@ public:
     void stop(std::uint16_t code = close_code::going_away) {
         transport_.stop_listening();
         for_each_component([](auto& c) { c.on_stop(); });
+        presence_.stop();  // withdraws every id and connection of this instance at once
         std::string const reason = "server shutting down";
         while (!clients_.empty()) {
             client_ptr c = clients_.back();
@@ -269,8 +281,13 @@ public:
         }
     }
 
-    /// Makes `c` reachable by sends to `id` (empty: to no id).
+    /// Makes `c` reachable by sends to `id` (empty: to no id). A client
+    /// counted in the cluster's presence under another id leaves it.
     void set_id(client& c, std::string id) {
+        if (c.present_ && c.id_ != id) {
+            presence_.change(0, c.id_, -1);
+            c.present_ = false;
+        }
         if (!c.id_.empty()) {
             auto range = by_id_.equal_range(c.id_);
             for (auto it = range.first; it != range.second; ++it) {
@@ -282,6 +299,14 @@ public:
         }
         c.id_ = std::move(id);
         if (!c.id_.empty()) by_id_.emplace(c.id_, &c);
+    }
+
+    /// Counts `c` (which has an id) in the cluster's presence: its id is in
+    /// `connected_clients` while any socket of it is open anywhere.
+    void mark_present(client& c) {
+        if (c.present_ || c.id_.empty() || !c.open_) return;
+        c.present_ = true;
+        presence_.change(0, c.id_, 1);
     }
 
     /// Number of open local connections identified as `id`.
@@ -296,9 +321,13 @@ public:
         return transport_.prepare(std::move(text));
     }
 
-    /// Delivers a frame prepared from `m` to `c`; false when `c` is closing.
+    /// Delivers a frame prepared from `m` to `c` (or leaves it to a feature
+    /// that holds it back, see hooks::hold); false when `c` is closing.
     bool deliver(client& c, message const& m, frame const& f) {
         if (!c.open_ || c.closing_) return false;
+        bool held = false;
+        std::apply([&](auto&... comp) { held = (comp.hold(c, m, f) || ...); }, components_);
+        if (held) return true;
         flush_broadcasts();  // keeps each client's messages in the order they were sent
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
@@ -373,7 +402,7 @@ private:
         ++stats_.connections_accepted;
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(*hello_);
-        count_connections(1);
+        presence_.change(1, {}, 0);
         for_each_component([&](auto& comp) { comp.on_open(*c); });
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
     }
@@ -423,7 +452,8 @@ private:
         c->open_ = false;
         c->connection_->context = nullptr;
         for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
-        count_connections(-1);
+        presence_.change(-1, c->present_ ? c->id_ : std::string(), c->present_ ? -1 : 0);
+        c->present_ = false;
         // Swap-remove keeps the list dense for broadcasts.
         std::size_t i = c->index_;
         if (i + 1 != clients_.size()) {
@@ -436,10 +466,11 @@ private:
         set_id(*c, {});
     }
 
-    void count_connections(std::int64_t delta) {
-        broker_.counter_add(keys_.connected_clients_count(), delta, [this, delta, alive = alive_](std::error_code ec) {
-            if (ec && *alive) unsent_count_delta_ += delta;
-        });
+    std::pair<std::int64_t, typename detail::instance_presence<Broker>::socket_counts> presence_snapshot() const {
+        std::unordered_map<std::string, std::int64_t> counts;
+        for (auto const& c : clients_)
+            if (c->present_) ++counts[c->id_];
+        return {static_cast<std::int64_t>(clients_.size()), {counts.begin(), counts.end()}};
     }
 
     void on_publication(std::string_view payload) {
@@ -599,6 +630,8 @@ private:
     mesa::keys keys_;
     Transport transport_;
     Broker broker_;
+    std::string instance_id_ = detail::uuid_v4();
+    detail::instance_presence<Broker> presence_;
     // Components are built in place and never move, so they may hand out
     // `this` (timers, broker callbacks) from their constructors.
     template <class F>
@@ -626,10 +659,8 @@ private:
     bool flush_posted_ = false;
     bool flushing_ = false;
 
-    std::string instance_id_ = detail::uuid_v4();
     std::vector<client_ptr> clients_;
     server_stats stats_;
-    std::int64_t unsent_count_delta_ = 0;
     std::unordered_multimap<std::string, client*> by_id_;
     std::optional<frame> hello_;
 

@@ -69,6 +69,7 @@ private:
     std::size_t index_ = 0;  // position in the server's client list
     bool open_ = true;
     bool closing_ = false;  // a close was sent; nothing more goes out
+    bool present_ = false;  // counted under id_ in the cluster's presence
 };
 
 }  // namespace mesa

@@ -1,10 +1,11 @@
 #pragma once
 // A broker test double: the memory broker plus a log of every publication
-// and set change, so a test can assert what a server told the cluster.
+// and presence change, so a test can assert what a server told the cluster.
 // Swapping brokers is one template argument:
 //   mesa::server<mesa::transport::memory, mesa::test::recording_broker>
 #include <mesa/broker/memory.hpp>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,10 +18,10 @@ public:
         std::string channel;
         std::string payload;
     };
-    struct set_change {
-        std::string key;
-        std::string member;
-        bool added;
+    struct presence_step {
+        std::int64_t connections;  // opened (+) or closed (-)
+        std::string id;
+        std::int64_t sockets;  // of `id`
     };
 
     using mesa::broker::memory::memory;
@@ -29,17 +30,15 @@ public:
         publications.push_back({channel, payload});
         mesa::broker::memory::publish(channel, std::move(payload));
     }
-    void set_add(std::string const& key, std::string const& member, mesa::broker::completion done = {}) {
-        set_changes.push_back({key, member, true});
-        mesa::broker::memory::set_add(key, member, std::move(done));
-    }
-    void set_remove(std::string const& key, std::string const& member, mesa::broker::completion done = {}) {
-        set_changes.push_back({key, member, false});
-        mesa::broker::memory::set_remove(key, member, std::move(done));
+    void presence_change(mesa::keys const& keys, std::string const& instance, std::int64_t epoch,
+                         std::int64_t connections, std::string const& id, std::int64_t sockets,
+                         mesa::broker::count_handler done) {
+        presence_changes.push_back({connections, id, sockets});
+        mesa::broker::memory::presence_change(keys, instance, epoch, connections, id, sockets, std::move(done));
     }
 
     std::vector<publication> publications;
-    std::vector<set_change> set_changes;
+    std::vector<presence_step> presence_changes;
 };
 
 }  // namespace mesa::test

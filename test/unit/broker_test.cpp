@@ -125,10 +125,11 @@ TEST_CASE("a test can swap in a recording broker and see what the server told th
     CHECK(broker.publications[0].channel == "ws_chat");
     CHECK(broker.publications[0].payload ==
           R"({"message":{"op":0,"d":{},"t":"HELLO"},"recipients":["u1"],"origin":")" + s.instance_id() + "\"}");
-    REQUIRE(broker.set_changes.size() == 2);
-    CHECK(broker.set_changes[0].key == "connected_clients_chat");
-    CHECK(broker.set_changes[0].member == "u1");
-    CHECK(broker.set_changes[0].added);
-    CHECK_FALSE(broker.set_changes[1].added);
+    // Opened, authenticated as u1, closed: one atomic presence step each.
+    auto const& changes = broker.presence_changes;
+    REQUIRE(changes.size() == 3);
+    CHECK((changes[0].connections == 1 && changes[0].id.empty()));
+    CHECK((changes[1].connections == 0 && changes[1].id == "u1" && changes[1].sockets == 1));
+    CHECK((changes[2].connections == -1 && changes[2].id == "u1" && changes[2].sockets == -1));
     CHECK(mesa::test::of_type(*peer, "HELLO").size() == 1);
 }

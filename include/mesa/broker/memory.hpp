@@ -14,6 +14,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,9 +24,11 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <mesa/broker/completion.hpp>
+#include <mesa/keys.hpp>
 
 namespace mesa::broker {
 
@@ -49,6 +52,19 @@ public:
         std::unordered_map<std::string, std::set<std::string>> sets_;
         std::unordered_map<std::string, std::int64_t> counters_;
         std::unordered_map<std::string, std::unordered_map<std::string, std::vector<std::string>>> backlogs_;
+        // Exact presence, per namespace (its mesa::keys::presence() name).
+        struct instance_record {
+            std::int64_t epoch = 0;
+            std::chrono::steady_clock::time_point alive_until;
+            std::int64_t connections = 0;
+            std::map<std::string, std::int64_t> sockets;  // id -> sockets on this instance
+        };
+        struct presence_table {
+            std::map<std::string, std::int64_t> sockets;  // id -> sockets in the cluster
+            std::map<std::string, instance_record> instances;
+            std::int64_t epochs = 0;
+        };
+        std::unordered_map<std::string, presence_table> presence_;
     };
 
     struct options {
@@ -151,17 +167,13 @@ public:
     /// how many entries were dropped.
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
-        std::int64_t dropped = 0;
-        {
-            std::lock_guard lock(hub_->mutex_);
-            auto& list = hub_->backlogs_[hash][field];
-            list.push_back(std::move(message));
-            if (max_entries && list.size() > max_entries) {
-                dropped = static_cast<std::int64_t>(list.size() - max_entries);
-                list.erase(list.begin(), list.begin() + dropped);
-            }
-        }
-        if (done) post([done = std::move(done), dropped] { done({}, dropped); });
+        append(hash, field, std::move(message), max_entries, false, std::move(done));
+    }
+
+    /// As backlog_append, but puts `message` first (before every stored one).
+    void backlog_prepend(std::string const& hash, std::string const& field, std::string message,
+                         std::size_t max_entries, count_handler done = {}) {
+        append(hash, field, std::move(message), max_entries, true, std::move(done));
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically.
@@ -179,7 +191,132 @@ public:
         post([done = std::move(done), taken = std::move(taken)] { done({}, taken); });
     }
 
+    // ---- exact presence (requirements.hpp): the same steps as the Redis scripts
+    using socket_counts = std::vector<std::pair<std::string, std::int64_t>>;
+
+    void presence_register(mesa::keys const& k, std::string const& instance, std::chrono::milliseconds ttl,
+                           std::int64_t connections, socket_counts const& ids, count_handler done) {
+        std::int64_t epoch = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            withdraw(k, table, instance);
+            auto& record = table.instances[instance];
+            record.epoch = epoch = ++table.epochs;
+            record.alive_until = std::chrono::steady_clock::now() + ttl;
+            record.connections = connections;
+            hub_->counters_[k.connected_clients_count()] += connections;
+            for (auto const& [id, n] : ids) {
+                record.sockets[id] += n;
+                table.sockets[id] += n;
+                hub_->sets_[k.connected_clients()].insert(id);
+            }
+        }
+        post([done = std::move(done), epoch] { done({}, epoch); });
+    }
+
+    void presence_change(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
+                         std::int64_t connections_delta, std::string const& id, std::int64_t sockets_delta,
+                         count_handler done) {
+        std::int64_t result = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto it = table.instances.find(instance);
+            if (it == table.instances.end() || it->second.epoch != epoch) {
+                result = -1;
+            } else {
+                auto& record = it->second;
+                record.connections += connections_delta;
+                hub_->counters_[k.connected_clients_count()] += connections_delta;
+                if (!id.empty() && sockets_delta != 0) {
+                    if ((record.sockets[id] += sockets_delta) <= 0) record.sockets.erase(id);
+                    result = table.sockets[id] += sockets_delta;
+                    if (result <= 0) {
+                        result = 0;
+                        table.sockets.erase(id);
+                        hub_->sets_[k.connected_clients()].erase(id);
+                    } else if (sockets_delta > 0) {
+                        hub_->sets_[k.connected_clients()].insert(id);
+                    }
+                }
+            }
+        }
+        if (done) post([done = std::move(done), result] { done({}, result); });
+    }
+
+    void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
+                        std::chrono::milliseconds ttl, count_handler done) {
+        std::int64_t result = -1;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto it = table.instances.find(instance);
+            if (it != table.instances.end() && it->second.epoch == epoch) {
+                it->second.alive_until = std::chrono::steady_clock::now() + ttl;
+                for (auto const& entry : it->second.sockets) hub_->sets_[k.connected_clients()].insert(entry.first);
+                result = 1;
+            }
+        }
+        if (done) post([done = std::move(done), result] { done({}, result); });
+    }
+
+    void presence_reap(mesa::keys const& k, members_handler done) {
+        std::vector<std::string> reaped;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto const now = std::chrono::steady_clock::now();
+            for (auto const& [instance, record] : table.instances)
+                if (record.alive_until <= now) reaped.push_back(instance);
+            for (auto const& instance : reaped) withdraw(k, table, instance);
+        }
+        if (done) post([done = std::move(done), reaped = std::move(reaped)] { done({}, reaped); });
+    }
+
+    void presence_withdraw(mesa::keys const& k, std::string const& instance, std::int64_t epoch, count_handler done) {
+        std::int64_t result = -1;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto it = table.instances.find(instance);
+            if (it != table.instances.end() && it->second.epoch == epoch) {
+                withdraw(k, table, instance);
+                result = 1;
+            }
+        }
+        if (done) post([done = std::move(done), result] { done({}, result); });
+    }
+
 private:
+    void append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
+                bool front, count_handler done) {
+        std::int64_t dropped = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& list = hub_->backlogs_[hash][field];
+            list.insert(front ? list.begin() : list.end(), std::move(message));
+            if (max_entries && list.size() > max_entries) {
+                dropped = static_cast<std::int64_t>(list.size() - max_entries);
+                list.erase(list.begin(), list.begin() + dropped);
+            }
+        }
+        if (done) post([done = std::move(done), dropped] { done({}, dropped); });
+    }
+
+    // Takes `instance`'s contribution out of the cluster's state; the hub's lock is held.
+    void withdraw(mesa::keys const& k, hub::presence_table& table, std::string const& instance) {
+        auto it = table.instances.find(instance);
+        if (it == table.instances.end()) return;
+        for (auto const& [id, n] : it->second.sockets) {
+            if ((table.sockets[id] -= n) > 0) continue;
+            table.sockets.erase(id);
+            hub_->sets_[k.connected_clients()].erase(id);
+        }
+        hub_->counters_[k.connected_clients_count()] -= it->second.connections;
+        table.instances.erase(it);
+    }
+
     void complete(completion done) {
         if (done) post([done = std::move(done)] { done({}); });
     }

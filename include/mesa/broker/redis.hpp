@@ -19,6 +19,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -36,8 +37,10 @@
 #include <mesa/broker/detail/redis_backlog.hpp>
 #include <mesa/broker/detail/redis_connection.hpp>
 #include <mesa/broker/detail/redis_error.hpp>
+#include <mesa/broker/detail/redis_presence.hpp>
 #include <mesa/broker/detail/redis_resp.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
+#include <mesa/keys.hpp>
 
 namespace mesa::broker {
 
@@ -193,40 +196,146 @@ public:
     /// with server_error.
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
-        state_->commands_->send(detail::redis_command("EVAL", detail::backlog_append_script, "1", hash, field, message,
-                                                      std::to_string(max_entries)),
-                                state_->guard(
-                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                                        if (!ec && reply->type != REDIS_REPLY_INTEGER)
-                                            ec = redis_errc::unexpected_reply;
-                                        if (done) done(ec, ec ? 0 : static_cast<std::int64_t>(reply->integer));
-                                    },
-                                    "backlog append", !done));
+        append(hash, field, std::move(message), max_entries, false, std::move(done));
+    }
+
+    /// As backlog_append, but puts `message` first (before every stored one).
+    void backlog_prepend(std::string const& hash, std::string const& field, std::string message,
+                         std::size_t max_entries, count_handler done = {}) {
+        append(hash, field, std::move(message), max_entries, true, std::move(done));
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
     /// element JSON texts in append order, byte for byte as appended (or as
     /// written by a Node server).
     void backlog_take(std::string const& hash, std::string const& field, take_handler done) {
-        state_->commands_->send(detail::redis_command("EVAL", detail::backlog_take_script, "1", hash, field),
-                                state_->guard(
-                                    [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                                        std::vector<std::string> messages;
-                                        if (!ec && reply->type == REDIS_REPLY_STRING)
-                                            ec = detail::split_backlog(detail::redis_text(*reply), messages);
-                                        else if (!ec && reply->type != REDIS_REPLY_NIL)
-                                            ec = redis_errc::unexpected_reply;
-                                        if (ec) messages.clear();
-                                        if (done) done(ec, std::move(messages));
-                                    },
-                                    "backlog take"));
+        state_->eval(script::backlog_take, {hash, field}, 1,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             std::vector<std::string> messages;
+                             if (!ec && reply->type == REDIS_REPLY_STRING)
+                                 ec = detail::split_backlog(detail::redis_text(*reply), messages);
+                             else if (!ec && reply->type != REDIS_REPLY_NIL)
+                                 ec = redis_errc::unexpected_reply;
+                             if (ec) messages.clear();
+                             if (done) done(ec, std::move(messages));
+                         },
+                         "backlog take"));
+    }
+
+    // ---- exact presence (requirements.hpp), one Lua script each ----------------
+    using socket_counts = std::vector<std::pair<std::string, std::int64_t>>;
+
+    void presence_register(mesa::keys const& k, std::string const& instance, std::chrono::milliseconds ttl,
+                           std::int64_t connections, socket_counts const& ids, count_handler done) {
+        auto args = presence_args(k, instance);
+        args.push_back(std::to_string(std::max<std::int64_t>(1, ttl.count())));
+        args.push_back(std::to_string(connections));
+        for (auto const& [id, n] : ids) {
+            args.push_back(id);
+            args.push_back(std::to_string(n));
+        }
+        state_->eval(script::presence_register, std::move(args), presence_keys,
+                     integer_reply("presence register", std::move(done)));
+    }
+
+    void presence_change(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
+                         std::int64_t connections_delta, std::string const& id, std::int64_t sockets_delta,
+                         count_handler done) {
+        auto args = presence_args(k, instance);
+        args.push_back(std::to_string(epoch));
+        args.push_back(std::to_string(connections_delta));
+        args.push_back(id);
+        args.push_back(std::to_string(sockets_delta));
+        state_->eval(script::presence_change, std::move(args), presence_keys,
+                     integer_reply("presence change", std::move(done)));
+    }
+
+    void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
+                        std::chrono::milliseconds ttl, count_handler done) {
+        auto args = presence_args(k, instance);
+        args.push_back(std::to_string(epoch));
+        args.push_back(std::to_string(std::max<std::int64_t>(1, ttl.count())));
+        state_->eval(script::presence_renew, std::move(args), presence_keys,
+                     integer_reply("presence renew", std::move(done)));
+    }
+
+    void presence_reap(mesa::keys const& k, members_handler done) {
+        auto args = presence_args(k, {});
+        args.pop_back();  // no instance
+        state_->eval(script::presence_reap, std::move(args), presence_keys,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             std::vector<std::string> reaped;
+                             if (!ec && reply->type != REDIS_REPLY_ARRAY) ec = redis_errc::unexpected_reply;
+                             if (!ec)
+                                 for (std::size_t i = 0; i < reply->elements; ++i)
+                                     reaped.emplace_back(detail::redis_text(*reply->element[i]));
+                             if (done) done(ec, std::move(reaped));
+                         },
+                         "presence reap"));
+    }
+
+    void presence_withdraw(mesa::keys const& k, std::string const& instance, std::int64_t epoch, count_handler done) {
+        auto args = presence_args(k, instance);
+        args.push_back(std::to_string(epoch));
+        state_->eval(script::presence_withdraw, std::move(args), presence_keys,
+                     integer_reply("presence withdraw", std::move(done)));
     }
 
 private:
+    void append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
+                bool front, count_handler done) {
+        state_->eval(script::backlog_append,
+                     {hash, field, std::move(message), std::to_string(max_entries), front ? "1" : "0"}, 1,
+                     integer_reply("backlog append", std::move(done)));
+    }
+
+    static constexpr std::size_t presence_keys = 6;
+
+    // KEYS of every presence script, then ARGV[1] suffix and ARGV[2] instance.
+    static std::vector<std::string> presence_args(mesa::keys const& k, std::string const& instance) {
+        return {k.connected_clients(),
+                k.connected_clients_count(),
+                k.presence(),
+                k.instances(),
+                k.instance_connections(),
+                k.epoch(),
+                k.suffix(),
+                instance};
+    }
+
+    detail::redis_reply_handler integer_reply(char const* what, count_handler done) {
+        return state_->guard(
+            [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
+                if (done) done(ec, ec ? 0 : static_cast<std::int64_t>(reply->integer));
+            },
+            what, !done);
+    }
+
     static std::string describe(std::error_code ec, redisReply const* reply) {
         if (reply && reply->type == REDIS_REPLY_ERROR) return std::string(detail::redis_text(*reply));
         return ec.message();
     }
+
+    /// The Lua scripts of this broker, loaded on every connection.
+    struct script {
+        enum id : std::size_t {
+            backlog_append,
+            backlog_take,
+            presence_register,
+            presence_change,
+            presence_renew,
+            presence_reap,
+            presence_withdraw,
+            count
+        };
+    };
+    static constexpr std::array<std::string_view, script::count> script_texts{
+        detail::backlog_append_script,   detail::backlog_take_script,   detail::presence_register_script,
+        detail::presence_change_script,  detail::presence_renew_script, detail::presence_reap_script,
+        detail::presence_withdraw_script};
 
     struct state : std::enable_shared_from_this<state> {
         state(asio::any_io_executor executor, options const& opts) : executor_(executor), on_log_(opts.on_log) {
@@ -237,10 +346,41 @@ private:
             settings.connect_timeout = opts.connect_timeout;
             settings.max_pending = opts.max_pending_commands;
             settings.log = opts.on_log;
-            settings.name = "commands";
-            commands_ = std::make_shared<detail::redis_connection>(executor, settings);
             settings.name = "subscriptions";
-            subscriber_ = std::make_shared<detail::redis_connection>(executor, std::move(settings));
+            subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
+            settings.name = "commands";
+            settings.scripts.assign(script_texts.begin(), script_texts.end());
+            settings.on_script_loaded = [sha = sha_](std::size_t i, std::string_view text) {
+                (*sha)[i] = std::string(text);
+            };
+            commands_ = std::make_shared<detail::redis_connection>(executor, std::move(settings));
+        }
+
+        /// Runs script `id` (EVALSHA once its SHA is known, EVAL before);
+        /// after a SCRIPT FLUSH, NOSCRIPT is answered by sending the text.
+        void eval(script::id id, std::vector<std::string> args, std::size_t numkeys, detail::redis_reply_handler done) {
+            std::vector<std::string_view> argv;
+            argv.reserve(args.size() + 3);
+            auto const& sha = (*sha_)[id];
+            bool const by_sha = !sha.empty();
+            argv.emplace_back(by_sha ? "EVALSHA" : "EVAL");
+            argv.emplace_back(by_sha ? std::string_view(sha) : script_texts[id]);
+            auto const count = std::to_string(numkeys);
+            argv.emplace_back(count);
+            for (auto const& a : args) argv.emplace_back(a);
+            auto command = detail::redis_command_argv(argv);
+            if (!by_sha) return commands_->send(std::move(command), std::move(done));
+            commands_->send(std::move(command),
+                            [weak = weak_from_this(), id, args = std::move(args), numkeys, done = std::move(done)](
+                                std::error_code ec, redisReply const* reply) mutable {
+                                auto s = weak.lock();
+                                if (s && ec == redis_errc::server_error && reply &&
+                                    detail::redis_text(*reply).substr(0, 8) == "NOSCRIPT") {
+                                    (*s->sha_)[id].clear();
+                                    return s->eval(id, std::move(args), numkeys, std::move(done));
+                                }
+                                done(ec, reply);
+                            });
         }
 
         void start() {
@@ -377,6 +517,9 @@ private:
 
         asio::any_io_executor executor_;
         std::function<void(std::string)> on_log_;
+        // SHA1 of each script once Redis loaded it; shared with the connection's callback.
+        std::shared_ptr<std::array<std::string, script::count>> sha_ =
+            std::make_shared<std::array<std::string, script::count>>();
         std::function<void()> restored_;
         bool commands_were_ready_ = false;
         std::shared_ptr<detail::redis_connection> commands_, subscriber_;

@@ -7,8 +7,30 @@
 // operation is asynchronous: completion handlers run on the executor the
 // broker was constructed with, never inline, never on another thread, and
 // never after the broker was destroyed.
+//
+// Exact presence (DESIGN.md, "Delivery guarantees"): every server instance
+// registers itself and counts its sockets per id; an id is in Node's
+// `connected_clients` set while its count in the whole cluster is above 0, and
+// `connected_clients_count` holds every instance's connections. The
+// operations, each one atomic step at the broker, all keyed by mesa::keys:
+//
+//   presence_register(keys, instance, ttl, connections, {id, sockets}..., done(ec, epoch))
+//       replaces the instance's whole contribution by the one given, marks it
+//       alive for `ttl`, and hands out a new epoch (the fencing token);
+//   presence_change(keys, instance, epoch, connections_delta, id, sockets_delta, done(ec, n))
+//       n = the id's sockets in the cluster after the change (0 without id),
+//       or -1 when `epoch` is no longer the instance's: it was reaped, nothing
+//       changed, and it must register again;
+//   presence_renew(keys, instance, epoch, ttl, done(ec, 1 | -1))
+//       extends the liveness (and re-adds the instance's ids to the set);
+//   presence_reap(keys, done(ec, instances))
+//       withdraws every instance whose liveness expired;
+//   presence_withdraw(keys, instance, epoch, done(ec, 1 | -1))
+//       withdraws the instance (it stops).
 #include <asio/any_io_executor.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <type_traits>
@@ -16,6 +38,7 @@
 #include <vector>
 
 #include <mesa/broker/completion.hpp>
+#include <mesa/keys.hpp>
 
 namespace mesa::broker {
 
@@ -56,8 +79,26 @@ template <class B>
 struct has_backlog<B,
                    std::void_t<decltype(std::declval<B&>().backlog_append(std::string(), std::string(), std::string(),
                                                                           std::size_t(), count_handler())),
+                               decltype(std::declval<B&>().backlog_prepend(std::string(), std::string(), std::string(),
+                                                                           std::size_t(), count_handler())),
                                decltype(std::declval<B&>().backlog_take(std::string(), std::string(), take_handler()))>>
     : std::true_type {};
+
+template <class B, class = void>
+struct has_presence : std::false_type {};
+template <class B>
+struct has_presence<
+    B, std::void_t<
+           decltype(std::declval<B&>().presence_register(
+               std::declval<mesa::keys const&>(), std::string(), std::chrono::milliseconds(), std::int64_t(),
+               std::vector<std::pair<std::string, std::int64_t>>(), count_handler())),
+           decltype(std::declval<B&>().presence_change(std::declval<mesa::keys const&>(), std::string(), std::int64_t(),
+                                                       std::int64_t(), std::string(), std::int64_t(), count_handler())),
+           decltype(std::declval<B&>().presence_renew(std::declval<mesa::keys const&>(), std::string(), std::int64_t(),
+                                                      std::chrono::milliseconds(), count_handler())),
+           decltype(std::declval<B&>().presence_reap(std::declval<mesa::keys const&>(), members_handler())),
+           decltype(std::declval<B&>().presence_withdraw(std::declval<mesa::keys const&>(), std::string(),
+                                                         std::int64_t(), count_handler()))>> : std::true_type {};
 
 template <class B, class = void>
 struct has_health : std::false_type {};
@@ -80,8 +121,11 @@ constexpr bool check() {
     static_assert(detail::has_sets<B>::value, "Broker requirement: set_add / set_remove / set_contains / set_members");
     static_assert(detail::has_counters<B>::value, "Broker requirement: counter_add / counter_get");
     static_assert(detail::has_backlog<B>::value,
-                  "Broker requirement: backlog_append(hash, field, message, max, handler) and "
+                  "Broker requirement: backlog_append / backlog_prepend(hash, field, message, max, handler) and "
                   "backlog_take(hash, field, handler)");
+    static_assert(detail::has_presence<B>::value,
+                  "Broker requirement: presence_register / presence_change / presence_renew / presence_reap / "
+                  "presence_withdraw (exact presence, see requirements.hpp)");
     static_assert(detail::has_health<B>::value,
                   "Broker requirement: connected() and on_restored(handler) (called when a lost connection is back)");
     return true;

@@ -54,11 +54,6 @@ public:
             });
     }
 
-    /// Appends `texts` (stored messages) back to `id`'s backlog, in order.
-    void restore(std::string const& id, std::vector<std::string> texts) {
-        for (auto& t : texts) broker_->backlog_append(keys_.undelivered_messages(), id, std::move(t), max_backlog_);
-    }
-
 private:
     void split(envelope e, std::vector<bool> const& online) {
         std::vector<std::string> offline;

@@ -19,7 +19,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
 #include <utility>
 
@@ -118,34 +117,11 @@ struct authentication {
             server_->guarded(self, "authentication handler", [&] { handler_(self, m.d, std::move(verdict)); });
             return true;
         }
-        void on_close(client& c, std::uint16_t, std::string const&) { forget(c); }
-        // Redis may have restarted empty (re-add the ids connected here) or
-        // kept its data (replay the removals that failed meanwhile).
-        void on_broker_restored() {
-            if (!options_.enabled || !options_.store_connected_users) return;
-            auto& broker = server_->broker();
-            auto const key = server_->keys().connected_clients();
-            for (auto const& id : std::exchange(unsent_removals_, {}))
-                if (server_->local_count(id) == 0) broker.set_remove(key, id);
-            for (auto const& c : server_->clients())
-                if (!c->id().empty()) broker.set_add(key, c->id());
-        }
         bool may_receive(client const& c) const {
             return !options_.required || c.template state<authentication>().authenticated;
         }
 
     private:
-        /// Takes `c`'s id out of the connected set, unless another local
-        /// connection of the same user keeps it online.
-        void forget(client& c) {
-            if (c.id().empty() || !options_.store_connected_users) return;
-            if (server_->local_count(c.id()) > 1) return;
-            server_->broker().set_remove(server_->keys().connected_clients(), c.id(),
-                                         [this, id = c.id()](std::error_code ec) {
-                                             if (ec) unsent_removals_.insert(id);
-                                         });
-        }
-
         bool enforces_timeout() const { return options_.enabled && options_.timeout.count() > 0; }
 
         void succeeded(std::weak_ptr<client> const& weak, std::string id, json::value user) {
@@ -156,10 +132,9 @@ struct authentication {
                 return;
             }
             auto& s = c->template state<authentication>();
-            if (!c->id().empty() && c->id() != id) forget(*c);  // re-authenticated as someone else
-            server_->set_id(*c, id);
+            server_->set_id(*c, id);  // re-authenticated as someone else: leaves the old id
             s.user = std::move(user);
-            if (options_.store_connected_users) server_->broker().set_add(server_->keys().connected_clients(), id);
+            if (options_.store_connected_users) server_->mark_present(*c);
             if (!s.authenticated) {
                 s.authenticated = true;
                 json::object d;
@@ -206,7 +181,6 @@ struct authentication {
         handler handler_;
         std::unique_ptr<asio::steady_timer> timer_;
         std::deque<deadline> deadlines_;
-        std::set<std::string> unsent_removals_;
     };
 };
 

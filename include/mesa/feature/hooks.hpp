@@ -37,6 +37,10 @@ struct hooks {
     /// The broker is back after an outage and may have lost its data:
     /// re-register what this feature keeps there.
     void on_broker_restored() {}
+    /// This instance registered its sockets again in the cluster's presence
+    /// (it had been reaped, or the broker lost its state): messages stored
+    /// for its ids meanwhile wait in their backlogs.
+    void on_registered_again() {}
     /// Adds the feature's fields and rules to the hello (op 10).
     void on_hello(json::object&, json::array&) const {}
     template <class Client>
@@ -56,6 +60,12 @@ struct hooks {
     void on_received(Client&, message const&) {}
     template <class Client>
     void on_sent(Client&, message const&) {}
+    /// A message is about to be delivered to `client` alone; returning true
+    /// keeps it (the feature delivers the frame later, in order).
+    template <class Client, class Frame>
+    bool hold(Client&, message const&, Frame const&) {
+        return false;
+    }
     template <class Client>
     void on_authenticated(Client&) {}
     template <class Client>

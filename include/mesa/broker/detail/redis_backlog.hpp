@@ -21,7 +21,9 @@
 namespace mesa::broker::detail {
 
 // KEYS[1] hash, ARGV[1] field, ARGV[2] message (JSON text), ARGV[3] max entries
-// (0: unbounded). Returns how many of the oldest entries were dropped.
+// (0: unbounded), ARGV[4] '1' to put the message first (a redelivery cut
+// short puts back what it did not send) instead of last. Returns how many of
+// the oldest entries were dropped.
 //
 // The message text is spliced into the stored array text: nothing stored (or
 // `[]`, or the `{}` cjson writes for an empty array) becomes `[message]`,
@@ -98,7 +100,12 @@ else
   if not valid or type(decoded) ~= 'table' or not raw:match('^%s*%[') or not close then
     return redis.error_reply('ERR mesa: the stored backlog is not a JSON array')
   end
-  text, count = raw:sub(1, close - 1) .. ',' .. message .. ']', #decoded + 1
+  if ARGV[4] == '1' then
+    text = '[' .. message .. ',' .. raw:sub(raw:find('%[') + 1)
+  else
+    text = raw:sub(1, close - 1) .. ',' .. message .. ']'
+  end
+  count = #decoded + 1
 end
 local max = tonumber(ARGV[3])
 local dropped = 0

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -44,6 +45,12 @@ struct redis_connection_settings {
     std::chrono::milliseconds connect_timeout{5000};
     std::size_t max_pending = 65536;
     std::function<void(std::string)> log;
+    /// Scripts loaded (SCRIPT LOAD) on every connection before any queued
+    /// command is written, so EVALSHA of a command queued during an outage
+    /// finds them even on a Redis that restarted empty; `on_script_loaded`
+    /// gets each one's index and SHA1.
+    std::vector<std::string_view> scripts;
+    std::function<void(std::size_t, std::string_view sha)> on_script_loaded;
 };
 
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
@@ -194,16 +201,22 @@ private:
         // PING proves the peer speaks Redis: a socket connected to itself (a
         // local port with nothing listening can do that) would echo commands.
         handshake.push_back(redis_command("PING"));
+        std::size_t const first_script = handshake.size();
+        for (auto script : settings_.scripts) handshake.push_back(redis_command("SCRIPT", "LOAD", script));
         auto remaining = std::make_shared<std::size_t>(handshake.size());
-        for (auto& command : handshake) {
+        for (std::size_t index = 0; index < handshake.size(); ++index) {
+            auto const& command = handshake[index];
+            bool const script = index >= first_script;
             // Handshake replies come before any queued command's: those are only
             // written once the connection is ready.
-            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch](std::error_code ec,
-                                                                                     redisReply const* reply) {
+            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch, script, n = index - first_script](
+                                     std::error_code ec, redisReply const* reply) {
                 if (!current(epoch)) return;
                 if (ec)
                     return failed(reply ? "rejected the handshake: " + std::string(redis_text(*reply)) : ec.message());
-                if (reply->type != REDIS_REPLY_STATUS) return failed("the peer does not speak RESP");
+                if (reply->type != (script ? REDIS_REPLY_STRING : REDIS_REPLY_STATUS))
+                    return failed("the peer does not speak RESP");
+                if (script && settings_.on_script_loaded) settings_.on_script_loaded(n, redis_text(*reply));
                 if (--*remaining == 0) ready_now();
             });
             write(command);
