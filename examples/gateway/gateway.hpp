@@ -92,6 +92,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.namespace_name = cfg.namespace_name;
     o.broker = std::move(broker);
     o.max_backlog_bytes = cfg.max_backlog_bytes;
+    o.presence_ttl = milliseconds(cfg.presence_ttl_ms);
     o.max_connections = 0;  // the transport checks the whole gateway's count instead
     o.transport.limit = std::move(limit);
     o.allowed_origins = cfg.allowed_origins;

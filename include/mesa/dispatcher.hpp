@@ -7,7 +7,9 @@
 //   d.dispatch(mesa::message("NEW_MESSAGE", {{"text", "hi"}}), {"user-1"});
 //
 // With `sync`, ids not in the connected set get the message in their backlog
-// instead (unless the message says sync = false), as a Node dispatcher does.
+// instead (unless the message says sync = false), as a Node dispatcher does,
+// in one atomic step; ids held by our servers also keep it in their outbox
+// until a socket confirms it (see feature/sync.hpp).
 // Thread-safety: use it on its executor's thread.
 #include <asio/any_io_executor.hpp>
 
@@ -39,12 +41,8 @@ public:
         : options_(std::move(opts)),
           keys_(options_.namespace_name),
           broker_(std::move(executor), options_.broker),
-          router_(broker_, keys_, options_.max_backlog,
-                  {[this](envelope const& e) { publish(e); },
-                   [this](std::string const& what) { report(what); },
-                   {},
-                   {},
-                   {}}) {}
+          router_(broker_, keys_, options_.max_backlog, {},
+                  {{}, [this](std::string const& what) { report(what); }, {}, {}, {}}) {}
 
     dispatcher(dispatcher const&) = delete;
     dispatcher& operator=(dispatcher const&) = delete;
@@ -53,14 +51,20 @@ public:
     void on_error(std::function<void(std::string const&)> h) { on_error_ = std::move(h); }
 
     /// Sends `m` to `recipients` (`{"*"}`: every client) minus `excluding`.
+    /// `done`, when given, learns when the broker has taken it (published,
+    /// or stored for offline ids with sync), or the error that kept it from
+    /// doing so: then nothing was stored, and the caller may retry.
     void dispatch(message const& m, std::vector<std::string> recipients = {"*"},
-                  std::vector<std::string> const& excluding = {}) {
+                  std::vector<std::string> const& excluding = {}, broker::completion done = {}) {
         envelope e = addressed(m, std::move(recipients), excluding);
-        if (e.recipients.empty()) return;
+        if (e.recipients.empty()) {
+            if (done) done({});
+            return;
+        }
         if (!e.to_everyone() && options_.sync && wants_sync(m))
-            router_.route(std::move(e));
+            router_.route(std::move(e), std::move(done));
         else
-            publish(e);
+            publish(e, std::move(done));
     }
 
     /// Closes the connections of `ids` (code 1000) wherever they are.
@@ -74,7 +78,9 @@ public:
     mesa::keys const& keys() const noexcept { return keys_; }
 
 private:
-    void publish(envelope const& e) { broker_.publish(keys_.ws(), serialize(e)); }
+    void publish(envelope const& e, broker::completion done = {}) {
+        broker_.publish(keys_.ws(), serialize(e), std::move(done));
+    }
 
     void report(std::string const& what) {
         if (on_error_) on_error_(what);

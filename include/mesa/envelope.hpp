@@ -1,12 +1,15 @@
 #pragma once
 // The publication on the `ws` channel: a message and who should get it.
 //   {"message": {op,d,t[,o]}, "recipients": ["*"] or [ids], "excluding"?: [ids]}
-// `excluding` (sends to everyone but some ids) and `origin` (the publishing
-// server, which already delivered to its own clients) are our additions;
-// Node servers ignore them.
+// `excluding` (sends to everyone but some ids), `origin` (the publishing
+// server, which already delivered to its own clients) and `seq` (the
+// message's number in its recipients' outboxes, as a decimal string) are our
+// additions; Node servers ignore them.
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -22,6 +25,7 @@ struct envelope {
     std::vector<std::string> recipients;  // {"*"}: everyone
     std::vector<std::string> excluding;
     std::string origin;  // id of the publishing server instance; empty from dispatchers
+    std::int64_t seq = 0;  // its number in the recipients' outboxes (lossless sync); 0: none
 
     bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }
 };
@@ -78,6 +82,7 @@ inline std::string serialize(envelope const& e) {
         o.emplace("excluding", std::move(x));
     }
     if (!e.origin.empty()) o.emplace("origin", e.origin);
+    if (e.seq > 0) o.emplace("seq", std::to_string(e.seq));
     return json::serialize(o);
 }
 
@@ -126,6 +131,10 @@ inline bool parse_envelope(std::string_view text, envelope& out, std::string& er
     }
     if (auto const* origin = o.if_contains("origin"); origin && origin->is_string())
         out.origin = std::string(origin->get_string());
+    if (auto const* seq = o.if_contains("seq"); seq && seq->is_string()) {
+        auto const& text = seq->get_string();
+        std::from_chars(text.data(), text.data() + text.size(), out.seq);
+    }
     return true;
 }
 

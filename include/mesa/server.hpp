@@ -227,16 +227,24 @@ public:
     void send(message const& m) { publish(envelope{m, {"*"}, {}, {}}); }
 
     /// Sends to the clients authenticated as one of `ids` (`{"*"}`: everyone),
-    /// minus `excluding`, wherever in the cluster they are connected.
-    void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding = {}) {
+    /// minus `excluding`, wherever in the cluster they are connected. `done`,
+    /// when given, learns when the broker has taken the message (published,
+    /// or stored by sync), or the error that kept it from doing so (then
+    /// nothing was stored, and the caller may retry); it runs on this
+    /// server's thread.
+    void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding = {},
+              broker::completion done = {}) {
         envelope e = addressed(m, std::move(ids), excluding);
-        if (e.recipients.empty()) return;
+        if (e.recipients.empty()) {
+            if (done) asio::post(ioc_, [done = std::move(done)] { done({}); });
+            return;
+        }
         if (!e.to_everyone()) {
             bool taken = false;
-            std::apply([&](auto&... comp) { taken = (comp.on_send(e) || ...); }, components_);
+            std::apply([&](auto&... comp) { taken = (comp.on_send(e, done) || ...); }, components_);
             if (taken) return;
         }
-        publish(std::move(e));
+        publish(std::move(e), std::move(done));
     }
 
     /// Sends to one client directly.
@@ -323,10 +331,10 @@ public:
 
     /// Delivers a frame prepared from `m` to `c` (or leaves it to a feature
     /// that holds it back, see hooks::hold); false when `c` is closing.
-    bool deliver(client& c, message const& m, frame const& f) {
+    bool deliver(client& c, message const& m, frame const& f, std::int64_t seq = 0) {
         if (!c.open_ || c.closing_) return false;
         bool held = false;
-        std::apply([&](auto&... comp) { held = (comp.hold(c, m, f) || ...); }, components_);
+        std::apply([&](auto&... comp) { held = (comp.hold(c, m, f, seq) || ...); }, components_);
         if (held) return true;
         flush_broadcasts();  // keeps each client's messages in the order they were sent
         transport_.send(c.connection_, f);
@@ -334,6 +342,7 @@ public:
         stats_.bytes_sent += Transport::frame_size(f);
         if (!within_backlog(c)) return false;
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
+        if (seq > 0) for_each_component([&](auto& comp) { comp.on_outbox_sent(c, seq); });
         return true;
     }
 
@@ -341,9 +350,15 @@ public:
     /// current burst of broadcasts) and publishes on the cluster's `ws`
     /// channel for the other instances, so local clients are served even
     /// while the broker is unreachable.
-    void publish(envelope e) {
+    void publish(envelope e, broker::completion done = {}) {
         e.origin = instance_id_;
-        broker_.publish(keys_.ws(), serialize(e));
+        broker_.publish(keys_.ws(), serialize(e), std::move(done));
+        deliver_routed(std::move(e));
+    }
+
+    /// Delivers an envelope the broker already published for this instance
+    /// (sync routes it so) to this instance's and its siblings' clients.
+    void deliver_routed(envelope e) {
         if (options_.group) options_.group->relay(instance_id_, std::make_shared<envelope const>(e));
         deliver_local(std::move(e), true);
     }
@@ -428,6 +443,7 @@ private:
             return;
         }
         message& m = parsed.value();
+        for_each_component([&](auto& comp) { comp.on_parsed(*c, m); });
         bool consumed = false;
         std::apply([&](auto&... comp) { consumed = (comp.on_message(*c, m) || ...); }, components_);
         if (consumed || !c->open_) return;
@@ -514,7 +530,7 @@ private:
         for_recipients(e, [&](client& c) {
             if (!may_receive(c)) return;
             if (!f) f = prepare(e.msg);
-            bool const written = deliver(c, e.msg, *f);
+            bool const written = deliver(c, e.msg, *f, e.seq);
             if constexpr (tracks_deliveries) {
                 if (written) delivered_.push_back(&c);
             }

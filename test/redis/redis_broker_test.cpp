@@ -836,3 +836,88 @@ TEST_CASE("a broker destroyed by one of its own handlers stops cleanly") {
     ioc.run_for(100ms);
     CHECK(heard == 1);
 }
+
+TEST_CASE("exact presence on Redis: per-instance counts, 0<->1 moves of Node's set, reaping and fencing") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    mesa::keys const keys{"chat"};
+    auto call = [&](auto&& start) {
+        outcome<std::int64_t> r;
+        start([&](std::error_code ec, std::int64_t v) { r = {true, ec, v}; });
+        REQUIRE(run_until(ioc, [&] { return r.done; }));
+        REQUIRE_FALSE(r.ec);
+        return r.value;
+    };
+    auto const ttl = 300ms;
+    auto const a_epoch = call([&](auto h) { b.presence_register(keys, "A", ttl, 2, {{"u1", 1}, {"u2", 1}}, h); });
+    auto const b_epoch = call([&](auto h) { b.presence_register(keys, "B", 60s, 1, {{"u1", 1}}, h); });
+    CHECK(b_epoch > a_epoch);
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u2"}) == "1");
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "3");
+    CHECK(server.cli({"HGET", "mesa_presence_chat", "u1"}) == "2");
+    CHECK(server.cli({"HGET", "mesa_sockets:A_chat", "u2"}) == "1");
+
+    // u1 closes on A: still online through B.
+    CHECK(call([&](auto h) { b.presence_change(keys, "A", a_epoch, -1, "u1", -1, h); }) == 1);
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u1"}) == "1");
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "2");
+    // A Node server removed u1 on one of its closes; B's renewal heals it.
+    server.cli({"SREM", "connected_clients_chat", "u1"});
+    CHECK(call([&](auto h) { b.presence_renew(keys, "B", b_epoch, 60s, h); }) == 1);
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u1"}) == "1");
+
+    // A stops renewing: once its liveness expired it is reaped, and only it.
+    outcome<std::vector<std::string>> reaped;
+    auto const deadline = std::chrono::steady_clock::now() + 5s;
+    while (reaped.value.empty() && std::chrono::steady_clock::now() < deadline) {
+        reaped = {};
+        b.presence_reap(keys, [&](std::error_code ec, std::vector<std::string> r) { reaped = {true, ec, r}; });
+        REQUIRE(run_until(ioc, [&] { return reaped.done; }));
+        if (reaped.value.empty()) run_until(ioc, [] { return false; }, 50ms);
+    }
+    CHECK(reaped.value == std::vector<std::string>{"A"});
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u2"}) == "0");
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u1"}) == "1");
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "1");
+    CHECK(server.cli({"EXISTS", "mesa_sockets:A_chat"}) == "0");
+    // A's late changes are refused by its stale epoch; it registers again.
+    CHECK(call([&](auto h) { b.presence_change(keys, "A", a_epoch, -1, "u2", -1, h); }) == -1);
+    CHECK(call([&](auto h) { b.presence_renew(keys, "A", a_epoch, ttl, h); }) == -1);
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "1");
+
+    // Registering again replaces an instance's contribution, never adds to it.
+    auto const again = call([&](auto h) { b.presence_register(keys, "B", 60s, 1, {{"u1", 1}}, h); });
+    CHECK(server.cli({"HGET", "mesa_presence_chat", "u1"}) == "1");
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "1");
+    CHECK(call([&](auto h) { b.presence_withdraw(keys, "B", again, h); }) == 1);
+    CHECK(server.cli({"SCARD", "connected_clients_chat"}) == "0");
+    CHECK(server.cli({"GET", "connected_clients_count_chat"}) == "0");
+    CHECK(server.cli({"HLEN", "mesa_instances_chat"}) == "0");
+}
+
+TEST_CASE("scripts run by SHA; after SCRIPT FLUSH or a restart they still run") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    auto append = [&](std::string const& text) {
+        outcome<std::int64_t> r;
+        b.backlog_append("undelivered_messages", "u", text, 0, [&](std::error_code ec, std::int64_t d) {
+            r = {true, ec, d};
+        });
+        REQUIRE(run_until(ioc, [&] { return r.done; }, 10s));
+        CHECK_FALSE(r.ec);
+    };
+    append(R"({"op":0,"d":{"n":1}})");
+    append(R"({"op":0,"d":{"n":2}})");  // by then the SHA is known
+    server.cli({"SCRIPT", "FLUSH"});
+    append(R"({"op":0,"d":{"n":3}})");  // NOSCRIPT: sent again as text
+    server.stop();
+    server.start();
+    REQUIRE(run_until(ioc, [&] { return b.connected(); }, 10s));
+    append(R"({"op":0,"d":{"n":4}})");  // loaded again on the new connection
+    std::string const stored = server.cli({"HGET", "undelivered_messages", "u"});
+    CHECK(stored == R"([{"op":0,"d":{"n":4}}])");  // the restart lost 1-3 (no persistence here)
+    std::string const info = server.cli({"INFO", "commandstats"});
+    CHECK(info.find("cmdstat_evalsha") != std::string::npos);
+}

@@ -26,9 +26,9 @@ public:
 
     using mesa::broker::memory::memory;
 
-    void publish(std::string const& channel, std::string payload) {
+    void publish(std::string const& channel, std::string payload, mesa::broker::completion done = {}) {
         publications.push_back({channel, payload});
-        mesa::broker::memory::publish(channel, std::move(payload));
+        mesa::broker::memory::publish(channel, std::move(payload), std::move(done));
     }
     void presence_change(mesa::keys const& keys, std::string const& instance, std::int64_t epoch,
                          std::int64_t connections, std::string const& id, std::int64_t sockets,

@@ -156,29 +156,83 @@ TEST_CASE("recipients are a set: each socket gets a message once") {
           std::vector<std::string>{"a"});
 }
 
-TEST_CASE("a redelivery cut short keeps what it did not send for the next authentication") {
+TEST_CASE("a redelivery cut short keeps what was not confirmed, in order, for the next authentication") {
     auto hub = std::make_shared<mesa::broker::memory::hub>();
     instance a{hub, std::chrono::seconds(15), std::chrono::milliseconds(20)};
     for (int n = 1; n <= 10; ++n) a.server->send(mesa::message("N", object{{"n", n}}), {"pat"});
     drain(a.ioc);
     auto pat = mesa::test::connect_as(*a.server, "pat");
+    pat->answer_heartbeats();
     REQUIRE(run_until(a.ioc, [&] { return of_type(*pat, "N").size() >= 3; }));
+    drain(a.ioc);  // the op 11 of the third is read
+    auto const confirmed = of_type(*pat, "N").size();
     pat->close();
-    auto const first = of_type(*pat, "N").size();
-    drain(a.ioc);
     REQUIRE(run_until(a.ioc, [&] { return a.server->clients().empty(); }));
-    // The paced run notices at its next step.
-    run_until(a.ioc, [] { return false; }, std::chrono::milliseconds(100));
 
     auto again = mesa::test::connect_as(*a.server, "pat");
-    REQUIRE(run_until(a.ioc, [&] { return of_type(*again, "N").size() >= 10 - first; }));
-    run_until(a.ioc, [] { return false; }, std::chrono::milliseconds(100));
+    again->answer_heartbeats();
+    REQUIRE(run_until(a.ioc, [&] {
+        auto got = of_type(*again, "N");
+        return !got.empty() && got.back().d.at("n").as_int64() == 10;
+    }));
+    // Nothing lost, nothing confirmed sent again, in order, numbered anew.
     auto got = of_type(*again, "N");
-    REQUIRE(got.size() == 10 - first);
+    REQUIRE(got.size() == 10 - confirmed);
     for (std::size_t i = 0; i < got.size(); ++i) {
-        CHECK(got[i].d.at("n").as_int64() == static_cast<std::int64_t>(first + i + 1));
+        CHECK(got[i].d.at("n").as_int64() == static_cast<std::int64_t>(confirmed + i + 1));
         CHECK(got[i].s == static_cast<std::int64_t>(i + 1));
     }
+}
+
+TEST_CASE("messages sent to an online id stay in its outbox until a socket confirms them") {
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    instance a{hub};
+    auto quiet = mesa::test::connect_as(*a.server, "q");  // never answers op 1
+    drain(a.ioc);
+    a.server->send(mesa::message("LIVE", object{{"n", 1}}), {"q"});
+    a.server->send(mesa::message("LIVE", object{{"n", 2}}), {"q"});
+    drain(a.ioc);
+    REQUIRE(of_type(*quiet, "LIVE").size() == 2);
+    quiet->close();
+    drain(a.ioc);
+
+    auto back = mesa::test::connect_as(*a.server, "q");
+    back->answer_heartbeats();
+    drain(a.ioc);
+    auto got = of_type(*back, "LIVE");
+    REQUIRE(got.size() == 2);  // unconfirmed: redelivered, in order
+    CHECK(got[0].d.at("n").as_int64() == 1);
+    CHECK(got[1].s == 2);
+    back->close();
+    drain(a.ioc);
+
+    auto third = mesa::test::connect_as(*a.server, "q");
+    drain(a.ioc);
+    CHECK(of_type(*third, "LIVE").empty());  // confirmed by `back`'s op 11: gone
+}
+
+TEST_CASE("an id whose redeliveries are never confirmed has its backlog given up and reported") {
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    synced_server::options o;
+    o.broker.cluster = hub;
+    o.feature<mesa::sync>().max_attempts = 2;
+    asio::io_context ioc;
+    synced_server s{ioc, o};
+    trust_ids(s);
+    std::vector<std::pair<std::string, std::int64_t>> given_up;
+    s.feature<mesa::sync>().on_backlog_overflow(
+        [&](std::string const& id, std::int64_t n) { given_up.emplace_back(id, n); });
+    s.start();
+    s.send(mesa::message("N", {}), {"z"});
+    drain(ioc);
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        auto z = mesa::test::connect_as(s, "z");
+        drain(ioc);
+        CHECK(of_type(*z, "N").size() == (attempt <= 2 ? 1u : 0u));
+        z->close();
+        drain(ioc);
+    }
+    CHECK(given_up == std::vector<std::pair<std::string, std::int64_t>>{{"z", 1}});
 }
 
 TEST_CASE("live messages wait behind the backlog being redelivered") {

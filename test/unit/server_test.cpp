@@ -417,7 +417,7 @@ TEST_CASE("local clients are served even when the broker drops publications") {
     // A broker that never delivers publications, as Redis during an outage.
     struct deaf_broker : mesa::broker::memory {
         using mesa::broker::memory::memory;
-        void publish(std::string const&, std::string) {}
+        void publish(std::string const&, std::string, mesa::broker::completion = {}) {}
     };
     using server_type = mesa::server<mesa::transport::memory, deaf_broker>;
     asio::io_context ioc;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <system_error>
 #include <vector>
 
@@ -17,5 +18,28 @@ using count_handler = std::function<void(std::error_code, std::int64_t)>;
 using take_handler = std::function<void(std::error_code, std::vector<std::string>)>;
 /// Receives each publication on a subscribed channel.
 using channel_handler = std::function<void(std::string_view payload)>;
+
+/// What sync_route did with one message (see requirements.hpp).
+struct route_result {
+    std::int64_t seq = 0;                // its number in the outboxes
+    std::vector<std::string> published;  // online ids: published to them
+    std::vector<std::string> stored;     // offline ids: appended to their backlogs
+    std::vector<std::pair<std::string, std::int64_t>> dropped;  // id -> oldest entries dropped to make room
+    std::vector<std::string> failed;     // ids whose stored backlog is unreadable: nothing stored
+};
+using route_handler = std::function<void(std::error_code, route_result)>;
+
+/// A message taken from a backlog into its id's outbox, under `seq`.
+struct taken_message {
+    std::int64_t seq = 0;
+    std::string text;
+};
+/// What sync_take took; `given_up`: the id's redeliveries went unconfirmed too
+/// often, so the messages were removed instead (their seqs are 0).
+struct take_result {
+    std::vector<taken_message> messages;
+    bool given_up = false;
+};
+using sync_take_handler = std::function<void(std::error_code, take_result)>;
 
 }  // namespace mesa::broker

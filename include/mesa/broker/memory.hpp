@@ -14,6 +14,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -26,6 +27,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include <boost/json.hpp>
 
 #include <mesa/broker/completion.hpp>
 #include <mesa/keys.hpp>
@@ -63,6 +66,9 @@ public:
             std::map<std::string, std::int64_t> sockets;  // id -> sockets in the cluster
             std::map<std::string, instance_record> instances;
             std::int64_t epochs = 0;
+            std::map<std::string, std::map<std::int64_t, std::string>> outboxes;  // id -> seq -> message
+            std::map<std::string, std::int64_t> attempts;  // id -> unconfirmed redeliveries in a row
+            std::int64_t seqs = 0;
         };
         std::unordered_map<std::string, presence_table> presence_;
     };
@@ -93,20 +99,14 @@ public:
         hub_->channels_[channel].push_back({executor_, h});
     }
 
-    /// Publishes to every subscriber of the cluster, this broker included.
-    void publish(std::string const& channel, std::string payload) {
-        auto shared = std::make_shared<std::string const>(std::move(payload));
-        std::lock_guard lock(hub_->mutex_);
-        auto it = hub_->channels_.find(channel);
-        if (it == hub_->channels_.end()) return;
-        auto& subs = it->second;
-        subs.erase(std::remove_if(subs.begin(), subs.end(), [](auto const& s) { return s.handler.expired(); }),
-                   subs.end());
-        for (auto const& s : subs) {
-            asio::post(s.executor, [weak = s.handler, shared] {
-                if (auto h = weak.lock()) (*h)(*shared);
-            });
+    /// Publishes to every subscriber of the cluster, this broker included;
+    /// `done` learns it was taken.
+    void publish(std::string const& channel, std::string payload, completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            publish_locked(channel, std::move(payload));
         }
+        complete(std::move(done));
     }
 
     void set_add(std::string const& key, std::string const& member, completion done = {}) {
@@ -234,8 +234,7 @@ public:
                     result = table.sockets[id] += sockets_delta;
                     if (result <= 0) {
                         result = 0;
-                        table.sockets.erase(id);
-                        hub_->sets_[k.connected_clients()].erase(id);
+                        offline_locked(k, table, id);
                     } else if (sockets_delta > 0) {
                         hub_->sets_[k.connected_clients()].insert(id);
                     }
@@ -288,18 +287,135 @@ public:
         if (done) post([done = std::move(done), result] { done({}, result); });
     }
 
+    // ---- lossless sync (requirements.hpp): the same steps as the Redis scripts
+    void sync_route(mesa::keys const& k, std::string const& message, std::vector<std::string> const& ids,
+                    std::size_t max_backlog, std::string const& origin, route_handler done) {
+        route_result r;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto const& online = hub_->sets_[k.connected_clients()];
+            r.seq = ++table.seqs;
+            for (auto const& id : ids) {
+                auto const held = table.sockets.find(id);
+                bool const ours = held != table.sockets.end() && held->second > 0;
+                if (ours || online.count(id)) {
+                    r.published.push_back(id);
+                    if (!ours) continue;
+                    auto& box = table.outboxes[id];
+                    box.emplace(r.seq, message);
+                    if (max_backlog && box.size() > max_backlog) {
+                        auto const n = box.size() - max_backlog;
+                        box.erase(box.begin(), std::next(box.begin(), static_cast<std::ptrdiff_t>(n)));
+                        r.dropped.emplace_back(id, static_cast<std::int64_t>(n));
+                    }
+                } else {
+                    auto const n = append_locked(k.undelivered_messages(), id, {message}, max_backlog, false);
+                    r.stored.push_back(id);
+                    if (n > 0) r.dropped.emplace_back(id, n);
+                }
+            }
+            if (!r.published.empty()) {
+                boost::json::object e;
+                e["recipients"] = boost::json::array(r.published.begin(), r.published.end());
+                e["origin"] = origin;
+                e["seq"] = std::to_string(r.seq);
+                // The message text goes in verbatim, as the Redis script splices it.
+                auto text = boost::json::serialize(e);
+                text.insert(1, "\"message\":" + message + ",");
+                publish_locked(k.ws(), std::move(text));
+            }
+        }
+        post([done = std::move(done), r = std::move(r)]() mutable { done({}, std::move(r)); });
+    }
+
+    void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
+        take_result r;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto& backlogs = hub_->backlogs_[k.undelivered_messages()];
+            if (auto it = backlogs.find(id); it != backlogs.end()) {
+                auto texts = std::move(it->second);
+                backlogs.erase(it);
+                if (!texts.empty()) {
+                    auto& attempts = table.attempts[id];
+                    if (max_attempts && ++attempts > static_cast<std::int64_t>(max_attempts)) {
+                        table.attempts.erase(id);
+                        r.given_up = true;
+                        for (auto& t : texts) r.messages.push_back({0, std::move(t)});
+                    } else {
+                        for (auto& t : texts) {
+                            auto const seq = ++table.seqs;
+                            table.outboxes[id].emplace(seq, t);
+                            r.messages.push_back({seq, std::move(t)});
+                        }
+                    }
+                }
+            }
+        }
+        post([done = std::move(done), r = std::move(r)]() mutable { done({}, std::move(r)); });
+    }
+
+    void sync_confirm(mesa::keys const& k, std::string const& id, std::vector<std::int64_t> const& seqs,
+                      completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            table.attempts.erase(id);
+            if (auto it = table.outboxes.find(id); it != table.outboxes.end()) {
+                for (auto seq : seqs) it->second.erase(seq);
+                if (it->second.empty()) table.outboxes.erase(it);
+            }
+        }
+        complete(std::move(done));
+    }
+
 private:
+    void publish_locked(std::string const& channel, std::string payload) {
+        auto it = hub_->channels_.find(channel);
+        if (it == hub_->channels_.end()) return;
+        auto shared = std::make_shared<std::string const>(std::move(payload));
+        auto& subs = it->second;
+        subs.erase(std::remove_if(subs.begin(), subs.end(), [](auto const& s) { return s.handler.expired(); }),
+                   subs.end());
+        for (auto const& s : subs) {
+            asio::post(s.executor, [weak = s.handler, shared] {
+                if (auto h = weak.lock()) (*h)(*shared);
+            });
+        }
+    }
+
+    // The hub's lock is held; returns how many of the oldest entries were dropped.
+    std::int64_t append_locked(std::string const& hash, std::string const& field, std::vector<std::string> messages,
+                               std::size_t max_entries, bool front) {
+        auto& list = hub_->backlogs_[hash][field];
+        list.insert(front ? list.begin() : list.end(), std::make_move_iterator(messages.begin()),
+                    std::make_move_iterator(messages.end()));
+        if (!max_entries || list.size() <= max_entries) return 0;
+        auto const dropped = static_cast<std::int64_t>(list.size() - max_entries);
+        list.erase(list.begin(), list.begin() + dropped);
+        return dropped;
+    }
+
+    // An id's last socket is gone: its unconfirmed messages go back first in its backlog.
+    void offline_locked(mesa::keys const& k, hub::presence_table& table, std::string const& id) {
+        table.sockets.erase(id);
+        hub_->sets_[k.connected_clients()].erase(id);
+        auto it = table.outboxes.find(id);
+        if (it == table.outboxes.end()) return;
+        std::vector<std::string> texts;
+        for (auto& entry : it->second) texts.push_back(std::move(entry.second));
+        table.outboxes.erase(it);
+        append_locked(k.undelivered_messages(), id, std::move(texts), 0, true);
+    }
+
     void append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                 bool front, count_handler done) {
         std::int64_t dropped = 0;
         {
             std::lock_guard lock(hub_->mutex_);
-            auto& list = hub_->backlogs_[hash][field];
-            list.insert(front ? list.begin() : list.end(), std::move(message));
-            if (max_entries && list.size() > max_entries) {
-                dropped = static_cast<std::int64_t>(list.size() - max_entries);
-                list.erase(list.begin(), list.begin() + dropped);
-            }
+            dropped = append_locked(hash, field, {std::move(message)}, max_entries, front);
         }
         if (done) post([done = std::move(done), dropped] { done({}, dropped); });
     }
@@ -308,11 +424,8 @@ private:
     void withdraw(mesa::keys const& k, hub::presence_table& table, std::string const& instance) {
         auto it = table.instances.find(instance);
         if (it == table.instances.end()) return;
-        for (auto const& [id, n] : it->second.sockets) {
-            if ((table.sockets[id] -= n) > 0) continue;
-            table.sockets.erase(id);
-            hub_->sets_[k.connected_clients()].erase(id);
-        }
+        for (auto const& [id, n] : it->second.sockets)
+            if ((table.sockets[id] -= n) <= 0) offline_locked(k, table, id);
         hub_->counters_[k.connected_clients_count()] -= it->second.connections;
         table.instances.erase(it);
     }

@@ -37,7 +37,7 @@
 #include <mesa/broker/detail/redis_backlog.hpp>
 #include <mesa/broker/detail/redis_connection.hpp>
 #include <mesa/broker/detail/redis_error.hpp>
-#include <mesa/broker/detail/redis_presence.hpp>
+#include <mesa/broker/detail/redis_scripts.hpp>
 #include <mesa/broker/detail/redis_resp.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 #include <mesa/keys.hpp>
@@ -91,16 +91,19 @@ public:
         state_->subscribe(channel, std::move(handler), std::move(done));
     }
 
-    /// PUBLISH; a publication that cannot be sent is reported to on_log.
-    void publish(std::string const& channel, std::string payload) {
+    /// PUBLISH; a publication that cannot be sent is reported to on_log, and
+    /// to `done` (which learns when Redis took it).
+    void publish(std::string const& channel, std::string payload, completion done = {}) {
         auto weak = std::weak_ptr<state>(state_);
-        state_->commands_->send(
-            detail::redis_command("PUBLISH", channel, payload),
-            [weak, channel](std::error_code ec, redisReply const* reply) {
-                if (!ec) return;
-                if (auto s = weak.lock())
-                    s->log("PUBLISH to '" + channel + "' failed, publication dropped: " + describe(ec, reply));
-            });
+        state_->commands_->send(detail::redis_command("PUBLISH", channel, payload),
+                                [weak, channel, done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                                    auto s = weak.lock();
+                                    if (!s || s->stopped_) return;
+                                    if (ec)
+                                        s->log("PUBLISH to '" + channel +
+                                               "' failed, publication dropped: " + describe(ec, reply));
+                                    if (done) done(ec);
+                                });
     }
 
     void set_add(std::string const& key, std::string const& member, completion done = {}) {
@@ -228,42 +231,42 @@ public:
 
     void presence_register(mesa::keys const& k, std::string const& instance, std::chrono::milliseconds ttl,
                            std::int64_t connections, socket_counts const& ids, count_handler done) {
-        auto args = presence_args(k, instance);
+        auto args = cluster_args(k, instance);
         args.push_back(std::to_string(std::max<std::int64_t>(1, ttl.count())));
         args.push_back(std::to_string(connections));
         for (auto const& [id, n] : ids) {
             args.push_back(id);
             args.push_back(std::to_string(n));
         }
-        state_->eval(script::presence_register, std::move(args), presence_keys,
+        state_->eval(script::presence_register, std::move(args), cluster_keys,
                      integer_reply("presence register", std::move(done)));
     }
 
     void presence_change(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
                          std::int64_t connections_delta, std::string const& id, std::int64_t sockets_delta,
                          count_handler done) {
-        auto args = presence_args(k, instance);
+        auto args = cluster_args(k, instance);
         args.push_back(std::to_string(epoch));
         args.push_back(std::to_string(connections_delta));
         args.push_back(id);
         args.push_back(std::to_string(sockets_delta));
-        state_->eval(script::presence_change, std::move(args), presence_keys,
+        state_->eval(script::presence_change, std::move(args), cluster_keys,
                      integer_reply("presence change", std::move(done)));
     }
 
     void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
                         std::chrono::milliseconds ttl, count_handler done) {
-        auto args = presence_args(k, instance);
+        auto args = cluster_args(k, instance);
         args.push_back(std::to_string(epoch));
         args.push_back(std::to_string(std::max<std::int64_t>(1, ttl.count())));
-        state_->eval(script::presence_renew, std::move(args), presence_keys,
+        state_->eval(script::presence_renew, std::move(args), cluster_keys,
                      integer_reply("presence renew", std::move(done)));
     }
 
     void presence_reap(mesa::keys const& k, members_handler done) {
-        auto args = presence_args(k, {});
+        auto args = cluster_args(k, {});
         args.pop_back();  // no instance
-        state_->eval(script::presence_reap, std::move(args), presence_keys,
+        state_->eval(script::presence_reap, std::move(args), cluster_keys,
                      state_->guard(
                          [done = std::move(done)](std::error_code ec, redisReply const* reply) {
                              std::vector<std::string> reaped;
@@ -277,10 +280,75 @@ public:
     }
 
     void presence_withdraw(mesa::keys const& k, std::string const& instance, std::int64_t epoch, count_handler done) {
-        auto args = presence_args(k, instance);
+        auto args = cluster_args(k, instance);
         args.push_back(std::to_string(epoch));
-        state_->eval(script::presence_withdraw, std::move(args), presence_keys,
+        state_->eval(script::presence_withdraw, std::move(args), cluster_keys,
                      integer_reply("presence withdraw", std::move(done)));
+    }
+
+    // ---- lossless sync (requirements.hpp) ------------------------------------------
+    void sync_route(mesa::keys const& k, std::string const& message, std::vector<std::string> const& ids,
+                    std::size_t max_backlog, std::string const& origin, route_handler done) {
+        auto args = cluster_args(k, k.ws());
+        args.push_back(message);
+        args.push_back(std::to_string(max_backlog));
+        args.push_back(origin);
+        args.insert(args.end(), ids.begin(), ids.end());
+        state_->eval(script::sync_route, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             route_result r;
+                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5))
+                                 ec = redis_errc::unexpected_reply;
+                             if (!ec) {
+                                 r.seq = parse_seq(*reply->element[0]);
+                                 r.published = texts(*reply->element[1]);
+                                 r.stored = texts(*reply->element[2]);
+                                 auto const dropped = *reply->element[3];
+                                 for (std::size_t i = 0; i + 1 < dropped.elements; i += 2)
+                                     r.dropped.emplace_back(detail::redis_text(*dropped.element[i]),
+                                                            dropped.element[i + 1]->integer);
+                                 r.failed = texts(*reply->element[4]);
+                             }
+                             if (done) done(ec, std::move(r));
+                         },
+                         "sync route", !done));
+    }
+
+    void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
+        auto args = cluster_args(k, id);
+        args.push_back(std::to_string(max_attempts));
+        state_->eval(script::sync_take, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             take_result r;
+                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1))
+                                 ec = redis_errc::unexpected_reply;
+                             if (!ec) {
+                                 r.given_up = detail::redis_text(*reply->element[0]) == "given_up";
+                                 for (std::size_t i = 1; i < reply->elements; i += r.given_up ? 1 : 2) {
+                                     if (r.given_up)
+                                         r.messages.push_back({0, std::string(detail::redis_text(*reply->element[i]))});
+                                     else if (i + 1 < reply->elements)
+                                         r.messages.push_back({parse_seq(*reply->element[i]),
+                                                               std::string(detail::redis_text(*reply->element[i + 1]))});
+                                 }
+                             }
+                             if (done) done(ec, std::move(r));
+                         },
+                         "sync take"));
+    }
+
+    void sync_confirm(mesa::keys const& k, std::string const& id, std::vector<std::int64_t> const& seqs,
+                      completion done = {}) {
+        auto args = cluster_args(k, id);
+        for (auto seq : seqs) args.push_back(format_seq(seq));
+        state_->eval(script::sync_confirm, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const*) {
+                             if (done) done(ec);
+                         },
+                         "sync confirm", !done));
     }
 
 private:
@@ -291,18 +359,39 @@ private:
                      integer_reply("backlog append", std::move(done)));
     }
 
-    static constexpr std::size_t presence_keys = 6;
+    static constexpr std::size_t cluster_keys = 9;
 
-    // KEYS of every presence script, then ARGV[1] suffix and ARGV[2] instance.
-    static std::vector<std::string> presence_args(mesa::keys const& k, std::string const& instance) {
+    // The KEYS of every cluster script (redis_scripts.hpp), then ARGV[1]
+    // (the namespace suffix) and ARGV[2] (an instance or an id).
+    static std::vector<std::string> cluster_args(mesa::keys const& k, std::string const& who) {
         return {k.connected_clients(),
                 k.connected_clients_count(),
                 k.presence(),
                 k.instances(),
                 k.instance_connections(),
                 k.epoch(),
+                k.undelivered_messages(),
+                k.sequence(),
+                k.attempts(),
                 k.suffix(),
-                instance};
+                who};
+    }
+
+    // Outbox seqs are zero-padded decimal text in Redis, so they sort as text.
+    static std::string format_seq(std::int64_t seq) {
+        auto text = std::to_string(seq);
+        return std::string(text.size() < 16 ? 16 - text.size() : 0, '0') + text;
+    }
+    static std::int64_t parse_seq(redisReply const& reply) {
+        std::int64_t value = 0;
+        auto const text = detail::redis_text(reply);
+        std::from_chars(text.data(), text.data() + text.size(), value);
+        return value;
+    }
+    static std::vector<std::string> texts(redisReply const& reply) {
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < reply.elements; ++i) out.emplace_back(detail::redis_text(*reply.element[i]));
+        return out;
     }
 
     detail::redis_reply_handler integer_reply(char const* what, count_handler done) {
@@ -319,23 +408,8 @@ private:
         return ec.message();
     }
 
-    /// The Lua scripts of this broker, loaded on every connection.
-    struct script {
-        enum id : std::size_t {
-            backlog_append,
-            backlog_take,
-            presence_register,
-            presence_change,
-            presence_renew,
-            presence_reap,
-            presence_withdraw,
-            count
-        };
-    };
-    static constexpr std::array<std::string_view, script::count> script_texts{
-        detail::backlog_append_script,   detail::backlog_take_script,   detail::presence_register_script,
-        detail::presence_change_script,  detail::presence_renew_script, detail::presence_reap_script,
-        detail::presence_withdraw_script};
+    using script = detail::redis_script;
+    static constexpr std::size_t script_count = static_cast<std::size_t>(script::count);
 
     struct state : std::enable_shared_from_this<state> {
         state(asio::any_io_executor executor, options const& opts) : executor_(executor), on_log_(opts.on_log) {
@@ -349,7 +423,8 @@ private:
             settings.name = "subscriptions";
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
             settings.name = "commands";
-            settings.scripts.assign(script_texts.begin(), script_texts.end());
+            for (std::size_t i = 0; i < script_count; ++i)
+                settings.scripts.push_back(detail::redis_script_text(static_cast<script>(i)));
             settings.on_script_loaded = [sha = sha_](std::size_t i, std::string_view text) {
                 (*sha)[i] = std::string(text);
             };
@@ -358,13 +433,13 @@ private:
 
         /// Runs script `id` (EVALSHA once its SHA is known, EVAL before);
         /// after a SCRIPT FLUSH, NOSCRIPT is answered by sending the text.
-        void eval(script::id id, std::vector<std::string> args, std::size_t numkeys, detail::redis_reply_handler done) {
+        void eval(script id, std::vector<std::string> args, std::size_t numkeys, detail::redis_reply_handler done) {
             std::vector<std::string_view> argv;
             argv.reserve(args.size() + 3);
-            auto const& sha = (*sha_)[id];
+            auto const& sha = (*sha_)[static_cast<std::size_t>(id)];
             bool const by_sha = !sha.empty();
             argv.emplace_back(by_sha ? "EVALSHA" : "EVAL");
-            argv.emplace_back(by_sha ? std::string_view(sha) : script_texts[id]);
+            argv.emplace_back(by_sha ? std::string_view(sha) : std::string_view(detail::redis_script_text(id)));
             auto const count = std::to_string(numkeys);
             argv.emplace_back(count);
             for (auto const& a : args) argv.emplace_back(a);
@@ -376,7 +451,7 @@ private:
                                 auto s = weak.lock();
                                 if (s && ec == redis_errc::server_error && reply &&
                                     detail::redis_text(*reply).substr(0, 8) == "NOSCRIPT") {
-                                    (*s->sha_)[id].clear();
+                                    (*s->sha_)[static_cast<std::size_t>(id)].clear();
                                     return s->eval(id, std::move(args), numkeys, std::move(done));
                                 }
                                 done(ec, reply);
@@ -518,8 +593,8 @@ private:
         asio::any_io_executor executor_;
         std::function<void(std::string)> on_log_;
         // SHA1 of each script once Redis loaded it; shared with the connection's callback.
-        std::shared_ptr<std::array<std::string, script::count>> sha_ =
-            std::make_shared<std::array<std::string, script::count>>();
+        std::shared_ptr<std::array<std::string, script_count>> sha_ =
+            std::make_shared<std::array<std::string, script_count>>();
         std::function<void()> restored_;
         bool commands_were_ready_ = false;
         std::shared_ptr<detail::redis_connection> commands_, subscriber_;

@@ -27,6 +27,23 @@
 //       withdraws every instance whose liveness expired;
 //   presence_withdraw(keys, instance, epoch, done(ec, 1 | -1))
 //       withdraws the instance (it stops).
+// When an id's last socket is gone (closed, or its instance withdrawn), the
+// messages of its outbox go back, in order, before its backlog.
+//
+// Lossless sync, on the same keys:
+//
+//   sync_route(keys, message, ids, max_backlog, origin, done(ec, route_result))
+//       store-or-deliver as one step: an id with sockets on our instances gets
+//       the message in its outbox (kept until a socket confirms it) and
+//       published on keys.ws() with its seq; an id only a Node server holds
+//       gets it published; an offline id gets it appended to its backlog.
+//       `done` runs once the broker has taken it (ec: it has not);
+//   sync_take(keys, id, max_attempts, done(ec, take_result))
+//       moves the id's backlog into its outbox, each message under a new seq,
+//       or removes it (given_up) when its redeliveries went unconfirmed more
+//       than max_attempts times in a row;
+//   sync_confirm(keys, id, seqs, done)
+//       a socket of the id received those: they leave its outbox.
 #include <asio/any_io_executor.hpp>
 
 #include <chrono>
@@ -101,6 +118,20 @@ struct has_presence<
                                                          std::int64_t(), count_handler()))>> : std::true_type {};
 
 template <class B, class = void>
+struct has_sync : std::false_type {};
+template <class B>
+struct has_sync<B, std::void_t<decltype(std::declval<B&>().sync_route(
+                                   std::declval<mesa::keys const&>(), std::string(), std::vector<std::string>(),
+                                   std::size_t(), std::string(), route_handler())),
+                               decltype(std::declval<B&>().sync_take(std::declval<mesa::keys const&>(), std::string(),
+                                                                     std::size_t(), sync_take_handler())),
+                               decltype(std::declval<B&>().sync_confirm(std::declval<mesa::keys const&>(),
+                                                                        std::string(), std::vector<std::int64_t>(),
+                                                                        completion())),
+                               decltype(std::declval<B&>().publish(std::string(), std::string(), completion()))>>
+    : std::true_type {};
+
+template <class B, class = void>
 struct has_health : std::false_type {};
 template <class B>
 struct has_health<B, std::void_t<decltype(bool(std::declval<B const&>().connected())),
@@ -126,6 +157,9 @@ constexpr bool check() {
     static_assert(detail::has_presence<B>::value,
                   "Broker requirement: presence_register / presence_change / presence_renew / presence_reap / "
                   "presence_withdraw (exact presence, see requirements.hpp)");
+    static_assert(detail::has_sync<B>::value,
+                  "Broker requirement: sync_route / sync_take / sync_confirm and publish(channel, payload, completion) "
+                  "(lossless sync, see requirements.hpp)");
     static_assert(detail::has_health<B>::value,
                   "Broker requirement: connected() and on_restored(handler) (called when a lost connection is back)");
     return true;

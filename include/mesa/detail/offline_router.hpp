@@ -1,14 +1,18 @@
 #pragma once
 // Routing of a send to ids when sync is on, shared by the server's sync
-// feature and the dispatcher: ids in the connected set get the message on the
-// `ws` channel, the others get it appended to their backlog.
+// feature and the dispatcher: one atomic step at the broker (sync_route)
+// publishes the message to the ids online and stores it for the others, so
+// no message falls between "is it online?" and "append"; messages for ids
+// held by our instances stay in their outboxes until a socket confirms them.
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
+#include <mesa/broker/completion.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
@@ -19,17 +23,22 @@ template <class Broker>
 class offline_router {
 public:
     struct events {
-        /// Sends to the ids found online.
-        std::function<void(envelope const&)> publish;
+        /// The broker published `e` (with its seq) to the ids found online:
+        /// deliver it locally (the publication's origin is ours).
+        std::function<void(envelope const&)> delivered;
         std::function<void(std::string const& what)> on_error;
-        /// `dropped` oldest entries of `id`'s backlog made room for a new one.
+        /// `dropped` oldest entries of `id`'s backlog or outbox made room for a new one.
         std::function<void(std::string const& id, std::int64_t dropped)> on_overflow;
         std::function<void(message const&, std::vector<std::string> const& ids)> on_undeliverable;
         std::function<void()> on_stored;
     };
 
-    offline_router(Broker& broker, mesa::keys keys, std::size_t max_backlog, events ev)
-        : broker_(&broker), keys_(std::move(keys)), max_backlog_(max_backlog), events_(std::move(ev)) {}
+    offline_router(Broker& broker, mesa::keys keys, std::size_t max_backlog, std::string origin, events ev)
+        : broker_(&broker),
+          keys_(std::move(keys)),
+          max_backlog_(max_backlog),
+          origin_(std::move(origin)),
+          events_(std::move(ev)) {}
     offline_router(offline_router&&) = default;
     ~offline_router() {
         if (alive_) *alive_ = false;
@@ -37,59 +46,45 @@ public:
 
     std::size_t max_backlog() const noexcept { return max_backlog_; }
 
-    /// Delivers `e` (whose recipients are ids, not "*") with sync semantics.
-    void route(envelope e) {
+    /// Delivers `e` (whose recipients are ids, not "*") with sync semantics;
+    /// `done` learns when the broker took it, or why it could not (then
+    /// nothing was published or stored: the caller may retry).
+    void route(envelope e, std::function<void(std::error_code)> done = {}) {
+        message stored = e.msg;
+        stored.s.reset();
         auto ids = e.recipients;
-        broker_->set_contains(
-            keys_.connected_clients(), ids,
-            [this, e = std::move(e), alive = alive_](std::error_code ec, std::vector<bool> online) mutable {
-                if (!*alive) return;
-                if (ec) {
-                    // Without the connected set, publishing is the only way not to lose it.
-                    error("sync: cannot tell who is online (" + ec.message() + "); sending without sync");
-                    publish(e);
-                    return;
-                }
-                split(std::move(e), online);
-            });
+        broker_->sync_route(keys_, serialize(stored, audience::service), ids, max_backlog_, origin_,
+                            [this, e = std::move(e), done = std::move(done), alive = alive_](
+                                std::error_code ec, broker::route_result r) mutable {
+                                if (!*alive) return;
+                                if (ec) {
+                                    error("sync: message not taken by the broker (" + ec.message() + ")");
+                                } else {
+                                    routed(std::move(e), std::move(r));
+                                }
+                                if (done) done(ec);
+                            });
     }
 
 private:
-    void split(envelope e, std::vector<bool> const& online) {
-        std::vector<std::string> offline;
-        std::vector<std::string> reachable;
-        for (std::size_t i = 0; i < e.recipients.size(); ++i)
-            (i < online.size() && online[i] ? reachable : offline).push_back(e.recipients[i]);
-        if (!offline.empty()) store(e.msg, offline);
-        if (!reachable.empty()) {
-            e.recipients = std::move(reachable);
-            publish(e);
+    void routed(envelope e, broker::route_result r) {
+        for (auto const& [id, dropped] : r.dropped) {
+            error("sync: backlog of " + id + " full, dropped the " + std::to_string(dropped) + " oldest message(s)");
+            if (events_.on_overflow) events_.on_overflow(id, dropped);
+        }
+        for (auto const& id : r.failed) error("sync: the stored backlog of " + id + " is unreadable; message not kept");
+        if (!r.stored.empty()) {
+            for (std::size_t i = 0; i < r.stored.size(); ++i)
+                if (events_.on_stored) events_.on_stored();
+            if (events_.on_undeliverable) events_.on_undeliverable(e.msg, r.stored);
+        }
+        if (!r.published.empty() && events_.delivered) {
+            e.recipients = std::move(r.published);
+            e.origin = origin_;
+            e.seq = r.seq;
+            events_.delivered(e);
         }
     }
-
-    void store(message const& m, std::vector<std::string> const& ids) {
-        message stored = m;
-        stored.s.reset();
-        auto const text = serialize(stored, audience::service);
-        for (auto const& id : ids) {
-            broker_->backlog_append(keys_.undelivered_messages(), id, text, max_backlog_,
-                                    [this, id, alive = alive_](std::error_code ec, std::int64_t dropped) {
-                                        if (!*alive) return;
-                                        if (ec) {
-                                            error("sync: message for offline " + id + " not stored: " + ec.message());
-                                            return;
-                                        }
-                                        if (events_.on_stored) events_.on_stored();
-                                        if (dropped <= 0) return;
-                                        error("sync: backlog of " + id + " full, dropped the " +
-                                              std::to_string(dropped) + " oldest message(s)");
-                                        if (events_.on_overflow) events_.on_overflow(id, dropped);
-                                    });
-        }
-        if (events_.on_undeliverable) events_.on_undeliverable(m, ids);
-    }
-
-    void publish(envelope const& e) { events_.publish(e); }
 
     void error(std::string const& what) {
         if (events_.on_error) events_.on_error(what);
@@ -98,6 +93,7 @@ private:
     Broker* broker_;
     mesa::keys keys_;
     std::size_t max_backlog_;
+    std::string origin_;
     events events_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

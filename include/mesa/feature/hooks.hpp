@@ -51,6 +51,9 @@ struct hooks {
     bool on_frame(Client&) {
         return true;
     }
+    /// Every parsed frame from a client, before any feature consumes it.
+    template <class Client>
+    void on_parsed(Client&, message const&) {}
     /// Returns true when the feature consumed the message.
     template <class Client>
     bool on_message(Client&, message&) {
@@ -60,20 +63,25 @@ struct hooks {
     void on_received(Client&, message const&) {}
     template <class Client>
     void on_sent(Client&, message const&) {}
-    /// A message is about to be delivered to `client` alone; returning true
-    /// keeps it (the feature delivers the frame later, in order).
+    /// A message (number `seq` of an outbox, or 0) is about to be delivered
+    /// to `client` alone; returning true keeps it (the feature delivers the
+    /// frame later, in order).
     template <class Client, class Frame>
-    bool hold(Client&, message const&, Frame const&) {
+    bool hold(Client&, message const&, Frame const&, std::int64_t /*seq*/) {
         return false;
     }
+    /// Outbox message `seq` (lossless sync) was written to `client`.
+    template <class Client>
+    void on_outbox_sent(Client&, std::int64_t /*seq*/) {}
     template <class Client>
     void on_authenticated(Client&) {}
     template <class Client>
     void on_close(Client&, std::uint16_t /*code*/, std::string const& /*reason*/) {}
     /// A send to ids is about to be published; returning true takes it over
-    /// (the feature publishes what is left later with server.publish()).
-    template <class Envelope>
-    bool on_send(Envelope&) {
+    /// (the feature delivers it, and calls `done` when the broker took it,
+    /// when `done` is set).
+    template <class Envelope, class Done>
+    bool on_send(Envelope&, Done&) {
         return false;
     }
     /// A send (from this server or from the cluster) reached these local clients.

@@ -1,14 +1,34 @@
 #pragma once
-// sync: messages sent to ids that are offline everywhere are kept in the
-// broker (`undelivered_messages`, a JSON array per id, as Node dispatchers
-// store it) and redelivered, numbered s = 1..n in order, when that id next
-// authenticates; one per `redelivery_interval` (0: all at once). A message
-// with `sync = false` is never stored; a client that authenticates with
-// `shouldSync: false` has its backlog dropped. Each id's backlog is bounded
-// by `max_backlog`: the oldest entries go first, and every drop is reported
-// (on_backlog_overflow and the error event).
+// sync: a message for ids is delivered now to their sockets wherever they are
+// connected, or kept in the broker and redelivered, numbered s = 1..n in
+// order, when the id next authenticates; one per `redelivery_interval` (0: all
+// at once). A message with `sync = false` is never kept; a client that
+// authenticates with `shouldSync: false` has its backlog dropped.
+//
+// What is kept (DESIGN.md, "Delivery guarantees"):
+// - "online? else store" is one atomic step at the broker, and authentication
+//   marks the id online before its backlog is taken, so nothing falls between;
+// - a message sent to an id held by our instances stays in that id's outbox
+//   until one of its sockets confirms it; a redelivered backlog moves into the
+//   outbox too. Confirmation needs no new client code: every client answers
+//   each op 1 with an op 11, in order, so sync counts the op 1s sent on each
+//   connection (its own and the heartbeat's), sends one after each batch it
+//   delivers, and an op 11 confirms everything sent before its op 1. When the
+//   id's last socket is gone, the unconfirmed go back first in its backlog;
+// - while a backlog is redelivered, live messages for that socket wait behind it;
+// - an id whose redeliveries go unconfirmed `max_attempts` times in a row has
+//   its backlog removed and reported (on_backlog_overflow, the error event).
+// Delivery is therefore at least once: a socket that closes before its op 11
+// reached us gets those messages again at the next authentication (and both
+// tabs of one user each get a live message once). Messages that Node
+// dispatchers store keep the reference's semantics: stored only for ids
+// offline, published to online ones without an outbox.
+//
+// Each id's backlog and outbox are bounded by `max_backlog`: the oldest go
+// first, and every drop is reported.
 //
 // Needs mesa::authentication (ids come from it).
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
@@ -16,8 +36,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <mesa/close_code.hpp>
@@ -25,6 +47,7 @@
 #include <mesa/envelope.hpp>
 #include <mesa/feature/authentication.hpp>
 #include <mesa/feature/hooks.hpp>
+#include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
 
 namespace mesa {
@@ -38,8 +61,16 @@ struct sync {
         // Enough for a long offline spell of a chat user; bounds Redis memory
         // per id. 0: unbounded.
         std::size_t max_backlog = 1000;
+        // Redeliveries of an id's backlog that no socket confirms, in a row,
+        // before the backlog is given up (reported, not redelivered). 0: never.
+        std::size_t max_attempts = 10;
     };
-    struct state {};
+    struct state {
+        std::uint32_t pings = 0;  // op 1 sent on this connection
+        std::uint32_t acks = 0;   // op 11 received on it
+        // Outbox seqs sent here, each with the number of the op 1 whose op 11 confirms it.
+        std::vector<std::pair<std::uint32_t, std::int64_t>> unconfirmed;
+    };
 
     template <class Server>
     class component : public feature::hooks {
@@ -49,14 +80,14 @@ struct sync {
     public:
         using client = typename Server::client;
         using client_ptr = typename Server::client_ptr;
-        /// Told of every backlog entry dropped for lack of room.
+        /// Told of every backlog entry dropped for lack of room or given up.
         using overflow_handler = std::function<void(std::string const& id, std::int64_t dropped)>;
 
         component(Server& server, options const& o)
             : server_(&server),
               options_(o),
-              router_(server.broker(), server.keys(), o.max_backlog,
-                      {[this](envelope const& e) { server_->publish(e); },
+              router_(server.broker(), server.keys(), o.max_backlog, server.instance_id(),
+                      {[this](envelope const& e) { server_->deliver_routed(e); },
                        [this](std::string const& what) { server_->report(what); },
                        [this](std::string const& id, std::int64_t dropped) { this->overflowed(id, dropped); },
                        [this](message const& m, std::vector<std::string> const& ids) { this->undeliverable(m, ids); },
@@ -68,9 +99,18 @@ struct sync {
         std::uint64_t stored() const noexcept { return stored_; }
         std::uint64_t redelivered() const noexcept { return redelivered_; }
 
-        bool on_send(envelope& e) {
+        template <class Done>
+        bool on_send(envelope& e, Done& done) {
             if (!options_.enabled || !wants_sync(e.msg)) return false;
-            router_.route(std::move(e));
+            router_.route(e, [this, e, done = std::move(done)](std::error_code ec) {
+                if (!ec || done) {
+                    if (done) done(ec);
+                    return;
+                }
+                // A send from the application, which cannot retry: its local
+                // recipients at least get it.
+                server_->deliver_routed(e);
+            });
             return true;
         }
 
@@ -92,14 +132,42 @@ struct sync {
             }
         }
 
-        void on_close(client& c, std::uint16_t, std::string const&) { holding_.erase(&c); }
+        template <class Client>
+        void on_parsed(Client& c, message const& m) {
+            if (m.op != opcode::heartbeat_ack || !options_.enabled) return;
+            auto& s = c.template state<sync>();
+            ++s.acks;
+            std::vector<std::int64_t> confirmed;
+            auto it = s.unconfirmed.begin();
+            // Wrapping counters: "sent before the acknowledged op 1" is a signed distance.
+            for (; it != s.unconfirmed.end() && static_cast<std::int32_t>(s.acks - it->first) >= 0; ++it)
+                confirmed.push_back(it->second);
+            if (confirmed.empty()) return;
+            s.unconfirmed.erase(s.unconfirmed.begin(), it);
+            server_->broker().sync_confirm(server_->keys(), c.id(), confirmed);
+        }
+
+        template <class Client>
+        void on_sent(Client& c, message const& m) {
+            if (m.op == opcode::heartbeat) ++c.template state<sync>().pings;
+        }
+
+        /// Outbox message `seq` was written to `c`: the next op 1's answer confirms it.
+        void on_outbox_sent(client& c, std::int64_t seq) {
+            if (options_.enabled) sent_from_outbox(c, seq);
+        }
+
+        void on_close(client& c, std::uint16_t, std::string const&) {
+            holding_.erase(&c);
+            awaiting_ping_.erase(&c);
+        }
 
         /// While `c`'s backlog is being taken and redelivered, live messages
         /// for it wait behind it (bounded by max_backlog; past it the client
         /// is closed with 4002), so it never sees a newer one before an older.
         template <class Frame>
-        bool hold(client& c, message const& m, Frame const& f) {
-            if (releasing_) return false;
+        bool hold(client& c, message const& m, Frame const& f, std::int64_t seq) {
+            if (releasing_ || m.op != opcode::dispatch) return false;
             auto it = holding_.find(&c);
             if (it == holding_.end()) return false;
             if (options_.max_backlog && it->second.size() >= options_.max_backlog) {
@@ -109,7 +177,7 @@ struct sync {
                 holding_.erase(it);
                 return true;
             }
-            it->second.push_back({m, f});
+            it->second.push_back({m, f, seq});
             return true;
         }
 
@@ -121,29 +189,52 @@ struct sync {
             auto self = c.shared_from_this();
             bool const wanted = c.template state<authentication>().should_sync;
             if (wanted) holding_[&c];
-            server_->broker().backlog_take(
-                server_->keys().undelivered_messages(), c.id(),
-                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted, alive = std::weak_ptr<bool>(alive_)](
-                    std::error_code ec, std::vector<std::string> texts) {
+            server_->broker().sync_take(
+                server_->keys(), c.id(), wanted ? options_.max_attempts : 0,
+                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted,
+                 alive = std::weak_ptr<bool>(alive_)](std::error_code ec, broker::take_result taken) {
                     if (alive.expired()) return;
                     auto c = weak.lock();
                     if (ec) server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
-                    if (!wanted) return;
-                    if (!c || !c->is_open()) {
-                        // Gone before its backlog arrived: keep it for next time,
-                        // before anything stored meanwhile.
-                        put_back(id, texts, 0);
+                    if (taken.given_up) {
+                        server_->report("sync: the backlog of " + id + " was redelivered " +
+                                            std::to_string(options_.max_attempts) +
+                                            " times without a confirmation; given up",
+                                        c);
+                        overflowed(id, static_cast<std::int64_t>(taken.messages.size()));
+                        taken.messages.clear();
+                    }
+                    if (!wanted) {
+                        // shouldSync: false drops the backlog (the reference's behaviour).
+                        confirm_all(id, taken.messages);
                         return;
                     }
-                    redeliver(c, numbered(texts, c), texts);
+                    // A client gone meanwhile: its messages sit in the outbox,
+                    // and go back to the backlog when the id's last socket goes.
+                    if (!c || !c->is_open()) return;
+                    redeliver(c, std::move(taken.messages));
                 });
         }
 
-        /// Puts `texts[from..]` back at the front of `id`'s backlog, in order.
-        void put_back(std::string const& id, std::vector<std::string> const& texts, std::size_t from) {
-            for (std::size_t i = texts.size(); i > from; --i)
-                server_->broker().backlog_prepend(server_->keys().undelivered_messages(), id, texts[i - 1],
-                                                  options_.max_backlog);
+        void confirm_all(std::string const& id, std::vector<broker::taken_message> const& messages) {
+            std::vector<std::int64_t> seqs;
+            for (auto const& m : messages)
+                if (m.seq > 0) seqs.push_back(m.seq);
+            if (!seqs.empty()) server_->broker().sync_confirm(server_->keys(), id, seqs);
+        }
+
+        void sent_from_outbox(client& c, std::int64_t seq) {
+            auto& s = c.template state<sync>();
+            s.unconfirmed.emplace_back(s.pings + 1, seq);
+            // One op 1 after the batch: its answer confirms the whole batch.
+            if (!awaiting_ping_.insert(&c).second) return;
+            asio::post(server_->context(), [this, weak = c.weak_from_this(), alive = std::weak_ptr<bool>(alive_)] {
+                if (alive.expired()) return;
+                auto c = weak.lock();
+                if (!c) return;
+                awaiting_ping_.erase(c.get());
+                if (c->is_open()) c->send(message(opcode::heartbeat, {}));
+            });
         }
 
         /// Sends what waited behind `c`'s redelivery, in order.
@@ -152,7 +243,7 @@ struct sync {
             if (it == holding_.end()) return;
             auto held = std::move(it->second);
             holding_.erase(it);
-            for (auto const& h : held) server_->deliver(c, h.msg, h.f);
+            for (auto const& h : held) server_->deliver(c, h.msg, h.f, h.seq);
         }
 
         void undeliverable(message const& m, std::vector<std::string> const& ids) {
@@ -161,49 +252,61 @@ struct sync {
         }
 
         void overflowed(std::string const& id, std::int64_t dropped) {
-            if (on_overflow_) server_->guarded(nullptr, "backlog overflow handler", [&] { on_overflow_(id, dropped); });
+            if (on_overflow_)
+                server_->guarded(nullptr, "backlog overflow handler", [&] { on_overflow_(id, dropped); });
         }
 
-        std::vector<message> numbered(std::vector<std::string> const& texts, client_ptr const& c) {
-            std::vector<message> out;
-            out.reserve(texts.size());
-            for (auto const& t : texts) {
-                auto parsed = parse(t);
+        struct numbered_message {
+            message msg;
+            std::int64_t seq;
+        };
+
+        std::vector<numbered_message> numbered(std::vector<broker::taken_message> const& taken, client_ptr const& c) {
+            std::vector<numbered_message> out;
+            out.reserve(taken.size());
+            std::vector<std::int64_t> unreadable;
+            for (auto const& t : taken) {
+                auto parsed = parse(t.text);
                 if (!parsed) {
                     server_->report("sync: unreadable stored message skipped: " + parsed.error().reason, c);
+                    unreadable.push_back(t.seq);
                     continue;
                 }
                 message m = std::move(parsed.value());
                 m.sync.reset();
                 m.s = static_cast<std::int64_t>(out.size() + 1);
-                out.push_back(std::move(m));
+                out.push_back({std::move(m), t.seq});
             }
+            if (!unreadable.empty()) server_->broker().sync_confirm(server_->keys(), c->id(), unreadable);
             return out;
         }
 
-        void redeliver(client_ptr const& c, std::vector<message> messages, std::vector<std::string> texts) {
+        void redeliver(client_ptr const& c, std::vector<broker::taken_message> taken) {
+            auto messages = numbered(taken, c);
             if (!messages.empty()) {
-                if constexpr (Server::template has<middleware>)
-                    server_->template feature<middleware>().redelivering(messages, c);
+                if constexpr (Server::template has<middleware>) {
+                    std::vector<message> plain;
+                    for (auto const& m : messages) plain.push_back(m.msg);
+                    server_->template feature<middleware>().redelivering(plain, c);
+                }
             }
             if (options_.redelivery_interval.count() <= 0 || messages.size() <= 1) {
-                send_unheld(*c, messages);
+                for (auto const& m : messages) send_unheld(*c, m);
                 redelivered_ += messages.size();
                 release(*c);
                 return;
             }
             auto run = std::make_shared<paced_run>(server_->context());
             run->who = c;
-            run->id = c->id();
             run->messages = std::move(messages);
-            run->texts = std::move(texts);
             pace(run);
         }
 
-        void send_unheld(client& c, std::vector<message> const& messages) {
+        void send_unheld(client& c, numbered_message const& m) {
             releasing_ = true;
-            for (auto const& m : messages) c.send(m);
+            c.send(m.msg);
             releasing_ = false;
+            if (m.seq > 0) sent_from_outbox(c, m.seq);
         }
 
         // One redelivery in progress: its own timer, alive only while it runs.
@@ -211,20 +314,16 @@ struct sync {
             explicit paced_run(asio::io_context& ioc) : timer(ioc) {}
             asio::steady_timer timer;
             std::weak_ptr<client> who;
-            std::string id;
-            std::vector<message> messages;
-            std::vector<std::string> texts;  // as stored, to put back what was not sent
+            std::vector<numbered_message> messages;
             std::size_t next = 0;
         };
 
+        // A run cut short by a close leaves the rest in the outbox: it goes
+        // back to the backlog with the id's last socket.
         void pace(std::shared_ptr<paced_run> const& run) {
             auto c = run->who.lock();
-            if (!c || !c->is_open()) {
-                // Cut short: what was not sent waits for the next authentication.
-                if (run->texts.size() == run->messages.size()) put_back(run->id, run->texts, run->next);
-                return;
-            }
-            send_unheld(*c, {run->messages[run->next++]});
+            if (!c || !c->is_open()) return;
+            send_unheld(*c, run->messages[run->next++]);
             ++redelivered_;
             if (run->next >= run->messages.size()) return release(*c);
             run->timer.expires_after(options_.redelivery_interval);
@@ -242,10 +341,12 @@ struct sync {
         struct held {
             message msg;
             typename Server::frame f;
+            std::int64_t seq;
         };
         // Clients whose backlog is being redelivered, with what waits behind it.
         std::unordered_map<client*, std::vector<held>> holding_;
-        bool releasing_ = false;  // the redelivery itself is sending
+        std::unordered_set<client*> awaiting_ping_;  // an op 1 is posted for them
+        bool releasing_ = false;                     // the redelivery itself is sending
         // Paced runs own their timers; this tells them the component is gone.
         std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     };

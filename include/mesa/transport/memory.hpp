@@ -42,6 +42,8 @@ public:
         void clear() { received_.clear(); }
         /// Stops reading, as a slow consumer: later frames pile up unread.
         void stall() { stalled_ = true; }
+        /// Answers every op 1 (heartbeat) with an op 11, as Mesa clients do.
+        void answer_heartbeats() { answers_heartbeats_ = true; }
         bool open() const { return open_; }
         /// The close code once closed (by either side).
         std::optional<std::uint16_t> close_code() const { return close_code_; }
@@ -82,6 +84,7 @@ public:
         std::string close_reason_;
         int http_status_ = 0;
         bool stalled_ = false;
+        bool answers_heartbeats_ = false;
         std::size_t unread_bytes_ = 0;
         std::size_t writes_ = 0;
     };
@@ -142,6 +145,9 @@ public:
             con->unread_bytes_ += frame_size(f);
         else
             con->received_.insert(con->received_.end(), f->begin(), f->end());
+        if (!con->answers_heartbeats_ || con->stalled_) return;
+        for (auto const& text : *f)
+            if (text.rfind(R"({"op":1,)", 0) == 0) con->send_text(R"({"op":11,"d":{}})");
     }
 
     /// Bytes the peer has not read yet (see stall()).
