@@ -195,7 +195,9 @@ public:
           number_(number),
           server_(ioc_, std::move(opts)),
           api_(
-              http_api::hooks{[this](mesa::envelope const& e) { server_.send(e.msg, e.recipients, e.excluding); },
+              http_api::hooks{[this](mesa::envelope const& e, mesa::broker::completion done) {
+                                  server_.send(e.msg, e.recipients, e.excluding, std::move(done));
+                              },
                               [this] {
                                   publish();  // this instance's numbers are fresh; the others' as of their last handler
                                   return shared_.total();
@@ -206,11 +208,13 @@ public:
         server_.on_message([](client_ptr const& c, mesa::message const& m) {
             if (m.t && *m.t == "PING") c->send(mesa::message("PONG", m.d));
         });
-        server_.on_http([this](mesa::http_request const& req) {
-            auto res = api_.handle(req);
-            if (log().enabled() && req.target.rfind("/dispatch", 0) == 0)
-                log()("http " + req.method + " " + req.target + " -> " + std::to_string(res.status));
-            return res;
+        server_.on_http([this](mesa::http_request const& req, mesa::http_responder respond) {
+            if (!log().enabled() || req.target.rfind("/dispatch", 0) != 0) return api_.handle(req, std::move(respond));
+            api_.handle(req, [this, line = "http " + req.method + " " + req.target,
+                              respond = std::move(respond)](mesa::http_response res) {
+                log()(line + " -> " + std::to_string(res.status));
+                respond(std::move(res));
+            });
         });
     }
 

@@ -3,7 +3,9 @@
 //
 //   POST /dispatch  {"message": {"op"?, "d"?, "t"?, "o"?}, "recipients"?: [ids], "excluding"?: [ids]}
 //                   Authorization: Bearer $MESA_API_KEY (no check when the key is unset)
-//                   -> 202 {"status":"accepted","recipients":[...]}
+//                   -> 202 {"status":"accepted","recipients":[...]} once the broker has taken the
+//                      message (published, or stored for offline ids), so sequential dispatches
+//                      keep their order; 503 (Retry-After) when it could not: nothing was stored
 //   GET /health     -> 200
 //   {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]} GET /metrics
 //   -> 200 Prometheus text errors          -> 400 / 401 / 404 / 405 {"error": "..."}
@@ -23,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <mesa/broker/completion.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/http.hpp>
 #include <mesa/message.hpp>
@@ -36,8 +39,9 @@ namespace gateway {
 class http_api {
 public:
     struct hooks {
-        /// Sends a validated envelope (recipients {"*"}: everyone).
-        std::function<void(mesa::envelope const&)> dispatch;
+        /// Sends a validated envelope (recipients {"*"}: everyone); `done`
+        /// learns when the broker took it, or why it did not.
+        std::function<void(mesa::envelope const&, mesa::broker::completion done)> dispatch;
         /// The current numbers; http_dispatches is filled in by the API.
         std::function<metrics()> snapshot;
     };
@@ -56,12 +60,18 @@ public:
 
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
-    mesa::http_response handle(mesa::http_request const& req) {
+    /// Answers `req` through `respond`: at once, or for POST /dispatch once
+    /// the broker took the message.
+    void handle(mesa::http_request const& req, mesa::http_responder respond) {
         auto path = req.target.substr(0, req.target.find('?'));
-        if (path == "/dispatch") {
-            if (req.method != "POST") return method_not_allowed("POST");
-            return dispatch(req);
-        }
+        if (path == "/dispatch" && req.method == "POST") return dispatch(req, std::move(respond));
+        respond(answer(req));
+    }
+
+private:
+    mesa::http_response answer(mesa::http_request const& req) const {
+        auto path = req.target.substr(0, req.target.find('?'));
+        if (path == "/dispatch") return method_not_allowed("POST");
         if (path == "/health") {
             if (req.method != "GET") return method_not_allowed("GET");
             return health();
@@ -73,6 +83,7 @@ public:
         return error(404, "not found: " + path + " (the API has POST /dispatch, GET /health, GET /metrics)");
     }
 
+public:
     static mesa::http_response json_response(int status, boost::json::object const& body) {
         return {status, {{"Content-Type", "application/json"}}, boost::json::serialize(body) + "\n"};
     }
@@ -121,7 +132,31 @@ private:
         return true;
     }
 
-    mesa::http_response dispatch(mesa::http_request const& req) {
+    void dispatch(mesa::http_request const& req, mesa::http_responder respond) {
+        mesa::envelope e;
+        auto refused = validated(req, e);
+        if (refused) return respond(std::move(*refused));
+        boost::json::array recipients;
+        for (auto const& r : e.recipients) recipients.emplace_back(r);
+        auto accepted = [respond = std::move(respond), recipients = std::move(recipients),
+                         dispatches = dispatches_](std::error_code ec) {
+            if (ec) {
+                auto r = error(503, "the broker did not take the message (" + ec.message() +
+                                        "); nothing was sent or stored, retry");
+                r.headers.emplace_back("Retry-After", "1");
+                return respond(std::move(r));
+            }
+            dispatches->fetch_add(1, std::memory_order_relaxed);
+            respond(json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}}));
+        };
+        if (hooks_.dispatch)
+            hooks_.dispatch(e, std::move(accepted));
+        else
+            accepted({});
+    }
+
+    /// Checks a POST /dispatch and fills `e`; the refusal when it is not acceptable.
+    std::optional<mesa::http_response> validated(mesa::http_request const& req, mesa::envelope& e) const {
         if (!authorized(req)) {
             auto r = error(401, "missing or wrong API key (send Authorization: Bearer <MESA_API_KEY>)");
             r.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -140,7 +175,6 @@ private:
         if (!mo.contains("op")) mo["op"] = mesa::opcode::dispatch;
         auto parsed = mesa::to_message(std::move(*m));
         if (!parsed) return error(400, "\"message\": " + parsed.error().reason);
-        mesa::envelope e;
         e.msg = std::move(parsed.value());
         if (e.msg.op != mesa::opcode::dispatch && e.msg.op != mesa::opcode::internal_event)
             return error(400, "\"message.op\" must be 0 (dispatch) or 5 (internal event)");
@@ -151,15 +185,12 @@ private:
         if (o.contains("recipients") && e.recipients.empty())
             return error(400, "\"recipients\" is empty; omit it (or use [\"*\"]) to send to everyone");
         if (e.recipients.empty()) e.recipients = {"*"};
+        mesa::normalize_recipients(e.recipients);
         for (auto const& key : o) {
             if (key.key() != "message" && key.key() != "recipients" && key.key() != "excluding")
                 return error(400, "unknown field \"" + std::string(key.key()) + "\"");
         }
-        if (hooks_.dispatch) hooks_.dispatch(e);
-        dispatches_->fetch_add(1, std::memory_order_relaxed);
-        boost::json::array recipients;
-        for (auto const& r : e.recipients) recipients.emplace_back(r);
-        return json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}});
+        return std::nullopt;
     }
 
     mesa::http_response health() const {

@@ -24,7 +24,7 @@ struct envelope {
     message msg;
     std::vector<std::string> recipients;  // {"*"}: everyone
     std::vector<std::string> excluding;
-    std::string origin;  // id of the publishing server instance; empty from dispatchers
+    std::string origin;    // id of the publishing server instance; empty from dispatchers
     std::int64_t seq = 0;  // its number in the recipients' outboxes (lossless sync); 0: none
 
     bool to_everyone() const { return std::find(recipients.begin(), recipients.end(), "*") != recipients.end(); }

@@ -34,7 +34,17 @@ struct http_response {
     std::string body;
 };
 
-/// Answers a plain HTTP request; without one every such request gets 426.
-using http_handler = std::function<http_response(http_request const&)>;
+/// Sends the response to one request: call it once, now or later, on the
+/// server's thread (until it is called the client waits, and its connection
+/// is held).
+using http_responder = std::function<void(http_response)>;
+
+/// Answers a plain HTTP request through `respond`; without a handler every
+/// such request gets 426.
+///
+///   server.on_http([](mesa::http_request const& req, mesa::http_responder respond) {
+///       respond({200, {{"Content-Type", "text/plain"}}, "ok\n"});
+///   });
+using http_handler = std::function<void(http_request const&, http_responder respond)>;
 
 }  // namespace mesa

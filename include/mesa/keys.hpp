@@ -32,6 +32,12 @@ public:
     std::string instance_alive(std::string_view instance) const { return instance_key("mesa_alive:", instance); }
     /// Counter handing out registration epochs.
     std::string epoch() const { return name("mesa_epoch"); }
+    /// Counter numbering the messages kept in outboxes.
+    std::string sequence() const { return name("mesa_seq"); }
+    /// Hash: id -> redeliveries in a row that no socket of it confirmed.
+    std::string attempts() const { return name("mesa_attempts"); }
+    /// Hash: seq -> message sent to `id`'s sockets and not confirmed yet.
+    std::string outbox(std::string_view id) const { return instance_key("mesa_outbox:", id); }
     /// The namespace suffix (`_<namespace>`, or empty): scripts build `mesa_sockets:<instance><suffix>`.
     std::string suffix() const { return ns_.empty() ? std::string() : "_" + ns_; }
 

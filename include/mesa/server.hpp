@@ -190,9 +190,9 @@ public:
         ev.on_close = [this](connection_ptr const& con, std::uint16_t code, std::string const& reason) {
             closed(con, code, reason);
         };
-        ev.on_http = [this](http_request const& req) {
-            if (on_http_) return on_http_(req);
-            return http_response{426, {{"Content-Type", "text/plain"}}, "WebSocket upgrade required\n"};
+        ev.on_http = [this](http_request const& req, http_responder respond) {
+            if (on_http_) return on_http_(req, std::move(respond));
+            respond(http_response{426, {{"Content-Type", "text/plain"}}, "WebSocket upgrade required\n"});
         };
         ev.on_log = [this](transport::log_level level, std::string const& text) {
             if (on_log_) on_log_(level, text);
@@ -447,6 +447,7 @@ private:
         bool consumed = false;
         std::apply([&](auto&... comp) { consumed = (comp.on_message(*c, m) || ...); }, components_);
         if (consumed || !c->open_) return;
+        if (m.op == opcode::heartbeat_ack) return;  // answers an op 1, whoever sent it
         if (m.op != opcode::dispatch) {
             report("unexpected opcode " + std::to_string(m.op) + " from client", c);
             return;

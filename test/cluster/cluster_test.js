@@ -398,13 +398,19 @@ async function startPortal (args) {
   alice.send(new Message(0, { during: 'outage' }, 'PING'));
   const pong = await waitFor(alice, 'PONG');
   assert.deepStrictEqual(pong[0].data, { during: 'outage' });
-  await dispatchHttp(A, { message: { t: 'DURING', d: {} } });
+  // Not taken by a broker: 503, so the caller retries; the gateway's own clients got it meanwhile.
+  const refusedDuringOutage = async (body) => {
+    const r = await h.httpRequest(A.port, 'POST', '/dispatch', { body });
+    assert.strictEqual(r.status, 503, `POST /dispatch during the outage: ${r.status} ${r.body}`);
+    assert.strictEqual(r.headers['retry-after'], '1');
+  };
+  await refusedDuringOutage({ message: { t: 'DURING', d: {} } });
   await waitFor(alice, 'DURING', before.alice + 1);
   for (const c of locals) await waitFor(c, 'DURING');
-  await dispatchHttp(A, { message: { t: 'DURING_TO', d: {} }, recipients: ['alice'] });
+  await refusedDuringOutage({ message: { t: 'DURING_TO', d: {} }, recipients: ['alice'] });
   await waitFor(alice, 'DURING_TO');
   for (const c of locals) await close(c);
-  ok('Redis down: PING/PONG works, /dispatch (all, and to a local id) reaches the clients of every instance of the gateway, /health degraded');
+  ok('Redis down: PING/PONG works, /dispatch (all, and to a local id) answers 503 and reaches the clients of every instance of the gateway, /health degraded');
 
   redisServer = await h.startRedis(redisServer.port);
   await eventually('gateways A and B report ok again', async () => {

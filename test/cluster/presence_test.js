@@ -99,6 +99,44 @@ test('a redelivery cut short keeps the messages not yet sent', async () => {
   await g.stop();
 });
 
+test('sequential dispatches served by two instances keep their order, offline and while the user authenticates', async () => {
+  const g = await gateway('T', { MESA_THREADS: '2' });
+  for (let n = 1; n <= 100; n++) await dispatch(g, { message: { t: 'S', d: { n } }, recipients: ['seq'] });
+  const first = await connectAs(g, 'seq');
+  await eventually('100 redelivered', () => assert.strictEqual(ofType(first, 'S').length, 100), 10000);
+  assert.deepStrictEqual(ofType(first, 'S').map((m) => m.data.n), Array.from({ length: 100 }, (_, i) => i + 1));
+  first.disconnect(1000);
+  await first.closed;
+
+  // 300 more, sent one after the other while the user connects and authenticates.
+  let sent = 0;
+  const sending = (async () => {
+    while (sent < 300) await dispatch(g, { message: { t: 'L', d: { n: ++sent } }, recipients: ['seq'] });
+  })();
+  while (sent < 50) await h.sleep(5);
+  const second = await connectAs(g, 'seq');
+  await sending;
+  await eventually('all 300 arrive', () => assert.strictEqual(new Set(ofType(second, 'L').map((m) => m.data.n)).size, 300), 10000);
+  const order = ofType(second, 'L').map((m) => m.data.n);
+  assert.deepStrictEqual(order, Array.from({ length: 300 }, (_, i) => i + 1), 'in order, each once');
+  assert.strictEqual(await redis.hexists('undelivered_messages', 'seq'), 0, 'nothing parked while the user is online');
+  second.disconnect(1000);
+  await g.stop();
+});
+
+test('a dispatch the broker cannot take is answered 503, and 202 again once Redis is back', async () => {
+  const own = await h.startRedis();
+  const g = await h.startGateway(gatewayBin, { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: own.uri, SYNC_ENABLED: 'true', MESA_THREADS: '1' }, 'gateway O');
+  h.onCleanup(() => g.proc.kill('SIGKILL'));
+  await eventually('O connected', async () => assert.strictEqual((await h.httpRequest(g.port, 'GET', '/health')).json.status, 'ok'), 10000);
+  await own.stop();
+  await eventually('O degraded', async () => assert.strictEqual((await h.httpRequest(g.port, 'GET', '/health')).json.status, 'degraded'), 10000);
+  const r = await h.httpRequest(g.port, 'POST', '/dispatch', { body: { message: { t: 'X', d: {} }, recipients: ['nobody'] } });
+  assert.strictEqual(r.status, 503, r.body);
+  assert.strictEqual(r.headers['retry-after'], '1');
+  await g.stop();
+});
+
 test('repeated recipients get a message once, over HTTP and from a Node-style publication', async () => {
   const g = await gateway('D');
   const u = await connectAs(g, 'dup');

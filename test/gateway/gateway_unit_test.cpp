@@ -296,17 +296,31 @@ struct api_fixture {
     gateway::metrics numbers;
     gateway::http_api api;
 
+    std::error_code broker_answer;  // what the broker says of each dispatch
+
     explicit api_fixture(std::optional<std::string> key, std::string broker = "memory")
-        : api({[this](mesa::envelope const& e) { sent.push_back(e); }, [this] { return numbers; }}, std::move(key),
-              std::move(broker)) {}
+        : api({[this](mesa::envelope const& e, mesa::broker::completion done) {
+                   if (!broker_answer) sent.push_back(e);
+                   done(broker_answer);
+               },
+               [this] { return numbers; }},
+              std::move(key), std::move(broker)) {}
 
     mesa::http_response post(std::string body, std::optional<std::string> auth = std::nullopt,
                              std::string target = "/dispatch") {
         mesa::http_request r{"POST", std::move(target), {}, std::move(body)};
         if (auth) r.headers.emplace_back("authorization", *auth);
-        return api.handle(r);
+        return answer(api, r);
     }
-    mesa::http_response get(std::string target) { return api.handle({"GET", std::move(target), {}, {}}); }
+    mesa::http_response get(std::string target) { return answer(api, {"GET", std::move(target), {}, {}}); }
+
+    /// The response, given at once by `api` (its hooks answer at once).
+    static mesa::http_response answer(gateway::http_api& api, mesa::http_request const& r) {
+        std::optional<mesa::http_response> response;
+        api.handle(r, [&](mesa::http_response res) { response = std::move(res); });
+        REQUIRE(response);
+        return *response;
+    }
 };
 
 boost::json::value body_of(mesa::http_response const& r) { return boost::json::parse(r.body); }
@@ -351,6 +365,24 @@ TEST_CASE("http api: dispatch") {
         CHECK(body_of(res).at("error").is_string());
     }
     CHECK(f.sent.size() == 3);
+}
+
+TEST_CASE("http api: 202 only once the broker took the message, 503 when it did not, recipients once") {
+    api_fixture f(std::nullopt);
+    f.broker_answer = std::make_error_code(std::errc::not_connected);
+    auto refused = f.post(R"({"message":{"d":{}},"recipients":["a"]})");
+    CHECK(refused.status == 503);
+    CHECK(body_of(refused).at("error").is_string());
+    CHECK(std::find(refused.headers.begin(), refused.headers.end(),
+                    std::pair<std::string, std::string>{"Retry-After", "1"}) != refused.headers.end());
+    CHECK(f.api.dispatches() == 0);
+    f.broker_answer = {};
+    auto r = f.post(R"({"message":{"d":{}},"recipients":["a","b","a"]})");
+    CHECK(r.status == 202);
+    REQUIRE(f.sent.size() == 1);
+    CHECK(f.sent[0].recipients == std::vector<std::string>{"a", "b"});
+    CHECK(f.post(R"({"message":{"d":{}},"recipients":["a","*"]})").status == 202);
+    CHECK(f.sent.back().recipients == std::vector<std::string>{"*"});
 }
 
 TEST_CASE("http api: without a key anyone may dispatch") {
@@ -452,12 +484,14 @@ TEST_CASE("metrics: the numbers of several instances add up, open connections al
 
 TEST_CASE("http api: instances sharing a dispatch counter each report the gateway's total") {
     auto shared = std::make_shared<gateway::http_api::counter>(0);
-    gateway::http_api first({[](mesa::envelope const&) {}, {}}, std::nullopt, "memory", shared);
-    gateway::http_api second({[](mesa::envelope const&) {}, {}}, std::nullopt, "memory", shared);
+    auto taken = [](mesa::envelope const&, mesa::broker::completion done) { done({}); };
+    gateway::http_api first({taken, {}}, std::nullopt, "memory", shared);
+    gateway::http_api second({taken, {}}, std::nullopt, "memory", shared);
     mesa::http_request post{"POST", "/dispatch", {}, R"({"message":{"d":{}}})"};
-    CHECK(first.handle(post).status == 202);
-    CHECK(second.handle(post).status == 202);
-    CHECK(second.handle(post).status == 202);
+    CHECK(api_fixture::answer(first, post).status == 202);
+    CHECK(api_fixture::answer(second, post).status == 202);
+    CHECK(api_fixture::answer(second, post).status == 202);
     CHECK(first.dispatches() == 3);
-    CHECK(first.handle({"GET", "/metrics", {}, {}}).body.find("mesa_http_dispatches_total 3\n") != std::string::npos);
+    CHECK(api_fixture::answer(first, {"GET", "/metrics", {}, {}}).body.find("mesa_http_dispatches_total 3\n") !=
+          std::string::npos);
 }

@@ -283,11 +283,11 @@ TEST_CASE("socket: plain HTTP requests") {
         harness<plain_server> h;
         auto& server = h.start();
         mesa::http_request seen;
-        server.on_http([&](mesa::http_request const& req) {
+        server.on_http([&](mesa::http_request const& req, mesa::http_responder respond) {
             seen = req;
-            return mesa::http_response{203,
-                                       {{"Content-Type", "text/plain"}, {"X-Mesa-Test", "1"}},
-                                       "healthy " + req.method + " " + req.target};
+            respond({203,
+                     {{"Content-Type", "text/plain"}, {"X-Mesa-Test", "1"}},
+                     "healthy " + req.method + " " + req.target});
         });
         raw_http http{h.ioc};
         http.start(h.port(), request);
@@ -300,6 +300,21 @@ TEST_CASE("socket: plain HTTP requests") {
         CHECK(seen.target == "/health?x=1");
         CHECK(seen.header("x-probe") == std::optional<std::string>("yes"));
         CHECK(server.clients().empty());
+    }
+    SUBCASE("answered later, after the handler returned") {
+        harness<plain_server> h;
+        auto& server = h.start();
+        asio::steady_timer later{h.ioc};
+        server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+            later.expires_after(std::chrono::milliseconds(50));
+            later.async_wait([respond](std::error_code) { respond({202, {}, "accepted later"}); });
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), request);
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 202);
+        CHECK(http.body() == "accepted later");
     }
     SUBCASE("426 without a handler") {
         harness<plain_server> h;

@@ -874,7 +874,9 @@ TEST_CASE("exact presence on Redis: per-instance counts, 0<->1 moves of Node's s
         reaped = {};
         b.presence_reap(keys, [&](std::error_code ec, std::vector<std::string> r) { reaped = {true, ec, r}; });
         REQUIRE(run_until(ioc, [&] { return reaped.done; }));
-        if (reaped.value.empty()) run_until(ioc, [] { return false; }, 50ms);
+        if (reaped.value.empty())
+            run_until(
+                ioc, [] { return false; }, 50ms);
     }
     CHECK(reaped.value == std::vector<std::string>{"A"});
     CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u2"}) == "0");
@@ -905,7 +907,8 @@ TEST_CASE("scripts run by SHA; after SCRIPT FLUSH or a restart they still run") 
         b.backlog_append("undelivered_messages", "u", text, 0, [&](std::error_code ec, std::int64_t d) {
             r = {true, ec, d};
         });
-        REQUIRE(run_until(ioc, [&] { return r.done; }, 10s));
+        REQUIRE(run_until(
+            ioc, [&] { return r.done; }, 10s));
         CHECK_FALSE(r.ec);
     };
     append(R"({"op":0,"d":{"n":1}})");
@@ -913,8 +916,11 @@ TEST_CASE("scripts run by SHA; after SCRIPT FLUSH or a restart they still run") 
     server.cli({"SCRIPT", "FLUSH"});
     append(R"({"op":0,"d":{"n":3}})");  // NOSCRIPT: sent again as text
     server.stop();
+    REQUIRE(run_until(
+        ioc, [&] { return !b.connected(); }, 10s));
     server.start();
-    REQUIRE(run_until(ioc, [&] { return b.connected(); }, 10s));
+    REQUIRE(run_until(
+        ioc, [&] { return b.connected(); }, 10s));
     append(R"({"op":0,"d":{"n":4}})");  // loaded again on the new connection
     std::string const stored = server.cli({"HGET", "undelivered_messages", "u"});
     CHECK(stored == R"([{"op":0,"d":{"n":4}}])");  // the restart lost 1-3 (no persistence here)

@@ -25,6 +25,7 @@ struct instance {
         o.broker.cluster = std::move(hub);
         o.presence_ttl = ttl;
         o.feature<mesa::sync>().redelivery_interval = redelivery;
+        o.feature<mesa::sync>().confirm_interval = {};  // op 1 at once: drain() sees confirmations
         server = std::make_unique<synced_server>(ioc, o);
         trust_ids(*server);
         server->start();
@@ -39,9 +40,8 @@ struct cluster_view {
     explicit cluster_view(std::shared_ptr<mesa::broker::memory::hub> hub) : broker(ioc.get_executor(), {hub}) {}
     std::set<std::string> connected() {
         std::set<std::string> out;
-        broker.set_members("connected_clients", [&](std::error_code, std::vector<std::string> m) {
-            out.insert(m.begin(), m.end());
-        });
+        broker.set_members("connected_clients",
+                           [&](std::error_code, std::vector<std::string> m) { out.insert(m.begin(), m.end()); });
         drain(ioc);
         return out;
     }
@@ -152,8 +152,7 @@ TEST_CASE("recipients are a set: each socket gets a message once") {
         CHECK(of_type(*peer, "ALL").size() == 1);
         CHECK(of_type(*peer, "FROM_NODE").size() == 1);
     }
-    CHECK(mesa::addressed(mesa::message("X", {}), {"a", "b", "a"}, {"b"}).recipients ==
-          std::vector<std::string>{"a"});
+    CHECK(mesa::addressed(mesa::message("X", {}), {"a", "b", "a"}, {"b"}).recipients == std::vector<std::string>{"a"});
 }
 
 TEST_CASE("a redelivery cut short keeps what was not confirmed, in order, for the next authentication") {

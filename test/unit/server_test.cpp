@@ -255,12 +255,22 @@ TEST_CASE("plain HTTP requests reach the handler; without one they get 426") {
     asio::io_context ioc;
     plain_server s{ioc};
     s.start();
-    CHECK(s.transport().request({"GET", "/health", {}, {}}).status == 426);
-    s.on_http([](mesa::http_request const& r) {
-        return mesa::http_response{r.target == "/health" ? 200 : 404, {}, "ok"};
+    std::vector<int> statuses;
+    auto get = [&](std::string target) {
+        s.transport().request({"GET", std::move(target), {}, {}},
+                              [&](mesa::http_response r) { statuses.push_back(r.status); });
+    };
+    get("/health");
+    s.on_http([&](mesa::http_request const& r, mesa::http_responder respond) {
+        if (r.target == "/later") return asio::post(ioc, [respond] { respond({202, {}, "later"}); });
+        respond({r.target == "/health" ? 200 : 404, {}, "ok"});
     });
-    CHECK(s.transport().request({"GET", "/health", {}, {}}).status == 200);
-    CHECK(s.transport().request({"GET", "/nope", {}, {}}).status == 404);
+    get("/health");
+    get("/nope");
+    get("/later");
+    CHECK(statuses == std::vector<int>{426, 200, 404});
+    drain(ioc);
+    CHECK(statuses == std::vector<int>{426, 200, 404, 202});
 }
 
 TEST_CASE("stop closes every client with 1001, cleans the cluster state at once, and refuses new connections") {

@@ -159,9 +159,6 @@ TEST_CASE("a message stored by a Node dispatcher (with o) is redelivered without
     auto gus = s.transport().connect("/");
     gus->send_text(auth_frame("gus"));
     drain(ioc);
-    auto const& frames = gus->received();
     REQUIRE(of_type(*gus, "FROM_NODE").size() == 1);
-    REQUIRE(frames.size() >= 2);
-    CHECK(frames[frames.size() - 2] == R"({"op":0,"d":{"x":1},"t":"FROM_NODE","s":1})");
-    CHECK(frames.back() == R"({"op":1,"d":{}})");  // its answer confirms the redelivery
+    CHECK(gus->received().back() == R"({"op":0,"d":{"x":1},"t":"FROM_NODE","s":1})");
 }

@@ -4,8 +4,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace mesa::broker {
@@ -21,11 +21,11 @@ using channel_handler = std::function<void(std::string_view payload)>;
 
 /// What sync_route did with one message (see requirements.hpp).
 struct route_result {
-    std::int64_t seq = 0;                // its number in the outboxes
-    std::vector<std::string> published;  // online ids: published to them
-    std::vector<std::string> stored;     // offline ids: appended to their backlogs
+    std::int64_t seq = 0;                                       // its number in the outboxes
+    std::vector<std::string> published;                         // online ids: published to them
+    std::vector<std::string> stored;                            // offline ids: appended to their backlogs
     std::vector<std::pair<std::string, std::int64_t>> dropped;  // id -> oldest entries dropped to make room
-    std::vector<std::string> failed;     // ids whose stored backlog is unreadable: nothing stored
+    std::vector<std::string> failed;  // ids whose stored backlog is unreadable: nothing stored
 };
 using route_handler = std::function<void(std::error_code, route_result)>;
 

@@ -37,8 +37,8 @@
 #include <mesa/broker/detail/redis_backlog.hpp>
 #include <mesa/broker/detail/redis_connection.hpp>
 #include <mesa/broker/detail/redis_error.hpp>
-#include <mesa/broker/detail/redis_scripts.hpp>
 #include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_scripts.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 #include <mesa/keys.hpp>
 
@@ -95,15 +95,14 @@ public:
     /// to `done` (which learns when Redis took it).
     void publish(std::string const& channel, std::string payload, completion done = {}) {
         auto weak = std::weak_ptr<state>(state_);
-        state_->commands_->send(detail::redis_command("PUBLISH", channel, payload),
-                                [weak, channel, done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                                    auto s = weak.lock();
-                                    if (!s || s->stopped_) return;
-                                    if (ec)
-                                        s->log("PUBLISH to '" + channel +
-                                               "' failed, publication dropped: " + describe(ec, reply));
-                                    if (done) done(ec);
-                                });
+        state_->commands_->send(
+            detail::redis_command("PUBLISH", channel, payload),
+            [weak, channel, done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                auto s = weak.lock();
+                if (!s || s->stopped_) return;
+                if (ec) s->log("PUBLISH to '" + channel + "' failed, publication dropped: " + describe(ec, reply));
+                if (done) done(ec);
+            });
     }
 
     void set_add(std::string const& key, std::string const& member, completion done = {}) {
@@ -318,25 +317,26 @@ public:
     void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
         auto args = cluster_args(k, id);
         args.push_back(std::to_string(max_attempts));
-        state_->eval(script::sync_take, std::move(args), cluster_keys,
-                     state_->guard(
-                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                             take_result r;
-                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1))
-                                 ec = redis_errc::unexpected_reply;
-                             if (!ec) {
-                                 r.given_up = detail::redis_text(*reply->element[0]) == "given_up";
-                                 for (std::size_t i = 1; i < reply->elements; i += r.given_up ? 1 : 2) {
-                                     if (r.given_up)
-                                         r.messages.push_back({0, std::string(detail::redis_text(*reply->element[i]))});
-                                     else if (i + 1 < reply->elements)
-                                         r.messages.push_back({parse_seq(*reply->element[i]),
-                                                               std::string(detail::redis_text(*reply->element[i + 1]))});
-                                 }
-                             }
-                             if (done) done(ec, std::move(r));
-                         },
-                         "sync take"));
+        state_->eval(
+            script::sync_take, std::move(args), cluster_keys,
+            state_->guard(
+                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                    take_result r;
+                    if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1))
+                        ec = redis_errc::unexpected_reply;
+                    if (!ec) {
+                        r.given_up = detail::redis_text(*reply->element[0]) == "given_up";
+                        for (std::size_t i = 1; i < reply->elements; i += r.given_up ? 1 : 2) {
+                            if (r.given_up)
+                                r.messages.push_back({0, std::string(detail::redis_text(*reply->element[i]))});
+                            else if (i + 1 < reply->elements)
+                                r.messages.push_back({parse_seq(*reply->element[i]),
+                                                      std::string(detail::redis_text(*reply->element[i + 1]))});
+                        }
+                    }
+                    if (done) done(ec, std::move(r));
+                },
+                "sync take"));
     }
 
     void sync_confirm(mesa::keys const& k, std::string const& id, std::vector<std::int64_t> const& seqs,

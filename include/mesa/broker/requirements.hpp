@@ -120,15 +120,15 @@ struct has_presence<
 template <class B, class = void>
 struct has_sync : std::false_type {};
 template <class B>
-struct has_sync<B, std::void_t<decltype(std::declval<B&>().sync_route(
-                                   std::declval<mesa::keys const&>(), std::string(), std::vector<std::string>(),
-                                   std::size_t(), std::string(), route_handler())),
-                               decltype(std::declval<B&>().sync_take(std::declval<mesa::keys const&>(), std::string(),
-                                                                     std::size_t(), sync_take_handler())),
-                               decltype(std::declval<B&>().sync_confirm(std::declval<mesa::keys const&>(),
-                                                                        std::string(), std::vector<std::int64_t>(),
-                                                                        completion())),
-                               decltype(std::declval<B&>().publish(std::string(), std::string(), completion()))>>
+struct has_sync<B,
+                std::void_t<decltype(std::declval<B&>().sync_route(std::declval<mesa::keys const&>(), std::string(),
+                                                                   std::vector<std::string>(), std::size_t(),
+                                                                   std::string(), route_handler())),
+                            decltype(std::declval<B&>().sync_take(std::declval<mesa::keys const&>(), std::string(),
+                                                                  std::size_t(), sync_take_handler())),
+                            decltype(std::declval<B&>().sync_confirm(std::declval<mesa::keys const&>(), std::string(),
+                                                                     std::vector<std::int64_t>(), completion())),
+                            decltype(std::declval<B&>().publish(std::string(), std::string(), completion()))>>
     : std::true_type {};
 
 template <class B, class = void>

@@ -43,7 +43,11 @@ public:
 
     instance_presence(asio::io_context& ioc, Broker& broker, mesa::keys const& keys, std::string instance,
                       std::chrono::milliseconds ttl, events ev)
-        : broker_(&broker), keys_(&keys), instance_(std::move(instance)), ttl_(ttl), events_(std::move(ev)),
+        : broker_(&broker),
+          keys_(&keys),
+          instance_(std::move(instance)),
+          ttl_(ttl),
+          events_(std::move(ev)),
           timer_(ioc) {}
 
     ~instance_presence() { *alive_ = false; }
@@ -98,27 +102,27 @@ private:
         registering_ = true;
         stale_ = false;
         auto [connections, ids] = events_.snapshot();
-        broker_->presence_register(
-            *keys_, instance_, ttl_, connections, ids,
-            [this, alive = alive_](std::error_code ec, std::int64_t epoch) {
-                if (!*alive || stopped_) return;
-                registering_ = false;
-                if (ec) {
-                    error("cannot register this instance (" + ec.message() + "); retrying");
-                    epoch_ = 0;
-                    return;  // the next tick or the broker's recovery tries again
-                }
-                bool const again = registered_once_;
-                registered_once_ = true;
-                epoch_ = epoch;
-                if (stale_) return register_now();
-                if (again && events_.on_registered_again) events_.on_registered_again();
-            });
+        broker_->presence_register(*keys_, instance_, ttl_, connections, ids,
+                                   [this, alive = alive_](std::error_code ec, std::int64_t epoch) {
+                                       if (!*alive || stopped_) return;
+                                       registering_ = false;
+                                       if (ec) {
+                                           error("cannot register this instance (" + ec.message() + "); retrying");
+                                           epoch_ = 0;
+                                           return;  // the next tick or the broker's recovery tries again
+                                       }
+                                       bool const again = registered_once_;
+                                       registered_once_ = true;
+                                       epoch_ = epoch;
+                                       if (stale_) return register_now();
+                                       if (again && events_.on_registered_again) events_.on_registered_again();
+                                   });
     }
 
     void fenced() {
-        error("this instance was reaped by another (a pause or a lost connection longer than the time to live); "
-              "registering its sockets again");
+        error(
+            "this instance was reaped by another (a pause or a lost connection longer than the time to live); "
+            "registering its sockets again");
         epoch_ = 0;
         register_now();
     }

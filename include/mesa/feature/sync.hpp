@@ -64,6 +64,10 @@ struct sync {
         // Redeliveries of an id's backlog that no socket confirms, in a row,
         // before the backlog is given up (reported, not redelivered). 0: never.
         std::size_t max_attempts = 10;
+        // A socket sent messages from an outbox gets one op 1 per this much
+        // time, whose op 11 confirms them all: confirmations cost a client
+        // at most 10 frames a second, well under the rate limit. 0: at once.
+        std::chrono::milliseconds confirm_interval{100};
     };
     struct state {
         std::uint32_t pings = 0;  // op 1 sent on this connection
@@ -103,13 +107,11 @@ struct sync {
         bool on_send(envelope& e, Done& done) {
             if (!options_.enabled || !wants_sync(e.msg)) return false;
             router_.route(e, [this, e, done = std::move(done)](std::error_code ec) {
-                if (!ec || done) {
-                    if (done) done(ec);
-                    return;
-                }
-                // A send from the application, which cannot retry: its local
-                // recipients at least get it.
-                server_->deliver_routed(e);
+                // Without the broker, this gateway's own clients still get it
+                // (as a broadcast reaches them); the caller learns it was
+                // neither stored nor sent further, and may retry.
+                if (ec) server_->deliver_routed(e);
+                if (done) done(ec);
             });
             return true;
         }
@@ -157,9 +159,11 @@ struct sync {
             if (options_.enabled) sent_from_outbox(c, seq);
         }
 
-        void on_close(client& c, std::uint16_t, std::string const&) {
-            holding_.erase(&c);
-            awaiting_ping_.erase(&c);
+        void on_close(client& c, std::uint16_t, std::string const&) { holding_.erase(&c); }
+
+        void on_start() { confirm_timer_ = std::make_unique<asio::steady_timer>(server_->context()); }
+        void on_stop() {
+            if (confirm_timer_) confirm_timer_->cancel();
         }
 
         /// While `c`'s backlog is being taken and redelivered, live messages
@@ -191,8 +195,8 @@ struct sync {
             if (wanted) holding_[&c];
             server_->broker().sync_take(
                 server_->keys(), c.id(), wanted ? options_.max_attempts : 0,
-                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted,
-                 alive = std::weak_ptr<bool>(alive_)](std::error_code ec, broker::take_result taken) {
+                [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted, alive = std::weak_ptr<bool>(alive_)](
+                    std::error_code ec, broker::take_result taken) {
                     if (alive.expired()) return;
                     auto c = weak.lock();
                     if (ec) server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
@@ -226,15 +230,25 @@ struct sync {
         void sent_from_outbox(client& c, std::int64_t seq) {
             auto& s = c.template state<sync>();
             s.unconfirmed.emplace_back(s.pings + 1, seq);
-            // One op 1 after the batch: its answer confirms the whole batch.
-            if (!awaiting_ping_.insert(&c).second) return;
-            asio::post(server_->context(), [this, weak = c.weak_from_this(), alive = std::weak_ptr<bool>(alive_)] {
-                if (alive.expired()) return;
-                auto c = weak.lock();
-                if (!c) return;
-                awaiting_ping_.erase(c.get());
-                if (c->is_open()) c->send(message(opcode::heartbeat, {}));
-            });
+            awaiting_ping_.push_back(c.weak_from_this());
+            if (awaiting_ping_.size() > 1) return;
+            // One op 1 after each batch: its answer confirms the whole batch.
+            auto ping = [this, alive = std::weak_ptr<bool>(alive_)](std::error_code ec = {}) {
+                if (ec || alive.expired()) return;
+                message const beat(opcode::heartbeat, {});
+                auto const f = server_->prepare(beat);
+                for (auto const& weak : std::exchange(awaiting_ping_, {})) {
+                    auto c = weak.lock();
+                    if (!c || !c->is_open()) continue;
+                    auto& s = c->template state<sync>();
+                    // Once per client, and only if an op 1 is still owed to it.
+                    if (!s.unconfirmed.empty() && s.unconfirmed.back().first == s.pings + 1)
+                        server_->deliver(*c, beat, f);
+                }
+            };
+            if (options_.confirm_interval.count() <= 0 || !confirm_timer_) return asio::post(server_->context(), ping);
+            confirm_timer_->expires_after(options_.confirm_interval);
+            confirm_timer_->async_wait(ping);
         }
 
         /// Sends what waited behind `c`'s redelivery, in order.
@@ -252,8 +266,7 @@ struct sync {
         }
 
         void overflowed(std::string const& id, std::int64_t dropped) {
-            if (on_overflow_)
-                server_->guarded(nullptr, "backlog overflow handler", [&] { on_overflow_(id, dropped); });
+            if (on_overflow_) server_->guarded(nullptr, "backlog overflow handler", [&] { on_overflow_(id, dropped); });
         }
 
         struct numbered_message {
@@ -345,8 +358,9 @@ struct sync {
         };
         // Clients whose backlog is being redelivered, with what waits behind it.
         std::unordered_map<client*, std::vector<held>> holding_;
-        std::unordered_set<client*> awaiting_ping_;  // an op 1 is posted for them
-        bool releasing_ = false;                     // the redelivery itself is sending
+        std::vector<std::weak_ptr<client>> awaiting_ping_;  // owed an op 1 (repeats allowed)
+        std::unique_ptr<asio::steady_timer> confirm_timer_;
+        bool releasing_ = false;  // the redelivery itself is sending
         // Paced runs own their timers; this tells them the component is gone.
         std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     };

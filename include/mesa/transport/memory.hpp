@@ -121,10 +121,11 @@ public:
         return con;
     }
 
-    /// Sends a plain HTTP request to the server's HTTP hook.
-    http_response request(http_request const& req) {
-        if (!events_.on_http) return http_response{426, {}, {}};
-        return events_.on_http(req);
+    /// Sends a plain HTTP request to the server's HTTP hook; `on_response`
+    /// gets the response when the handler gives it (now or later).
+    void request(http_request const& req, http_responder on_response) {
+        if (!events_.on_http) return on_response(http_response{426, {}, {}});
+        events_.on_http(req, std::move(on_response));
     }
 
     static frame prepare(std::string payload) {

@@ -208,10 +208,16 @@ private:
         request.target = req.get_uri();
         for (auto const& [name, value] : req.get_headers()) request.headers.emplace_back(name, value);
         request.body = req.get_body();
-        http_response response = events_.on_http(request);
-        con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
-        for (auto const& [name, value] : response.headers) con->replace_header(name, value);
-        con->set_body(std::move(response.body));
+        // Deferred, so the handler may answer later (after the broker took a
+        // message); answered at once, it is written at once.
+        con->defer_http_response();
+        events_.on_http(request, [con](http_response response) {
+            con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
+            for (auto const& [name, value] : response.headers) con->replace_header(name, value);
+            con->set_body(std::move(response.body));
+            websocketpp::lib::error_code ignored;  // the client may be gone
+            con->send_http_response(ignored);
+        });
     }
 
     asio::io_context& ioc_;
