@@ -44,7 +44,7 @@ function connect (url, { origin, answerBeats = false } = {}) {
 }
 
 /// The error lines the gateway logged after `from` (an offset into its log).
-const errorsSince = (g, from) => g.log.slice(from).split('\n').filter((l) => / error: /.test(l));
+const errorsSince = (g, from) => g.log.slice(from).split('\n').filter((l) => /mesa-gateway: error: /.test(l));
 
 /// Runs `provoke` and waits until the gateway logged exactly one error
 /// event matching `pattern`.
