@@ -316,6 +316,7 @@ async function startPortal (args) {
   // A portal joining later is followed live; our mesa-portal next to the Node one.
   const cppPortalOnP = await startPortal(['--namespace', PNS]);
   // P learns of the new portal from the pool channel: a client's events reach it once it has.
+  portalEvents.length = 0;
   let probes = 0; // each gives two events (connection, disconnection) to the portals
   await eventually('gateway P sends events to the new mesa-portal', async () => {
     probes++;
