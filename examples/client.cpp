@@ -241,7 +241,10 @@ int run(std::string const& url, settings const& set) {
                     status("line " + std::to_string(number) + " ignored: " + *error);
                     return;
                 }
-                if (c.send(std::get<mesa::message>(std::move(parsed))) == Client::send_status::dropped)
+                auto const sent = c.send(std::get<mesa::message>(std::move(parsed)));
+                if (sent == Client::send_status::queued)
+                    status("line " + std::to_string(number) + " queued until connected");
+                else if (sent == Client::send_status::dropped)
                     status("line " + std::to_string(number) + " dropped: send queue full");
             });
         }

@@ -165,15 +165,7 @@ struct shared_state {
     std::vector<published_metrics> published;  // by instance number
 
     /// The whole gateway's numbers (but http_dispatches, which the API adds).
-    metrics total() const {
-        metrics m;
-        for (auto const& p : published) {
-            auto const part = p.load();
-            m += part;
-            m.instance_connections_open.push_back(part.connections_open);
-        }
-        return m;
-    }
+    metrics total() const { return total_of(published); }
 };
 
 /// Time for close frames and broker commands to leave before an instance's

@@ -88,6 +88,18 @@ private:
     std::atomic<bool> broker_connected_{true};
 };
 
+/// The whole gateway's numbers from those of its instances (by instance
+/// number): sums, and the open connections of each instance.
+inline metrics total_of(std::vector<published_metrics> const& instances) {
+    metrics m;
+    for (auto const& p : instances) {
+        auto const part = p.load();
+        m += part;
+        m.instance_connections_open.push_back(part.connections_open);
+    }
+    return m;
+}
+
 inline constexpr char prometheus_content_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
 inline std::string render_prometheus(metrics const& m) {

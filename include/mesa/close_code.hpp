@@ -20,4 +20,24 @@ inline constexpr std::uint16_t authentication_timeout = 4001;  // no successful 
 inline constexpr std::uint16_t backlog_exceeded = 4002;        // slow consumer: unsent bytes over max_backlog_bytes
 inline constexpr std::uint16_t rate_limited = 4003;            // more messages per second than rate_limit allows
 
+/// True for the codes that refuse a client (bad input, a broken rule, a
+/// limit): every one raises the server's error event.
+constexpr bool is_refusal(std::uint16_t code) noexcept {
+    switch (code) {
+        case protocol_error:
+        case unsupported_data:
+        case invalid_payload:
+        case policy_violation:
+        case message_too_big:
+        case internal_error:
+        case heartbeat_timeout:
+        case authentication_timeout:
+        case backlog_exceeded:
+        case rate_limited:
+            return true;
+        default:
+            return false;
+    }
+}
+
 }  // namespace mesa::close_code

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -198,6 +199,9 @@ public:
             if (on_log_) on_log_(level, text);
         };
         ev.admit = [this](std::string_view origin) { return admit(origin); };
+        ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
+            report(refusal(status, target, origin));
+        };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
     }
@@ -252,9 +256,13 @@ public:
         if (c.open_) deliver(c, m, prepare(m));
     }
 
-    /// Closes one client's connection.
+    /// Closes one client's connection. A refusal (close_code::is_refusal)
+    /// raises the error event, unless the caller reported why just before.
     void close(client& c, std::uint16_t code, std::string const& reason = {}) {
         if (!c.open_ || c.closing_) return;
+        if (close_code::is_refusal(code) && !c.reported_)
+            report("closing with " + std::to_string(code) + (reason.empty() ? "" : ": " + reason),
+                   c.shared_from_this());
         flush_broadcasts();  // what was sent before the close goes out before it
         c.closing_ = true;   // nothing more is queued behind the close frame
         transport_.close(c.connection_, code, reason);
@@ -281,6 +289,11 @@ public:
     // ---- for feature policies --------------------------------------------
     /// Reports an error through the error event.
     void report(std::string what, client_ptr c = nullptr) {
+        if (c && !c->reported_) {
+            // Until the current handler returns: a close that follows is not reported twice.
+            c->reported_ = true;
+            asio::post(ioc_, [c] { c->reported_ = false; });
+        }
         try {
             for_each_component([&](auto& comp) { comp.on_error(what, c); });
             if (on_error_) on_error_(error{std::move(what), std::move(c)});
@@ -460,7 +473,26 @@ private:
     void closed(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
         client* raw = client_of(con);
         if (!raw || !raw->open_) return;
-        finish(raw->shared_from_this(), code, reason);
+        client_ptr c = raw->shared_from_this();
+        // Closed for a protocol error the server did not send: the transport
+        // refused a frame itself (1009 too big, 1002, 1007), or the client complains.
+        if (!c->closing_ && close_code::is_refusal(code))
+            report("connection closed with " + std::to_string(code) + (reason.empty() ? "" : ": " + reason), c);
+        finish(c, code, reason);
+    }
+
+    static std::string refusal(int status, std::string_view target, std::string_view origin) {
+        std::string what = "upgrade of " + std::string(target) + " refused with HTTP " + std::to_string(status);
+        switch (status) {
+            case 404:
+                return what + ": no WebSocket is served at that path";
+            case 403:
+                return what + ": Origin " + std::string(origin) + " is not allowed";
+            case 503:
+                return what + ": at the connection limit";
+            default:
+                return what;
+        }
     }
 
     /// Everything that follows the end of a connection, exactly once.

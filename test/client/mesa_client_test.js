@@ -10,7 +10,7 @@ const os = require('os');
 const path = require('path');
 const assert = require('assert');
 const h = require('../support/harness');
-const { sleep, within, jwt, test } = h;
+const { within, jwt, test } = h;
 
 const [client, interopServer, gateway] = process.argv.slice(2);
 if (!gateway) {
@@ -126,13 +126,20 @@ test('mesa-gateway: JWT auth, then a restart on the same port: reconnects, re-au
   await c.waitFor('authenticated', () => /authenticated as \{"id":"alice"\}/.test(c.err));
   c.proc.stdin.write('PING {"n":1}\n');
   await c.waitFor('PONG 1', () => c.lines().length === 1);
-  await sleep(400); // heartbeats at 100 ms, one attempt allowed: answered or we would be closed
+  // Heartbeats at 100 ms, one attempt allowed: the client answers them (the
+  // gateway counts each op 11 as a frame received) and stays connected.
+  const received = async () => {
+    const m = (await h.httpRequest(port, 'GET', '/metrics')).body.match(/^mesa_messages_received_total (\d+)$/m);
+    return Number(m[1]);
+  };
+  const counted = await received();
+  await c.waitFor('three heartbeat answers', async () => (await received()) >= counted + 3, 10000);
   assert.doesNotMatch(c.err, /disconnected/);
 
   await g.stop('SIGKILL');
   await c.waitFor('reconnecting', () => /disconnected \(1006[^)]*\); reconnecting/.test(c.err));
   c.proc.stdin.write('PING {"n":2}\nPING {"n":3}\n'); // queued while the gateway is down
-  await sleep(300);
+  await c.waitFor('both queued', () => /line 2 queued until connected[^]*line 3 queued until connected/.test(c.err));
   g = await startGateway(port);
   await c.waitFor('PONG 2 and 3', () => c.lines().length === 3);
   assert.deepStrictEqual(c.lines().map((l) => l.d.n), [1, 2, 3]);
@@ -186,7 +193,10 @@ test('Node @cryb/mesa Server: hello, heartbeats, auth with the user object, rest
   c.proc.stdin.write('PING {"n":1}\n');
   await c.waitFor('PONG 1', () => c.lines().length === 1);
   const before = (s.out.match(/disconnect/g) || []).length;
-  await sleep(600); // six heartbeat intervals with maxAttempts 1
+  // Heartbeats at 100 ms with maxAttempts 1: answered, so still connected.
+  const acks = () => (s.out.match(/^heartbeat ack$/gm) || []).length;
+  const acked = acks();
+  await c.waitFor('three heartbeat answers', () => acks() >= acked + 3, 10000);
   assert.doesNotMatch(c.err, /disconnected/);
   assert.strictEqual((s.out.match(/disconnect/g) || []).length, before);
 
@@ -194,7 +204,7 @@ test('Node @cryb/mesa Server: hello, heartbeats, auth with the user object, rest
   await s.exited;
   await c.waitFor('reconnecting', () => /reconnecting/.test(c.err));
   c.proc.stdin.write('PING {"n":2}\n');
-  await sleep(200);
+  await c.waitFor('queued', () => /line 2 queued until connected/.test(c.err));
   s = await startNode(port);
   await c.waitFor('PONG 2', () => c.lines().length === 2);
   assert.deepStrictEqual(c.lines(), [{ op: 0, d: { n: 1 }, t: 'PONG' }, { op: 0, d: { n: 2 }, t: 'PONG' }]);

@@ -1,6 +1,7 @@
 // A @cryb/mesa 1.5.8 Server (the Node reference) for the mesa-client tests:
 // heartbeat 100 ms (maxAttempts 1), reconnect 100 ms, authentication
-// ({token}: "bad" fails with 1008, else id = token, user {id, name}); PING -> PONG.
+// ({token}: "bad" fails with 1008, else id = token, user {id, name}); PING -> PONG;
+// prints "listening on PORT" once bound and "heartbeat ack" for each op 11.
 // No sync (it needs Redis in Node). Usage: node node_server.js PORT
 'use strict';
 const path = require('path');
@@ -26,4 +27,9 @@ server.on('connection', (client) => {
   client.on('disconnect', (code) => console.log(`disconnect ${code}`));
 });
 server.on('error', () => {});
-setTimeout(() => console.log(`listening on ${port}`), 100);
+// The Server's ws.Server (set up in its constructor) says when the port is bound.
+server.wss.on('listening', () => console.log(`listening on ${port}`));
+// One line per heartbeat answer (op 11), which the Server handles silently.
+server.wss.on('connection', (socket) => socket.on('message', (data) => {
+  try { if (JSON.parse(data).op === 11) console.log('heartbeat ack'); } catch (_) {}
+}));

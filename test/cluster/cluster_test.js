@@ -37,6 +37,11 @@ async function dispatchHttp (g, body) {
   assert.strictEqual(r.status, 202, `POST /dispatch on ${g.name}: ${r.status} ${r.body}`);
 }
 const health = async (g) => (await h.httpRequest(g.port, 'GET', '/health')).json;
+/// The open connections of each instance of `g` (its /metrics gauges, by instance number).
+async function instanceConnections (g) {
+  const body = (await h.httpRequest(g.port, 'GET', '/metrics')).body;
+  return [...body.matchAll(/^mesa_instance_connections_open\{instance="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+}
 const ok = (what) => console.log(`ok - ${what}`);
 // Library gaps found by a scenario that can go on: reported (and failing the run) at the end.
 const gaps = [];
@@ -291,7 +296,8 @@ async function startPortal (args) {
   for (const type of ['connection', 'authentication', 'disconnection']) nodePortal.on(type, (clientId) => portalEvents.push({ type, clientId }));
   nodePortal.on('message', (m, clientId) => portalEvents.push({ type: 'message', clientId, message: m }));
   await eventually('npm Portal in the pool', async () => assert.strictEqual(await redis.sismember(`available_portals_pool_${PNS}`, nodePortal.id), 1));
-  await sleep(100); // its subscription to portal_p1
+  await eventually('npm Portal subscribed to its channel', async () =>
+    assert.strictEqual((await redis.pubsub('NUMSUB', `portal_${PNS}`))[1], 1));
   const P = await startGateway('P', { MESA_NAMESPACE: PNS, PORTALS_ENABLED: 'true' });
   const gina = await h.openClient(P.url, 'gina');
   await within(5000, gina.authenticate({ token: jwt({ id: 'gina' }) }), 'gina auth');
@@ -309,8 +315,17 @@ async function startPortal (args) {
 
   // A portal joining later is followed live; our mesa-portal next to the Node one.
   const cppPortalOnP = await startPortal(['--namespace', PNS]);
-  await sleep(200);
+  // P learns of the new portal from the pool channel: a client's events reach it once it has.
   portalEvents.length = 0;
+  let probes = 0; // each gives two events (connection, disconnection) to the portals
+  await eventually('gateway P sends events to the new mesa-portal', async () => {
+    probes++;
+    await close(await h.openClient(P.url, 'probe'));
+    await h.until(2000, () => cppPortalOnP.events.length > 0, 'an event at mesa-portal');
+  });
+  await eventually('every probe event arrived', async () => assert.strictEqual(portalEvents.length + cppPortalOnP.events.length, 2 * probes));
+  portalEvents.length = 0;
+  cppPortalOnP.events.length = 0;
   const hugo = await connectAs(P.url, 'hugo');
   for (let i = 0; i < 4; ++i) hugo.send(new Message(0, { i }, 'RR'));
   await close(hugo);
@@ -320,11 +335,12 @@ async function startPortal (args) {
   cppPortalOnP.proc.kill('SIGTERM');
   assert.deepStrictEqual(await within(5000, cppPortalOnP.exited, 'mesa-portal exit'), { code: 0, signal: null });
   assert.strictEqual(await redis.sismember(`available_portals_pool_${PNS}`, cppPortalOnP.id), 0);
-  await sleep(200);
-  portalEvents.length = 0;
-  const ivan = await h.openClient(P.url, 'ivan');
-  await close(ivan);
-  await eventually('after mesa-portal left, the Node portal gets everything', async () => assert.strictEqual(portalEvents.length, 2));
+  // P learns of the leave from the pool channel: from then on both events of a client reach the Node portal.
+  await eventually('after mesa-portal left, the Node portal gets everything', async () => {
+    portalEvents.length = 0;
+    await close(await h.openClient(P.url, 'ivan'));
+    await h.until(2000, () => portalEvents.length === 2, 'connection and disconnection at the Node portal');
+  });
   ok('gateway follows portal joins/leaves live (round-robin over a Node Portal and mesa-portal; SIGTERM leaves the pool, exit 0)');
   await stopGateway(P);
 
@@ -386,9 +402,15 @@ async function startPortal (args) {
   nodeServer.close();
   for (const r of ioredisClients) r.disconnect();
   const before = { alice: ofType(alice, 'DURING').length };
-  // With alice, 7 clients of A: all on one of its two instances in about 1 run in 60.
+  // Clients on every instance of A: the kernel picks the instance of each new connection.
   const locals = [];
-  for (let i = 0; i < 6; ++i) locals.push(await h.openClient(A.url, `local ${i}`));
+  for (;;) {
+    const perInstance = await instanceConnections(A);
+    assert.strictEqual(perInstance.length, 2, 'gateway A runs two instances');
+    if (perInstance.every((n) => n > 0)) break;
+    assert.ok(locals.length < 100, `100 connections, all on one instance of A: ${perInstance}`);
+    locals.push(await h.openClient(A.url, `local ${locals.length}`));
+  }
   const faultPortal = await startPortal(['--namespace', NS]);
   await redisServer.stop();
   await eventually('gateway A reports degraded', async () => {

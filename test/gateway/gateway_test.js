@@ -173,7 +173,12 @@ test('HTTP dispatch with the key reaches an authenticated client; without it 401
   const r2 = await h.httpRequest(gw.port, 'POST', '/dispatch', { body: { message: { d: { n: 1 }, t: 'ALL' }, excluding: ['bob'] }, headers: { Authorization: `Bearer ${API_KEY}` } });
   assert.strictEqual(r2.status, 202, r2.body);
   await everyone;
-  await sleep(200);
+  // Once bob has a later broadcast, an ALL for him would have come before it.
+  const after = h.nextMessage(c, (m) => m.type === 'AFTER', 'a later broadcast');
+  const r3 = await h.httpRequest(gw.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'AFTER' } }, headers: { Authorization: `Bearer ${API_KEY}` } });
+  assert.strictEqual(r3.status, 202, r3.body);
+  await after;
+  assert.ok(!c.got.some((x) => x.type === 'ALL'), 'bob got the broadcast that excluded him');
   assert.ok(!other.got.some((x) => x.type === 'NEW_MESSAGE'), 'carol got bob\'s message');
   c.disconnect(1000);
   other.disconnect(1000);
@@ -264,9 +269,8 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
   assert.match(g.log, /path \/ws/);
   const c = await h.openClient(`${g.url}/ws`);
   assert.strictEqual(c.hello.d.c_heartbeat_interval, 200);
-  await eventually('op 1 arrives', async () => assert.ok(c.frames.some((f) => f.op === 1)), 3000);
-  await sleep(1200); // several beats: the Client answers op 11, so it stays connected
-  assert.ok(c.frames.filter((f) => f.op === 1).length >= 3);
+  // Several beats: the Client answers op 11, so it stays connected.
+  await eventually('three beats arrive', async () => assert.ok(c.frames.filter((f) => f.op === 1).length >= 3), 10000);
   assert.ok(c.frames.filter((f) => f.op === 1).every((f) => f.d && !('tries' in f.d)), 'acked beats carry no tries');
   assert.strictEqual(c.ws.readyState, c.ws.OPEN);
 

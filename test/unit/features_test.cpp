@@ -374,3 +374,93 @@ TEST_CASE("re-authenticating as another id takes the old id out of the connected
     drain(ioc);
     CHECK(online == std::vector<bool>{false, false});
 }
+
+TEST_CASE("every refusal raises the error event once: upgrades refused with 404/403/503 and each close code") {
+    using server_type = memory_server<mesa::heartbeat, mesa::authentication, mesa::version_rule, mesa::rate_limit>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.path = "/ws";
+    o.max_connections = 9;
+    o.max_frame_bytes = 1024;
+    o.max_backlog_bytes = 1000;
+    o.allowed_origins = {"https://app.example"};
+    o.feature<mesa::heartbeat>().max_attempts = 0;
+    o.feature<mesa::authentication>().timeout = std::chrono::hours(1);
+    o.feature<mesa::version_rule>().version = "1.5.8";
+    o.feature<mesa::rate_limit>().burst = 3;
+    o.feature<mesa::rate_limit>().messages_per_second = 1;
+    server_type s{ioc, o};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const&, mesa::authentication::done done) { done.fail("bad token"); });
+    s.start();
+
+    auto expect_one_error = [&](std::string const& what) {
+        CAPTURE(what);
+        CHECK(errors.size() == 1);
+        errors.clear();
+    };
+    CHECK(s.transport().connect("/elsewhere")->http_status() == 404);
+    expect_one_error("404");
+    CHECK(s.transport().connect("/ws", "https://evil.example")->http_status() == 403);
+    expect_one_error("403");
+
+    // One peer per close code; each refusal is checked alone.
+    auto open_peer = [&] {
+        auto p = s.transport().connect("/ws");
+        drain(ioc);
+        REQUIRE(p->open());
+        return p;
+    };
+    auto refused_with = [&](std::uint16_t code, auto&& provoke) {
+        CAPTURE(code);
+        auto p = open_peer();
+        provoke(*p);
+        drain(ioc);
+        CHECK(p->close_code() == code);
+        expect_one_error(std::to_string(code));
+    };
+    refused_with(1002, [](auto& p) { p.send_text(mesa::test::frame("CLIENT_VERSION", object{{"v", "0.0.1"}})); });
+    refused_with(1003, [](auto& p) { p.send_binary("\x01"); });
+    refused_with(1007, [](auto& p) { p.send_text("not json"); });
+    refused_with(1008, [](auto& p) { p.send_text(mesa::test::auth_with({})); });
+    refused_with(1009, [](auto& p) { p.send_text(std::string(2000, ' ')); });
+    refused_with(4000, [&](auto&) {
+        s.feature<mesa::heartbeat>().sweep();  // the first beat
+        s.feature<mesa::heartbeat>().sweep();  // unanswered: past max_attempts 0
+    });
+    refused_with(4002, [&](auto& p) {
+        p.stall();
+        s.send_to(*s.clients().back(), mesa::message("BIG", object{{"p", std::string(2000, 'x')}}));
+    });
+    refused_with(4003, [](auto& p) {
+        for (int i = 0; i < 5; ++i) p.send_text(mesa::test::frame("SPAM"));
+    });
+
+    // 4001 on a server whose timeout is short.
+    {
+        auth_server::options ao;
+        ao.feature<mesa::authentication>().timeout = std::chrono::milliseconds(10);
+        auth_server a{ioc, ao};
+        a.on_error([&](auto const& e) { errors.push_back(e.what); });
+        a.start();
+        auto late = a.transport().connect("/");
+        CHECK(run_until(ioc, [&] { return !late->open(); }));
+        CHECK(late->close_code() == mesa::close_code::authentication_timeout);
+        drain(ioc);
+        expect_one_error("4001");
+    }
+
+    // 503: nine open connections fill the server.
+    std::vector<mesa::transport::memory::connection_ptr> filling;
+    while (s.clients().size() < 9) filling.push_back(open_peer());
+    CHECK(s.transport().connect("/ws")->http_status() == 503);
+    expect_one_error("503");
+
+    // Closes that are not refusals raise nothing.
+    filling.back()->close(1000);
+    s.clients().front()->disconnect(1000);
+    drain(ioc);
+    CHECK(errors.empty());
+}

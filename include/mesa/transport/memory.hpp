@@ -105,12 +105,14 @@ public:
     /// peer closed with its HTTP status set.
     connection_ptr connect(std::string const& target = "/", std::string const& origin = {}) {
         connection_ptr con(new connection(this));
-        if (!listening_ || !path_matches(settings_.path, target)) {
-            con->http_status_ = listening_ ? 404 : 503;
+        if (!listening_) {
+            con->http_status_ = 503;  // as a real listener that stopped: no event
             return con;
         }
-        if (int refused = events_.admit ? events_.admit(origin) : 0) {
+        int const refused = !path_matches(settings_.path, target) ? 404 : events_.admit ? events_.admit(origin) : 0;
+        if (refused) {
             con->http_status_ = refused;
+            if (events_.on_refused) events_.on_refused(refused, target, origin);
             return con;
         }
         con->http_status_ = 101;

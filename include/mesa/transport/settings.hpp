@@ -42,6 +42,9 @@ struct events {
     /// is the HTTP status it is refused with (503 when full, 403 for a
     /// foreign Origin).
     std::function<int(std::string_view origin)> admit;
+    /// An upgrade the transport refused (by `admit`, or itself: 404 for
+    /// another path, 400 for a malformed handshake) with HTTP `status`.
+    std::function<void(int status, std::string_view target, std::string_view origin)> on_refused;
 };
 
 }  // namespace mesa::transport

@@ -192,7 +192,17 @@ private:
 
     void failed(websocketpp::connection_hdl h) {
         auto con = lock(h);
-        if (con && con->context) events_.on_close(con, websocketpp::close::status::abnormal_close, "connection failed");
+        if (!con) return;
+        if (con->context) {
+            events_.on_close(con, websocketpp::close::status::abnormal_close, "connection failed");
+            return;
+        }
+        // A refused upgrade (validate(), or websocketpp's own 4xx for a
+        // malformed handshake); plain HTTP requests end here too, and a peer
+        // that left mid-handshake has no status.
+        int const status = con->get_response_code();
+        if (status >= 400 && !con->get_request_header("Upgrade").empty() && events_.on_refused)
+            events_.on_refused(status, con->get_resource(), con->get_request_header("Origin"));
     }
 
     void http(websocketpp::connection_hdl h) {
