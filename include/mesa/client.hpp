@@ -34,6 +34,8 @@
 // run on that thread and may call any member, but must not destroy the client.
 // Destroying the client closes nothing gracefully: call disconnect() and let
 // the close finish first when the server should see a clean 1000.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>

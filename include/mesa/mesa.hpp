@@ -1,5 +1,7 @@
 #pragma once
 // The umbrella header: everything a server needs.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <mesa/broker/memory.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/dispatcher.hpp>

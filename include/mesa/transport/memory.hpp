@@ -10,6 +10,8 @@
 //   CHECK(peer->received().back() == ...);
 //
 // Thread-safety: none; everything runs on the server's thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 

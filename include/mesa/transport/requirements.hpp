@@ -1,5 +1,7 @@
 #pragma once
 // What a type must provide to be used as the Transport of mesa::server.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 
 #include <cstdint>

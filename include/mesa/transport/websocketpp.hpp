@@ -10,6 +10,8 @@
 // payload) and the same prepared frame is queued on every recipient; a burst
 // of broadcasts is joined into one buffer of whole frames (join()), so it
 // costs each connection one queued message and one write.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <websocketpp/frame.hpp>
 #include <websocketpp/server.hpp>
 

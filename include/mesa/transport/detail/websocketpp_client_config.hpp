@@ -3,6 +3,8 @@
 // websocketpp_config.hpp: one thread (no locks), errors routed to a hook,
 // access logging compiled out, no permessage-deflate. One template over the
 // socket policy serves ws:// (here) and wss:// (websocketpp_client_tls_config.hpp).
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <cstdint>
 #include <mesa/client/options.hpp>
 #include <mesa/transport/detail/websocketpp_config.hpp>  // hook_logger

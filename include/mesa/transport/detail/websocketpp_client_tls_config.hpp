@@ -6,6 +6,8 @@
 // tls.hpp relies on websocketpp's transport headers having been included
 // before it (as websocketpp/config/asio.hpp does): our plain configuration
 // does, and sorts first.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 

@@ -3,6 +3,8 @@
 // strands), errors routed to the server's log hook, access logging compiled
 // out, and a slot on every connection for the server's client object. One
 // template over the socket policy serves ws:// and wss:// alike.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/core.hpp>
 #include <websocketpp/logger/levels.hpp>
