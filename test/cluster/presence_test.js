@@ -80,7 +80,7 @@ test('a gateway killed with SIGKILL is reaped: its users go offline, messages fo
   await b.stop();
 });
 
-test('a redelivery cut short keeps the messages not yet sent', async () => {
+test('a redelivery cut short keeps what was not confirmed, in order', async () => {
   const g = await gateway('R', { SYNC_REDELIVERY_INTERVAL: '300' });
   for (let n = 1; n <= 10; n++) await dispatch(g, { message: { t: 'N', d: { n } }, recipients: ['pat'] });
   const pat = await connectAs(g, 'pat');
@@ -88,13 +88,18 @@ test('a redelivery cut short keeps the messages not yet sent', async () => {
   pat.disconnect(1000);
   await pat.closed;
   const first = ofType(pat, 'N').length;
+  // What was not sent, and what was sent but not confirmed by an op 11 before
+  // the close (at least once: the last received may come again), is put back.
   await eventually('the rest put back', async () => {
     const stored = JSON.parse((await redis.hget('undelivered_messages', 'pat')) || '[]');
-    assert.strictEqual(stored.length, 10 - first);
+    assert.ok(stored.length >= 10 - first && stored.length <= 10, `${stored.length} stored after ${first} received`);
+    assert.strictEqual(stored[stored.length - 1].d.n, 10);
   }, 5000);
   const again = await connectAs(g, 'pat');
-  await eventually('the rest redelivered', () => assert.strictEqual(ofType(again, 'N').length, 10 - first), 10000);
-  assert.deepStrictEqual(ofType(again, 'N').map((m) => m.data.n), Array.from({ length: 10 - first }, (_, i) => first + i + 1));
+  await eventually('the rest redelivered', () => assert.strictEqual(ofType(again, 'N').slice(-1)[0]?.data.n, 10), 10000);
+  const rest = ofType(again, 'N').map((m) => m.data.n);
+  assert.ok(rest[0] <= first + 1, `nothing lost: ${first} received, then ${rest}`);
+  assert.deepStrictEqual(rest, Array.from({ length: rest.length }, (_, i) => rest[0] + i), 'in order, each once');
   again.disconnect(1000);
   await g.stop();
 });

@@ -96,7 +96,12 @@ test('bad input and broken rules: 1002, 1003, 1007, 1008, 1009, 4003 with one er
   assert.strictEqual(await expectError(g, /authentication failed: bad signature/, closedAfter(g, badToken)), 1008);
   // One byte over the default max_frame_bytes (1 MiB).
   const huge = (ws) => ws.send(JSON.stringify({ op: 0, d: { p: 'x'.repeat(1 << 20) }, t: 'HUGE' }));
-  assert.strictEqual(await expectError(g, /connection closed with 1009/, closedAfter(g, huge)), 1009);
+  // The gateway closes with 1009 (its error event says so); websocketpp then
+  // stops reading, so while the client is still writing the rest of the
+  // megabyte the kernel may reset the connection before the client reads
+  // the close frame: it then sees 1006. The lean transport (issue #13)
+  // drains the rest instead.
+  assert.ok([1009, 1006].includes(await expectError(g, /connection closed with 1009/, closedAfter(g, huge))));
   // The rate limit is on by default: 50 frames/s, bursts of 100.
   const flood = (ws) => { for (let i = 0; i < 150; i++) ws.send(JSON.stringify({ op: 0, d: { i }, t: 'FLOOD' })); };
   assert.strictEqual(await expectError(g, /messages per second/, closedAfter(g, flood)), 4003);
