@@ -348,8 +348,8 @@ public:
         if (!c.open_ || c.closing_) return false;
         bool held = false;
         std::apply([&](auto&... comp) { held = (comp.hold(c, m, f, seq) || ...); }, components_);
-        if (held) return true;
-        flush_broadcasts();  // keeps each client's messages in the order they were sent
+        if (held) return c.open_ && !c.closing_;  // a feature holding too much closes the client
+        flush_broadcasts();                       // keeps each client's messages in the order they were sent
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(f);
