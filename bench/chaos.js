@@ -115,6 +115,7 @@ const stats = {
   sent: 0,
   retries503: 0,
   retriesFailed: 0, // no answer: refused, reset, timeout
+  failedBy: {},
   badStatus: [],
   opened: 0,
   authenticated: 0,
@@ -176,7 +177,7 @@ async function startGateway (g) {
   fs.closeSync(logFd);
   g.proc = proc;
   g.alive = true;
-  g.killing = false;
+  g.killing = true; // not in use until it is up
   proc.exited.then(({ code, signal }) => {
     g.alive = false;
     if (!g.killing) {
@@ -191,6 +192,7 @@ async function startGateway (g) {
   }, 20000);
   g.url = `ws://127.0.0.1:${g.port}`;
   g.agent = new http.Agent({ keepAlive: true, maxSockets: cfg.senders });
+  g.killing = false; // in use from now on
 }
 
 const liveGateways = () => gateways.filter((g) => g.alive && !g.killing);
@@ -325,7 +327,7 @@ function post (g, body) {
       res.on('error', () => resolve({ status: 0 }));
     });
     req.setTimeout(10000, () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve({ status: 0 }));
+    req.on('error', (e) => resolve({ status: 0, error: e.code || e.message }));
     req.end(text);
   });
 }
@@ -341,7 +343,10 @@ async function deliverOne (sender, n, userIndex) {
     const r = await post(g, body);
     if (r.status === 202) return true;
     if (r.status === 503) stats.retries503++;
-    else if (r.status === 0) stats.retriesFailed++;
+    else if (r.status === 0) {
+      stats.retriesFailed++;
+      stats.failedBy[r.error] = (stats.failedBy[r.error] || 0) + 1;
+    }
     else {
       stats.badStatus.push(`${r.status} ${r.body}`);
       return false;
@@ -535,6 +540,7 @@ async function main () {
     received_not_sent: phantom,
     retries_503: stats.retries503,
     retries_no_answer: stats.retriesFailed,
+    no_answer_by_error: stats.failedBy,
     sockets_opened: stats.opened,
     sockets_authenticated: stats.authenticated,
     sockets_failed_to_open: stats.openFailed,
