@@ -226,6 +226,10 @@ private:
         events_.on_http(request, [con](http_response response) {
             con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
             for (auto const& [name, value] : response.headers) con->replace_header(name, value);
+            // websocketpp closes the connection after an HTTP response; saying
+            // so keeps HTTP/1.1 keep-alive clients from sending their next
+            // request on it (ECONNRESET, and a POST they cannot safely retry).
+            con->replace_header("Connection", "close");
             con->set_body(std::move(response.body));
             websocketpp::lib::error_code ignored;  // the client may be gone
             con->send_http_response(ignored);
