@@ -142,7 +142,8 @@ private:
                          dispatches = dispatches_](std::error_code ec) {
             if (ec) {
                 auto r = error(503, "the broker did not take the message (" + ec.message() +
-                                        "); nothing was sent or stored, retry");
+                                        "); it was neither stored nor sent to other gateways (this gateway's own "
+                                        "clients may have it), retry");
                 r.headers.emplace_back("Retry-After", "1");
                 return respond(std::move(r));
             }

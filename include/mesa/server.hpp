@@ -182,6 +182,9 @@ public:
             presence_.restored();
             for_each_component([](auto& c) { c.on_broker_restored(); });
         });
+        broker_.on_resubscribed([this, alive = alive_] {
+            if (*alive) for_each_component([](auto& c) { c.on_resubscribed(); });
+        });
         presence_.start();
         transport::events<connection_ptr> ev;
         ev.on_open = [this](connection_ptr const& con) { opened(con); };

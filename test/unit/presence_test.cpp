@@ -247,3 +247,31 @@ TEST_CASE("live messages wait behind the backlog being redelivered") {
     for (int i = 0; i < 4; ++i) CHECK(got[i].d.at("n").as_int64() == i + 1);
     CHECK_FALSE(got[3].s.has_value());
 }
+
+TEST_CASE("a socket that authenticates gets what its id's other sockets were sent and did not confirm, first") {
+    // u's only socket is on an instance that crashed and is not reaped yet:
+    // a message for u is published to it and kept in u's outbox.
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    instance b{hub};
+    {
+        instance a{hub};
+        mesa::test::connect_as(*a.server, "u");
+        drain(a.ioc);
+    }
+    b.server->send(mesa::message("N", object{{"n", 1}}), {"u"});
+    drain(b.ioc);
+    auto tab = mesa::test::connect_as(*b.server, "u");
+    tab->answer_heartbeats();
+    drain(b.ioc);
+    b.server->send(mesa::message("N", object{{"n", 2}}), {"u"});
+    drain(b.ioc);
+    auto got = of_type(*tab, "N");
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].d.at("n").as_int64() == 1);
+    CHECK(got[1].d.at("n").as_int64() == 2);
+
+    // Confirmed by the tab: a later socket gets nothing again.
+    auto later = mesa::test::connect_as(*b.server, "u");
+    drain(b.ioc);
+    CHECK(of_type(*later, "N").empty());
+}

@@ -29,10 +29,13 @@ struct route_result {
 };
 using route_handler = std::function<void(std::error_code, route_result)>;
 
-/// A message taken from a backlog into its id's outbox, under `seq`.
+/// A message for a socket that authenticated: from its id's outbox
+/// (`from_outbox`: sent before, not confirmed), or taken from its backlog into
+/// the outbox, under `seq`.
 struct taken_message {
     std::int64_t seq = 0;
     std::string text;
+    bool from_outbox = false;
 };
 /// What sync_take took; `given_up`: the id's redeliveries went unconfirmed too
 /// often, so the messages were removed instead (their seqs are 0).

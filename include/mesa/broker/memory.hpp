@@ -89,6 +89,8 @@ public:
     bool connected() const noexcept { return true; }
     /// Never called: process memory cannot be lost while the process lives.
     void on_restored(std::function<void()>) {}
+    /// Never called: subscriptions in process memory are never lost.
+    void on_resubscribed(std::function<void()>) {}
 
     /// Delivers every later publication on `channel` to `handler` on this
     /// broker's executor, until the broker is destroyed.
@@ -167,13 +169,12 @@ public:
     /// how many entries were dropped.
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
-        append(hash, field, std::move(message), max_entries, false, std::move(done));
-    }
-
-    /// As backlog_append, but puts `message` first (before every stored one).
-    void backlog_prepend(std::string const& hash, std::string const& field, std::string message,
-                         std::size_t max_entries, count_handler done = {}) {
-        append(hash, field, std::move(message), max_entries, true, std::move(done));
+        std::int64_t dropped = 0;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            dropped = append_locked(hash, field, {std::move(message)}, max_entries, false);
+        }
+        if (done) post([done = std::move(done), dropped] { done({}, dropped); });
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically.
@@ -334,25 +335,31 @@ public:
         {
             std::lock_guard lock(hub_->mutex_);
             auto& table = hub_->presence_[k.presence()];
+            auto& outbox = table.outboxes[id];
+            std::vector<std::string> texts;
             auto& backlogs = hub_->backlogs_[k.undelivered_messages()];
             if (auto it = backlogs.find(id); it != backlogs.end()) {
-                auto texts = std::move(it->second);
+                texts = std::move(it->second);
                 backlogs.erase(it);
-                if (!texts.empty()) {
-                    auto& attempts = table.attempts[id];
-                    if (max_attempts && ++attempts > static_cast<std::int64_t>(max_attempts)) {
-                        table.attempts.erase(id);
-                        r.given_up = true;
-                        for (auto& t : texts) r.messages.push_back({0, std::move(t)});
-                    } else {
-                        for (auto& t : texts) {
-                            auto const seq = ++table.seqs;
-                            table.outboxes[id].emplace(seq, t);
-                            r.messages.push_back({seq, std::move(t)});
-                        }
+            }
+            if (!texts.empty() || !outbox.empty()) {
+                auto& attempts = table.attempts[id];
+                if (max_attempts && ++attempts > static_cast<std::int64_t>(max_attempts)) {
+                    table.attempts.erase(id);
+                    r.given_up = true;
+                    for (auto& entry : outbox) r.messages.push_back({0, std::move(entry.second), false});
+                    for (auto& t : texts) r.messages.push_back({0, std::move(t), false});
+                    outbox.clear();
+                } else {
+                    for (auto const& [seq, text] : outbox) r.messages.push_back({seq, text, true});
+                    for (auto& t : texts) {
+                        auto const seq = ++table.seqs;
+                        outbox.emplace(seq, t);
+                        r.messages.push_back({seq, std::move(t), false});
                     }
                 }
             }
+            if (outbox.empty()) table.outboxes.erase(id);
         }
         post([done = std::move(done), r = std::move(r)]() mutable { done({}, std::move(r)); });
     }
@@ -408,16 +415,6 @@ private:
         for (auto& entry : it->second) texts.push_back(std::move(entry.second));
         table.outboxes.erase(it);
         append_locked(k.undelivered_messages(), id, std::move(texts), 0, true);
-    }
-
-    void append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
-                bool front, count_handler done) {
-        std::int64_t dropped = 0;
-        {
-            std::lock_guard lock(hub_->mutex_);
-            dropped = append_locked(hash, field, {std::move(message)}, max_entries, front);
-        }
-        if (done) post([done = std::move(done), dropped] { done({}, dropped); });
     }
 
     // Takes `instance`'s contribution out of the cluster's state; the hub's lock is held.

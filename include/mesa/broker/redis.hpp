@@ -82,6 +82,12 @@ public:
     /// owners re-register what they keep there (ids, portal membership).
     void on_restored(std::function<void()> handler) { state_->restored_ = std::move(handler); }
 
+    /// Called each time every subscription is active again after the
+    /// subscription connection was lost (not on the first connection):
+    /// publications made meanwhile were lost, as with Redis itself, so owners
+    /// resend what they keep for that case (sync's outboxes).
+    void on_resubscribed(std::function<void()> handler) { state_->resubscribed_ = std::move(handler); }
+
     /// Delivers every publication on `channel` to `handler` until the broker is
     /// destroyed, across reconnections (publications made while the
     /// subscription connection is down are lost, as with Redis itself). `done`
@@ -198,13 +204,8 @@ public:
     /// with server_error.
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
-        append(hash, field, std::move(message), max_entries, false, std::move(done));
-    }
-
-    /// As backlog_append, but puts `message` first (before every stored one).
-    void backlog_prepend(std::string const& hash, std::string const& field, std::string message,
-                         std::size_t max_entries, count_handler done = {}) {
-        append(hash, field, std::move(message), max_entries, true, std::move(done));
+        state_->eval(script::backlog_append, {hash, field, std::move(message), std::to_string(max_entries)}, 1,
+                     integer_reply("backlog append", std::move(done)));
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
@@ -317,26 +318,16 @@ public:
     void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
         auto args = cluster_args(k, id);
         args.push_back(std::to_string(max_attempts));
-        state_->eval(
-            script::sync_take, std::move(args), cluster_keys,
-            state_->guard(
-                [done = std::move(done)](std::error_code ec, redisReply const* reply) {
-                    take_result r;
-                    if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1))
-                        ec = redis_errc::unexpected_reply;
-                    if (!ec) {
-                        r.given_up = detail::redis_text(*reply->element[0]) == "given_up";
-                        for (std::size_t i = 1; i < reply->elements; i += r.given_up ? 1 : 2) {
-                            if (r.given_up)
-                                r.messages.push_back({0, std::string(detail::redis_text(*reply->element[i]))});
-                            else if (i + 1 < reply->elements)
-                                r.messages.push_back({parse_seq(*reply->element[i]),
-                                                      std::string(detail::redis_text(*reply->element[i + 1]))});
-                        }
-                    }
-                    if (done) done(ec, std::move(r));
-                },
-                "sync take"));
+        state_->eval(script::sync_take, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             take_result r;
+                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1))
+                                 ec = redis_errc::unexpected_reply;
+                             if (!ec) r = taken(*reply);
+                             if (done) done(ec, std::move(r));
+                         },
+                         "sync take"));
     }
 
     void sync_confirm(mesa::keys const& k, std::string const& id, std::vector<std::int64_t> const& seqs,
@@ -352,13 +343,6 @@ public:
     }
 
 private:
-    void append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
-                bool front, count_handler done) {
-        state_->eval(script::backlog_append,
-                     {hash, field, std::move(message), std::to_string(max_entries), front ? "1" : "0"}, 1,
-                     integer_reply("backlog append", std::move(done)));
-    }
-
     static constexpr std::size_t cluster_keys = 9;
 
     // The KEYS of every cluster script (redis_scripts.hpp), then ARGV[1]
@@ -387,6 +371,21 @@ private:
         auto const text = detail::redis_text(reply);
         std::from_chars(text.data(), text.data() + text.size(), value);
         return value;
+    }
+    // {'taken', n, seq, text, ...} (the first n from the outbox) or {'given_up', text, ...}.
+    static take_result taken(redisReply const& reply) {
+        take_result r;
+        r.given_up = detail::redis_text(*reply.element[0]) == "given_up";
+        if (r.given_up) {
+            for (std::size_t i = 1; i < reply.elements; ++i)
+                r.messages.push_back({0, std::string(detail::redis_text(*reply.element[i])), false});
+            return r;
+        }
+        auto const from_outbox = reply.elements > 1 ? static_cast<std::size_t>(reply.element[1]->integer) : 0;
+        for (std::size_t i = 2; i + 1 < reply.elements; i += 2)
+            r.messages.push_back({parse_seq(*reply.element[i]), std::string(detail::redis_text(*reply.element[i + 1])),
+                                  r.messages.size() < from_outbox});
+        return r;
     }
     static std::vector<std::string> texts(redisReply const& reply) {
         std::vector<std::string> out;
@@ -536,6 +535,8 @@ private:
         void resubscribe() {
             subscriber_down_ = false;
             if (channels_.empty()) return;
+            renewing_ = subscribed_once_;
+            subscribed_once_ = true;
             std::vector<std::string_view> args;
             args.reserve(channels_.size() + 1);
             args.emplace_back("SUBSCRIBE");
@@ -579,6 +580,11 @@ private:
                 }
             } else if (kind == "subscribe") {
                 confirmed_.insert(channel);
+                if (renewing_ && confirmed_.size() >= channels_.size()) {
+                    renewing_ = false;
+                    if (resubscribed_) resubscribed_();
+                    if (stopped_) return;
+                }
                 auto it = awaiting_.find(channel);
                 if (it == awaiting_.end()) return;
                 auto dones = std::move(it->second);
@@ -596,6 +602,9 @@ private:
         std::shared_ptr<std::array<std::string, script_count>> sha_ =
             std::make_shared<std::array<std::string, script_count>>();
         std::function<void()> restored_;
+        std::function<void()> resubscribed_;
+        bool subscribed_once_ = false;
+        bool renewing_ = false;  // subscriptions sent again after a lost connection, not all confirmed yet
         bool commands_were_ready_ = false;
         std::shared_ptr<detail::redis_connection> commands_, subscriber_;
         bool stopped_ = false;

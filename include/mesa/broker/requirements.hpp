@@ -39,9 +39,11 @@
 //       gets it published; an offline id gets it appended to its backlog.
 //       `done` runs once the broker has taken it (ec: it has not);
 //   sync_take(keys, id, max_attempts, done(ec, take_result))
-//       moves the id's backlog into its outbox, each message under a new seq,
-//       or removes it (given_up) when its redeliveries went unconfirmed more
-//       than max_attempts times in a row;
+//       what a socket of the id that just authenticated must be sent, oldest
+//       first: the id's outbox (not confirmed by any socket), then its
+//       backlog, moved into the outbox under new seqs; or both removed
+//       (given_up) when its redeliveries went unconfirmed more than
+//       max_attempts times in a row;
 //   sync_confirm(keys, id, seqs, done)
 //       a socket of the id received those: they leave its outbox.
 #include <asio/any_io_executor.hpp>
@@ -96,8 +98,6 @@ template <class B>
 struct has_backlog<B,
                    std::void_t<decltype(std::declval<B&>().backlog_append(std::string(), std::string(), std::string(),
                                                                           std::size_t(), count_handler())),
-                               decltype(std::declval<B&>().backlog_prepend(std::string(), std::string(), std::string(),
-                                                                           std::size_t(), count_handler())),
                                decltype(std::declval<B&>().backlog_take(std::string(), std::string(), take_handler()))>>
     : std::true_type {};
 
@@ -135,8 +135,9 @@ template <class B, class = void>
 struct has_health : std::false_type {};
 template <class B>
 struct has_health<B, std::void_t<decltype(bool(std::declval<B const&>().connected())),
-                                 decltype(std::declval<B&>().on_restored(std::function<void()>()))>> : std::true_type {
-};
+                                 decltype(std::declval<B&>().on_restored(std::function<void()>())),
+                                 decltype(std::declval<B&>().on_resubscribed(std::function<void()>()))>>
+    : std::true_type {};
 
 }  // namespace detail
 
@@ -152,7 +153,7 @@ constexpr bool check() {
     static_assert(detail::has_sets<B>::value, "Broker requirement: set_add / set_remove / set_contains / set_members");
     static_assert(detail::has_counters<B>::value, "Broker requirement: counter_add / counter_get");
     static_assert(detail::has_backlog<B>::value,
-                  "Broker requirement: backlog_append / backlog_prepend(hash, field, message, max, handler) and "
+                  "Broker requirement: backlog_append(hash, field, message, max, handler) and "
                   "backlog_take(hash, field, handler)");
     static_assert(detail::has_presence<B>::value,
                   "Broker requirement: presence_register / presence_change / presence_renew / presence_reap / "
@@ -161,7 +162,8 @@ constexpr bool check() {
                   "Broker requirement: sync_route / sync_take / sync_confirm and publish(channel, payload, completion) "
                   "(lossless sync, see requirements.hpp)");
     static_assert(detail::has_health<B>::value,
-                  "Broker requirement: connected() and on_restored(handler) (called when a lost connection is back)");
+                  "Broker requirement: connected(), on_restored(handler) (called when a lost connection is back) and "
+                  "on_resubscribed(handler) (called when lost subscriptions are active again)");
     return true;
 }
 

@@ -41,6 +41,9 @@ struct hooks {
     /// (it had been reaped, or the broker lost its state): messages stored
     /// for its ids meanwhile wait in their backlogs.
     void on_registered_again() {}
+    /// The broker's subscriptions are active again after they were lost:
+    /// publications made meanwhile never arrived.
+    void on_resubscribed() {}
     /// Adds the feature's fields and rules to the hello (op 10).
     void on_hello(json::object&, json::array&) const {}
     template <class Client>

@@ -74,6 +74,9 @@ struct sync {
         std::uint32_t acks = 0;   // op 11 received on it
         // Outbox seqs sent here, each with the number of the op 1 whose op 11 confirms it.
         std::vector<std::pair<std::uint32_t, std::int64_t>> unconfirmed;
+        // Hash of the id whose backlog this connection took (0: none): an op 2
+        // again for the same id does not redeliver.
+        std::size_t took_for = 0;
     };
 
     template <class Server>
@@ -118,21 +121,20 @@ struct sync {
 
         void on_authenticated(client& c) {
             if (!options_.enabled) return;
+            auto& s = c.template state<sync>();
+            auto const id = std::hash<std::string>()(c.id()) | 1;  // never 0
+            if (s.took_for == id) return;
+            s.took_for = id;
             take_backlog(c);
         }
 
         // Messages stored for our ids while this instance was counted out of
-        // the cluster (reaped, or the broker lost its state) go to one of
-        // each id's clients now.
-        void on_registered_again() {
-            if (!options_.enabled) return;
-            std::unordered_set<std::string> seen;
-            for (auto const& c : server_->clients()) {
-                if (c->id().empty() || !c->is_open() || holding_.count(c.get())) continue;
-                if (!c->template state<authentication>().should_sync) continue;
-                if (seen.insert(c->id()).second) take_backlog(*c);
-            }
-        }
+        // the cluster (reaped, or the broker lost its state), and messages
+        // published while our subscription was being renewed (they wait in
+        // their outboxes), go to each client now, in order, before anything
+        // newer (at least once: some may have arrived already).
+        void on_registered_again() { catch_up(); }
+        void on_resubscribed() { catch_up(); }
 
         template <class Client>
         void on_parsed(Client& c, message const& m) {
@@ -174,25 +176,33 @@ struct sync {
             if (releasing_ || m.op != opcode::dispatch) return false;
             auto it = holding_.find(&c);
             if (it == holding_.end()) return false;
-            if (options_.max_backlog && it->second.size() >= options_.max_backlog) {
+            if (options_.max_backlog && it->second.waiting.size() >= options_.max_backlog) {
                 server_->report("sync: more live messages than max_backlog waited behind the redelivery",
                                 c.shared_from_this());
                 server_->close(c, close_code::backlog_exceeded, "send backlog exceeded");
                 holding_.erase(it);
                 return true;
             }
-            it->second.push_back({m, f, seq});
+            it->second.waiting.push_back({m, f, seq});
             return true;
         }
 
     private:
+        void catch_up() {
+            if (!options_.enabled) return;
+            for (auto const& c : server_->clients()) {
+                if (c->id().empty() || !c->is_open() || holding_.count(c.get())) continue;
+                if (c->template state<authentication>().should_sync) take_backlog(*c);
+            }
+        }
+
         // Marks `c` online before this is called (authentication does), so a
         // message sent meanwhile is either in the backlog taken here or
         // published to `c`, where it waits behind the backlog.
         void take_backlog(client& c) {
             auto self = c.shared_from_this();
             bool const wanted = c.template state<authentication>().should_sync;
-            if (wanted) holding_[&c];
+            if (wanted) holding_[&c];  // live messages wait from now on
             server_->broker().sync_take(
                 server_->keys(), c.id(), wanted ? options_.max_attempts : 0,
                 [this, weak = std::weak_ptr<client>(self), id = c.id(), wanted, alive = std::weak_ptr<bool>(alive_)](
@@ -209,8 +219,9 @@ struct sync {
                         taken.messages.clear();
                     }
                     if (!wanted) {
-                        // shouldSync: false drops the backlog (the reference's behaviour).
-                        confirm_all(id, taken.messages);
+                        // shouldSync: false drops the backlog (the reference's
+                        // behaviour); the outbox stays for the id's other sockets.
+                        confirm_backlog(id, taken.messages);
                         return;
                     }
                     // A client gone meanwhile: its messages sit in the outbox,
@@ -220,16 +231,17 @@ struct sync {
                 });
         }
 
-        void confirm_all(std::string const& id, std::vector<broker::taken_message> const& messages) {
+        void confirm_backlog(std::string const& id, std::vector<broker::taken_message> const& messages) {
             std::vector<std::int64_t> seqs;
             for (auto const& m : messages)
-                if (m.seq > 0) seqs.push_back(m.seq);
+                if (m.seq > 0 && !m.from_outbox) seqs.push_back(m.seq);
             if (!seqs.empty()) server_->broker().sync_confirm(server_->keys(), id, seqs);
         }
 
         void sent_from_outbox(client& c, std::int64_t seq) {
             auto& s = c.template state<sync>();
             s.unconfirmed.emplace_back(s.pings + 1, seq);
+            if (auto it = holding_.find(&c); it != holding_.end()) it->second.sent.insert(seq);
             awaiting_ping_.push_back(c.weak_from_this());
             if (awaiting_ping_.size() > 1) return;
             // One op 1 after each batch: its answer confirms the whole batch.
@@ -257,7 +269,11 @@ struct sync {
             if (it == holding_.end()) return;
             auto held = std::move(it->second);
             holding_.erase(it);
-            for (auto const& h : held) server_->deliver(c, h.msg, h.f, h.seq);
+            for (auto const& h : held.waiting) {
+                // The redelivery took it from the outbox and sent it already.
+                if (h.seq > 0 && held.sent.count(h.seq)) continue;
+                server_->deliver(c, h.msg, h.f, h.seq);
+            }
         }
 
         void undeliverable(message const& m, std::vector<std::string> const& ids) {
@@ -356,8 +372,13 @@ struct sync {
             typename Server::frame f;
             std::int64_t seq;
         };
-        // Clients whose backlog is being redelivered, with what waits behind it.
-        std::unordered_map<client*, std::vector<held>> holding_;
+        // Clients whose backlog is being redelivered: what waits behind it,
+        // and the outbox seqs the redelivery sent.
+        struct holding {
+            std::vector<held> waiting;
+            std::unordered_set<std::int64_t> sent;
+        };
+        std::unordered_map<client*, holding> holding_;
         std::vector<std::weak_ptr<client>> awaiting_ping_;  // owed an op 1 (repeats allowed)
         std::unique_ptr<asio::steady_timer> confirm_timer_;
         bool releasing_ = false;  // the redelivery itself is sending

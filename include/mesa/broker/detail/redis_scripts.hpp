@@ -203,10 +203,10 @@ enum class redis_script : std::size_t {
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(redis_script::count)> redis_script_bodies{
     // backlog_append: KEYS[1] hash; ARGV field, message, max entries (0: no
-    // bound), '1' to put it first. Returns how many of the oldest were dropped.
+    // bound). Returns how many of the oldest were dropped.
     R"lua(
 if not is_json(ARGV[2]) then return redis.error_reply('ERR mesa: the message is not JSON') end
-local dropped, err = append(KEYS[1], ARGV[1], ARGV[2], 1, tonumber(ARGV[3]), ARGV[4] == '1')
+local dropped, err = append(KEYS[1], ARGV[1], ARGV[2], 1, tonumber(ARGV[3]), false)
 if not dropped then return redis.error_reply(err) end
 return dropped
 )lua",
@@ -350,29 +350,45 @@ if #published > 0 then
 end
 return {seq, published, stored, dropped, failed}
 )lua",
-    // sync_take: ARGV suffix, id, max attempts (0: no bound). Takes the id's
-    // backlog into its outbox, each message under a new seq, and returns
-    // {'taken', seq, text, seq, text, ...}; when the id's redeliveries went
-    // unconfirmed more than max attempts times in a row, removes it instead
-    // and returns {'given_up', text, ...}.
+    // sync_take: ARGV suffix, id, max attempts (0: no bound). Returns what a
+    // socket of the id that just authenticated must be sent, oldest first:
+    // the id's outbox (sent to its other sockets, or published to a gateway
+    // that died or to a subscription being renewed, and not confirmed), then
+    // its backlog, taken into the outbox under new seqs:
+    // {'taken', n (outbox entries), seq, text, seq, text, ...}. When the id's
+    // redeliveries went unconfirmed more than max attempts times in a row,
+    // removes both instead and returns {'given_up', text, ...}.
     R"lua(
 suffix = ARGV[1]
 local id, limit = ARGV[2], tonumber(ARGV[3])
+local list = redis.call('HGETALL', outbox_of(id))
+local pending = {}
+for k = 1, #list, 2 do pending[#pending + 1] = {list[k], list[k + 1]} end
+table.sort(pending, function(a, b) return a[1] < b[1] end)
+local items = {}
 local raw = redis.call('HGET', KEYS[7], id)
-if not raw then return {'taken'} end
-if not pcall(cjson.decode, raw) or not (raw:match('^%s*%[') or raw:match('^%s*{%s*}%s*$')) then
-  return redis.error_reply(not_an_array)
+if raw then
+  if not pcall(cjson.decode, raw) or not (raw:match('^%s*%[') or raw:match('^%s*{%s*}%s*$')) then
+    return redis.error_reply(not_an_array)
+  end
+  redis.call('HDEL', KEYS[7], id)
+  items = elements(raw)
 end
-redis.call('HDEL', KEYS[7], id)
-local items = elements(raw)
-if #items == 0 then return {'taken'} end
+if #items == 0 and #pending == 0 then return {'taken', 0} end
 local attempts = redis.call('HINCRBY', KEYS[9], id, 1)
 if limit > 0 and attempts > limit then
   redis.call('HDEL', KEYS[9], id)
-  table.insert(items, 1, 'given_up')
-  return items
+  redis.call('DEL', outbox_of(id))
+  local out = {'given_up'}
+  for k = 1, #pending do out[#out + 1] = pending[k][2] end
+  for k = 1, #items do out[#out + 1] = items[k] end
+  return out
 end
-local out = {'taken'}
+local out = {'taken', #pending}
+for k = 1, #pending do
+  out[#out + 1] = pending[k][1]
+  out[#out + 1] = pending[k][2]
+end
 for k = 1, #items do
   local seq = next_seq()
   redis.call('HSET', outbox_of(id), seq, items[k])
