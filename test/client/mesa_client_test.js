@@ -129,7 +129,7 @@ test('mesa-gateway: JWT auth, then a restart on the same port: reconnects, re-au
   // Heartbeats at 100 ms, one attempt allowed: the client answers them (the
   // gateway counts each op 11 as a frame received) and stays connected.
   const received = async () => {
-    const m = (await h.httpRequest(port, 'GET', '/metrics')).body.match(/^mesa_messages_received_total (\d+)$/m);
+    const m = (await h.httpRequest(port, 'GET', '/metrics')).body.match(/^mesa_received_messages_total (\d+)$/m);
     return Number(m[1]);
   };
   const counted = await received();

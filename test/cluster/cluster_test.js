@@ -40,7 +40,7 @@ const health = async (g) => (await h.httpRequest(g.port, 'GET', '/health')).json
 /// The open connections of each instance of `g` (its /metrics gauges, by instance number).
 async function instanceConnections (g) {
   const body = (await h.httpRequest(g.port, 'GET', '/metrics')).body;
-  return [...body.matchAll(/^mesa_instance_connections_open\{instance="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+  return [...body.matchAll(/^mesa_worker_open_connections\{worker="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
 }
 const ok = (what) => console.log(`ok - ${what}`);
 // Library gaps found by a scenario that can go on: reported (and failing the run) at the end.
