@@ -277,6 +277,7 @@ int main(int argc, char** argv) {
 
     CLI::App app{"mesa-client", "mesa-client"};
     app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false, no_sync = false, insecure = false;
     std::optional<std::string> token, token_file, auth, reconnect, linger, client_version, ca, cert, key;
     app.add_flag("-h,--help", help);

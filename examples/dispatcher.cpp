@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
 
     CLI::App app{"mesa-dispatcher", "mesa-dispatcher"};
     app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false;
     std::optional<std::string> given_uri, to_text, exclude_text, disconnect_text, backlog_text, timeout_text;
     app.add_flag("-h,--help", help);

@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
 
     CLI::App app{"mesa-portal", "mesa-portal"};
     app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false;
     std::optional<std::string> given_uri, id, timeout_text;
     app.add_flag("-h,--help", help);

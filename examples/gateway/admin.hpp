@@ -124,13 +124,20 @@ private:
 
         static char const* reason(int status) {
             switch (status) {
-                case 200: return "OK";
-                case 400: return "Bad Request";
-                case 404: return "Not Found";
-                case 405: return "Method Not Allowed";
-                case 431: return "Request Header Fields Too Large";
-                case 503: return "Service Unavailable";
-                default: return "Status";
+                case 200:
+                    return "OK";
+                case 400:
+                    return "Bad Request";
+                case 404:
+                    return "Not Found";
+                case 405:
+                    return "Method Not Allowed";
+                case 431:
+                    return "Request Header Fields Too Large";
+                case 503:
+                    return "Service Unavailable";
+                default:
+                    return "Status";
             }
         }
     };

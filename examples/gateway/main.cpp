@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     // MESA_PORT, --opt=value or --opt value); an option overrides the environment.
     CLI::App app{"mesa-gateway", "mesa-gateway"};
     app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false;
     app.add_flag("-h,--help", help, "print the settings and exit");
     app.add_flag("--version", version, "print the version and exit");

@@ -71,7 +71,16 @@ test('bad usage and URLs exit 2 with a clear message', async () => {
   r = await mesaClient(['ws://127.0.0.1:1', '--auth', '[1]']);
   assert.strictEqual(r.code, 2); assert.match(r.err, /--auth needs a JSON object/);
   r = await mesaClient(['ws://127.0.0.1:1', '--bogus']);
-  assert.strictEqual(r.code, 2); assert.match(r.err, /unknown option --bogus/);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /not expected: --bogus/);
+  // --opt=value as well as --opt value; --version prints the version, --client-version is the announced one.
+  r = await mesaClient(['ws://127.0.0.1:1', '--auth=[1]']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--auth needs a JSON object/);
+  r = await mesaClient(['--version']);
+  assert.strictEqual(r.code, 0); assert.match(r.out, /^mesa-client \d+\.\d+\.\d+\n$/);
+  r = await mesaClient(['ws://127.0.0.1:1', '--client-version']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--client-version/);
+  r = await mesaClient(['ws://127.0.0.1:1', '--token-file=/nonexistent/jwt']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--token-file="\/nonexistent\/jwt": cannot read the file/);
 });
 
 test('no server there: exit 1, saying it cannot connect', async () => {

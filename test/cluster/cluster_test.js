@@ -257,7 +257,7 @@ async function startPortal (args) {
   assert.match(badArg.stderr, /--to and --all exclude each other/);
   const portalBad = spawnSync(portalBin, ['--bogus'], { encoding: 'utf8', timeout: 5000 });
   assert.strictEqual(portalBad.status, 2);
-  assert.match(portalBad.stderr, /unknown argument '--bogus'/);
+  assert.match(portalBad.stderr, /not expected: --bogus/);
   const portalDead = spawnSync(portalBin, ['--redis', `redis://127.0.0.1:${deadPort}`, '--timeout', '1000'], { encoding: 'utf8', timeout: 10000 });
   assert.strictEqual(portalDead.status, 1);
   assert.match(portalDead.stderr, /unreachable within 1000 ms/);
