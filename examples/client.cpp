@@ -25,12 +25,18 @@
 #include <memory>
 #include <mesa/client.hpp>
 #include <mesa/client_tls.hpp>
+#include <mesa/version.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <variant>
+
+#include <CLI/CLI.hpp>
+
+#include "common/secrets.hpp"
 
 namespace {
 
@@ -40,22 +46,26 @@ constexpr int exit_usage = 2;
 constexpr int exit_authentication = 3;
 
 char const usage[] =
-    "usage: mesa-client URL [--token JWT | --auth JSON] [--no-sync] [--reconnect MS] [--linger MS] "
-    "[--version V]\n"
-    "                       [--ca FILE] [--cert FILE --key FILE] [--insecure]\n"
+    "usage: mesa-client URL [--token JWT | --token-file FILE | --auth JSON] [--no-sync] [--reconnect MS]\n"
+    "                       [--linger MS] [--client-version V] [--ca FILE] [--cert FILE --key FILE] [--insecure]\n"
+    "       mesa-client --help | --version\n"
     "\n"
     "Connects to the Mesa server at URL (ws:// or wss://host[:port][/path]), prints every op 0\n"
     "message received as one JSON line on stdout, status lines on stderr, and sends\n"
     "one message per stdin line written as `TYPE {json data}` (data defaults to {};\n"
     "a line starting with '{' is sent as a whole {op,d,t} frame; '#' starts a comment).\n"
     "\n"
-    "  --token JWT     authenticate with {\"token\": JWT} on every (re)connection\n"
+    "  --token JWT     authenticate with {\"token\": JWT} on every (re)connection; else $MESA_TOKEN,\n"
+    "                  else the file named by $MESA_TOKEN_FILE (kept off the command line)\n"
+    "  --token-file FILE  the same, with the JWT read from FILE\n"
     "  --auth JSON     authenticate with this JSON object on every (re)connection\n"
     "  --no-sync       authenticate with shouldSync false (drop messages stored while offline)\n"
     "  --reconnect MS  reconnect after MS even when the server does not advertise reconnects\n"
     "  --linger MS     at end of input, keep printing messages for MS before disconnecting\n"
-    "  --version V     version announced under enforce_equal_versions (default: this library's "
-    "version)\n"
+    "  --client-version V  version announced under enforce_equal_versions (default: this library's\n"
+    "                  version)\n"
+    "  --version       print the tool's version and exit\n"
+    "Options take their value as --opt VALUE or --opt=VALUE.\n"
     "\n"
     "wss:// only (the certificate must be signed by a trusted CA and name the URL's host):\n"
     "  --ca FILE       trust the CAs of this PEM file instead of the system's trust store\n"
@@ -265,64 +275,79 @@ int main(int argc, char** argv) {
     mesa::client_tls_options& tls = set.tls;
     bool tls_flags = false;
 
-    for (int i = 1; i < argc; ++i) {
-        std::string const arg = argv[i];
-        auto value = [&]() -> char const* {
-            if (i + 1 >= argc) {
-                std::cerr << "mesa-client: " << arg << " needs a value\n" << usage;
-                quit(exit_usage);
-            }
-            return argv[++i];
-        };
-        if (arg == "-h" || arg == "--help") {
-            std::cout << usage;
-            return exit_ok;
-        } else if (arg == "--token") {
-            set.credentials = mesa::json::object{{"token", value()}};
-        } else if (arg == "--auth") {
-            boost::system::error_code ec;
-            auto v = mesa::json::parse(value(), ec);
-            if (ec || !v.is_object()) {
-                std::cerr << "mesa-client: --auth needs a JSON object\n";
-                return exit_usage;
-            }
-            set.credentials = std::move(v.get_object());
-        } else if (arg == "--no-sync") {
-            set.auth_options.should_sync = false;
-        } else if (arg == "--reconnect" || arg == "--linger") {
-            auto ms = milliseconds_arg(value());
-            if (!ms || (arg == "--reconnect" && *ms == 0)) {
-                std::cerr << "mesa-client: " << arg << " needs a number of milliseconds\n";
-                return exit_usage;
-            }
-            if (arg == "--linger")
-                set.linger_ms = *ms;
-            else
-                options.fallback_reconnect_interval = std::chrono::milliseconds(*ms);
-        } else if (arg == "--version") {
-            options.version = value();
-        } else if (arg == "--ca") {
-            tls.ca_file = value();
-            tls_flags = true;
-        } else if (arg == "--cert") {
-            tls.certificate_chain_file = value();
-            tls_flags = true;
-        } else if (arg == "--key") {
-            tls.private_key_file = value();
-            tls_flags = true;
-        } else if (arg == "--insecure") {
-            tls.verify_peer = false;
-            tls_flags = true;
-        } else if (!arg.empty() && arg[0] == '-') {
-            std::cerr << "mesa-client: unknown option " << arg << "\n" << usage;
-            return exit_usage;
-        } else if (!url) {
-            url = arg;
-        } else {
-            std::cerr << "mesa-client: one URL only\n" << usage;
+    CLI::App app{"mesa-client", "mesa-client"};
+    app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
+    bool help = false, version = false, no_sync = false, insecure = false;
+    std::optional<std::string> token, token_file, auth, reconnect, linger, client_version, ca, cert, key;
+    app.add_flag("-h,--help", help);
+    app.add_flag("--version", version);
+    app.add_option("url", url);
+    app.add_option("--token", token);
+    app.add_option("--token-file", token_file);
+    app.add_option("--auth", auth);
+    app.add_flag("--no-sync", no_sync);
+    app.add_option("--reconnect", reconnect);
+    app.add_option("--linger", linger);
+    app.add_option("--client-version", client_version);
+    app.add_option("--ca", ca);
+    app.add_option("--cert", cert);
+    app.add_option("--key", key);
+    app.add_flag("--insecure", insecure);
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::ParseError const& e) {
+        std::cerr << "mesa-client: " << e.what() << "\n" << usage;
+        return exit_usage;
+    }
+    if (help) {
+        std::cout << usage;
+        return exit_ok;
+    }
+    if (version) {
+        std::cout << "mesa-client " << mesa::version_string << "\n";
+        return exit_ok;
+    }
+    try {
+        if (token_file) token = tools::read_secret_file("--token-file", *token_file);
+        token = tools::secret("MESA_TOKEN", token);
+    } catch (std::exception const& e) {
+        std::cerr << "mesa-client: " << e.what() << "\n";
+        return exit_usage;
+    }
+    if (token && auth) {
+        std::cerr << "mesa-client: --token (or --token-file, MESA_TOKEN) and --auth exclude each other\n";
+        return exit_usage;
+    }
+    if (token) set.credentials = mesa::json::object{{"token", *token}};
+    if (auth) {
+        boost::system::error_code ec;
+        auto v = mesa::json::parse(*auth, ec);
+        if (ec || !v.is_object()) {
+            std::cerr << "mesa-client: --auth needs a JSON object\n";
             return exit_usage;
         }
+        set.credentials = std::move(v.get_object());
     }
+    if (no_sync) set.auth_options.should_sync = false;
+    for (auto [option, text] : {std::pair{"--reconnect", &reconnect}, std::pair{"--linger", &linger}}) {
+        if (!*text) continue;
+        auto ms = milliseconds_arg(text->value().c_str());
+        if (!ms || (std::string(option) == "--reconnect" && *ms == 0)) {
+            std::cerr << "mesa-client: " << option << " needs a number of milliseconds\n";
+            return exit_usage;
+        }
+        if (std::string(option) == "--linger")
+            set.linger_ms = *ms;
+        else
+            options.fallback_reconnect_interval = std::chrono::milliseconds(*ms);
+    }
+    if (client_version) options.version = *client_version;
+    if (ca) tls.ca_file = *ca;
+    if (cert) tls.certificate_chain_file = *cert;
+    if (key) tls.private_key_file = *key;
+    if (insecure) tls.verify_peer = false;
+    tls_flags = ca || cert || key || insecure;
     if (!url) {
         std::cerr << usage;
         return exit_usage;

@@ -13,6 +13,11 @@
 #include <mesa/broker/redis.hpp>
 #include <mesa/dispatcher.hpp>
 #include <mesa/parse.hpp>
+#include <mesa/version.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -35,9 +40,10 @@
 namespace {
 
 char const* const usage =
-    "usage: mesa-dispatcher --redis URI [--namespace NS] [--sync] [--to id,id | --all]\n"
+    "usage: mesa-dispatcher [--redis URI] [--namespace NS] [--sync] [--to id,id | --all]\n"
     "                       [--exclude id,id] [--max-backlog N] [--timeout MS] [--quiet]\n"
-    "       mesa-dispatcher --redis URI [--namespace NS] --disconnect id,id [--timeout MS]\n"
+    "       mesa-dispatcher [--redis URI] [--namespace NS] --disconnect id,id [--timeout MS]\n"
+    "       mesa-dispatcher --help | --version\n"
     "\n"
     "Reads one message per stdin line and dispatches it to the Mesa cluster on Redis:\n"
     "  TYPE                     an op 0 message of type TYPE with d = {}\n"
@@ -45,7 +51,8 @@ char const* const usage =
     "  {\"op\":0,\"d\":{..},\"t\":..,\"o\":{\"sync\":false}}   a whole message (op defaults to 0)\n"
     "Empty lines and lines starting with '#' are skipped.\n"
     "\n"
-    "  --redis URI       redis://[[user]:password@]host[:port][/db] or unix:///path (required)\n"
+    "  --redis URI       redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
+    "                    else the file named by $REDIS_URI_FILE (one is required)\n"
     "  --namespace NS    the cluster's namespace (Redis names get the suffix _NS)\n"
     "  --sync            store messages for offline ids (undelivered_messages) instead of sending\n"
     "  --to id,id        send to these ids only (default: --all, every client)\n"
@@ -56,6 +63,8 @@ char const* const usage =
     "limit)\n"
     "  --timeout MS      how long to wait for Redis, at start and for the final acknowledgement (default 10000)\n"
     "  --quiet           no summary line on stderr\n"
+    "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
+    "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
     "Exit status: 0 when everything was written to Redis, 1 on a failure, 2 on a bad argument.\n";
 
 std::vector<std::string> split_ids(std::string const& text) {
@@ -140,54 +149,69 @@ int main(int argc, char** argv) {
     long timeout_ms = 10000;
     long max_backlog = 1000;
 
-    for (int i = 1; i < argc; ++i) {
-        std::string const a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) bad_argument(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--help" || a == "-h") {
-            std::cout << usage;
-            return 0;
-        } else if (a == "--redis") {
-            uri = value();
-        } else if (a == "--namespace") {
-            namespace_name = value();
-        } else if (a == "--sync") {
-            sync = true;
-        } else if (a == "--quiet") {
-            quiet = true;
-        } else if (a == "--to") {
-            auto ids = split_ids(value());
-            if (ids.empty()) bad_argument("--to needs at least one id");
-            for (auto const& id : ids)
-                if (id == "*") bad_argument("--to takes ids; use --all for everyone");
-            to = std::move(ids);
-        } else if (a == "--all") {
-            all = true;
-        } else if (a == "--exclude") {
-            exclude = split_ids(value());
-            if (exclude.empty()) bad_argument("--exclude needs at least one id");
-        } else if (a == "--disconnect") {
-            auto ids = split_ids(value());
-            if (ids.empty()) bad_argument("--disconnect needs at least one id");
-            disconnect = std::move(ids);
-        } else if (a == "--max-backlog") {
-            auto const v = value();
-            char* end = nullptr;
-            max_backlog = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end || max_backlog < 0) bad_argument("--max-backlog must be a number >= 0");
-        } else if (a == "--timeout") {
-            auto const v = value();
-            char* end = nullptr;
-            timeout_ms = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
-                bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
-        } else {
-            bad_argument("unknown argument '" + a + "'");
-        }
+    CLI::App app{"mesa-dispatcher", "mesa-dispatcher"};
+    app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
+    bool help = false, version = false;
+    std::optional<std::string> given_uri, to_text, exclude_text, disconnect_text, backlog_text, timeout_text;
+    app.add_flag("-h,--help", help);
+    app.add_flag("--version", version);
+    app.add_option("--redis", given_uri);
+    app.add_option("--namespace", namespace_name);
+    app.add_flag("--sync", sync);
+    app.add_flag("--quiet", quiet);
+    app.add_option("--to", to_text);
+    app.add_flag("--all", all);
+    app.add_option("--exclude", exclude_text);
+    app.add_option("--disconnect", disconnect_text);
+    app.add_option("--max-backlog", backlog_text);
+    app.add_option("--timeout", timeout_text);
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::ParseError const& e) {
+        bad_argument(e.what());
     }
-    if (!uri) bad_argument("--redis URI is required");
+    if (help) {
+        std::cout << usage;
+        return 0;
+    }
+    if (version) {
+        std::cout << "mesa-dispatcher " << mesa::version_string << "\n";
+        return 0;
+    }
+    try {
+        uri = tools::redis_uri(given_uri);
+    } catch (std::exception const& e) {
+        bad_argument(e.what());
+    }
+    if (to_text) {
+        auto ids = split_ids(*to_text);
+        if (ids.empty()) bad_argument("--to needs at least one id");
+        for (auto const& id : ids)
+            if (id == "*") bad_argument("--to takes ids; use --all for everyone");
+        to = std::move(ids);
+    }
+    if (exclude_text) {
+        exclude = split_ids(*exclude_text);
+        if (exclude.empty()) bad_argument("--exclude needs at least one id");
+    }
+    if (disconnect_text) {
+        auto ids = split_ids(*disconnect_text);
+        if (ids.empty()) bad_argument("--disconnect needs at least one id");
+        disconnect = std::move(ids);
+    }
+    if (backlog_text) {
+        char* end = nullptr;
+        max_backlog = std::strtol(backlog_text->c_str(), &end, 10);
+        if (backlog_text->empty() || *end || max_backlog < 0) bad_argument("--max-backlog must be a number >= 0");
+    }
+    if (timeout_text) {
+        char* end = nullptr;
+        timeout_ms = std::strtol(timeout_text->c_str(), &end, 10);
+        if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
+            bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
+    }
+    if (!uri) bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) is required");
     if (to && all) bad_argument("--to and --all exclude each other");
     if (disconnect && (to || all || sync || !exclude.empty()))
         bad_argument("--disconnect takes no --to/--all/--sync/--exclude");

@@ -13,6 +13,11 @@
 // exits 0.
 #include <mesa/broker/redis.hpp>
 #include <mesa/portal.hpp>
+#include <mesa/version.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -34,16 +39,20 @@
 namespace {
 
 char const* const usage =
-    "usage: mesa-portal --redis URI [--namespace NS] [--all-events] [--id ID] [--timeout MS]\n"
+    "usage: mesa-portal [--redis URI] [--namespace NS] [--all-events] [--id ID] [--timeout MS]\n"
+    "       mesa-portal --help | --version\n"
     "\n"
     "Joins the Mesa portal pool on Redis and prints every client event it handles as\n"
     "one JSON line on stdout: {\"type\", \"clientId\"?, \"message\"?}.\n"
     "\n"
-    "  --redis URI     redis://[[user]:password@]host[:port][/db] or unix:///path (required)\n"
+    "  --redis URI     redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
+    "                  else the file named by $REDIS_URI_FILE (one is required)\n"
     "  --namespace NS  the cluster's namespace\n"
     "  --all-events    print every event, not only those the servers addressed to this portal\n"
     "  --id ID         this portal's id in the pool (default: a random UUID)\n"
     "  --timeout MS    how long to wait for Redis at start and on exit (default 10000)\n"
+    "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
+    "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
     "SIGINT/SIGTERM: leave the pool and exit 0. Exit 1 when Redis is unreachable, 2 on a bad argument.\n";
 
 [[noreturn]] void bad_argument(std::string const& why) {
@@ -70,35 +79,47 @@ int main(int argc, char** argv) {
     std::optional<std::string> uri;
     long timeout_ms = 10000;
 
-    for (int i = 1; i < argc; ++i) {
-        std::string const a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) bad_argument(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--help" || a == "-h") {
-            std::cout << usage;
-            return 0;
-        } else if (a == "--redis") {
-            uri = value();
-        } else if (a == "--namespace") {
-            options.namespace_name = value();
-        } else if (a == "--all-events") {
-            options.report_all_events = true;
-        } else if (a == "--id") {
-            options.id = value();
-            if (options.id.empty()) bad_argument("--id must not be empty");
-        } else if (a == "--timeout") {
-            auto const v = value();
-            char* end = nullptr;
-            timeout_ms = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
-                bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
-        } else {
-            bad_argument("unknown argument '" + a + "'");
-        }
+    CLI::App app{"mesa-portal", "mesa-portal"};
+    app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
+    bool help = false, version = false;
+    std::optional<std::string> given_uri, id, timeout_text;
+    app.add_flag("-h,--help", help);
+    app.add_flag("--version", version);
+    app.add_option("--redis", given_uri);
+    app.add_option("--namespace", options.namespace_name);
+    app.add_flag("--all-events", options.report_all_events);
+    app.add_option("--id", id);
+    app.add_option("--timeout", timeout_text);
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::ParseError const& e) {
+        bad_argument(e.what());
     }
-    if (!uri) bad_argument("--redis URI is required");
+    if (help) {
+        std::cout << usage;
+        return 0;
+    }
+    if (version) {
+        std::cout << "mesa-portal " << mesa::version_string << "\n";
+        return 0;
+    }
+    try {
+        uri = tools::redis_uri(given_uri);
+    } catch (std::exception const& e) {
+        bad_argument(e.what());
+    }
+    if (id) {
+        if (id->empty()) bad_argument("--id must not be empty");
+        options.id = *id;
+    }
+    if (timeout_text) {
+        char* end = nullptr;
+        timeout_ms = std::strtol(timeout_text->c_str(), &end, 10);
+        if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
+            bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
+    }
+    if (!uri) bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) is required");
     options.broker.uri = *uri;
     options.broker.on_log = [](std::string text) { std::cerr << "mesa-portal: redis: " << text << "\n"; };
 

@@ -12,19 +12,27 @@
 // Pure but for one check: no sockets, no Asio, so tests parse configurations
 // without a process; TLS_* files are only opened to see that they are readable.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include <sched.h>
+
 #if __has_include(<mesa/broker/detail/redis_uri.hpp>)
 #include <mesa/broker/detail/redis_uri.hpp>
+
+#include "../common/secrets.hpp"
 #define MESA_GATEWAY_CHECKS_REDIS_URI 1
 #endif
 
@@ -33,15 +41,48 @@ namespace gateway {
 /// Most server instances (MESA_THREADS) a gateway runs: beyond the cores of any one machine.
 inline constexpr std::uint32_t max_threads = 256;
 
-/// One server instance per core, as the hardware reports them (1 when it cannot tell).
-inline std::uint32_t default_threads() {
-    return std::clamp<std::uint32_t>(std::thread::hardware_concurrency(), 1, max_threads);
+/// Where the cgroup v2 CPU quota of the process is read (MESA_CGROUP_CPU_MAX).
+inline constexpr char default_cgroup_cpu_max[] = "/sys/fs/cgroup/cpu.max";
+
+/// The CPUs a cgroup v2 `cpu.max` line ("QUOTA PERIOD" or "max PERIOD")
+/// allows, rounded up; nullopt for no limit or a line it does not understand.
+inline std::optional<std::uint32_t> cpus_of_cpu_max(std::string const& line) {
+    unsigned long long quota = 0, period = 0;
+    char tail = 0;
+    if (std::sscanf(line.c_str(), "%llu %llu %c", &quota, &period, &tail) != 2 || period == 0 || quota == 0)
+        return std::nullopt;
+    return static_cast<std::uint32_t>(std::min<unsigned long long>((quota + period - 1) / period, max_threads));
 }
+
+/// The CPUs this process may run on (sched_getaffinity), else the hardware's count.
+inline std::uint32_t affinity_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return static_cast<std::uint32_t>(CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+/// One server instance per CPU the process may use: its affinity mask, bounded
+/// by the cgroup's CPU quota read from `cpu_max_path` (a container limited to
+/// 2 CPUs on a 64-core host runs 2 instances, not 64).
+inline std::uint32_t default_threads(std::string const& cpu_max_path = default_cgroup_cpu_max) {
+    std::uint32_t n = affinity_cpus();
+    std::ifstream in(cpu_max_path);
+    std::string line;
+    if (in && std::getline(in, line)) {
+        if (auto quota = cpus_of_cpu_max(line)) n = std::min(n, *quota);
+    }
+    return std::clamp<std::uint32_t>(n, 1, max_threads);
+}
+
+enum class log_format { text, json };
+enum class log_level { debug, info, warning, error };
 
 /// Everything the gateway reads from its environment. Durations in ms.
 struct config {
     std::uint16_t port = 4500;                      // MESA_PORT (0: any free port, reported at start-up)
-    std::uint32_t threads = default_threads();      // MESA_THREADS: server instances sharing the port
+    std::uint32_t threads = 1;                      // MESA_THREADS: server instances sharing the port (default: CPUs)
     std::optional<std::string> path;                // MESA_PATH; unset: every path is served
     std::string namespace_name;                     // MESA_NAMESPACE
     std::optional<std::string> redis_uri;           // REDIS_URI; unset: single node, in-memory broker
@@ -73,6 +114,12 @@ struct config {
     std::optional<std::string> tls_cert;            // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
     std::optional<std::string> tls_key;             // TLS_KEY: PEM private key of TLS_CERT
     std::optional<std::string> tls_ca;              // TLS_CA: PEM CAs; set: clients must present a certificate
+    std::optional<std::uint16_t> admin_port;        // MESA_ADMIN_PORT: /metrics, /health, /ready there, not public
+    std::string admin_host = "127.0.0.1";           // MESA_ADMIN_HOST
+    std::uint32_t ready_grace_ms = 10000;           // MESA_READY_GRACE: broker outage tolerated by /ready
+    std::uint32_t shutdown_delay_ms = 0;            // MESA_SHUTDOWN_DELAY: /ready 503 before clients are closed
+    gateway::log_format log_format = log_format::text;  // LOG_FORMAT
+    gateway::log_level log_level = log_level::info;     // LOG_LEVEL
 
     /// True when the gateway serves wss:// (TLS_CERT and TLS_KEY set).
     bool tls() const noexcept { return tls_cert && tls_key; }
@@ -92,10 +139,17 @@ inline constexpr std::uint32_t max_duration_ms = 3'600'000;
 inline std::vector<variable> const& variables() {
     static std::vector<variable> const list = {
         {"MESA_PORT", "4500", "TCP port of WebSocket and HTTP (0-65535; 0: any free port)"},
-        {"MESA_THREADS", "number of cores", "server instances sharing the port, one thread each (1-256)"},
+        {"MESA_THREADS", "CPUs the process may use",
+         "server instances sharing the port, one thread each (1-256); default: the CPUs of the affinity mask, "
+         "at most the cgroup's CPU quota"},
+        {"MESA_CGROUP_CPU_MAX", default_cgroup_cpu_max,
+         "cgroup v2 cpu.max file whose quota bounds the default of MESA_THREADS"},
         {"MESA_PATH", "unset: every path", "WebSocket path, e.g. /ws; other paths get 404 on upgrade"},
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
         {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
+        {"REDIS_URI_FILE", "unset", "file holding REDIS_URI (instead of it)"},
+        {"REDIS_PASSWORD", "unset", "password of REDIS_URI, kept out of the URI"},
+        {"REDIS_PASSWORD_FILE", "unset", "file holding REDIS_PASSWORD (instead of it)"},
         {"ENFORCE_EQUAL_VERSIONS", "false", "close (1002) clients whose CLIENT_VERSION differs"},
         {"STORE_MESSAGES", "false", "keep each client's sent/received messages"},
         {"SYNC_ENABLED", "false", "store messages for offline ids, redeliver on authentication"},
@@ -115,8 +169,12 @@ inline std::vector<variable> const& variables() {
         {"AUTH_DISCONNECT_ON_FAIL", "true", "close (1008) a client whose authentication fails"},
         {"AUTH_STORE_CONNECTED_USERS", "true", "keep authenticated ids in the broker's connected set"},
         {"ENABLE_LOGGING", "true", "one stderr line per connection, authentication, disconnection, error"},
+        {"LOG_FORMAT", "text", "text (one line per event) or json (one JSON object per line)"},
+        {"LOG_LEVEL", "info", "least level logged: debug, info, warning or error"},
         {"WS_KEY", "unset: every authentication fails", "HS256 secret of the client JWTs (op 2 {token}; payload id)"},
+        {"WS_KEY_FILE", "unset", "file holding WS_KEY (instead of it)"},
         {"MESA_API_KEY", "unset: no check", "key of POST /dispatch (Authorization: Bearer <key>)"},
+        {"MESA_API_KEY_FILE", "unset", "file holding MESA_API_KEY (instead of it)"},
         {"MESA_MAX_BACKLOG", "1048576", "bytes waiting for a client before it is closed with 4002 (0: no bound)"},
         {"MESA_MAX_CONNECTIONS", "100000", "open connections past which upgrades get HTTP 503 (0: no limit)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
@@ -127,6 +185,13 @@ inline std::vector<variable> const& variables() {
         {"TLS_KEY", "unset", "PEM private key file of TLS_CERT (unencrypted); needs TLS_CERT"},
         {"TLS_CA", "unset: no client certificates",
          "PEM CA file; set: every client must present a certificate it signed"},
+        {"MESA_ADMIN_PORT", "unset: /metrics, /health, /ready on MESA_PORT",
+         "TCP port of /metrics, /health, /ready (0: any free port); set: MESA_PORT answers them with 404"},
+        {"MESA_ADMIN_HOST", "127.0.0.1", "address the admin port listens on"},
+        {"MESA_READY_GRACE", "10000", "ms the broker may be unreachable before /ready answers 503 (0-3600000)"},
+        {"MESA_SHUTDOWN_DELAY", "0",
+         "ms between SIGTERM and closing the clients, while /ready answers 503 (0-3600000)"},
+        {"NOTIFY_SOCKET", "set by systemd", "datagram socket told READY=1 once listening and STOPPING=1 at shutdown"},
     };
     return list;
 }
@@ -134,13 +199,17 @@ inline std::vector<variable> const& variables() {
 /// The text of `mesa-gateway --help`.
 inline std::string help_text() {
     std::string out =
-        "usage: mesa-gateway [--help | --version]\n"
+        "usage: mesa-gateway [--help | --version] [--NAME=VALUE | --NAME VALUE]...\n"
         "\n"
-        "A Mesa WebSocket gateway configured by environment variables. Booleans are\n"
-        "`true` or `false`; durations are milliseconds. An invalid value stops start-up.\n"
+        "A Mesa WebSocket gateway configured by environment variables, or by options\n"
+        "named after them (--mesa-port=4600 for MESA_PORT), which take precedence.\n"
+        "Booleans are `true` or `false`; durations are milliseconds. An invalid value\n"
+        "stops start-up. A secret X may come from the file of X_FILE instead.\n"
         "\n"
         "HTTP on the same port: POST /dispatch {message, recipients?, excluding?},\n"
-        "GET /health, GET /metrics (Prometheus). SIGTERM/SIGINT: graceful shutdown.\n"
+        "GET /health (liveness), GET /ready (readiness), GET /metrics (Prometheus);\n"
+        "the last three on MESA_ADMIN_PORT instead when it is set.\n"
+        "SIGTERM/SIGINT: graceful shutdown.\n"
         "\n"
         "variables (default):\n";
     for (auto const& v : variables()) {
@@ -224,6 +293,36 @@ public:
         out.reset();
     }
 
+    /// A string that must not be empty, from NAME or else from the file named by NAME_FILE (not both).
+    void secret(char const* name, std::optional<std::string>& out) {
+        std::string const file_name = std::string(name) + "_FILE";
+        auto file = env_(file_name.c_str());
+        if (!file) return text(name, out);
+        if (env_(name)) return note(file_name.c_str(), std::string("set with ") + name + " (one or the other)");
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) return fail(file_name.c_str(), *file, "cannot read the file");
+        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
+        if (content.empty()) return fail(file_name.c_str(), *file, "the file is empty");
+        out = std::move(content);
+    }
+
+    /// One of `names` (their index), or a failure listing them.
+    template <class Enum, std::size_t N>
+    void choice(char const* name, Enum& out, char const* const (&names)[N]) {
+        auto v = env_(name);
+        if (!v) return;
+        std::string list;
+        for (std::size_t i = 0; i < N; ++i) {
+            if (*v == names[i]) {
+                out = static_cast<Enum>(i);
+                return;
+            }
+            list += (i ? ", " : "") + std::string(names[i]);
+        }
+        fail(name, *v, "must be one of " + list);
+    }
+
     void note(char const* name, std::string const& why) { errors_.push_back(std::string(name) + ": " + why); }
 
     std::optional<std::string> get(char const* name) { return env_(name); }
@@ -235,6 +334,10 @@ private:
 
 }  // namespace detail
 
+#ifdef MESA_GATEWAY_CHECKS_REDIS_URI
+using tools::with_redis_password;
+#endif
+
 /// Reads every variable through `env`; unset variables keep their defaults.
 inline parsed_config parse_config(env_lookup const& env) {
     parsed_config result;
@@ -242,12 +345,27 @@ inline parsed_config parse_config(env_lookup const& env) {
     detail::reader r(env, result.errors);
 
     r.integer("MESA_PORT", c.port, 0, 65535);
-    r.integer("MESA_THREADS", c.threads, 1, max_threads);
+    std::string cpu_max = default_cgroup_cpu_max;
+    if (auto v = r.get("MESA_CGROUP_CPU_MAX")) cpu_max = *v;
+    if (r.get("MESA_THREADS"))
+        r.integer("MESA_THREADS", c.threads, 1, max_threads);
+    else
+        c.threads = default_threads(cpu_max);
     r.text("MESA_PATH", c.path);
     if (c.path && c.path->front() != '/') r.fail("MESA_PATH", *c.path, "must start with '/'");
     if (auto ns = r.get("MESA_NAMESPACE")) c.namespace_name = *ns;
-    r.text("REDIS_URI", c.redis_uri);
+    r.secret("REDIS_URI", c.redis_uri);
+    std::optional<std::string> redis_password;
+    r.secret("REDIS_PASSWORD", redis_password);
+    if (redis_password && !c.redis_uri) r.note("REDIS_PASSWORD", "needs REDIS_URI");
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
+    if (c.redis_uri && redis_password) {
+        try {
+            c.redis_uri = with_redis_password(*c.redis_uri, *redis_password);
+        } catch (std::exception const& e) {
+            r.note("REDIS_PASSWORD", e.what());
+        }
+    }
     if (c.redis_uri) {
         try {
             (void)mesa::broker::detail::parse_redis_uri(*c.redis_uri);
@@ -274,8 +392,8 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.boolean("AUTH_DISCONNECT_ON_FAIL", c.auth_disconnect_on_fail);
     r.boolean("AUTH_STORE_CONNECTED_USERS", c.auth_store_connected_users);
     r.boolean("ENABLE_LOGGING", c.enable_logging);
-    r.text("WS_KEY", c.ws_key);
-    r.text("MESA_API_KEY", c.api_key);
+    r.secret("WS_KEY", c.ws_key);
+    r.secret("MESA_API_KEY", c.api_key);
     r.integer("MESA_MAX_BACKLOG", c.max_backlog_bytes, 0, 1u << 30);
     r.integer("MESA_MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
     if (auto origins = r.get("MESA_ALLOWED_ORIGINS")) {
@@ -298,6 +416,24 @@ inline parsed_config parse_config(env_lookup const& env) {
     if (cert_set && !key_set) r.note("TLS_KEY", "must be set with TLS_CERT (both or neither)");
     if (key_set && !cert_set) r.note("TLS_CERT", "must be set with TLS_KEY (both or neither)");
     if (r.get("TLS_CA") && !(cert_set && key_set)) r.note("TLS_CA", "needs TLS_CERT and TLS_KEY");
+    if (r.get("MESA_ADMIN_PORT")) {
+        std::uint16_t admin = 0;
+        r.integer("MESA_ADMIN_PORT", admin, 0, 65535);
+        c.admin_port = admin;
+        if (admin != 0 && admin == c.port) r.note("MESA_ADMIN_PORT", "must differ from MESA_PORT");
+    }
+    if (auto host = r.get("MESA_ADMIN_HOST")) {
+        if (host->empty())
+            r.fail("MESA_ADMIN_HOST", *host, "must not be empty (unset it instead)");
+        else
+            c.admin_host = *host;
+    }
+    r.integer("MESA_READY_GRACE", c.ready_grace_ms, 0, max_duration_ms);
+    r.integer("MESA_SHUTDOWN_DELAY", c.shutdown_delay_ms, 0, max_duration_ms);
+    static char const* const formats[] = {"text", "json"};
+    r.choice("LOG_FORMAT", c.log_format, formats);
+    static char const* const levels[] = {"debug", "info", "warning", "error"};
+    r.choice("LOG_LEVEL", c.log_level, levels);
     return result;
 }
 

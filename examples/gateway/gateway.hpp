@@ -17,6 +17,7 @@
 #include <mesa/transport/websocketpp_tls.hpp>
 
 #include <asio/post.hpp>
+#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <atomic>
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -33,11 +35,15 @@
 #include <utility>
 #include <vector>
 
+#include <mesa/version.hpp>
+
+#include "admin.hpp"
 #include "config.hpp"
 #include "http_api.hpp"
 #include "jwt.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "notify.hpp"
 
 namespace gateway {
 
@@ -53,27 +59,34 @@ struct connection_limit {
 };
 
 /// Transport `Base` that refuses upgrades with HTTP 503 while the gateway is
-/// full, before the server's own checks (Origin).
+/// full, before the server's own checks (Origin), and counts every refusal.
 template <class Base>
 class limited_transport : public Base {
 public:
     struct options : Base::options {
         std::shared_ptr<connection_limit> limit;
+        std::shared_ptr<shared_counters> counters;
     };
 
     limited_transport(asio::io_context& ioc, mesa::transport::settings s, options o)
-        : Base(ioc, std::move(s), o), limit_(std::move(o.limit)) {}
+        : Base(ioc, std::move(s), o), limit_(std::move(o.limit)), counters_(std::move(o.counters)) {}
 
     void start(mesa::transport::events<typename Base::connection_ptr> ev) {
         ev.admit = [limit = limit_, admit = std::move(ev.admit)](std::string_view origin) {
             if (limit && limit->full()) return 503;
             return admit ? admit(origin) : 0;
         };
+        ev.on_refused = [counters = counters_, refused = std::move(ev.on_refused)](int status, std::string_view target,
+                                                                                   std::string_view origin) {
+            if (counters) counters->refused(status);
+            if (refused) refused(status, target, origin);
+        };
         Base::start(std::move(ev));
     }
 
 private:
     std::shared_ptr<connection_limit> limit_;
+    std::shared_ptr<shared_counters> counters_;
 };
 
 template <class Transport, class Broker>
@@ -84,7 +97,8 @@ using server_type =
 /// The server options `cfg` describes, for one of the gateway's instances.
 template <class Transport, class Broker>
 typename server_type<Transport, Broker>::options server_options(config const& cfg, typename Broker::options broker,
-                                                                std::shared_ptr<connection_limit> limit) {
+                                                                std::shared_ptr<connection_limit> limit,
+                                                                std::shared_ptr<shared_counters> counters) {
     using std::chrono::milliseconds;
     typename server_type<Transport, Broker>::options o;
     o.port = cfg.port;
@@ -95,6 +109,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.presence_ttl = milliseconds(cfg.presence_ttl_ms);
     o.max_connections = 0;  // the transport checks the whole gateway's count instead
     o.transport.limit = std::move(limit);
+    o.transport.counters = std::move(counters);
     o.allowed_origins = cfg.allowed_origins;
     o.reuse_port = cfg.threads > 1;  // one instance keeps the usual "address in use" failure
     if constexpr (std::is_same_v<Transport, mesa::transport::websocketpp_tls>) {
@@ -150,7 +165,7 @@ inline std::string tls_variable_of(std::string const& what) {
 /// What the instances of one gateway share; each member is safe to use from
 /// any instance's thread.
 struct shared_state {
-    explicit shared_state(config const& c) : cfg(c), log(c.enable_logging), published(c.threads) {
+    explicit shared_state(config const& c) : cfg(c), log(c), published(c.threads), broker_down_since_ms(c.threads) {
         limit->max = c.max_connections;
     }
 
@@ -163,10 +178,42 @@ struct shared_state {
     std::shared_ptr<mesa::instance_group> group = std::make_shared<mesa::instance_group>();
     std::shared_ptr<http_api::counter> dispatches = std::make_shared<http_api::counter>(0);
     std::vector<published_metrics> published;  // by instance number
+    std::shared_ptr<shared_counters> counters = std::make_shared<shared_counters>();
+    std::atomic<bool> stopping{false};  // a signal arrived: /ready answers 503
+    // By instance number: since when (steady clock, ms) its broker has been
+    // unreachable; 0 while it is reachable.
+    std::vector<std::atomic<std::int64_t>> broker_down_since_ms;
 
     /// The whole gateway's numbers (but http_dispatches, which the API adds).
-    metrics total() const { return total_of(published); }
+    metrics total() const {
+        metrics m = total_of(published);
+        counters->read(m);
+        m.version = MESA_VERSION_STRING;
+        return m;
+    }
+
+    static std::int64_t steady_ms() {
+        using namespace std::chrono;
+        return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+    }
+
+    /// Why the gateway should get no traffic (GET /ready), or nullopt.
+    std::optional<std::string> not_ready() const {
+        if (stopping.load(std::memory_order_relaxed)) return std::string("shutting down");
+        auto const now = steady_ms();
+        for (auto const& since : broker_down_since_ms) {
+            auto const s = since.load(std::memory_order_relaxed);
+            if (s != 0 && now - s > static_cast<std::int64_t>(cfg.ready_grace_ms))
+                return "broker unreachable for " + std::to_string(now - s) + " ms (MESA_READY_GRACE " +
+                       std::to_string(cfg.ready_grace_ms) + ")";
+        }
+        return std::nullopt;
+    }
 };
+
+/// How often each instance looks at its broker's connection (reconnections
+/// counted, outages timed for /ready).
+inline constexpr std::chrono::milliseconds broker_watch_interval{100};
 
 /// Time for close frames and broker commands to leave before an instance's
 /// io_context stops (as mesa::graceful_shutdown gives them).
@@ -193,18 +240,25 @@ public:
                               [this] {
                                   publish();  // this instance's numbers are fresh; the others' as of their last handler
                                   return shared_.total();
+                              },
+                              [this] { return shared_.not_ready(); },
+                              [counters = shared.counters](std::chrono::steady_clock::duration d) {
+                                  counters->dispatch_latency(d);
                               }},
-              shared.cfg.api_key, broker_name, shared.dispatches) {
+              shared.cfg.api_key, broker_name, shared.dispatches, !shared.cfg.admin_port) {
         handle_connections();
         handle_authentication();
         server_.on_message([](client_ptr const& c, mesa::message const& m) {
             if (m.t && *m.t == "PING") c->send(mesa::message("PONG", m.d));
         });
         server_.on_http([this](mesa::http_request const& req, mesa::http_responder respond) {
-            if (!log().enabled() || req.target.rfind("/dispatch", 0) != 0) return api_.handle(req, std::move(respond));
-            api_.handle(req, [this, line = "http " + req.method + " " + req.target,
+            bool const dispatch = req.target.rfind("/dispatch", 0) == 0;
+            auto const level = dispatch ? log_level::info : log_level::debug;
+            if (!log().logs(level) || (dispatch && !log().enabled())) return api_.handle(req, std::move(respond));
+            api_.handle(req, [this, level, method = req.method, target = req.target,
                               respond = std::move(respond)](mesa::http_response res) {
-                log()(line + " -> " + std::to_string(res.status));
+                log().write(level, "http", "http " + method + " " + target + " -> " + std::to_string(res.status),
+                            {{"method", method}, {"target", target}, {"status", res.status}});
                 respond(std::move(res));
             });
         });
@@ -217,6 +271,23 @@ public:
     void start() {
         server_.start();
         publish();
+        // An unreachable broker at start counts as an outage from now on.
+        was_connected_ = ever_connected_ = server_.broker().connected();
+        if (!was_connected_)
+            shared_.broker_down_since_ms[number_].store(shared_state::steady_ms());
+        else
+            log().info("broker_connected", "worker " + std::to_string(number_) + ": broker connected after 0 ms",
+                       {{"worker", number_}, {"down_ms", 0}});
+        watch_broker();
+    }
+
+    /// Answers the admin listener's request (on this instance's thread).
+    mesa::http_response operations(mesa::http_request const& req) {
+        publish();
+        auto res = api_.operations(req);
+        log().debug("http", "admin " + req.method + " " + req.target + " -> " + std::to_string(res.status),
+                    {{"method", req.method}, {"target", req.target}, {"status", res.status}});
+        return res;
     }
 
     std::uint16_t port() { return server_.port(); }
@@ -242,6 +313,7 @@ public:
     void shut_down() {
         asio::post(ioc_, [this] {
             server_.stop();
+            broker_timer_.cancel();
             flush_timer_.expires_after(flush_time);
             flush_timer_.async_wait([this](std::error_code) { ioc_.stop(); });
         });
@@ -257,6 +329,48 @@ private:
     };
 
     logger const& log() const noexcept { return shared_.log; }
+
+    /// Structured fields of a client's log lines.
+    boost::json::object fields_of(client_ptr const& c) const {
+        boost::json::object f;
+        if (!c) return f;
+        auto it = numbers_.find(c.get());
+        if (it != numbers_.end()) {
+            f["client"] = it->second.number;
+            if (!it->second.id.empty()) f["id"] = it->second.id;
+        } else if (!c->id().empty()) {
+            f["id"] = c->id();
+        }
+        return f;
+    }
+
+    /// Counts the ends of broker outages and times them for /ready, polling
+    /// connected(): the broker's own on_restored is the server's.
+    void watch_broker() {
+        broker_timer_.expires_after(broker_watch_interval);
+        broker_timer_.async_wait([this](std::error_code ec) {
+            if (ec) return;
+            bool const now = server_.broker().connected();
+            auto& since = shared_.broker_down_since_ms[number_];
+            if (was_connected_ && !now) {
+                since.store(shared_state::steady_ms(), std::memory_order_relaxed);
+                log().warning("broker_lost", "worker " + std::to_string(number_) + ": broker unreachable",
+                              {{"worker", number_}});
+            } else if (!was_connected_ && now) {
+                auto const down_ms = shared_state::steady_ms() - since.load(std::memory_order_relaxed);
+                since.store(0, std::memory_order_relaxed);
+                if (ever_connected_) shared_.counters->broker_reconnected();
+                log().info(ever_connected_ ? "broker_restored" : "broker_connected",
+                           "worker " + std::to_string(number_) +
+                               (ever_connected_ ? ": broker reachable again after " : ": broker connected after ") +
+                               std::to_string(down_ms) + " ms",
+                           {{"worker", number_}, {"down_ms", down_ms}});
+            }
+            ever_connected_ = ever_connected_ || now;
+            was_connected_ = now;
+            watch_broker();
+        });
+    }
 
     std::string name_of(client_ptr const& c) const {
         if (!c) return "server";
@@ -282,20 +396,43 @@ private:
             } catch (...) {
                 from = "?";
             }
-            log()(name_of(c) + " connected from " + from + " to " + c->connection()->get_resource() + " (" +
-                  open_count() + ")");
+            auto fields = fields_of(c);
+            fields["from"] = from;
+            fields["path"] = c->connection()->get_resource();
+            fields["open"] = shared_.limit->open.load(std::memory_order_relaxed);
+            log().client(log_level::info, "connected",
+                         name_of(c) + " connected from " + from + " to " + c->connection()->get_resource() + " (" +
+                             open_count() + ")",
+                         std::move(fields));
         });
         server_.on_disconnection([this](client_ptr const& c, std::uint16_t code, std::string const& reason) {
             shared_.limit->open.fetch_sub(1, std::memory_order_relaxed);
-            log()(name_of(c) + " disconnected: " + std::to_string(code) + (reason.empty() ? "" : " " + reason) + " (" +
-                  open_count() + ")");
+            shared_.counters->closed(code);
+            if (log().enabled()) {
+                auto fields = fields_of(c);
+                fields["code"] = code;
+                if (!reason.empty()) fields["reason"] = reason;
+                fields["open"] = shared_.limit->open.load(std::memory_order_relaxed);
+                log().client(log_level::info, "disconnected",
+                             name_of(c) + " disconnected: " + std::to_string(code) +
+                                 (reason.empty() ? "" : " " + reason) + " (" + open_count() + ")",
+                             std::move(fields));
+            }
             numbers_.erase(c.get());
         });
-        server_.on_error(
-            [this](typename server_t::error const& e) { log()("error: " + name_of(e.client) + ": " + e.what); });
+        server_.on_error([this](typename server_t::error const& e) {
+            auto fields = fields_of(e.client);
+            fields["error"] = e.what;
+            log().client(log_level::warning, "error", "error: " + name_of(e.client) + ": " + e.what, std::move(fields));
+        });
         server_.on_log([this](mesa::transport::log_level level, std::string const& text) {
             // Warnings are websocketpp's chatter (e.g. every permessage-deflate offer refused).
-            if (level == mesa::transport::log_level::error) log()("transport: " + text);
+            // "Operation aborted" is the listener closing at shutdown.
+            if (level != mesa::transport::log_level::error) return;
+            if (text.find("Operation aborted") != std::string::npos)
+                log().debug("transport", "transport: " + text);
+            else
+                log().error("transport", "transport: " + text);
         });
     }
 
@@ -308,7 +445,12 @@ private:
                 if (!key) return done.fail("WS_KEY is not set: no token can be verified");
                 auto verified = verify_jwt(token->get_string(), *key, unix_now());
                 if (!verified) return done.fail(verified.error());
-                log()(name_of(c) + " authenticated as " + verified.id());
+                if (log().enabled()) {
+                    auto fields = fields_of(c);
+                    fields["id"] = verified.id();
+                    log().client(log_level::info, "authenticated", name_of(c) + " authenticated as " + verified.id(),
+                                 std::move(fields));
+                }
                 std::string id = verified.id();
                 if (auto it = numbers_.find(c.get()); it != numbers_.end()) it->second.id = id;
                 done.succeed(id, mesa::json::object{{"id", id}});
@@ -338,6 +480,9 @@ private:
     server_t server_;
     http_api api_;
     asio::steady_timer flush_timer_{ioc_};
+    asio::steady_timer broker_timer_{ioc_};
+    bool was_connected_ = true;
+    bool ever_connected_ = false;
     std::unordered_map<void const*, known> numbers_;
 };
 
@@ -356,51 +501,99 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     // Instance 0 binds first, so that MESA_PORT=0 gives the others its port.
     std::vector<std::unique_ptr<instance_t>> instances;
     for (std::size_t i = 0; i < cfg.threads; ++i) {
-        auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit);
+        auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit, shared.counters);
         if (cfg.threads > 1) opts.group = shared.group;
         if (i > 0) opts.port = instances.front()->port();
         try {
             instances.push_back(std::make_unique<instance_t>(shared, i, std::move(opts), broker_name));
         } catch (std::exception const& e) {
-            logger::write(std::string("cannot create the server: ") + e.what());
+            shared.log.error("start_failed", std::string("cannot create the server: ") + e.what());
             return 1;
         }
         try {
             instances.back()->start();
         } catch (std::exception const& e) {
-            logger::write(std::string("cannot start: ") + e.what() + tls_variable_of(e.what()));
+            shared.log.error("start_failed", std::string("cannot start: ") + e.what() + tls_variable_of(e.what()));
+            return 1;
+        }
+    }
+
+    // The admin listener runs on instance 0's thread.
+    std::unique_ptr<admin_listener> admin;
+    if (cfg.admin_port) {
+        admin = std::make_unique<admin_listener>(
+            instances.front()->context(), cfg.admin_host, *cfg.admin_port,
+            [&first = *instances.front()](mesa::http_request const& req) { return first.operations(req); });
+        try {
+            admin->start();
+        } catch (std::exception const& e) {
+            shared.log.error("start_failed", "cannot start the admin listener on " + cfg.admin_host + ":" +
+                                                 std::to_string(*cfg.admin_port) + ": " + e.what() +
+                                                 " (MESA_ADMIN_HOST, MESA_ADMIN_PORT)");
             return 1;
         }
     }
 
     // The signal is awaited by instance 0 alone, which then stops every
-    // instance on its own thread.
+    // instance on its own thread, after MESA_SHUTDOWN_DELAY during which
+    // /ready answers 503 so that load balancers stop sending new clients.
     auto& first = *instances.front();
+    asio::steady_timer delay(first.context());
+    std::optional<asio::signal_set> again;
     mesa::graceful_shutdown shutdown{
         first.context(),
         [&](int signal, mesa::graceful_shutdown::proceed_fn proceed) {
-            shared.log(std::string("received ") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") + ": closing " +
-                       std::to_string(shared.limit->open.load()) + " connection(s) with 1001");
-            for (std::size_t i = 1; i < instances.size(); ++i) instances[i]->shut_down();
-            proceed();
+            shared.stopping.store(true);
+            if (auto ec = notify("STOPPING=1"))
+                shared.log.warning("notify", "cannot notify the service manager: " + ec.message());
+            char const* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+            shared.log.info(
+                "stopping",
+                std::string("received ") + name + ": closing " + std::to_string(shared.limit->open.load()) +
+                    " connection(s) with 1001" +
+                    (cfg.shutdown_delay_ms ? " in " + std::to_string(cfg.shutdown_delay_ms) + " ms" : ""),
+                {{"signal", name}, {"open", shared.limit->open.load()}, {"delay_ms", cfg.shutdown_delay_ms}});
+            // A second signal ends the delay (the first is this one: a set
+            // made now does not see it).
+            again.emplace(first.context(), SIGINT, SIGTERM);
+            again->async_wait([&](std::error_code ec, int) {
+                if (!ec) delay.cancel();
+            });
+            delay.expires_after(std::chrono::milliseconds(cfg.shutdown_delay_ms));
+            delay.async_wait([&, proceed = std::move(proceed)](std::error_code) {
+                if (again) again->cancel();
+                if (admin) admin->stop();
+                for (std::size_t i = 1; i < instances.size(); ++i) instances[i]->shut_down();
+                proceed();
+            });
         },
         flush_time};
     shutdown.add(first.server());
 
-    // Always printed: tests and operators read the port from it.
-    logger::write("listening on port " + std::to_string(first.port()) + ", path " +
-                  (cfg.path ? *cfg.path : std::string("* (every path)")) + ", broker " + broker_description +
-                  (cfg.namespace_name.empty() ? "" : ", namespace " + cfg.namespace_name) + ", scheme " +
-                  Transport::scheme + (cfg.tls_ca ? " (client certificates required)" : "") + ", " +
-                  std::to_string(cfg.threads) + (cfg.threads == 1 ? " thread" : " threads"));
-    if (!cfg.ws_key) logger::write("warning: WS_KEY is not set: every authentication will fail");
-    if (!cfg.api_key) logger::write("warning: MESA_API_KEY is not set: POST /dispatch accepts anyone");
+    // Always written: tests and operators read the port from it.
+    boost::json::object fields{{"port", first.port()},   {"path", cfg.path ? *cfg.path : std::string("*")},
+                               {"broker", broker_name},  {"scheme", Transport::scheme},
+                               {"threads", cfg.threads}, {"version", MESA_VERSION_STRING}};
+    if (admin) fields["admin_port"] = admin->port();
+    shared.log.always(
+        "listening",
+        "listening on port " + std::to_string(first.port()) + ", path " +
+            (cfg.path ? *cfg.path : std::string("* (every path)")) + ", broker " + broker_description +
+            (cfg.namespace_name.empty() ? "" : ", namespace " + cfg.namespace_name) + ", scheme " + Transport::scheme +
+            (cfg.tls_ca ? " (client certificates required)" : "") + ", " + std::to_string(cfg.threads) +
+            (cfg.threads == 1 ? " thread" : " threads") +
+            (admin ? ", admin on " + cfg.admin_host + ":" + std::to_string(admin->port()) : std::string()),
+        std::move(fields));
+    if (!cfg.ws_key) shared.log.warning("configuration", "warning: WS_KEY is not set: every authentication will fail");
+    if (!cfg.api_key)
+        shared.log.warning("configuration", "warning: MESA_API_KEY is not set: POST /dispatch accepts anyone");
+    if (auto ec = notify("READY=1")) shared.log.warning("notify", "cannot notify the service manager: " + ec.message());
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < instances.size(); ++i) threads.emplace_back([&inst = *instances[i]] { inst.run(); });
     first.run();
     for (auto& t : threads) t.join();
-    shared.log("stopped");
+    shared.log.info("stopped", "stopped");
     return 0;
 }
 

@@ -6,9 +6,16 @@
 //                   -> 202 {"status":"accepted","recipients":[...]} once the broker has taken the
 //                      message (published, or stored for offline ids), so sequential dispatches
 //                      keep their order; 503 (Retry-After) when it could not: nothing was stored
-//   GET /health     -> 200
-//   {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]} GET /metrics
-//   -> 200 Prometheus text errors          -> 400 / 401 / 404 / 405 {"error": "..."}
+//   GET /health     -> 200 (liveness: the process answers)
+//                      {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]}
+//   GET /ready      -> 200 {"status":"ready"} or 503 {"status":"not ready","reason":"..."}
+//                      (shutting down; broker unreachable for longer than MESA_READY_GRACE)
+//   GET /metrics    -> 200 Prometheus text
+//   errors          -> 400 / 401 / 404 / 405 {"error": "..."}
+//
+// With an admin listener (MESA_ADMIN_PORT) the public port answers /health,
+// /ready and /metrics with 404, and the admin listener answers them through
+// operations().
 //
 // Pure request -> response; what it does to the server goes through `hooks`,
 // so tests drive it without sockets.
@@ -17,6 +24,7 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,6 +52,10 @@ public:
         std::function<void(mesa::envelope const&, mesa::broker::completion done)> dispatch;
         /// The current numbers; http_dispatches is filled in by the API.
         std::function<metrics()> snapshot;
+        /// Why the gateway is not ready for traffic, or nullopt when it is.
+        std::function<std::optional<std::string>()> not_ready;
+        /// How long the broker took to take (or refuse) a dispatched message.
+        std::function<void(std::chrono::steady_clock::duration)> dispatch_latency;
     };
 
     using counter = std::atomic<std::uint64_t>;
@@ -51,12 +63,15 @@ public:
     /// `broker_name`: "memory" or "redis" (the latter adds "redis" to /health).
     /// `dispatches` counts accepted dispatches; the APIs of a gateway's server
     /// instances share one, so each reports the whole gateway's.
+    /// `operations_here`: false when an admin listener serves /health, /ready
+    /// and /metrics instead (they are 404 here then).
     http_api(hooks h, std::optional<std::string> api_key, std::string broker_name,
-             std::shared_ptr<counter> dispatches = std::make_shared<counter>(0))
+             std::shared_ptr<counter> dispatches = std::make_shared<counter>(0), bool operations_here = true)
         : hooks_(std::move(h)),
           api_key_(std::move(api_key)),
           broker_name_(std::move(broker_name)),
-          dispatches_(std::move(dispatches)) {}
+          dispatches_(std::move(dispatches)),
+          operations_here_(operations_here) {}
 
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
@@ -68,10 +83,28 @@ public:
         respond(answer(req));
     }
 
+    /// The admin listener's answer: /health, /ready, /metrics, else 404.
+    mesa::http_response operations(mesa::http_request const& req) const {
+        auto path = req.target.substr(0, req.target.find('?'));
+        if (path == "/health" || path == "/ready" || path == "/metrics") return operation(req, path);
+        return error(404, "not found: " + path + " (the admin port has GET /health, GET /ready, GET /metrics)");
+    }
+
 private:
     mesa::http_response answer(mesa::http_request const& req) const {
         auto path = req.target.substr(0, req.target.find('?'));
         if (path == "/dispatch") return method_not_allowed("POST");
+        if (operations_here_ && (path == "/health" || path == "/ready" || path == "/metrics"))
+            return operation(req, path);
+        return error(404, "not found: " + path + " (the API has POST /dispatch" +
+                              (operations_here_ ? ", GET /health, GET /ready, GET /metrics)" : ")"));
+    }
+
+    mesa::http_response operation(mesa::http_request const& req, std::string const& path) const {
+        if (path == "/ready") {
+            if (req.method != "GET") return method_not_allowed("GET");
+            return ready();
+        }
         if (path == "/health") {
             if (req.method != "GET") return method_not_allowed("GET");
             return health();
@@ -80,7 +113,13 @@ private:
             if (req.method != "GET") return method_not_allowed("GET");
             return {200, {{"Content-Type", prometheus_content_type}}, render_prometheus(snapshot())};
         }
-        return error(404, "not found: " + path + " (the API has POST /dispatch, GET /health, GET /metrics)");
+        return error(404, "not found: " + path);
+    }
+
+    mesa::http_response ready() const {
+        auto why = hooks_.not_ready ? hooks_.not_ready() : std::nullopt;
+        if (!why) return json_response(200, {{"status", "ready"}});
+        return json_response(503, {{"status", "not ready"}, {"reason", *why}});
     }
 
 public:
@@ -138,8 +177,10 @@ private:
         if (refused) return respond(std::move(*refused));
         boost::json::array recipients;
         for (auto const& r : e.recipients) recipients.emplace_back(r);
-        auto accepted = [respond = std::move(respond), recipients = std::move(recipients),
-                         dispatches = dispatches_](std::error_code ec) {
+        auto accepted = [respond = std::move(respond), recipients = std::move(recipients), dispatches = dispatches_,
+                         latency = hooks_.dispatch_latency,
+                         start = std::chrono::steady_clock::now()](std::error_code ec) {
+            if (latency) latency(std::chrono::steady_clock::now() - start);
             if (ec) {
                 auto r = error(503, "the broker did not take the message (" + ec.message() +
                                         "); it was neither stored nor sent to other gateways (this gateway's own "
@@ -209,6 +250,7 @@ private:
     std::optional<std::string> api_key_;
     std::string broker_name_;
     std::shared_ptr<counter> dispatches_;
+    bool operations_here_;
 };
 
 }  // namespace gateway

@@ -1,9 +1,13 @@
 // mesa-gateway: a Mega-compatible Mesa gateway configured by environment
-// variables (`mesa-gateway --help` lists them). Without REDIS_URI it runs as a
+// variables or options named after them (`mesa-gateway --help` lists them). Without REDIS_URI it runs as a
 // single node on the in-memory broker; with it, it joins the Redis cluster.
+#include <CLI/CLI.hpp>
+
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -17,6 +21,11 @@
 #endif
 
 namespace {
+std::string option_name(std::string name) {
+    for (auto& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name;
+}
+
 template <class T>
 struct tag {
     using type = T;
@@ -24,21 +33,37 @@ struct tag {
 }  // namespace
 
 int main(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-            std::cout << gateway::help_text();
-            return 0;
-        }
-        if (std::strcmp(argv[i], "--version") == 0) {
-            std::cout << "mesa-gateway " << mesa::version_string << "\n";
-            return 0;
-        }
-        std::cerr << "mesa-gateway: unknown argument '" << argv[i]
-                  << "' (configuration comes from the environment; see --help)\n";
+    // Every variable is also an option named after it (--mesa-port for
+    // MESA_PORT, --opt=value or --opt value); an option overrides the environment.
+    CLI::App app{"mesa-gateway", "mesa-gateway"};
+    app.set_help_flag();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
+    bool help = false, version = false;
+    app.add_flag("-h,--help", help, "print the settings and exit");
+    app.add_flag("--version", version, "print the version and exit");
+    std::map<std::string, std::string> given;
+    for (auto const& v : gateway::variables()) {
+        if (std::strcmp(v.name, "NOTIFY_SOCKET") == 0) continue;  // the service manager's, environment only
+        app.add_option("--" + option_name(v.name), given[v.name], v.meaning);
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::ParseError const& e) {
+        std::cerr << "mesa-gateway: " << e.what() << " (see mesa-gateway --help)\n";
         return 2;
     }
+    if (help) {
+        std::cout << gateway::help_text();
+        return 0;
+    }
+    if (version) {
+        std::cout << "mesa-gateway " << mesa::version_string << "\n";
+        return 0;
+    }
 
-    auto parsed = gateway::parse_config([](char const* name) -> std::optional<std::string> {
+    auto parsed = gateway::parse_config([&](char const* name) -> std::optional<std::string> {
+        auto it = given.find(name);
+        if (it != given.end() && app.count("--" + option_name(name)) > 0) return it->second;
         if (char const* v = std::getenv(name)) return std::string(v);
         return std::nullopt;
     });
@@ -65,8 +90,8 @@ int main(int argc, char** argv) {
 #ifdef MESA_GATEWAY_HAS_REDIS
     mesa::broker::redis::options broker;
     broker.uri = *cfg.redis_uri;
-    gateway::logger log(cfg.enable_logging);
-    broker.on_log = [log](std::string text) { log("redis: " + text); };
+    gateway::logger log(cfg);
+    broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
     std::string where = "redis";
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
     where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials

@@ -71,7 +71,16 @@ test('bad usage and URLs exit 2 with a clear message', async () => {
   r = await mesaClient(['ws://127.0.0.1:1', '--auth', '[1]']);
   assert.strictEqual(r.code, 2); assert.match(r.err, /--auth needs a JSON object/);
   r = await mesaClient(['ws://127.0.0.1:1', '--bogus']);
-  assert.strictEqual(r.code, 2); assert.match(r.err, /unknown option --bogus/);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /not expected: --bogus/);
+  // --opt=value as well as --opt value; --version prints the version, --client-version is the announced one.
+  r = await mesaClient(['ws://127.0.0.1:1', '--auth=[1]']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--auth needs a JSON object/);
+  const v = require('child_process').spawnSync(client, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  assert.strictEqual(v.status, 0); assert.match(v.stdout, /^mesa-client \d+\.\d+\.\d+\n$/);
+  r = await mesaClient(['ws://127.0.0.1:1', '--client-version']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--client-version/);
+  r = await mesaClient(['ws://127.0.0.1:1', '--token-file=/nonexistent/jwt']);
+  assert.strictEqual(r.code, 2); assert.match(r.err, /--token-file="\/nonexistent\/jwt": cannot read the file/);
 });
 
 test('no server there: exit 1, saying it cannot connect', async () => {
@@ -129,7 +138,7 @@ test('mesa-gateway: JWT auth, then a restart on the same port: reconnects, re-au
   // Heartbeats at 100 ms, one attempt allowed: the client answers them (the
   // gateway counts each op 11 as a frame received) and stays connected.
   const received = async () => {
-    const m = (await h.httpRequest(port, 'GET', '/metrics')).body.match(/^mesa_messages_received_total (\d+)$/m);
+    const m = (await h.httpRequest(port, 'GET', '/metrics')).body.match(/^mesa_received_messages_total (\d+)$/m);
     return Number(m[1]);
   };
   const counted = await received();

@@ -39,11 +39,11 @@ async function metrics (port) {
   return values;
 }
 
-/// The values of mesa_instance_connections_open, by instance number.
+/// The values of mesa_worker_open_connections, by instance number.
 function instanceGauges (values) {
   const out = [];
-  for (let i = 0; `mesa_instance_connections_open{instance="${i}"}` in values; i++) {
-    out.push(values[`mesa_instance_connections_open{instance="${i}"}`]);
+  for (let i = 0; `mesa_worker_open_connections{worker="${i}"}` in values; i++) {
+    out.push(values[`mesa_worker_open_connections{worker="${i}"}`]);
   }
   return out;
 }
@@ -203,11 +203,11 @@ test('HTTP API: clear 400 / 404 / 405 errors, /health', async () => {
 });
 
 test('/metrics values move as clients connect, authenticate and talk', async () => {
-  await eventually('no clients left', async () => assert.strictEqual((await metrics(gw.port)).mesa_connections_open, 0));
+  await eventually('no clients left', async () => assert.strictEqual((await metrics(gw.port)).mesa_open_connections, 0));
   const before = await metrics(gw.port);
-  for (const name of ['mesa_connections_open', 'mesa_authenticated_clients', 'mesa_connections_accepted_total',
-    'mesa_messages_received_total', 'mesa_messages_sent_total', 'mesa_bytes_received_total', 'mesa_bytes_sent_total',
-    'mesa_http_dispatches_total', 'mesa_sync_stored_total', 'mesa_sync_redelivered_total', 'mesa_broker_connected']) {
+  for (const name of ['mesa_open_connections', 'mesa_authenticated_clients', 'mesa_accepted_connections_total',
+    'mesa_received_messages_total', 'mesa_sent_messages_total', 'mesa_received_bytes_total', 'mesa_sent_bytes_total',
+    'mesa_http_dispatches_total', 'mesa_sync_stored_messages_total', 'mesa_sync_redelivered_messages_total', 'mesa_broker_connected']) {
     assert.ok(Number.isFinite(before[name]), `${name} missing`);
     assert.match(before.text, new RegExp(`# HELP ${name} `));
     assert.match(before.text, new RegExp(`# TYPE ${name} (gauge|counter)`));
@@ -222,15 +222,15 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
   a.send(new Message(0, { x: 1 }, 'PING'));
   await pong;
   const during = await metrics(gw.port);
-  assert.strictEqual(during.mesa_connections_open, 2);
-  assert.match(during.text, /# TYPE mesa_instance_connections_open gauge\n/);
+  assert.strictEqual(during.mesa_open_connections, 2);
+  assert.match(during.text, /# TYPE mesa_worker_open_connections gauge\n/);
   assert.strictEqual(instanceGauges(during).reduce((a, b) => a + b, 0), 2, during.text);
   assert.strictEqual(during.mesa_authenticated_clients, 1);
-  assert.strictEqual(during.mesa_connections_accepted_total, before.mesa_connections_accepted_total + 2);
-  assert.ok(during.mesa_messages_received_total >= before.mesa_messages_received_total + 2);
-  assert.ok(during.mesa_messages_sent_total >= before.mesa_messages_sent_total + 4); // 2 hellos, op 22, PONG
-  assert.ok(during.mesa_bytes_received_total > before.mesa_bytes_received_total);
-  assert.ok(during.mesa_bytes_sent_total > before.mesa_bytes_sent_total);
+  assert.strictEqual(during.mesa_accepted_connections_total, before.mesa_accepted_connections_total + 2);
+  assert.ok(during.mesa_received_messages_total >= before.mesa_received_messages_total + 2);
+  assert.ok(during.mesa_sent_messages_total >= before.mesa_sent_messages_total + 4); // 2 hellos, op 22, PONG
+  assert.ok(during.mesa_received_bytes_total > before.mesa_received_bytes_total);
+  assert.ok(during.mesa_sent_bytes_total > before.mesa_sent_bytes_total);
 
   await h.httpRequest(gw.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'X' } }, headers: { Authorization: `Bearer ${API_KEY}` } });
   assert.strictEqual((await metrics(gw.port)).mesa_http_dispatches_total, before.mesa_http_dispatches_total + 1);
@@ -239,7 +239,7 @@ test('/metrics values move as clients connect, authenticate and talk', async () 
   b.disconnect(1000);
   await eventually('connections back to 0', async () => {
     const after = await metrics(gw.port);
-    assert.strictEqual(after.mesa_connections_open, 0);
+    assert.strictEqual(after.mesa_open_connections, 0);
     assert.strictEqual(after.mesa_authenticated_clients, 0);
   });
 });
@@ -277,14 +277,14 @@ test('heartbeats from the environment; no MESA_API_KEY: dispatch without a key; 
   // Sync: a message for an offline id is stored, then redelivered with s = 1.
   const r = await h.httpRequest(g.port, 'POST', '/dispatch', { body: { message: { d: { n: 7 }, t: 'LATER' }, recipients: ['frank'] } });
   assert.strictEqual(r.status, 202, r.body);
-  await eventually('stored', async () => assert.strictEqual((await metrics(g.port)).mesa_sync_stored_total, 1));
+  await eventually('stored', async () => assert.strictEqual((await metrics(g.port)).mesa_sync_stored_messages_total, 1));
   const f = await h.openClient(`${g.url}/ws`);
   const later = h.nextMessage(f, (m) => m.type === 'LATER', 'redelivered message');
   await within(5000, f.authenticate({ token: jwt({ id: 'frank' }, KEY) }), 'authenticate');
   const m = await later;
   assert.deepStrictEqual(m.data, { n: 7 });
   assert.strictEqual(m.sequence, 1);
-  assert.strictEqual((await metrics(g.port)).mesa_sync_redelivered_total, 1);
+  assert.strictEqual((await metrics(g.port)).mesa_sync_redelivered_messages_total, 1);
 
   // Without MESA_API_KEY, dispatch needs no key.
   const got = h.nextMessage(f, (m) => m.type === 'NOW', 'dispatch without a key');
@@ -312,9 +312,9 @@ test('MESA_THREADS=2: connections spread over both instances; every message reac
   // The kernel spreads connections over both instances; /metrics, wherever
   // it is answered, counts them all at once.
   const m = await metrics(g.port);
-  assert.strictEqual(m.mesa_connections_open, n);
+  assert.strictEqual(m.mesa_open_connections, n);
   assert.strictEqual(m.mesa_authenticated_clients, n);
-  assert.strictEqual(m.mesa_connections_accepted_total, n);
+  assert.strictEqual(m.mesa_accepted_connections_total, n);
   const per = instanceGauges(m);
   assert.strictEqual(per.length, 2, m.text);
   assert.strictEqual(per[0] + per[1], n, m.text);
@@ -340,7 +340,7 @@ test('MESA_THREADS=2: connections spread over both instances; every message reac
   const after = await metrics(g.port);
   assert.strictEqual(after.mesa_http_dispatches_total, 4 + n + 1);
   // hello, op 22, 4 broadcasts, one message to the id, one to every id
-  assert.strictEqual(after.mesa_messages_sent_total, 8 * n);
+  assert.strictEqual(after.mesa_sent_messages_total, 8 * n);
 
   // Connection numbers are unique across instances; log lines never interleave.
   const numbers = [...g.log.matchAll(/client #(\d+) connected from/g)].map((x) => Number(x[1]));
@@ -359,7 +359,7 @@ test('MESA_THREADS=2: MESA_MAX_CONNECTIONS counts the whole gateway (HTTP 503 pa
   const open = [await h.openClient(g.url), await h.openClient(g.url), await h.openClient(g.url)];
   // Each upgrade lands on either instance; a limit per instance would admit some.
   for (let i = 0; i < 10; i++) assert.strictEqual(await upgradeStatus(g.port), 503, `upgrade ${i}`);
-  assert.strictEqual((await metrics(g.port)).mesa_connections_open, 3);
+  assert.strictEqual((await metrics(g.port)).mesa_open_connections, 3);
   open[0].disconnect(1000);
   await within(5000, open[0].closed, 'close');
   await eventually('a place is free again', async () => assert.strictEqual(await upgradeStatus(g.port), 101));

@@ -5,8 +5,17 @@
 #include "http_api.hpp"
 #include "jwt.hpp"
 #include "metrics.hpp"
+#include "notify.hpp"
 
 #include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -63,7 +72,8 @@ TEST_CASE("config: defaults follow Mega and the reference") {
     REQUIRE(p.ok());
     auto const& c = p.value;
     CHECK(c.port == 4500);
-    CHECK(c.threads == std::min(std::max(1u, std::thread::hardware_concurrency()), 256u));
+    CHECK(c.threads == gateway::default_threads());
+    CHECK(c.threads <= std::max(1u, std::thread::hardware_concurrency()));
     CHECK(!c.path);
     CHECK(c.namespace_name.empty());
     CHECK(!c.redis_uri);
@@ -86,6 +96,101 @@ TEST_CASE("config: defaults follow Mega and the reference") {
     CHECK(c.enable_logging);
     CHECK(!c.ws_key);
     CHECK(!c.api_key);
+    CHECK(!c.admin_port);
+    CHECK(c.admin_host == "127.0.0.1");
+    CHECK(c.ready_grace_ms == 10000);
+    CHECK(c.shutdown_delay_ms == 0);
+    CHECK(c.log_format == gateway::log_format::text);
+    CHECK(c.log_level == gateway::log_level::info);
+}
+
+namespace {
+/// A file holding `content`, removed with the object.
+struct temp_file {
+    std::string path;
+    explicit temp_file(std::string const& content) {
+        char name[] = "/tmp/mesa-gateway-unit-XXXXXX";
+        int fd = mkstemp(name);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        path = name;
+        std::ofstream(path) << content;
+    }
+    ~temp_file() { std::remove(path.c_str()); }
+};
+}  // namespace
+
+TEST_CASE("config: MESA_THREADS defaults to the CPUs the process may use, bounded by the cgroup quota") {
+    CHECK(gateway::cpus_of_cpu_max("max 100000\n") == std::nullopt);
+    CHECK(gateway::cpus_of_cpu_max("100000 100000\n") == 1u);
+    CHECK(gateway::cpus_of_cpu_max("150000 100000") == 2u);
+    CHECK(gateway::cpus_of_cpu_max("50000 100000") == 1u);
+    CHECK(gateway::cpus_of_cpu_max("") == std::nullopt);
+    CHECK(gateway::cpus_of_cpu_max("x y") == std::nullopt);
+    CHECK(gateway::cpus_of_cpu_max("100000 0") == std::nullopt);
+    auto const cpus = gateway::affinity_cpus();
+    CHECK(cpus >= 1);
+    temp_file one("100000 100000\n"), unlimited("max 100000\n"), many("6400000 100000\n");
+    CHECK(gateway::default_threads(one.path) == 1);
+    CHECK(gateway::default_threads(unlimited.path) == std::min(cpus, gateway::max_threads));
+    CHECK(gateway::default_threads(many.path) == std::min(cpus, gateway::max_threads));  // the affinity mask bounds it
+    CHECK(gateway::default_threads("/nonexistent/cpu.max") == std::min(cpus, gateway::max_threads));
+    CHECK(parse({{"MESA_CGROUP_CPU_MAX", one.path}}).value.threads == 1);
+    CHECK(parse({{"MESA_CGROUP_CPU_MAX", one.path}, {"MESA_THREADS", "3"}}).value.threads == 3);
+}
+
+TEST_CASE("config: secrets from files (X_FILE), REDIS_PASSWORD") {
+    temp_file key("from-file\n"), api("api-key"), uri("redis://10.0.0.5:6380/2\n"), password("p@ss word\n"),
+        empty("\n");
+    auto p = parse({{"WS_KEY_FILE", key.path},
+                    {"MESA_API_KEY_FILE", api.path},
+                    {"REDIS_URI_FILE", uri.path},
+                    {"REDIS_PASSWORD_FILE", password.path}});
+    REQUIRE(p.ok());
+    CHECK(p.value.ws_key == std::string("from-file"));
+    CHECK(p.value.api_key == std::string("api-key"));
+    CHECK(p.value.redis_uri == std::string("redis://:p%40ss%20word@10.0.0.5:6380/2"));
+    CHECK_THROWS(gateway::with_redis_password("redis://pw@h:1", "x"));  // userinfo without ':' is a password
+    CHECK(gateway::with_redis_password("unix:///run/redis.sock?db=2", "x") == "unix:///run/redis.sock?db=2&password=x");
+    CHECK(gateway::with_redis_password("/run/redis.sock", "x") == "unix:///run/redis.sock?password=x");
+    CHECK(mesa::broker::detail::parse_redis_uri(gateway::with_redis_password("redis://h", "p@ss:w/rd")).password ==
+          "p@ss:w/rd");
+
+    CHECK(mentions(parse({{"WS_KEY", "a"}, {"WS_KEY_FILE", key.path}}), "WS_KEY_FILE"));
+    CHECK(mentions(parse({{"WS_KEY_FILE", "/nonexistent/key"}}), "WS_KEY_FILE"));
+    CHECK(mentions(parse({{"MESA_API_KEY_FILE", empty.path}}), "MESA_API_KEY_FILE"));
+    CHECK(mentions(parse({{"REDIS_PASSWORD", "x"}}), "REDIS_PASSWORD"));
+    CHECK(mentions(parse({{"REDIS_URI", "redis://:a@h"}, {"REDIS_PASSWORD", "x"}}), "REDIS_PASSWORD"));
+}
+
+TEST_CASE("config: operations settings") {
+    auto p = parse({{"MESA_ADMIN_PORT", "9100"},
+                    {"MESA_ADMIN_HOST", "0.0.0.0"},
+                    {"MESA_READY_GRACE", "0"},
+                    {"MESA_SHUTDOWN_DELAY", "5000"},
+                    {"LOG_FORMAT", "json"},
+                    {"LOG_LEVEL", "debug"}});
+    REQUIRE(p.ok());
+    CHECK(p.value.admin_port == std::uint16_t(9100));
+    CHECK(p.value.admin_host == "0.0.0.0");
+    CHECK(p.value.ready_grace_ms == 0);
+    CHECK(p.value.shutdown_delay_ms == 5000);
+    CHECK(p.value.log_format == gateway::log_format::json);
+    CHECK(p.value.log_level == gateway::log_level::debug);
+    CHECK(parse({{"MESA_ADMIN_PORT", "0"}}).value.admin_port == std::uint16_t(0));
+    CHECK(parse({{"LOG_LEVEL", "error"}}).value.log_level == gateway::log_level::error);
+    for (auto const& [name, value] :
+         std::vector<std::pair<char const*, char const*>>{{"MESA_ADMIN_PORT", "65536"},
+                                                          {"MESA_ADMIN_PORT", "4500"},
+                                                          {"MESA_ADMIN_HOST", ""},
+                                                          {"MESA_READY_GRACE", "-1"},
+                                                          {"MESA_SHUTDOWN_DELAY", "3600001"},
+                                                          {"LOG_FORMAT", "xml"},
+                                                          {"LOG_LEVEL", "verbose"}}) {
+        CAPTURE(name);
+        CAPTURE(value);
+        CHECK(mentions(parse({{name, value}}), name));
+    }
 }
 
 TEST_CASE("config: good values") {
@@ -200,13 +305,27 @@ TEST_CASE("config: --help lists every variable with its default") {
                              "AUTH_STORE_CONNECTED_USERS",
                              "ENABLE_LOGGING",
                              "WS_KEY",
-                             "MESA_API_KEY"}) {
+                             "MESA_API_KEY",
+                             "WS_KEY_FILE",
+                             "MESA_API_KEY_FILE",
+                             "REDIS_URI_FILE",
+                             "REDIS_PASSWORD",
+                             "REDIS_PASSWORD_FILE",
+                             "MESA_ADMIN_PORT",
+                             "MESA_ADMIN_HOST",
+                             "MESA_READY_GRACE",
+                             "MESA_SHUTDOWN_DELAY",
+                             "MESA_CGROUP_CPU_MAX",
+                             "LOG_FORMAT",
+                             "LOG_LEVEL",
+                             "NOTIFY_SOCKET"}) {
         CAPTURE(name);
         CHECK(help.find(name) != std::string::npos);
     }
     CHECK(help.find("MESA_PORT (4500)") != std::string::npos);
     CHECK(help.find("HEARTBEAT_INTERVAL (10000)") != std::string::npos);
-    CHECK(help.find("MESA_THREADS (number of cores)") != std::string::npos);
+    CHECK(help.find("MESA_THREADS (CPUs the process may use)") != std::string::npos);
+    CHECK(help.find("MESA_READY_GRACE (10000)") != std::string::npos);
 }
 
 TEST_CASE("jwt: a good HS256 token gives its id") {
@@ -301,17 +420,20 @@ namespace {
 struct api_fixture {
     std::vector<mesa::envelope> sent;
     gateway::metrics numbers;
+    std::optional<std::string> not_ready;
+    int latencies = 0;
     gateway::http_api api;
 
     std::error_code broker_answer;  // what the broker says of each dispatch
 
-    explicit api_fixture(std::optional<std::string> key, std::string broker = "memory")
+    explicit api_fixture(std::optional<std::string> key, std::string broker = "memory", bool operations_here = true)
         : api({[this](mesa::envelope const& e, mesa::broker::completion done) {
                    if (!broker_answer) sent.push_back(e);
                    done(broker_answer);
                },
-               [this] { return numbers; }},
-              std::move(key), std::move(broker)) {}
+               [this] { return numbers; }, [this] { return not_ready; },
+               [this](std::chrono::steady_clock::duration) { ++latencies; }},
+              std::move(key), std::move(broker), std::make_shared<gateway::http_api::counter>(0), operations_here) {}
 
     mesa::http_response post(std::string body, std::optional<std::string> auth = std::nullopt,
                              std::string target = "/dispatch") {
@@ -419,11 +541,12 @@ TEST_CASE("http api: routes, methods, health, metrics") {
     f.post(R"({"message":{"d":{}}})");
     auto m = f.get("/metrics");
     CHECK(m.status == 200);
-    CHECK(m.body.find("# TYPE mesa_connections_open gauge\nmesa_connections_open 3\n") != std::string::npos);
+    CHECK(m.body.find("# TYPE mesa_open_connections gauge\nmesa_open_connections 3\n") != std::string::npos);
     CHECK(m.body.find("mesa_authenticated_clients 2\n") != std::string::npos);
     CHECK(m.body.find("mesa_http_dispatches_total 1\n") != std::string::npos);
     CHECK(m.body.find("mesa_broker_connected 0\n") != std::string::npos);
-    CHECK(m.body.find("# HELP mesa_sync_stored_total") != std::string::npos);
+    CHECK(m.body.find("# HELP mesa_sync_stored_messages_total") != std::string::npos);
+    CHECK(f.latencies == 1);
 
     api_fixture memory(std::nullopt);
     auto mb = body_of(memory.get("/health"));
@@ -473,10 +596,11 @@ TEST_CASE("metrics: the numbers of several instances add up, open connections al
     CHECK(total.sync_redelivered == 2);
     CHECK(total.broker_connected);
     auto text = gateway::render_prometheus(total);
-    CHECK(text.find("mesa_connections_open 7\n") != std::string::npos);
-    CHECK(text.find("# TYPE mesa_instance_connections_open gauge\n"
-                    "mesa_instance_connections_open{instance=\"0\"} 3\n"
-                    "mesa_instance_connections_open{instance=\"1\"} 4\n") != std::string::npos);
+    CHECK(text.find("mesa_open_connections 7\n") != std::string::npos);
+    CHECK(text.find("# TYPE mesa_worker_open_connections gauge\n"
+                    "mesa_worker_open_connections{worker=\"0\"} 3\n"
+                    "mesa_worker_open_connections{worker=\"1\"} 4\n") != std::string::npos);
+    CHECK(text.find("instance=") == std::string::npos);
 
     // One instance without its broker makes the gateway's broker count as down.
     b.broker_connected = false;
@@ -487,8 +611,8 @@ TEST_CASE("metrics: the numbers of several instances add up, open connections al
 TEST_CASE("http api: instances sharing a dispatch counter each report the gateway's total") {
     auto shared = std::make_shared<gateway::http_api::counter>(0);
     auto taken = [](mesa::envelope const&, mesa::broker::completion done) { done({}); };
-    gateway::http_api first({taken, {}}, std::nullopt, "memory", shared);
-    gateway::http_api second({taken, {}}, std::nullopt, "memory", shared);
+    gateway::http_api first({taken, {}, {}, {}}, std::nullopt, "memory", shared);
+    gateway::http_api second({taken, {}, {}, {}}, std::nullopt, "memory", shared);
     mesa::http_request post{"POST", "/dispatch", {}, R"({"message":{"d":{}}})"};
     CHECK(api_fixture::answer(first, post).status == 202);
     CHECK(api_fixture::answer(second, post).status == 202);
@@ -496,4 +620,89 @@ TEST_CASE("http api: instances sharing a dispatch counter each report the gatewa
     CHECK(first.dispatches() == 3);
     CHECK(api_fixture::answer(first, {"GET", "/metrics", {}, {}}).body.find("mesa_http_dispatches_total 3\n") !=
           std::string::npos);
+}
+
+TEST_CASE("http api: /ready says why not; an admin listener takes /health, /ready and /metrics away") {
+    api_fixture f(std::nullopt);
+    auto r = f.get("/ready");
+    CHECK(r.status == 200);
+    CHECK(body_of(r).at("status") == "ready");
+    f.not_ready = "shutting down";
+    r = f.get("/ready");
+    CHECK(r.status == 503);
+    CHECK(body_of(r).at("status") == "not ready");
+    CHECK(body_of(r).at("reason") == "shutting down");
+    CHECK(f.post("{}", std::nullopt, "/ready").status == 405);
+
+    api_fixture split(std::nullopt, "memory", false);
+    for (auto const* path : {"/health", "/ready", "/metrics"}) {
+        CAPTURE(path);
+        CHECK(split.get(path).status == 404);
+        CHECK(split.api.operations({"GET", path, {}, {}}).status == 200);
+    }
+    CHECK(split.api.operations({"GET", "/dispatch", {}, {}}).status == 404);
+    CHECK(split.api.operations({"POST", "/metrics", {}, {}}).status == 405);
+    CHECK(split.post(R"({"message":{"d":{}}})").status == 202);
+}
+
+TEST_CASE("metrics: Prometheus names, build info, closes by code, refusals by status, dispatch latency") {
+    gateway::shared_counters counters;
+    for (std::uint16_t code : {1000, 1000, 1001, 1011, 4000, 4005, 4006, 3000, 1012, 1015}) counters.closed(code);
+    counters.refused(404);
+    counters.refused(503);
+    counters.refused(503);
+    counters.refused(418);
+    counters.broker_reconnected();
+    counters.dispatch_latency(std::chrono::microseconds(300));  // <= 0.0005
+    counters.dispatch_latency(std::chrono::milliseconds(30));   // <= 0.05
+    counters.dispatch_latency(std::chrono::seconds(20));        // +Inf only
+    gateway::metrics m;
+    m.version = "1.2.3";
+    counters.read(m);
+    auto text = gateway::render_prometheus(m);
+    CAPTURE(text);
+    CHECK(text.find("# TYPE mesa_build_info gauge\nmesa_build_info{version=\"1.2.3\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"1000\"} 2\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"1001\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"1011\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"4000\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"4005\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_closes_total{code=\"other\"} 4\n") != std::string::npos);
+    CHECK(text.find("code=\"4006\"") == std::string::npos);
+    CHECK(text.find("mesa_refused_upgrades_total{status=\"404\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_upgrades_total{status=\"503\"} 2\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_upgrades_total{status=\"other\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_broker_reconnects_total 1\n") != std::string::npos);
+    CHECK(text.find("# TYPE mesa_dispatch_broker_seconds histogram\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_bucket{le=\"0.0005\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_bucket{le=\"0.05\"} 2\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_bucket{le=\"10\"} 2\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_bucket{le=\"+Inf\"} 3\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_count 3\n") != std::string::npos);
+    CHECK(text.find("mesa_dispatch_broker_seconds_sum 20.030300\n") != std::string::npos);
+    for (auto const* name : {"mesa_received_bytes_total", "mesa_sent_bytes_total", "mesa_received_messages_total",
+                             "mesa_sent_messages_total", "mesa_accepted_connections_total"}) {
+        CAPTURE(name);
+        CHECK(text.find(std::string("# TYPE ") + name + " counter\n") != std::string::npos);
+    }
+}
+
+TEST_CASE("notify: one datagram to a path or an abstract name; nothing without NOTIFY_SOCKET") {
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::string const name = "@mesa-gateway-unit-" + std::to_string(::getpid());
+    std::memcpy(a.sun_path, name.data(), name.size());
+    a.sun_path[0] = '\0';
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + name.size()) == 0);
+    CHECK(!gateway::notify_to(name, "READY=1"));
+    char buffer[64] = {};
+    auto n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    CHECK(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0) == "READY=1");
+    ::close(fd);
+    CHECK(gateway::notify_to("relative", "READY=1"));
+    CHECK(gateway::notify_to("@mesa-gateway-unit-nobody-listens", "READY=1"));
+    ::unsetenv("NOTIFY_SOCKET");
+    CHECK(!gateway::notify("READY=1"));
 }
