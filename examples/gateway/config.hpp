@@ -90,6 +90,8 @@ struct config {
     bool store_messages = false;                    // STORE_MESSAGES
     bool sync_enabled = false;                      // SYNC_ENABLED
     std::uint32_t sync_redelivery_interval_ms = 0;  // SYNC_REDELIVERY_INTERVAL
+    std::uint32_t sync_max_backlog = 1000;          // SYNC_MAX_BACKLOG
+    std::uint32_t sync_max_attempts = 10;           // SYNC_MAX_ATTEMPTS
     std::uint32_t presence_ttl_ms = 15000;          // MESA_PRESENCE_TTL
     bool portals_enabled = false;                   // PORTALS_ENABLED
     bool portal_distribute_load = true;             // PORTAL_DISTRIBUTE_LOAD
@@ -154,6 +156,10 @@ inline std::vector<variable> const& variables() {
         {"STORE_MESSAGES", "false", "keep each client's sent/received messages"},
         {"SYNC_ENABLED", "false", "store messages for offline ids, redeliver on authentication"},
         {"SYNC_REDELIVERY_INTERVAL", "0", "ms between redelivered messages (0-3600000)"},
+        {"SYNC_MAX_BACKLOG", "1000",
+         "messages kept per offline user, and per online user until confirmed; the oldest go first (0: no bound)"},
+        {"SYNC_MAX_ATTEMPTS", "10",
+         "redeliveries of a user's messages no socket confirms, in a row, before they are given up (0: never)"},
         {"MESA_PRESENCE_TTL", "15000",
          "ms after which a crashed gateway's users and connections leave the cluster's presence (300-3600000)"},
         {"PORTALS_ENABLED", "false", "send every client event to one portal of the pool"},
@@ -378,6 +384,8 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.boolean("STORE_MESSAGES", c.store_messages);
     r.boolean("SYNC_ENABLED", c.sync_enabled);
     r.integer("SYNC_REDELIVERY_INTERVAL", c.sync_redelivery_interval_ms, 0, max_duration_ms);
+    r.integer("SYNC_MAX_BACKLOG", c.sync_max_backlog, 0, 1000000);
+    r.integer("SYNC_MAX_ATTEMPTS", c.sync_max_attempts, 0, 1000000);
     r.integer("MESA_PRESENCE_TTL", c.presence_ttl_ms, 300, max_duration_ms);
     r.boolean("PORTALS_ENABLED", c.portals_enabled);
     r.boolean("PORTAL_DISTRIBUTE_LOAD", c.portal_distribute_load);

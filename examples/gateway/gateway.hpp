@@ -138,6 +138,8 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     auto& sy = o.template feature<mesa::sync>();
     sy.enabled = cfg.sync_enabled;
     sy.redelivery_interval = milliseconds(cfg.sync_redelivery_interval_ms);
+    sy.max_backlog = cfg.sync_max_backlog;
+    sy.max_attempts = cfg.sync_max_attempts;
 
     o.template feature<mesa::version_rule>().enabled = cfg.enforce_equal_versions;
     o.template feature<mesa::message_store>().enabled = cfg.store_messages;

@@ -200,6 +200,8 @@ TEST_CASE("config: good values") {
                     {"REDIS_URI", "redis://:pw@10.0.0.5:6380/2"},
                     {"SYNC_ENABLED", "true"},
                     {"SYNC_REDELIVERY_INTERVAL", "250"},
+                    {"SYNC_MAX_BACKLOG", "50"},
+                    {"SYNC_MAX_ATTEMPTS", "0"},
                     {"HEARTBEATS_ENABLED", "true"},
                     {"HEARTBEAT_INTERVAL", "200"},
                     {"HEARTBEAT_MAX_ATTEMPTS", "0"},
@@ -217,6 +219,8 @@ TEST_CASE("config: good values") {
     CHECK(c.redis_uri == std::string("redis://:pw@10.0.0.5:6380/2"));
     CHECK(c.sync_enabled);
     CHECK(c.sync_redelivery_interval_ms == 250);
+    CHECK(c.sync_max_backlog == 50);
+    CHECK(c.sync_max_attempts == 0);
     CHECK(c.heartbeats_enabled);
     CHECK(c.heartbeat_interval_ms == 200);
     CHECK(c.heartbeat_max_attempts == 0);
@@ -291,6 +295,8 @@ TEST_CASE("config: --help lists every variable with its default") {
                              "STORE_MESSAGES",
                              "SYNC_ENABLED",
                              "SYNC_REDELIVERY_INTERVAL",
+                             "SYNC_MAX_BACKLOG",
+                             "SYNC_MAX_ATTEMPTS",
                              "PORTALS_ENABLED",
                              "PORTAL_DISTRIBUTE_LOAD",
                              "HEARTBEATS_ENABLED",
