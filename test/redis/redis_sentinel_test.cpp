@@ -156,8 +156,8 @@ TEST_CASE("sentinel machine: READONLY and +switch-master move to the new master"
     m.answered(a[0].query, redis_address{"10.0.1.1", 6379});
     m.master_ready();
 
-    CHECK(m.switched("other 10.0.1.1 6379 10.0.1.9 6379").empty());        // another master's
-    CHECK(m.switched("mymaster 10.0.1.0 6379 10.0.1.1 6379").empty());     // already there
+    CHECK(m.switched("other 10.0.1.1 6379 10.0.1.9 6379").empty());         // another master's
+    CHECK(m.switched("mymaster 10.0.1.0 6379 10.0.1.1 6379").empty());      // already there
     CHECK(m.switched("mymaster 10.0.1.1 6379 10.0.1.2 notaport").empty());  // garbled
     a = m.switched("mymaster 10.0.1.1 6379 10.0.1.2 6380");
     REQUIRE(find(a, kind::connect));
@@ -234,11 +234,12 @@ bool crosses(asio::io_context& ioc, mesa::broker::redis& from, std::vector<std::
     return has();
 }
 
-std::error_code completed(asio::io_context& ioc, std::function<void(mesa::broker::completion)> start) {
-    std::optional<std::error_code> r;
-    start([&](std::error_code ec) { r = ec; });
-    REQUIRE(run_until(ioc, [&] { return r.has_value(); }, 20s));
-    return *r;
+/// The last master the log says a broker connected to is not on `old_port`.
+bool moved_from(std::vector<std::string> const& log, std::uint16_t old_port) {
+    for (auto it = log.rbegin(); it != log.rend(); ++it)
+        if (it->find("' is 127.0.0.1:") != std::string::npos)
+            return it->substr(it->rfind(':') + 1) != std::to_string(old_port);
+    return false;
 }
 
 struct fake_server {
@@ -263,7 +264,8 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
         "ws", [&](std::string_view p) { heard.emplace_back(p); }, [&](std::error_code ec) { subscribed = !ec; });
     std::optional<std::error_code> added;
     b.set_add("connected_clients", "u1", [&](std::error_code ec) { added = ec; });  // waits for the master
-    REQUIRE(run_until(ioc, [&] { return added && b.connected(); }, 20s));
+    REQUIRE(run_until(
+        ioc, [&] { return added && b.connected(); }, 20s));
     INFO(joined(log));
     CHECK_FALSE(*added);
     CHECK(group.master().cli({"SISMEMBER", "connected_clients", "u1"}) == "1");
@@ -275,7 +277,8 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     mesa::broker::redis wrong{ioc.get_executor(), sentinel_options(group, &wrong_log, "nosuch")};
     std::optional<std::error_code> refused;
     wrong.set_add("s", "m", [&](std::error_code ec) { refused = ec; });
-    REQUIRE(run_until(ioc, [&] { return refused.has_value(); }, 20s));
+    REQUIRE(run_until(
+        ioc, [&] { return refused.has_value(); }, 20s));
     CHECK(*refused == redis_errc::master_unknown);
     CHECK(logged(wrong_log, "no sentinel knows a master named 'nosuch'"));
     CHECK_FALSE(wrong.connected());
@@ -283,7 +286,8 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     std::optional<std::error_code> later;
     wrong.counter_add("c", 1, [&](std::error_code ec) { later = ec; });
     CHECK_FALSE(later);
-    REQUIRE(run_until(ioc, [&] { return later.has_value(); }, 20s));
+    REQUIRE(run_until(
+        ioc, [&] { return later.has_value(); }, 20s));
     CHECK(*later == redis_errc::master_unknown);
 
     auto no_name = sentinel_options(group, nullptr);
@@ -292,4 +296,186 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     auto bad = sentinel_options(group, nullptr);
     bad.sentinels.push_back("h:port");
     CHECK_THROWS_AS(mesa::broker::redis(ioc.get_executor(), bad), std::invalid_argument);
+}
+
+TEST_CASE("replicas_to_acknowledge: a store not acknowledged in time fails; nothing else waits behind its WAIT") {
+    mesa::test::redis_server server;  // no replica: WAIT 1 always times out
+    asio::io_context ioc;
+    std::vector<std::string> log;
+    mesa::broker::redis::options o;
+    o.uri = server.uri();
+    o.replicas_to_acknowledge = 1;
+    o.replica_timeout = 1500ms;
+    o.on_log = [&](std::string text) { log.push_back(std::move(text)); };
+    mesa::broker::redis b{ioc.get_executor(), o};
+    std::vector<std::string> order;
+    std::optional<std::error_code> appended;
+    b.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0, [&](std::error_code ec, std::int64_t) {
+        appended = ec;
+        order.push_back("append");
+    });
+    b.publish("ws", "x", [&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        order.push_back("publish");
+    });
+    b.counter_add("connected_clients_count", 1, [&](std::error_code ec) {
+        CHECK_FALSE(ec);
+        order.push_back("counter");
+    });
+    REQUIRE(run_until(
+        ioc, [&] { return appended.has_value(); }, 10s));
+    CHECK(*appended == redis_errc::not_replicated);
+    CHECK(order == std::vector<std::string>{"publish", "counter", "append"});
+    CHECK(logged(log, "acknowledged by 0 replicas of 1"));
+    // Stored on the master all the same: a retry may duplicate it.
+    CHECK(server.cli({"HGET", "undelivered_messages", "u"}) == R"([{"op":0,"d":{}}])");
+}
+
+namespace {
+
+/// Two brokers through the sentinels, one of them acknowledged by a replica,
+/// and a server-like user of the second keeping its presence.
+struct sentinel_cluster {
+    explicit sentinel_cluster(mesa::test::redis_sentinel_group& g)
+        : group(g),
+          a(ioc.get_executor(), durable(sentinel_options(g, &log_a))),
+          b(ioc.get_executor(), sentinel_options(g, &log_b)),
+          presence(ioc, b, server.keys, "I1", 2000ms, events()) {
+        a.subscribe("ws", [&](std::string_view p) { heard_a.emplace_back(p); });
+        b.subscribe("ws", [&](std::string_view p) { heard_b.emplace_back(p); });
+        b.on_restored([this] { presence.restored(); });
+        presence.start();
+    }
+
+    static mesa::broker::redis::options durable(mesa::broker::redis::options o) {
+        o.replicas_to_acknowledge = 1;
+        o.replica_timeout = 2000ms;
+        return o;
+    }
+    mesa::detail::instance_presence<mesa::broker::redis>::events events() {
+        mesa::detail::instance_presence<mesa::broker::redis>::events e;
+        e.snapshot = [this] { return std::make_pair(server.connections, server.ids); };
+        e.on_error = [this](std::string const& text) { log_b.push_back(text); };
+        return e;
+    }
+
+    /// Both brokers connected, publications crossing both ways.
+    bool exchanging(std::string const& tag, std::chrono::milliseconds timeout = 40s) {
+        if (!run_until(
+                ioc, [&] { return a.connected() && b.connected(); }, timeout))
+            return false;
+        return crosses(ioc, a, heard_b, "a-" + tag, timeout) && crosses(ioc, b, heard_a, "b-" + tag, timeout);
+    }
+
+    /// sync_route of one message for an offline id through `a`, retried while it fails.
+    std::error_code store(std::string const& id, int n, std::chrono::milliseconds timeout = 20s) {
+        auto const deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            std::optional<std::error_code> r;
+            a.sync_route(server.keys, R"({"op":0,"d":{"n":)" + std::to_string(n) + "}}", {id}, 100, "test",
+                         [&](std::error_code ec, mesa::broker::route_result) { r = ec; });
+            REQUIRE(run_until(
+                ioc, [&] { return r.has_value(); }, 20s));
+            if (!*r || std::chrono::steady_clock::now() > deadline) return *r;
+            run_until(
+                ioc, [] { return false; }, 100ms);
+        }
+    }
+
+    mesa::test::redis_sentinel_group& group;
+    asio::io_context ioc;
+    std::vector<std::string> log_a, log_b, heard_a, heard_b;
+    fake_server server;
+    mesa::broker::redis a, b;
+    mesa::detail::instance_presence<mesa::broker::redis> presence;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+TEST_CASE("sentinel: a forced failover while two brokers exchange publications and presence is kept") {
+    mesa::test::redis_sentinel_group group;
+    sentinel_cluster c{group};
+    REQUIRE(c.exchanging("before"));
+    REQUIRE(run_until(
+        c.ioc, [&] { return c.presence.epoch() > 0; }, 10s));
+    CHECK_FALSE(c.store("u9", 1));  // acknowledged by the replica
+    auto const old_port = group.master_port();
+    auto const old_epoch = c.presence.epoch();
+
+    auto const t0 = std::chrono::steady_clock::now();
+    group.failover();
+    auto const switched = run_until(
+        c.ioc,
+        [&] {
+            return c.a.connected() && c.b.connected() && moved_from(c.log_a, old_port) && moved_from(c.log_b, old_port);
+        },
+        40s);
+    INFO("a:\n" << joined(c.log_a) << "b:\n" << joined(c.log_b));
+    REQUIRE(switched);
+    REQUIRE(c.exchanging("after"));
+    auto const recovered = seconds_since(t0);
+    auto const new_port = group.master_port();
+    CHECK(new_port != old_port);
+    std::cerr << "sentinel: forced failover: both brokers exchanging on the new master after " << recovered << " s\n";
+
+    // Presence registered again on the new master; the stored backlog is there.
+    REQUIRE(run_until(
+        c.ioc, [&] { return c.presence.epoch() > old_epoch; }, 20s));
+    auto& master = group.node(new_port);
+    CHECK(master.cli({"HGET", "mesa_instances_chat", "I1"}) == std::to_string(c.presence.epoch()));
+    CHECK(master.cli({"SISMEMBER", "connected_clients_chat", "u1"}) == "1");
+    CHECK(master.cli({"SISMEMBER", "connected_clients_chat", "u2"}) == "1");
+    CHECK(master.cli({"HGET", "undelivered_messages_chat", "u9"}) == R"([{"op":0,"d":{"n":1}}])");
+    // Stores work there, acknowledged by the old master, now its replica.
+    // (Until the old master has synced, stores are reported failed: retries may duplicate.)
+    CHECK_FALSE(c.store("u9", 2, 30s));
+    auto const stored = master.cli({"HGET", "undelivered_messages_chat", "u9"});
+    CHECK(stored.rfind(R"([{"op":0,"d":{"n":1}},{"op":0,"d":{"n":2}})", 0) == 0);
+}
+
+TEST_CASE("sentinel: the master killed, a replica elected; an acknowledged store survives") {
+    mesa::test::redis_sentinel_group group;
+    sentinel_cluster c{group};
+    REQUIRE(c.exchanging("before"));
+    REQUIRE(run_until(
+        c.ioc, [&] { return c.presence.epoch() > 0; }, 10s));
+    auto const old_port = group.master_port();
+    REQUIRE_FALSE(c.store("u9", 1));  // acknowledged: the replica has it
+
+    auto const t0 = std::chrono::steady_clock::now();
+    group.node(old_port).stop(SIGKILL);
+    auto const elected = run_until(
+        c.ioc,
+        [&] {
+            return c.a.connected() && c.b.connected() && moved_from(c.log_a, old_port) && moved_from(c.log_b, old_port);
+        },
+        40s);
+    INFO("a:\n" << joined(c.log_a) << "b:\n" << joined(c.log_b));
+    REQUIRE(elected);
+    REQUIRE(c.exchanging("after"));
+    auto const recovered = seconds_since(t0);
+    auto const new_port = group.master_port();
+    CHECK(new_port != old_port);
+    std::cerr << "sentinel: master killed: both brokers exchanging on the elected master after " << recovered << " s\n";
+
+    auto& master = group.node(new_port);
+    CHECK(master.cli({"HGET", "undelivered_messages_chat", "u9"}) == R"([{"op":0,"d":{"n":1}}])");
+    REQUIRE(run_until(
+        c.ioc,
+        [&] {
+            return master.cli({"HGET", "mesa_instances_chat", "I1"}) == std::to_string(c.presence.epoch());
+        },
+        20s));
+    CHECK(master.cli({"SISMEMBER", "connected_clients_chat", "u1"}) == "1");
+    // No replica left to acknowledge: stores fail rather than pretend.
+    std::optional<std::error_code> r;
+    c.a.sync_route(c.server.keys, R"({"op":0,"d":{"n":2}})", {"u9"}, 100, "test",
+                   [&](std::error_code ec, mesa::broker::route_result) { r = ec; });
+    REQUIRE(run_until(
+        c.ioc, [&] { return r.has_value(); }, 20s));
+    CHECK(*r == redis_errc::not_replicated);
 }

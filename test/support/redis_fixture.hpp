@@ -88,6 +88,7 @@ public:
     ~redis_server() {
         stop(SIGTERM);
         ::unlink(log_path_.c_str());
+        ::unlink(("/tmp/" + rdb_file()).c_str());
     }
     redis_server(redis_server const&) = delete;
     redis_server& operator=(redis_server const&) = delete;
@@ -101,10 +102,15 @@ public:
         if (pid_ > 0) return;
         std::vector<std::string> argv{"/usr/bin/redis-server"};
         if (!config_file_.empty()) argv.push_back(config_file_);
-        for (char const* a : {"--port", "", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-                              "no", "--dir", "/tmp"})
-            argv.emplace_back(a);
-        argv[config_file_.empty() ? 2 : 3] = std::to_string(port_);
+        // Its own RDB file: a replica writes one at each full sync, and a server
+        // started later must not load another's.
+        for (std::string a : {"--port", "", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
+                              "no", "--dir", "/tmp", "--dbfilename", ""})
+            argv.push_back(a.empty() && argv.back() == "--port" ? std::to_string(port_) : a);
+        if (config_file_.empty())
+            argv.back() = rdb_file();
+        else
+            argv.resize(argv.size() - 2);
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
@@ -172,6 +178,8 @@ public:
     }
 
 private:
+    std::string rdb_file() const { return "mesa-redis-test-" + std::to_string(port_) + ".rdb"; }
+
     bool answers_ping() const {
         int const fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
