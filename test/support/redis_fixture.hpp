@@ -1,6 +1,8 @@
 #pragma once
 // A private redis-server for one test: started on a free port, killed at the
-// end. Failing to start it throws, so the test fails loudly rather than skips.
+// end; and a private Sentinel deployment (a master, a replica, three
+// sentinels). Failing to start them throws, so the test fails loudly rather
+// than skips.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,7 +14,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -74,14 +78,17 @@ inline std::string run_program(std::vector<std::string> const& argv) {
 class redis_server {
 public:
     /// Starts redis-server on a free port with `extra` arguments (e.g.
-    /// {"--requirepass", "secret"}); throws when it does not answer PING.
-    explicit redis_server(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
+    /// {"--requirepass", "secret"}), after `config_file` when given (a
+    /// sentinel's); throws when it does not answer PING.
+    explicit redis_server(std::vector<std::string> extra = {}, std::string config_file = {})
+        : port_(free_port()), extra_(std::move(extra)), config_file_(std::move(config_file)) {
         log_path_ = "/tmp/mesa-redis-test-" + std::to_string(port_) + ".log";
         start();
     }
     ~redis_server() {
         stop(SIGTERM);
         ::unlink(log_path_.c_str());
+        ::unlink(("/tmp/" + rdb_file()).c_str());
     }
     redis_server(redis_server const&) = delete;
     redis_server& operator=(redis_server const&) = delete;
@@ -93,9 +100,17 @@ public:
     /// Starts (again) on the same port.
     void start() {
         if (pid_ > 0) return;
-        std::vector<std::string> argv{
-            "/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly",          "no",     "--daemonize",         "no",     "--dir",     "/tmp"};
+        std::vector<std::string> argv{"/usr/bin/redis-server"};
+        if (!config_file_.empty()) argv.push_back(config_file_);
+        // Its own RDB file: a replica writes one at each full sync, and a server
+        // started later must not load another's.
+        for (std::string a : {"--port", "", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
+                              "no", "--dir", "/tmp", "--dbfilename", ""})
+            argv.push_back(a.empty() && argv.back() == "--port" ? std::to_string(port_) : a);
+        if (config_file_.empty())
+            argv.back() = rdb_file();
+        else
+            argv.resize(argv.size() - 2);
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
@@ -163,6 +178,8 @@ public:
     }
 
 private:
+    std::string rdb_file() const { return "mesa-redis-test-" + std::to_string(port_) + ".rdb"; }
+
     bool answers_ping() const {
         int const fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return false;
@@ -185,8 +202,115 @@ private:
 
     std::uint16_t port_;
     std::vector<std::string> extra_;
+    std::string config_file_;
     std::string log_path_;
     pid_t pid_ = 0;
+};
+
+/// redis-cli against 127.0.0.1:`port`.
+inline std::string redis_cli(std::uint16_t port, std::vector<std::string> const& command) {
+    std::vector<std::string> argv{"/usr/bin/timeout",  "10", "/usr/bin/redis-cli",
+                                  "--no-auth-warning", "-p", std::to_string(port)};
+    argv.insert(argv.end(), command.begin(), command.end());
+    return run_program(argv);
+}
+
+/// A Redis Sentinel deployment on loopback: a master, a replica and three
+/// sentinels (quorum 2) monitoring it as `name`, with short failure detection
+/// (down-after 1000 ms) so that failovers take seconds. The sentinels'
+/// configuration files live in a temporary directory removed at the end.
+class redis_sentinel_group {
+public:
+    explicit redis_sentinel_group(std::string name = "mymaster") : name_(std::move(name)) {
+        char dir[] = "/tmp/mesa-sentinel-XXXXXX";
+        if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+        dir_ = dir;
+        std::vector<std::string> const data{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
+        nodes_.push_back(std::make_unique<redis_server>(data));
+        auto replica = data;
+        replica.insert(replica.end(), {"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())});
+        nodes_.push_back(std::make_unique<redis_server>(replica));
+        wait_for("the replica to sync", [&] {
+            return nodes_[0]->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
+        });
+        for (int i = 0; i < 3; ++i) {
+            auto const file = dir_ + "/sentinel-" + std::to_string(i) + ".conf";
+            std::ofstream conf(file);
+            conf << "sentinel monitor " << name_ << " 127.0.0.1 " << nodes_[0]->port() << " 2\n"
+                 << "sentinel down-after-milliseconds " << name_ << " 1000\n"
+                 << "sentinel failover-timeout " << name_ << " 4000\n"
+                 << "sentinel parallel-syncs " << name_ << " 1\n";
+            conf.close();
+            sentinels_.push_back(std::make_unique<redis_server>(std::vector<std::string>{"--sentinel"}, file));
+        }
+        // A failover needs the sentinels to know the replica and each other.
+        wait_for("the sentinels to know the replica and each other", [&] {
+            for (auto const& s : sentinels_) {
+                if (redis_cli(s->port(), {"SENTINEL", "replicas", name_}).find(std::to_string(nodes_[1]->port())) ==
+                    std::string::npos)
+                    return false;
+                auto const master = redis_cli(s->port(), {"SENTINEL", "master", name_});
+                auto const at = master.find("num-other-sentinels\n");
+                if (at == std::string::npos || master.substr(at + 20, 1) != "2") return false;
+            }
+            return true;
+        });
+    }
+    ~redis_sentinel_group() {
+        sentinels_.clear();
+        nodes_.clear();
+        for (int i = 0; i < 3; ++i) ::unlink((dir_ + "/sentinel-" + std::to_string(i) + ".conf").c_str());
+        ::rmdir(dir_.c_str());
+    }
+    redis_sentinel_group(redis_sentinel_group const&) = delete;
+    redis_sentinel_group& operator=(redis_sentinel_group const&) = delete;
+
+    std::string const& name() const noexcept { return name_; }
+    /// "127.0.0.1:port" of each sentinel.
+    std::vector<std::string> sentinel_addresses() const {
+        std::vector<std::string> out;
+        for (auto const& s : sentinels_) out.push_back("127.0.0.1:" + std::to_string(s->port()));
+        return out;
+    }
+    redis_server& sentinel(std::size_t i) { return *sentinels_.at(i); }
+    /// The data node on `port` (the master or the replica).
+    redis_server& node(std::uint16_t port) {
+        for (auto& n : nodes_)
+            if (n->port() == port) return *n;
+        throw std::runtime_error("no redis node on port " + std::to_string(port));
+    }
+    /// The master's port as the first running sentinel reports it.
+    std::uint16_t master_port() {
+        for (auto& s : sentinels_) {
+            if (!s->running()) continue;
+            auto const reply = redis_cli(s->port(), {"SENTINEL", "get-master-addr-by-name", name_});
+            auto const newline = reply.find('\n');
+            if (newline != std::string::npos) return static_cast<std::uint16_t>(std::stoi(reply.substr(newline + 1)));
+        }
+        throw std::runtime_error("no sentinel names the master");
+    }
+    redis_server& master() { return node(master_port()); }
+    /// Asks a sentinel for a failover (the master is healthy: a switchover).
+    void failover() {
+        auto const reply = redis_cli(sentinels_[0]->port(), {"SENTINEL", "FAILOVER", name_});
+        if (reply != "OK") throw std::runtime_error("SENTINEL FAILOVER: " + reply);
+    }
+
+private:
+    template <class Done>
+    static void wait_for(char const* what, Done done) {
+        auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!done()) {
+            if (std::chrono::steady_clock::now() > deadline)
+                throw std::runtime_error(std::string("sentinel group: timed out waiting for ") + what);
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+    std::string name_;
+    std::string dir_;
+    std::vector<std::unique_ptr<redis_server>> nodes_;
+    std::vector<std::unique_ptr<redis_server>> sentinels_;
 };
 
 }  // namespace mesa::test

@@ -12,11 +12,23 @@
 // with redis_errc::disconnected, and outages, recoveries and the publications
 // that could not be sent go to options::on_log.
 //
+// With Redis Sentinel (options::sentinels), the master is asked of the
+// sentinels and followed through failovers (redis_sentinel.hpp):
+//
+//   mesa::broker::redis::options o;
+//   o.sentinels = {"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"};
+//   o.sentinel_master = "mymaster";
+//
+// With options::replicas_to_acknowledge, stores (sync_route, backlog appends)
+// complete once that many replicas have them (WAIT on a third connection, so
+// nothing else waits behind it).
+//
 // Thread-safety: one broker belongs to the thread running its executor; call
 // it only from there. Handlers run on that executor, never inline. Destroying
 // the broker with operations in flight is safe: their handlers are not called.
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <array>
@@ -25,6 +37,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -39,6 +53,7 @@
 #include <mesa/broker/detail/redis_error.hpp>
 #include <mesa/broker/detail/redis_resp.hpp>
 #include <mesa/broker/detail/redis_scripts.hpp>
+#include <mesa/broker/detail/redis_sentinel.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 #include <mesa/keys.hpp>
 
@@ -61,9 +76,30 @@ public:
         std::size_t max_pending_commands = 65536;
         /// Outages, recoveries and failures nobody else is told about (default: none).
         std::function<void(std::string)> on_log;
+
+        /// Redis Sentinel: the sentinels, "host[:port]" (port 26379 when left
+        /// out). Not empty: the master named sentinel_master is asked of them,
+        /// checked with ROLE, and followed through failovers; `uri` is not used.
+        std::vector<std::string> sentinels;
+        /// The master's name in the sentinels' configuration (sentinel monitor <name> ...).
+        std::string sentinel_master;
+        /// AUTH for the sentinels (empty password: none; empty username: the default user).
+        std::string sentinel_username, sentinel_password;
+        /// AUTH and SELECT for the master found through the sentinels; without
+        /// sentinels, when set they replace those of `uri`.
+        std::string username, password;
+        std::optional<int> db;
+
+        /// Stores (sync_route, backlog_append) complete only once this many
+        /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
+        /// store a failover could lose completes with redis_errc::not_replicated.
+        std::size_t replicas_to_acknowledge = 0;
+        /// How long a store waits for the replicas' acknowledgement.
+        std::chrono::milliseconds replica_timeout{1000};
     };
 
-    /// Connects at once (asynchronously). Throws std::invalid_argument on a bad uri.
+    /// Connects at once (asynchronously). Throws std::invalid_argument on a bad
+    /// uri, a bad sentinel address or sentinels without sentinel_master.
     explicit redis(asio::any_io_executor executor) : redis(std::move(executor), options()) {}
     redis(asio::any_io_executor executor, options const& opts)
         : state_(std::make_shared<state>(std::move(executor), opts)) {
@@ -205,7 +241,16 @@ public:
     void backlog_append(std::string const& hash, std::string const& field, std::string message, std::size_t max_entries,
                         count_handler done = {}) {
         state_->eval(script::backlog_append, {hash, field, std::move(message), std::to_string(max_entries)}, 1,
-                     integer_reply("backlog append", std::move(done)));
+                     state_->guard(
+                         [weak = std::weak_ptr<state>(state_), done = std::move(done)](std::error_code ec,
+                                                                                       redisReply const* reply) {
+                             if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
+                             auto const dropped = ec ? 0 : static_cast<std::int64_t>(reply->integer);
+                             weak.lock()->replicated(ec, [done, dropped](std::error_code ec) {
+                                 if (done) done(ec, ec ? 0 : dropped);
+                             });
+                         },
+                         "backlog append", !done));
     }
 
     /// Removes and returns the whole backlog of `hash`/`field`, atomically: the
@@ -296,7 +341,8 @@ public:
         args.insert(args.end(), ids.begin(), ids.end());
         state_->eval(script::sync_route, std::move(args), cluster_keys,
                      state_->guard(
-                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                         [weak = std::weak_ptr<state>(state_), done = std::move(done)](std::error_code ec,
+                                                                                       redisReply const* reply) {
                              route_result r;
                              if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5))
                                  ec = redis_errc::unexpected_reply;
@@ -310,7 +356,10 @@ public:
                                                             dropped.element[i + 1]->integer);
                                  r.failed = texts(*reply->element[4]);
                              }
-                             if (done) done(ec, std::move(r));
+                             // Stored: complete once replicas have it (when asked to).
+                             weak.lock()->replicated(ec, [done, r = std::move(r)](std::error_code ec) mutable {
+                                 if (done) done(ec, std::move(r));
+                             });
                          },
                          "sync route", !done));
     }
@@ -411,9 +460,46 @@ private:
     static constexpr std::size_t script_count = static_cast<std::size_t>(script::count);
 
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor executor, options const& opts) : executor_(executor), on_log_(opts.on_log) {
+        state(asio::any_io_executor executor, options const& opts)
+            : executor_(executor),
+              on_log_(opts.on_log),
+              replicas_(opts.replicas_to_acknowledge),
+              replica_timeout_(opts.replica_timeout),
+              sentinel_timer_(executor),
+              watch_timer_(executor) {
             detail::redis_connection_settings settings;
-            settings.endpoint = detail::parse_redis_uri(opts.uri);
+            if (opts.sentinels.empty()) {
+                settings.endpoint = detail::parse_redis_uri(opts.uri);
+            } else {
+                if (opts.sentinel_master.empty())
+                    throw std::invalid_argument("redis sentinels given without sentinel_master (the master's name)");
+                std::vector<detail::redis_address> sentinels;
+                for (auto const& text : opts.sentinels) sentinels.push_back(detail::parse_sentinel_address(text));
+                sentinel_settings_.endpoint.host = sentinels.front().host;
+                sentinel_settings_.endpoint.port = sentinels.front().port;
+                sentinel_settings_.endpoint.user = opts.sentinel_username;
+                sentinel_settings_.endpoint.password = opts.sentinel_password;
+                sentinel_settings_.connect_timeout = opts.connect_timeout;
+                sentinel_settings_.reconnect_initial = opts.reconnect_initial;
+                sentinel_settings_.reconnect_max = opts.reconnect_max;
+                sentinel_settings_.name = "sentinel";
+                sentinel_ = std::make_unique<detail::redis_sentinel>(std::move(sentinels), opts.sentinel_master,
+                                                                     opts.reconnect_initial, opts.reconnect_max);
+                settings.managed = true;
+                settings.require_master = true;
+                settings.endpoint.host.clear();
+                settings.endpoint.port = 0;
+            }
+            if (!opts.username.empty() || !opts.password.empty()) {
+                if (opts.password.empty())
+                    throw std::invalid_argument("redis username '" + opts.username + "' given without a password");
+                settings.endpoint.user = opts.username;
+                settings.endpoint.password = opts.password;
+            }
+            if (opts.db) {
+                if (*opts.db < 0) throw std::invalid_argument("redis db must not be negative");
+                settings.endpoint.db = *opts.db;
+            }
             settings.reconnect_initial = opts.reconnect_initial;
             settings.reconnect_max = opts.reconnect_max;
             settings.connect_timeout = opts.connect_timeout;
@@ -421,6 +507,10 @@ private:
             settings.log = opts.on_log;
             settings.name = "subscriptions";
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
+            if (replicas_ > 0) {
+                settings.name = "replication acknowledgements";
+                waiter_ = std::make_shared<detail::redis_connection>(executor, settings);
+            }
             settings.name = "commands";
             for (std::size_t i = 0; i < script_count; ++i)
                 settings.scripts.push_back(detail::redis_script_text(static_cast<script>(i)));
@@ -474,14 +564,232 @@ private:
             subscriber_->on_push = [weak](redisReply const& reply) {
                 if (auto s = weak.lock()) s->pushed(reply);
             };
+            if (sentinel_) follow_sentinels();
             commands_->start();
             subscriber_->start();
+            if (waiter_) waiter_->start();
+            if (sentinel_) run(sentinel_->start());
         }
 
         void stop() {
             stopped_ = true;
             commands_->stop();
             subscriber_->stop();
+            if (waiter_) waiter_->stop();
+            if (asking_) asking_->stop();
+            if (watching_) watching_->stop();
+            sentinel_timer_.cancel();
+            watch_timer_.cancel();
+        }
+
+        // ---- Redis Sentinel: the Asio shell of detail::redis_sentinel ----------------
+
+        std::vector<detail::redis_connection*> masters() const {
+            std::vector<detail::redis_connection*> out{commands_.get(), subscriber_.get()};
+            if (waiter_) out.push_back(waiter_.get());
+            return out;
+        }
+
+        void follow_sentinels() {
+            std::weak_ptr<state> weak = shared_from_this();
+            auto ready = [weak, previous = commands_->on_ready] {
+                if (previous) previous();
+                if (auto s = weak.lock(); s && !s->stopped_) s->master_ready();
+            };
+            commands_->on_ready = ready;
+            subscriber_->on_ready = [weak, previous = subscriber_->on_ready] {
+                if (previous) previous();
+                if (auto s = weak.lock(); s && !s->stopped_) s->master_ready();
+            };
+            auto down = [weak](char const* which) {
+                return [weak, which] {
+                    if (auto s = weak.lock(); s && !s->stopped_)
+                        s->run(s->sentinel_->master_down(std::string("the ") + which + " connection failed"));
+                };
+            };
+            commands_->on_down = down("commands");
+            subscriber_->on_down = [weak, previous = subscriber_->on_down, next = down("subscriptions")] {
+                if (previous) previous();
+                next();
+            };
+            auto readonly = [weak] {
+                if (auto s = weak.lock(); s && !s->stopped_) s->run(s->sentinel_->readonly());
+            };
+            commands_->on_readonly = readonly;
+            if (waiter_) {
+                waiter_->on_ready = [weak] {
+                    if (auto s = weak.lock(); s && !s->stopped_) s->master_ready();
+                };
+                waiter_->on_down = down("replication acknowledgements");
+                waiter_->on_readonly = readonly;
+            }
+        }
+
+        void master_ready() {
+            for (auto* c : masters())
+                if (!c->ready()) return;
+            run(sentinel_->master_ready());
+        }
+
+        void run(detail::redis_sentinel::actions actions) {
+            using kind = detail::redis_sentinel::action::kind;
+            auto self = shared_from_this();
+            for (auto& a : actions) {
+                if (stopped_) return;
+                switch (a.what) {
+                    case kind::ask:
+                        ask(a.sentinel, a.query);
+                        break;
+                    case kind::connect:
+                        subscriptions_down();
+                        for (auto* c : masters()) {
+                            if (stopped_) return;
+                            c->connect_to(a.master);
+                        }
+                        break;
+                    case kind::wait:
+                        sentinel_timer_.expires_after(a.delay);
+                        sentinel_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+                            if (auto s = weak.lock(); s && !ec && !s->stopped_) s->run(s->sentinel_->timer());
+                        });
+                        break;
+                    case kind::fail_waiting:
+                        for (auto* c : masters()) {
+                            if (stopped_) return;
+                            c->refuse(a.error);
+                        }
+                        break;
+                    case kind::watch:
+                        watch(a.sentinel, a.delay);
+                        break;
+                    case kind::log:
+                        log(a.text);
+                        break;
+                }
+            }
+        }
+
+        detail::redis_connection_settings sentinel_at(std::size_t index) const {
+            auto settings = sentinel_settings_;
+            auto const& address = sentinel_addresses()[index];
+            settings.endpoint.host = address.host;
+            settings.endpoint.port = address.port;
+            return settings;
+        }
+        std::vector<detail::redis_address> const& sentinel_addresses() const { return sentinel_->sentinels(); }
+
+        // One question, on a connection of its own, closed once answered.
+        void ask(std::size_t index, std::uint64_t query) {
+            if (asking_) asking_->stop();
+            asking_ = std::make_shared<detail::redis_connection>(executor_, sentinel_at(index));
+            asking_->start();
+            asking_->send(
+                detail::redis_command("SENTINEL", "get-master-addr-by-name", sentinel_->master_name()),
+                [weak = weak_from_this(), connection = std::weak_ptr<detail::redis_connection>(asking_), query](
+                    std::error_code ec, redisReply const* reply) {
+                    if (auto c = connection.lock()) c->stop();
+                    auto s = weak.lock();
+                    if (!s || s->stopped_) return;
+                    if (ec) return s->run(s->sentinel_->unreachable(query, describe(ec, reply)));
+                    if (reply->type == REDIS_REPLY_NIL) return s->run(s->sentinel_->answered(query, std::nullopt));
+                    detail::redis_address master;
+                    unsigned port = 0;
+                    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+                        master.host = std::string(detail::redis_text(*reply->element[0]));
+                        auto const text = detail::redis_text(*reply->element[1]);
+                        auto const [end, bad] = std::from_chars(text.data(), text.data() + text.size(), port);
+                        if (bad != std::errc() || end != text.data() + text.size() || port == 0 || port > 65535)
+                            port = 0;
+                    }
+                    if (master.host.empty() || port == 0)
+                        return s->run(s->sentinel_->unreachable(query, "unexpected reply"));
+                    master.port = static_cast<std::uint16_t>(port);
+                    s->run(s->sentinel_->answered(query, std::move(master)));
+                });
+        }
+
+        // Follows one sentinel's +switch-master events; another after a loss.
+        void watch(std::size_t index, std::chrono::milliseconds delay) {
+            if (watching_) watching_->stop();
+            watching_.reset();
+            watch_timer_.expires_after(delay);
+            watch_timer_.async_wait([weak = weak_from_this(), index](std::error_code ec) {
+                auto s = weak.lock();
+                if (!s || ec || s->stopped_) return;
+                auto c = std::make_shared<detail::redis_connection>(s->executor_, s->sentinel_at(index));
+                std::weak_ptr<detail::redis_connection> wc = c;
+                c->on_ready = [wc] {
+                    if (auto c = wc.lock()) c->send_untracked(detail::redis_command("SUBSCRIBE", "+switch-master"));
+                };
+                c->on_push = [weak](redisReply const& reply) {
+                    auto s = weak.lock();
+                    if (!s || s->stopped_ || reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) return;
+                    auto const kind = detail::redis_text(*reply.element[0]);
+                    if (kind == "subscribe") s->run(s->sentinel_->watch_ready());
+                    if (kind == "message") s->run(s->sentinel_->switched(detail::redis_text(*reply.element[2])));
+                };
+                c->on_down = [weak, wc] {
+                    if (auto c = wc.lock()) c->stop();
+                    if (auto s = weak.lock(); s && !s->stopped_) s->run(s->sentinel_->watch_down());
+                };
+                s->watching_ = c;
+                c->start();
+            });
+        }
+
+        // ---- acknowledgements by replicas (WAIT) ----------------------------------
+
+        /// A store answered `ec`: `then` runs once replicas_ replicas have it
+        /// (or at once, with no replicas to wait for or on an error).
+        void replicated(std::error_code ec, std::function<void(std::error_code)> then) {
+            if (ec || !waiter_) return then(ec);
+            unacknowledged_.push_back(std::move(then));
+            if (!acknowledging_) acknowledge();
+        }
+
+        // One WAIT for every store answered before it (group commit). The
+        // PUBLISH makes the WAIT cover them: WAIT waits for the replication
+        // offset of its connection's last write, which comes after theirs.
+        void acknowledge() {
+            auto group =
+                std::make_shared<std::vector<std::function<void(std::error_code)>>>(std::move(unacknowledged_));
+            unacknowledged_.clear();
+            if (!waiter_->ready()) {
+                // Not on the master the stores went to (or not yet): cannot confirm them.
+                asio::post(executor_, [weak = weak_from_this(), group] {
+                    auto s = weak.lock();
+                    for (auto& then : *group) {
+                        if (!s || s->stopped_) return;
+                        then(redis_errc::not_replicated);
+                    }
+                });
+                return;
+            }
+            acknowledging_ = true;
+            waiter_->send(detail::redis_command("PUBLISH", "mesa_replicated", ""), {});
+            waiter_->send(
+                detail::redis_command("WAIT", std::to_string(replicas_), std::to_string(replica_timeout_.count())),
+                [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
+                    auto s = weak.lock();
+                    if (!s || s->stopped_) return;
+                    s->acknowledging_ = false;
+                    if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
+                    if (!ec && reply->integer < static_cast<long long>(s->replicas_)) {
+                        ec = redis_errc::not_replicated;
+                        s->log(std::to_string(group->size()) + " stores acknowledged by " +
+                               std::to_string(reply->integer) + " replicas of " + std::to_string(s->replicas_) +
+                               " within " + std::to_string(s->replica_timeout_.count()) +
+                               " ms: reported as failed (a failover could lose them)");
+                    } else if (ec) {
+                        s->log("WAIT failed: " + describe(ec, reply));
+                        ec = redis_errc::not_replicated;
+                    }
+                    for (auto& then : *group) {
+                        if (s->stopped_) return;
+                        then(ec);
+                    }
+                    if (!s->stopped_ && !s->acknowledging_ && !s->unacknowledged_.empty()) s->acknowledge();
+                });
         }
 
         void log(std::string const& text) const {
@@ -605,6 +913,15 @@ private:
         std::function<void()> resubscribed_;
         bool subscribed_once_ = false;
         bool renewing_ = false;  // subscriptions sent again after a lost connection, not all confirmed yet
+        std::size_t replicas_;
+        std::chrono::milliseconds replica_timeout_;
+        std::shared_ptr<detail::redis_connection> waiter_;                  // only with replicas_ > 0
+        std::vector<std::function<void(std::error_code)>> unacknowledged_;  // bounded by the commands' bound
+        bool acknowledging_ = false;
+        std::unique_ptr<detail::redis_sentinel> sentinel_;  // only with sentinels
+        detail::redis_connection_settings sentinel_settings_;
+        std::shared_ptr<detail::redis_connection> asking_, watching_;
+        asio::steady_timer sentinel_timer_, watch_timer_;
         bool commands_were_ready_ = false;
         std::shared_ptr<detail::redis_connection> commands_, subscriber_;
         bool stopped_ = false;

@@ -4,6 +4,11 @@
 // and reconnection with backoff. Replies nobody waits for (pub/sub pushes on
 // a subscriber connection) go to on_push.
 //
+// A managed connection (Redis Sentinel) does not reconnect by itself: its
+// owner says where to go (connect_to) and when to give up on the commands
+// waiting (refuse); in between, commands wait (bounded). It also checks with
+// ROLE that it reached a master.
+//
 // Every tracked command gets exactly one answer, never inline: its reply, or
 // redis_errc::disconnected / queue_full. After stop() nothing is called back.
 #include <asio/any_io_executor.hpp>
@@ -51,6 +56,10 @@ struct redis_connection_settings {
     /// gets each one's index and SHA1.
     std::vector<std::string_view> scripts;
     std::function<void(std::size_t, std::string_view sha)> on_script_loaded;
+    /// The owner chooses the address and when to connect (see connect_to).
+    bool managed = false;
+    /// The handshake ends with ROLE, which must say master.
+    bool require_master = false;
 };
 
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
@@ -76,9 +85,58 @@ public:
     std::function<void()> on_down;
     /// Receives the replies no command waits for.
     std::function<void(redisReply const&)> on_push;
+    /// A command was answered -READONLY (after its handler ran).
+    std::function<void()> on_readonly;
 
+    /// Connects (a managed connection waits for connect_to, holding commands).
     void start() {
-        if (state_ == link::idle) attempt();
+        if (state_ != link::idle) return;
+        if (settings_.managed)
+            state_ = link::held;
+        else
+            attempt();
+    }
+
+    /// Managed: drops the current connection or attempt (commands in flight fail
+    /// with disconnected, on_down is not called) and connects to `to`.
+    void connect_to(redis_address const& to) {
+        if (state_ == link::stopped) return;
+        settings_.endpoint.host = to.host;
+        settings_.endpoint.port = to.port;
+        settings_.endpoint.unix_path.clear();
+        bool const was_ready = state_ == link::ready;
+        close();
+        if (was_ready) outage_ = true;
+        auto in_flight = std::move(in_flight_);
+        in_flight_.clear();
+        attempt();
+        auto self = shared_from_this();
+        for (auto& done : in_flight) {
+            if (state_ == link::stopped) return;
+            if (done) done(redis_errc::disconnected, nullptr);
+        }
+    }
+
+    /// Managed, not connected: fails the commands waiting with `why`, and new
+    /// ones until the next connect_to.
+    void refuse(redis_errc why) {
+        if (state_ == link::ready || state_ == link::stopped) return;
+        close();
+        state_ = link::waiting;
+        refusal_ = why;
+        auto queued = std::move(queued_);
+        queued_.clear();
+        auto in_flight = std::move(in_flight_);
+        in_flight_.clear();
+        auto self = shared_from_this();
+        for (auto& done : in_flight) {
+            if (state_ == link::stopped) return;
+            if (done) done(why, nullptr);
+        }
+        for (auto& q : queued) {
+            if (state_ == link::stopped) return;
+            if (q.done) q.done(why, nullptr);
+        }
     }
 
     /// Closes the socket; no handler is called afterwards.
@@ -104,13 +162,14 @@ public:
                 return;
             case link::connecting:
             case link::handshaking:
+            case link::held:
                 if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
                 queued_.push_back({std::move(command), std::move(done)});
                 return;
             case link::idle:
             case link::waiting:
             case link::stopped:
-                return fail_later(std::move(done), redis_errc::disconnected);
+                return fail_later(std::move(done), refusal_);
         }
     }
 
@@ -123,7 +182,8 @@ public:
     }
 
 private:
-    enum class link { idle, connecting, handshaking, ready, waiting, stopped };
+    // held: managed, waiting for connect_to with commands queued.
+    enum class link { idle, connecting, handshaking, ready, waiting, held, stopped };
     struct queued_command {
         std::string bytes;
         redis_reply_handler done;
@@ -201,6 +261,8 @@ private:
         // PING proves the peer speaks Redis: a socket connected to itself (a
         // local port with nothing listening can do that) would echo commands.
         handshake.push_back(redis_command("PING"));
+        std::size_t const role = settings_.require_master ? handshake.size() : std::size_t(-1);
+        if (settings_.require_master) handshake.push_back(redis_command("ROLE"));
         std::size_t const first_script = handshake.size();
         for (auto script : settings_.scripts) handshake.push_back(redis_command("SCRIPT", "LOAD", script));
         auto remaining = std::make_shared<std::size_t>(handshake.size());
@@ -209,11 +271,19 @@ private:
             bool const script = index >= first_script;
             // Handshake replies come before any queued command's: those are only
             // written once the connection is ready.
-            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch, script, n = index - first_script](
-                                     std::error_code ec, redisReply const* reply) {
+            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch, script, is_role = index == role,
+                                  n = index - first_script](std::error_code ec, redisReply const* reply) {
                 if (!current(epoch)) return;
                 if (ec)
                     return failed(reply ? "rejected the handshake: " + std::string(redis_text(*reply)) : ec.message());
+                if (is_role) {
+                    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+                        return failed("unexpected ROLE reply");
+                    auto const role_name = redis_text(*reply->element[0]);
+                    if (role_name != "master") return failed("not a master: its role is " + std::string(role_name));
+                    if (--*remaining == 0) ready_now();
+                    return;
+                }
                 if (reply->type != (script ? REDIS_REPLY_STRING : REDIS_REPLY_STATUS))
                     return failed("the peer does not speak RESP");
                 if (script && settings_.on_script_loaded) settings_.on_script_loaded(n, redis_text(*reply));
@@ -225,6 +295,7 @@ private:
 
     void ready_now() {
         state_ = link::ready;
+        refusal_ = redis_errc::disconnected;
         backoff_.reset();
         timer_.cancel();
         if (outage_) log("restored");
@@ -265,6 +336,8 @@ private:
             std::error_code ec;
             if (reply.type == REDIS_REPLY_ERROR) ec = redis_errc::server_error;
             if (done) done(ec, &reply);
+            if (ec && on_readonly && state_ == link::ready && redis_text(reply).substr(0, 8) == "READONLY")
+                on_readonly();
         } else if (on_push) {
             on_push(reply);
         } else {
@@ -310,7 +383,12 @@ private:
         auto in_flight = std::move(in_flight_);
         in_flight_.clear();
         std::deque<queued_command> queued;
-        if (was_ready) {
+        if (settings_.managed) {
+            // The owner finds the next address; commands wait for it (or its refusal).
+            log(was_ready ? "lost (" + why + ")" : "cannot connect (" + why + ")");
+            outage_ = true;
+            state_ = link::held;
+        } else if (was_ready) {
             log("lost (" + why + "), reconnecting");
             outage_ = true;
             // Most outages are restarts: the first attempt goes at once.
@@ -355,9 +433,10 @@ private:
     bool writing_ = false;
     bool outage_ = false;
     link state_ = link::idle;
-    std::uint64_t epoch_ = 0;                    // bumped on close: handlers of an older socket do nothing
-    std::deque<queued_command> queued_;          // waiting for the connection (bounded by max_pending)
-    std::deque<redis_reply_handler> in_flight_;  // written, in reply order (bounded by max_pending)
+    redis_errc refusal_ = redis_errc::disconnected;  // what sends get while waiting
+    std::uint64_t epoch_ = 0;                        // bumped on close: handlers of an older socket do nothing
+    std::deque<queued_command> queued_;              // waiting for the connection (bounded by max_pending)
+    std::deque<redis_reply_handler> in_flight_;      // written, in reply order (bounded by max_pending)
 };
 
 }  // namespace mesa::broker::detail

@@ -23,6 +23,11 @@ enum class redis_errc {
     unexpected_reply,
     /// The stored undelivered-messages value is not a JSON array.
     bad_backlog,
+    /// Redis Sentinel: no sentinel knows a master of options::sentinel_master.
+    master_unknown,
+    /// Stored on the master, but not acknowledged by options::replicas_to_acknowledge
+    /// replicas within options::replica_timeout: a failover now could lose it.
+    not_replicated,
 };
 
 namespace detail {
@@ -42,6 +47,10 @@ public:
                 return "unexpected redis reply";
             case redis_errc::bad_backlog:
                 return "stored backlog is not a JSON array";
+            case redis_errc::master_unknown:
+                return "the redis sentinels know no master of that name";
+            case redis_errc::not_replicated:
+                return "not acknowledged by enough redis replicas in time";
         }
         return "unknown redis broker error";
     }

@@ -3,8 +3,9 @@
 //   redis://[[user]:password@]host[:port][/db]     (IPv6 host in brackets)
 //   unix:///path/to/redis.sock[?db=N&password=P&user=U]
 //   /path/to/redis.sock
-// User and password may be percent-encoded. Anything else throws
-// std::invalid_argument naming the problem.
+// and of a Redis Sentinel: host[:port] (port 26379 when left out; an IPv6
+// host in brackets). User and password may be percent-encoded. Anything else
+// throws std::invalid_argument naming the problem.
 #include <charconv>
 #include <cstdint>
 #include <stdexcept>
@@ -28,6 +29,20 @@ struct redis_endpoint {
         auto const h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
         return h + ":" + std::to_string(port) + (db ? "/" + std::to_string(db) : "");
     }
+};
+
+/// A host and a TCP port: a sentinel, or the master a sentinel names.
+struct redis_address {
+    std::string host;
+    std::uint16_t port = 0;
+
+    std::string describe() const {
+        return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
+    friend bool operator==(redis_address const& a, redis_address const& b) {
+        return a.port == b.port && a.host == b.host;
+    }
+    friend bool operator!=(redis_address const& a, redis_address const& b) { return !(a == b); }
 };
 
 namespace redis_uri_impl {
@@ -157,6 +172,44 @@ inline redis_endpoint parse_redis_uri(std::string_view uri) {
         fail(uri, "expected redis://host:port, unix:///path or an absolute socket path");
     }
     return e;
+}
+
+/// "host:port", "[v6]:port" or "host" (port 26379, Sentinel's), as a sentinel's address.
+inline redis_address parse_sentinel_address(std::string_view text) {
+    auto fail_here = [&](std::string const& why) {
+        throw std::invalid_argument("invalid sentinel address '" + std::string(text) + "': " + why);
+    };
+    redis_address a;
+    a.port = 26379;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        auto const close = text.find(']');
+        if (close == std::string_view::npos) fail_here("unterminated '[' in host");
+        a.host = std::string(text.substr(1, close - 1));
+        auto const after = text.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') fail_here("unexpected text after ']'");
+            port = after.substr(1);
+            if (port.empty()) fail_here("empty port");
+        }
+    } else {
+        auto const colon = text.rfind(':');
+        a.host = std::string(text.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            port = text.substr(colon + 1);
+            if (port.empty()) fail_here("empty port");
+        }
+    }
+    if (a.host.empty()) fail_here("no host");
+    if (a.host.find_first_of("/@ ") != std::string::npos) fail_here("expected host:port");
+    if (!port.empty()) {
+        unsigned value = 0;
+        auto const [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+        if (ec != std::errc() || end != port.data() + port.size() || value < 1 || value > 65535)
+            fail_here("port '" + std::string(port) + "' is not a number in [1, 65535]");
+        a.port = static_cast<std::uint16_t>(value);
+    }
+    return a;
 }
 
 }  // namespace mesa::broker::detail
