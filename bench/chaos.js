@@ -12,8 +12,10 @@
 // every user connects once more and receives what is left.
 //
 // Reported: messages sent (answered 202), received (distinct, per user), lost
-// (sent, never received), duplicated (received more than once: allowed, at
-// least once), out of order (a message's first receipt came after the first
+// (sent, never received), duplicated (received more than once by the user:
+// every open tab gets its copy, and delivery is at least once; of those,
+// redelivered_again: redeliveries of a message the user had already, and
+// same_socket_again: a socket that got a message twice), out of order (a message's first receipt came after the first
 // receipt of a later message of the same sender to the same user), retries.
 // Exit status 1 when anything was lost, received out of order or received
 // without having been sent, when fewer than CHAOS_MIN_SENT messages were sent,
@@ -208,6 +210,9 @@ let socketOutOfOrder = 0; // the same, per socket (diagnostics)
 const sockOoo = [];
 let receipts = 0;
 let lastReceipt = Date.now();
+// At-least-once duplicates, apart from the copies every open tab of a user gets:
+let redeliveredAgain = 0; // a redelivery (s set) of a message the user had received already
+let sameSocketAgain = 0; // a socket received a message it had received already
 
 function receive (user, sock, m) {
   if (m.type !== 'CHAOS' || !m.data) return;
@@ -217,6 +222,8 @@ function receive (user, sock, m) {
   const key = `${sender}:${n}`;
   const seen = user.got.get(key) || 0;
   user.got.set(key, seen + 1);
+  if (seen > 0 && m.sequence) redeliveredAgain++;
+  if (sock.got.has(key)) sameSocketAgain++;
   if (seen === 0) {
     const max = user.firstMax[sender] || 0;
     if (n < max) {
@@ -535,6 +542,8 @@ async function main () {
     lost,
     duplicated,
     duplicate_receipts: extra,
+    redelivered_again: redeliveredAgain,
+    same_socket_again: sameSocketAgain,
     out_of_order: outOfOrder,
     out_of_order_per_socket: socketOutOfOrder,
     received_not_sent: phantom,
