@@ -12,6 +12,8 @@
 // stderr. Exit codes: 0 at end of input once everything queued was sent (and,
 // with credentials, once authenticated); 1 connection failed or closed with
 // no reconnection coming; 2 bad usage, URL or TLS file; 3 authentication failed.
+#include <cstddef>  // before Asio: see <mesa/detail/config.hpp>
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>

@@ -10,6 +10,8 @@
 //   admin.start();  // throws std::system_error when it cannot bind
 //
 // Thread-safety: everything runs on the io_context's (single) thread.
+#include <cstddef>  // before Asio: see <mesa/detail/config.hpp>
+
 #include <asio/ip/tcp.hpp>
 #include <asio/read_until.hpp>
 #include <asio/steady_timer.hpp>

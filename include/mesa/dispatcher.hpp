@@ -11,6 +11,8 @@
 // in one atomic step; ids held by our servers also keep it in their outbox
 // until a socket confirms it (see feature/sync.hpp).
 // Thread-safety: use it on its executor's thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 
 #include <cstdint>

@@ -9,6 +9,8 @@
 //   p.start();
 //
 // Thread-safety: use it on its executor's thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 
 #include <functional>

@@ -13,6 +13,8 @@
 //
 // Thread-safety: a server and its clients belong to the thread running its
 // io_context. More cores: one server per thread sharing a broker.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 

@@ -9,6 +9,8 @@
 //   shutdown.add(server);
 //
 // Thread-safety: construct and add on the io_context's thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>

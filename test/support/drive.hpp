@@ -1,5 +1,7 @@
 #pragma once
 // Helpers to drive an io_context from a test without sleeping blindly.
+#include <cstddef>  // before Asio: see <mesa/detail/config.hpp>
+
 #include <asio/io_context.hpp>
 
 #include <chrono>

@@ -5,6 +5,8 @@
 // blocks or sleeps: a test starts an operation, then drives the io_context with
 // wait_until() until what it expects happened or a deadline passed, so a
 // broken server makes the test fail instead of hanging.
+#include <cstddef>  // before Asio: see <mesa/detail/config.hpp>
+
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
 

@@ -10,6 +10,8 @@
 //
 // Thread-safety: a hub may be shared by brokers on different threads; one
 // memory broker belongs to its executor's thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 

@@ -26,6 +26,8 @@
 // Thread-safety: one broker belongs to the thread running its executor; call
 // it only from there. Handlers run on that executor, never inline. Destroying
 // the broker with operations in flight is safe: their handlers are not called.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>

@@ -46,6 +46,8 @@
 //       max_attempts times in a row;
 //   sync_confirm(keys, id, seqs, done)
 //       a socket of the id received those: they leave its outbox.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 
 #include <chrono>

@@ -5,8 +5,17 @@
 // websocketpp silently falls back to Boost (Boost.Asio, Boost.Regex), and the
 // first error is far from the cause. The pkg-config files (mesa-cpp*), the
 // CMake targets (mesa::*) and meson's mesa dependencies add both. Included
-// first by <mesa/mesa.hpp>, <mesa/client.hpp> and the transport headers.
+// first by every public header that includes Asio or websocketpp.
 //
+// A standard header comes before Asio's: Asio's configuration tests
+// libstdc++'s macros (_GLIBCXX_HAVE_ALIGNED_ALLOC) without including any, so a
+// translation unit that starts with an Asio header allocates its handlers
+// with operator new and one that does not with aligned_alloc; a program mixing
+// both frees memory the wrong way (an ODR violation AddressSanitizer reports as
+// alloc-dealloc-mismatch). Included first, this header makes it the same
+// everywhere.
+#include <cstddef>
+
 // Asio defines ASIO_STANDALONE itself when it is included first (C++11 and
 // later): missing here, the flag was forgotten or websocketpp came first.
 #if !defined(ASIO_STANDALONE)

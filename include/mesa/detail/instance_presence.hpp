@@ -12,6 +12,8 @@
 // late changes are refused by its stale epoch; it then re-registers.
 //
 // Thread-safety: belongs to the thread of its io_context, as its server.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 

@@ -13,6 +13,8 @@
 // connected set. Failure closes with 1008 when disconnect_on_fail. A client
 // that has not authenticated within `timeout` is closed with
 // close_code::authentication_timeout (4001); the reference only advertises it.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/steady_timer.hpp>
 
 #include <chrono>

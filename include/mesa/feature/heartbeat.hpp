@@ -5,6 +5,8 @@
 // reset the attempts; otherwise count an attempt, close with
 // close_code::heartbeat_timeout past max_attempts, else send op 1
 // `{tries, max}` (PROTOCOL.md, "Heartbeat").
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/steady_timer.hpp>
 
 #include <chrono>

@@ -28,6 +28,8 @@
 // first, and every drop is reported.
 //
 // Needs mesa::authentication (ids come from it).
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 

@@ -11,6 +11,8 @@
 //
 // Every tracked command gets exactly one answer, never inline: its reply, or
 // redis_errc::disconnected / queue_full. After stop() nothing is called back.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <asio/any_io_executor.hpp>
 #include <asio/connect.hpp>
 #include <asio/generic/stream_protocol.hpp>

@@ -6,6 +6,8 @@
 // headers having been included before it (as websocketpp/config/asio.hpp does).
 #include <mesa/transport/detail/websocketpp_config.hpp>
 
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
 #include <websocketpp/transport/asio/security/tls.hpp>
 
 #include <asio/ssl/context.hpp>
