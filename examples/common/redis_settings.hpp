@@ -64,14 +64,16 @@ inline bool redis_settings(redis_flags const& given, mesa::broker::redis::option
     auto const db = detail::flag_or_env(given.db, "REDIS_DB");
     auto const username = detail::flag_or_env(std::nullopt, "REDIS_USERNAME");
     if (auto n = detail::flag_or_env(std::nullopt, "REDIS_REPLICAS_TO_ACKNOWLEDGE"))
-        o.replicas_to_acknowledge = static_cast<std::size_t>(detail::number("REDIS_REPLICAS_TO_ACKNOWLEDGE", *n, 0, 100));
+        o.replicas_to_acknowledge =
+            static_cast<std::size_t>(detail::number("REDIS_REPLICAS_TO_ACKNOWLEDGE", *n, 0, 100));
     if (auto ms = detail::flag_or_env(std::nullopt, "REDIS_REPLICA_TIMEOUT"))
         o.replica_timeout = std::chrono::milliseconds(detail::number("REDIS_REPLICA_TIMEOUT", *ms, 1, 3600000));
     if (!sentinels) {
         if (master) throw std::invalid_argument("REDIS_SENTINEL_MASTER (--sentinel-master) needs REDIS_SENTINELS");
         if (db) throw std::invalid_argument("REDIS_DB (--redis-db) needs REDIS_SENTINELS (else put it in the URI)");
         if (username) throw std::invalid_argument("REDIS_USERNAME needs REDIS_SENTINELS (else put it in the URI)");
-        if (secret("REDIS_SENTINEL_PASSWORD")) throw std::invalid_argument("REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS");
+        if (secret("REDIS_SENTINEL_PASSWORD"))
+            throw std::invalid_argument("REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS");
         auto uri = redis_uri(given.uri);
         if (!uri) return false;
         o.uri = *uri;
