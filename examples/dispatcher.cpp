@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/redis_settings.hpp"
 #include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -39,33 +40,36 @@
 
 namespace {
 
-char const* const usage =
-    "usage: mesa-dispatcher [--redis URI] [--namespace NS] [--sync] [--to id,id | --all]\n"
-    "                       [--exclude id,id] [--max-backlog N] [--timeout MS] [--quiet]\n"
-    "       mesa-dispatcher [--redis URI] [--namespace NS] --disconnect id,id [--timeout MS]\n"
-    "       mesa-dispatcher --help | --version\n"
-    "\n"
-    "Reads one message per stdin line and dispatches it to the Mesa cluster on Redis:\n"
-    "  TYPE                     an op 0 message of type TYPE with d = {}\n"
-    "  TYPE {\"k\": \"v\"}          an op 0 message of type TYPE with that data\n"
-    "  {\"op\":0,\"d\":{..},\"t\":..,\"o\":{\"sync\":false}}   a whole message (op defaults to 0)\n"
-    "Empty lines and lines starting with '#' are skipped.\n"
-    "\n"
-    "  --redis URI       redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
-    "                    else the file named by $REDIS_URI_FILE (one is required)\n"
-    "  --namespace NS    the cluster's namespace (Redis names get the suffix _NS)\n"
-    "  --sync            store messages for offline ids (undelivered_messages) instead of sending\n"
-    "  --to id,id        send to these ids only (default: --all, every client)\n"
-    "  --all             send to every client\n"
-    "  --exclude id,id   leave these ids out\n"
-    "  --disconnect id,id  close the connections of these ids (op 5 DISCONNECT_CLIENT); stdin is not read\n"
-    "  --max-backlog N   with --sync: most messages kept per offline id, oldest dropped first (default 1000; 0: no "
-    "limit)\n"
-    "  --timeout MS      how long to wait for Redis, at start and for the final acknowledgement (default 10000)\n"
-    "  --quiet           no summary line on stderr\n"
-    "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
-    "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
-    "Exit status: 0 when everything was written to Redis, 1 on a failure, 2 on a bad argument.\n";
+std::string const usage =
+    std::string(
+        "usage: mesa-dispatcher [--redis URI | --sentinels H:P,..] [--namespace NS] [--sync] [--to id,id | --all]\n"
+        "                       [--exclude id,id] [--max-backlog N] [--timeout MS] [--quiet]\n"
+        "       mesa-dispatcher [--redis URI] [--namespace NS] --disconnect id,id [--timeout MS]\n"
+        "       mesa-dispatcher --help | --version\n"
+        "\n"
+        "Reads one message per stdin line and dispatches it to the Mesa cluster on Redis:\n"
+        "  TYPE                     an op 0 message of type TYPE with d = {}\n"
+        "  TYPE {\"k\": \"v\"}          an op 0 message of type TYPE with that data\n"
+        "  {\"op\":0,\"d\":{..},\"t\":..,\"o\":{\"sync\":false}}   a whole message (op defaults to 0)\n"
+        "Empty lines and lines starting with '#' are skipped.\n"
+        "\n"
+        "  --redis URI       redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
+        "                    else the file named by $REDIS_URI_FILE (it or sentinels required)\n") +
+    tools::redis_settings_usage +
+    std::string(
+        "  --namespace NS    the cluster's namespace (Redis names get the suffix _NS)\n"
+        "  --sync            store messages for offline ids (undelivered_messages) instead of sending\n"
+        "  --to id,id        send to these ids only (default: --all, every client)\n"
+        "  --all             send to every client\n"
+        "  --exclude id,id   leave these ids out\n"
+        "  --disconnect id,id  close the connections of these ids (op 5 DISCONNECT_CLIENT); stdin is not read\n"
+        "  --max-backlog N   with --sync: most messages kept per offline id, oldest dropped first (default 1000; 0: no "
+        "limit)\n"
+        "  --timeout MS      how long to wait for Redis, at start and for the final acknowledgement (default 10000)\n"
+        "  --quiet           no summary line on stderr\n"
+        "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
+        "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
+        "Exit status: 0 when everything was written to Redis, 1 on a failure, 2 on a bad argument.\n");
 
 std::vector<std::string> split_ids(std::string const& text) {
     std::vector<std::string> out;
@@ -139,7 +143,10 @@ bool parse_line(std::string const& raw, mesa::message& out, std::string& why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::optional<std::string> uri;
+    std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
+    tools::redis_flags redis_given;
+    mesa::broker::redis::options redis_options;
+    bool has_redis = false;
     std::string namespace_name;
     bool sync = false, quiet = false;
     std::optional<std::vector<std::string>> to;
@@ -157,6 +164,9 @@ int main(int argc, char** argv) {
     app.add_flag("-h,--help", help);
     app.add_flag("--version", version);
     app.add_option("--redis", given_uri);
+    app.add_option("--sentinels", redis_given.sentinels);
+    app.add_option("--sentinel-master", redis_given.sentinel_master);
+    app.add_option("--redis-db", redis_given.db);
     app.add_option("--namespace", namespace_name);
     app.add_flag("--sync", sync);
     app.add_flag("--quiet", quiet);
@@ -180,7 +190,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        uri = tools::redis_uri(given_uri);
+        redis_given.uri = given_uri;
+        has_redis = tools::redis_settings(redis_given, redis_options);
     } catch (std::exception const& e) {
         bad_argument(e.what());
     }
@@ -211,7 +222,9 @@ int main(int argc, char** argv) {
         if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
             bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
     }
-    if (!uri) bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) is required");
+    if (!has_redis)
+        bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) or --sentinels (or REDIS_SENTINELS) is required");
+    uri = tools::describe_redis(redis_options);
     if (to && all) bad_argument("--to and --all exclude each other");
     if (disconnect && (to || all || sync || !exclude.empty()))
         bad_argument("--disconnect takes no --to/--all/--sync/--exclude");
@@ -222,7 +235,7 @@ int main(int argc, char** argv) {
     options.namespace_name = namespace_name;
     options.sync = sync;
     options.max_backlog = static_cast<std::size_t>(max_backlog);
-    options.broker.uri = *uri;
+    options.broker = redis_options;
     options.broker.connect_timeout = std::chrono::milliseconds(std::min<long>(timeout_ms, 5000));
     options.broker.max_pending_commands = 1u << 20;
     bool failed = false;

@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/redis_settings.hpp"
 #include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -38,22 +39,26 @@
 
 namespace {
 
-char const* const usage =
-    "usage: mesa-portal [--redis URI] [--namespace NS] [--all-events] [--id ID] [--timeout MS]\n"
-    "       mesa-portal --help | --version\n"
-    "\n"
-    "Joins the Mesa portal pool on Redis and prints every client event it handles as\n"
-    "one JSON line on stdout: {\"type\", \"clientId\"?, \"message\"?}.\n"
-    "\n"
-    "  --redis URI     redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
-    "                  else the file named by $REDIS_URI_FILE (one is required)\n"
-    "  --namespace NS  the cluster's namespace\n"
-    "  --all-events    print every event, not only those the servers addressed to this portal\n"
-    "  --id ID         this portal's id in the pool (default: a random UUID)\n"
-    "  --timeout MS    how long to wait for Redis at start and on exit (default 10000)\n"
-    "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
-    "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
-    "SIGINT/SIGTERM: leave the pool and exit 0. Exit 1 when Redis is unreachable, 2 on a bad argument.\n";
+std::string const usage =
+    std::string(
+        "usage: mesa-portal [--redis URI | --sentinels H:P,..] [--namespace NS] [--all-events] [--id ID] [--timeout "
+        "MS]\n"
+        "       mesa-portal --help | --version\n"
+        "\n"
+        "Joins the Mesa portal pool on Redis and prints every client event it handles as\n"
+        "one JSON line on stdout: {\"type\", \"clientId\"?, \"message\"?}.\n"
+        "\n"
+        "  --redis URI     redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
+        "                  else the file named by $REDIS_URI_FILE (it or sentinels required)\n") +
+    tools::redis_settings_usage +
+    std::string(
+        "  --namespace NS  the cluster's namespace\n"
+        "  --all-events    print every event, not only those the servers addressed to this portal\n"
+        "  --id ID         this portal's id in the pool (default: a random UUID)\n"
+        "  --timeout MS    how long to wait for Redis at start and on exit (default 10000)\n"
+        "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
+        "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
+        "SIGINT/SIGTERM: leave the pool and exit 0. Exit 1 when Redis is unreachable, 2 on a bad argument.\n");
 
 [[noreturn]] void bad_argument(std::string const& why) {
     std::cerr << "mesa-portal: " << why << "\n" << usage;
@@ -76,7 +81,10 @@ boost::json::object event(char const* type, std::optional<std::string> const& cl
 int main(int argc, char** argv) {
     using portal_t = mesa::portal<mesa::broker::redis>;
     portal_t::options options;
-    std::optional<std::string> uri;
+    std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
+    tools::redis_flags redis_given;
+    mesa::broker::redis::options redis_options;
+    bool has_redis = false;
     long timeout_ms = 10000;
 
     CLI::App app{"mesa-portal", "mesa-portal"};
@@ -87,6 +95,9 @@ int main(int argc, char** argv) {
     app.add_flag("-h,--help", help);
     app.add_flag("--version", version);
     app.add_option("--redis", given_uri);
+    app.add_option("--sentinels", redis_given.sentinels);
+    app.add_option("--sentinel-master", redis_given.sentinel_master);
+    app.add_option("--redis-db", redis_given.db);
     app.add_option("--namespace", options.namespace_name);
     app.add_flag("--all-events", options.report_all_events);
     app.add_option("--id", id);
@@ -105,7 +116,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        uri = tools::redis_uri(given_uri);
+        redis_given.uri = given_uri;
+        has_redis = tools::redis_settings(redis_given, redis_options);
     } catch (std::exception const& e) {
         bad_argument(e.what());
     }
@@ -119,8 +131,10 @@ int main(int argc, char** argv) {
         if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
             bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
     }
-    if (!uri) bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) is required");
-    options.broker.uri = *uri;
+    if (!has_redis)
+        bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) or --sentinels (or REDIS_SENTINELS) is required");
+    uri = tools::describe_redis(redis_options);
+    options.broker = redis_options;
     options.broker.on_log = [](std::string text) { std::cerr << "mesa-portal: redis: " << text << "\n"; };
 
     asio::io_context ioc;

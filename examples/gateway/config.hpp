@@ -81,47 +81,58 @@ enum class log_level { debug, info, warning, error };
 
 /// Everything the gateway reads from its environment. Durations in ms.
 struct config {
-    std::uint16_t port = 4500;                      // MESA_PORT (0: any free port, reported at start-up)
-    std::uint32_t threads = 1;                      // MESA_THREADS: server instances sharing the port (default: CPUs)
-    std::optional<std::string> path;                // MESA_PATH; unset: every path is served
-    std::string namespace_name;                     // MESA_NAMESPACE
-    std::optional<std::string> redis_uri;           // REDIS_URI; unset: single node, in-memory broker
-    bool enforce_equal_versions = false;            // ENFORCE_EQUAL_VERSIONS
-    bool store_messages = false;                    // STORE_MESSAGES
-    bool sync_enabled = false;                      // SYNC_ENABLED
-    std::uint32_t sync_redelivery_interval_ms = 0;  // SYNC_REDELIVERY_INTERVAL
-    std::uint32_t sync_max_backlog = 1000;          // SYNC_MAX_BACKLOG
-    std::uint32_t sync_max_attempts = 10;           // SYNC_MAX_ATTEMPTS
-    std::uint32_t presence_ttl_ms = 15000;          // MESA_PRESENCE_TTL
-    bool portals_enabled = false;                   // PORTALS_ENABLED
-    bool portal_distribute_load = true;             // PORTAL_DISTRIBUTE_LOAD
-    bool heartbeats_enabled = false;                // HEARTBEATS_ENABLED
-    std::uint32_t heartbeat_interval_ms = 10000;    // HEARTBEAT_INTERVAL
-    std::uint32_t heartbeat_max_attempts = 3;       // HEARTBEAT_MAX_ATTEMPTS
-    bool reconnects_enabled = false;                // RECONNECTS_ENABLED
-    std::uint32_t reconnect_interval_ms = 5000;     // RECONNECT_INTERVAL
-    std::uint32_t auth_timeout_ms = 10000;          // AUTH_TIMEOUT (0: no deadline)
-    bool auth_required = false;                     // AUTH_REQUIRED
-    bool auth_send_user_object = true;              // AUTH_SEND_USER_OBJECT
-    bool auth_disconnect_on_fail = true;            // AUTH_DISCONNECT_ON_FAIL
-    bool auth_store_connected_users = true;         // AUTH_STORE_CONNECTED_USERS
-    bool enable_logging = true;                     // ENABLE_LOGGING
-    std::optional<std::string> ws_key;              // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
-    std::optional<std::string> api_key;             // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
-    std::uint32_t max_backlog_bytes = 1u << 20;     // MESA_MAX_BACKLOG (0: no bound)
-    std::uint32_t max_connections = 100000;         // MESA_MAX_CONNECTIONS (0: no limit)
-    std::vector<std::string> allowed_origins;       // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
-    std::uint32_t max_messages_per_second = 50;     // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
-    std::uint32_t message_burst = 100;              // MESA_MESSAGE_BURST
-    std::optional<std::string> tls_cert;            // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
-    std::optional<std::string> tls_key;             // TLS_KEY: PEM private key of TLS_CERT
-    std::optional<std::string> tls_ca;              // TLS_CA: PEM CAs; set: clients must present a certificate
-    std::optional<std::uint16_t> admin_port;        // MESA_ADMIN_PORT: /metrics, /health, /ready there, not public
-    std::string admin_host = "127.0.0.1";           // MESA_ADMIN_HOST
-    std::uint32_t ready_grace_ms = 10000;           // MESA_READY_GRACE: broker outage tolerated by /ready
-    std::uint32_t shutdown_delay_ms = 0;            // MESA_SHUTDOWN_DELAY: /ready 503 before clients are closed
-    gateway::log_format log_format = log_format::text;  // LOG_FORMAT
-    gateway::log_level log_level = log_level::info;     // LOG_LEVEL
+    std::uint16_t port = 4500;                       // MESA_PORT (0: any free port, reported at start-up)
+    std::uint32_t threads = 1;                       // MESA_THREADS: server instances sharing the port (default: CPUs)
+    std::optional<std::string> path;                 // MESA_PATH; unset: every path is served
+    std::string namespace_name;                      // MESA_NAMESPACE
+    std::optional<std::string> redis_uri;            // REDIS_URI; unset: single node, in-memory broker
+    std::vector<std::string> redis_sentinels;        // REDIS_SENTINELS, host:port,...; set: not REDIS_URI
+    std::string redis_sentinel_master = "mymaster";  // REDIS_SENTINEL_MASTER
+    std::optional<std::string> redis_sentinel_password;  // REDIS_SENTINEL_PASSWORD: AUTH for the sentinels
+    std::optional<std::string> redis_username;           // REDIS_USERNAME: the master's user (with REDIS_SENTINELS)
+    std::optional<std::string> redis_password;           // REDIS_PASSWORD: the master's (REDIS_SENTINELS)
+    std::optional<int> redis_db;                         // REDIS_DB: the master's database (REDIS_SENTINELS)
+    std::uint32_t redis_replicas_to_acknowledge = 0;     // REDIS_REPLICAS_TO_ACKNOWLEDGE: WAIT after stores
+    std::uint32_t redis_replica_timeout_ms = 1000;       // REDIS_REPLICA_TIMEOUT
+    bool enforce_equal_versions = false;                 // ENFORCE_EQUAL_VERSIONS
+    bool store_messages = false;                         // STORE_MESSAGES
+    bool sync_enabled = false;                           // SYNC_ENABLED
+    std::uint32_t sync_redelivery_interval_ms = 0;       // SYNC_REDELIVERY_INTERVAL
+    std::uint32_t sync_max_backlog = 1000;               // SYNC_MAX_BACKLOG
+    std::uint32_t sync_max_attempts = 10;                // SYNC_MAX_ATTEMPTS
+    std::uint32_t presence_ttl_ms = 15000;               // MESA_PRESENCE_TTL
+    bool portals_enabled = false;                        // PORTALS_ENABLED
+    bool portal_distribute_load = true;                  // PORTAL_DISTRIBUTE_LOAD
+    bool heartbeats_enabled = false;                     // HEARTBEATS_ENABLED
+    std::uint32_t heartbeat_interval_ms = 10000;         // HEARTBEAT_INTERVAL
+    std::uint32_t heartbeat_max_attempts = 3;            // HEARTBEAT_MAX_ATTEMPTS
+    bool reconnects_enabled = false;                     // RECONNECTS_ENABLED
+    std::uint32_t reconnect_interval_ms = 5000;          // RECONNECT_INTERVAL
+    std::uint32_t auth_timeout_ms = 10000;               // AUTH_TIMEOUT (0: no deadline)
+    bool auth_required = false;                          // AUTH_REQUIRED
+    bool auth_send_user_object = true;                   // AUTH_SEND_USER_OBJECT
+    bool auth_disconnect_on_fail = true;                 // AUTH_DISCONNECT_ON_FAIL
+    bool auth_store_connected_users = true;              // AUTH_STORE_CONNECTED_USERS
+    bool enable_logging = true;                          // ENABLE_LOGGING
+    std::optional<std::string> ws_key;                   // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
+    std::optional<std::string> api_key;                  // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
+    std::uint32_t max_backlog_bytes = 1u << 20;          // MESA_MAX_BACKLOG (0: no bound)
+    std::uint32_t max_connections = 100000;              // MESA_MAX_CONNECTIONS (0: no limit)
+    std::vector<std::string> allowed_origins;            // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
+    std::uint32_t max_messages_per_second = 50;          // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
+    std::uint32_t message_burst = 100;                   // MESA_MESSAGE_BURST
+    std::optional<std::string> tls_cert;                 // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
+    std::optional<std::string> tls_key;                  // TLS_KEY: PEM private key of TLS_CERT
+    std::optional<std::string> tls_ca;                   // TLS_CA: PEM CAs; set: clients must present a certificate
+    std::optional<std::uint16_t> admin_port;             // MESA_ADMIN_PORT: /metrics, /health, /ready there, not public
+    std::string admin_host = "127.0.0.1";                // MESA_ADMIN_HOST
+    std::uint32_t ready_grace_ms = 10000;                // MESA_READY_GRACE: broker outage tolerated by /ready
+    std::uint32_t shutdown_delay_ms = 0;                 // MESA_SHUTDOWN_DELAY: /ready 503 before clients are closed
+    gateway::log_format log_format = log_format::text;   // LOG_FORMAT
+    gateway::log_level log_level = log_level::info;      // LOG_LEVEL
+
+    /// True when the gateway joins a Redis cluster (REDIS_URI or REDIS_SENTINELS).
+    bool redis() const noexcept { return redis_uri || !redis_sentinels.empty(); }
 
     /// True when the gateway serves wss:// (TLS_CERT and TLS_KEY set).
     bool tls() const noexcept { return tls_cert && tls_key; }
@@ -150,8 +161,20 @@ inline std::vector<variable> const& variables() {
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
         {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
         {"REDIS_URI_FILE", "unset", "file holding REDIS_URI (instead of it)"},
-        {"REDIS_PASSWORD", "unset", "password of REDIS_URI, kept out of the URI"},
+        {"REDIS_SENTINELS", "unset",
+         "host:port,host:port,...: Redis Sentinels to ask for the master (followed through failovers); "
+         "not with REDIS_URI"},
+        {"REDIS_SENTINEL_MASTER", "mymaster", "name of the master in the sentinels' configuration (sentinel monitor)"},
+        {"REDIS_SENTINEL_PASSWORD", "unset", "password of the sentinels (AUTH), not of the master"},
+        {"REDIS_SENTINEL_PASSWORD_FILE", "unset", "file holding REDIS_SENTINEL_PASSWORD (instead of it)"},
+        {"REDIS_USERNAME", "unset: the default user", "ACL user of the master found through REDIS_SENTINELS"},
+        {"REDIS_PASSWORD", "unset", "password of REDIS_URI, kept out of the URI; with REDIS_SENTINELS, of the master"},
         {"REDIS_PASSWORD_FILE", "unset", "file holding REDIS_PASSWORD (instead of it)"},
+        {"REDIS_DB", "0", "database of the master found through REDIS_SENTINELS (0-1000000)"},
+        {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "0",
+         "replicas that must acknowledge (WAIT) a stored message before it counts as taken (0-100; 0: no wait)"},
+        {"REDIS_REPLICA_TIMEOUT", "1000",
+         "ms a store waits for REDIS_REPLICAS_TO_ACKNOWLEDGE, else the dispatch fails (503) (1-3600000)"},
         {"ENFORCE_EQUAL_VERSIONS", "false", "close (1002) clients whose CLIENT_VERSION differs"},
         {"STORE_MESSAGES", "false", "keep each client's sent/received messages"},
         {"SYNC_ENABLED", "false", "store messages for offline ids, redeliver on authentication"},
@@ -363,9 +386,58 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.secret("REDIS_URI", c.redis_uri);
     std::optional<std::string> redis_password;
     r.secret("REDIS_PASSWORD", redis_password);
-    if (redis_password && !c.redis_uri) r.note("REDIS_PASSWORD", "needs REDIS_URI");
+    if (auto sentinels = r.get("REDIS_SENTINELS")) {
+        std::size_t start = 0;
+        while (start <= sentinels->size()) {
+            auto end = sentinels->find(',', start);
+            if (end == std::string::npos) end = sentinels->size();
+            auto one = sentinels->substr(start, end - start);
+            while (!one.empty() && one.front() == ' ') one.erase(0, 1);
+            while (!one.empty() && one.back() == ' ') one.pop_back();
+            if (!one.empty()) c.redis_sentinels.push_back(one);
+            start = end + 1;
+        }
+        if (c.redis_sentinels.empty()) r.fail("REDIS_SENTINELS", *sentinels, "must list at least one host:port");
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
-    if (c.redis_uri && redis_password) {
+        for (auto const& one : c.redis_sentinels) {
+            try {
+                (void)mesa::broker::detail::parse_sentinel_address(one);
+            } catch (std::exception const& e) {
+                r.fail("REDIS_SENTINELS", *sentinels, e.what());
+            }
+        }
+#endif
+    }
+    bool const sentinels = r.get("REDIS_SENTINELS").has_value();
+    if (sentinels && (r.get("REDIS_URI") || r.get("REDIS_URI_FILE")))
+        r.note("REDIS_SENTINELS",
+               "set with REDIS_URI: give one or the other (REDIS_URI: one Redis; "
+               "REDIS_SENTINELS: the sentinels that know the master)");
+    if (auto master = r.get("REDIS_SENTINEL_MASTER")) {
+        if (master->empty())
+            r.fail("REDIS_SENTINEL_MASTER", *master, "must not be empty (unset it instead)");
+        else
+            c.redis_sentinel_master = *master;
+        if (!sentinels) r.note("REDIS_SENTINEL_MASTER", "needs REDIS_SENTINELS");
+    }
+    r.secret("REDIS_SENTINEL_PASSWORD", c.redis_sentinel_password);
+    if (c.redis_sentinel_password && !sentinels) r.note("REDIS_SENTINEL_PASSWORD", "needs REDIS_SENTINELS");
+    r.text("REDIS_USERNAME", c.redis_username);
+    if (c.redis_username && !sentinels)
+        r.note("REDIS_USERNAME", "needs REDIS_SENTINELS (with REDIS_URI, put the user in the URI)");
+    if (c.redis_username && !redis_password) r.note("REDIS_USERNAME", "needs REDIS_PASSWORD");
+    if (r.get("REDIS_DB")) {
+        int db = 0;
+        r.integer("REDIS_DB", db, 0, 1'000'000);
+        c.redis_db = db;
+        if (!sentinels) r.note("REDIS_DB", "needs REDIS_SENTINELS (with REDIS_URI, put the database in the URI)");
+    }
+    r.integer("REDIS_REPLICAS_TO_ACKNOWLEDGE", c.redis_replicas_to_acknowledge, 0, 100);
+    r.integer("REDIS_REPLICA_TIMEOUT", c.redis_replica_timeout_ms, 1, max_duration_ms);
+    if (sentinels) c.redis_password = redis_password;
+    if (redis_password && !c.redis_uri && !sentinels) r.note("REDIS_PASSWORD", "needs REDIS_URI or REDIS_SENTINELS");
+#ifdef MESA_GATEWAY_CHECKS_REDIS_URI
+    if (c.redis_uri && redis_password && !sentinels) {
         try {
             c.redis_uri = with_redis_password(*c.redis_uri, *redis_password);
         } catch (std::exception const& e) {

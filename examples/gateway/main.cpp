@@ -85,20 +85,36 @@ int main(int argc, char** argv) {
                                                                                   description);
     };
 
-    if (!cfg.redis_uri) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");
+    if (!cfg.redis()) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");
 
 #ifdef MESA_GATEWAY_HAS_REDIS
     mesa::broker::redis::options broker;
-    broker.uri = *cfg.redis_uri;
     gateway::logger log(cfg);
     broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
+    broker.replicas_to_acknowledge = cfg.redis_replicas_to_acknowledge;
+    broker.replica_timeout = std::chrono::milliseconds(cfg.redis_replica_timeout_ms);
     std::string where = "redis";
+    if (!cfg.redis_sentinels.empty()) {
+        broker.sentinels = cfg.redis_sentinels;
+        broker.sentinel_master = cfg.redis_sentinel_master;
+        if (cfg.redis_sentinel_password) broker.sentinel_password = *cfg.redis_sentinel_password;
+        if (cfg.redis_username) broker.username = *cfg.redis_username;
+        if (cfg.redis_password) broker.password = *cfg.redis_password;
+        broker.db = cfg.redis_db;
+        where += " master '" + cfg.redis_sentinel_master + "' through the sentinels";
+        for (std::size_t i = 0; i < cfg.redis_sentinels.size(); ++i) where += (i ? "," : " ") + cfg.redis_sentinels[i];
+    } else {
+        broker.uri = *cfg.redis_uri;
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
-    where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
+        where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
 #endif
+    }
+    if (cfg.redis_replicas_to_acknowledge > 0)
+        where += ", stores acknowledged by " + std::to_string(cfg.redis_replicas_to_acknowledge) + " replica(s)";
     return run(tag<mesa::broker::redis>{}, std::move(broker), "redis", where);
 #else
-    std::cerr << "mesa-gateway: REDIS_URI is set but this build has no Redis broker (mesa/broker/redis.hpp)\n";
+    std::cerr << "mesa-gateway: REDIS_URI or REDIS_SENTINELS is set but this build has no Redis broker "
+                 "(mesa/broker/redis.hpp)\n";
     return 1;
 #endif
 }

@@ -7,6 +7,8 @@
 #include "metrics.hpp"
 #include "notify.hpp"
 
+#include <mesa/broker/detail/redis_error.hpp>
+
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>
@@ -317,6 +319,14 @@ TEST_CASE("config: --help lists every variable with its default") {
                              "REDIS_URI_FILE",
                              "REDIS_PASSWORD",
                              "REDIS_PASSWORD_FILE",
+                             "REDIS_SENTINELS",
+                             "REDIS_SENTINEL_MASTER",
+                             "REDIS_SENTINEL_PASSWORD",
+                             "REDIS_SENTINEL_PASSWORD_FILE",
+                             "REDIS_USERNAME",
+                             "REDIS_DB",
+                             "REDIS_REPLICAS_TO_ACKNOWLEDGE",
+                             "REDIS_REPLICA_TIMEOUT",
                              "MESA_ADMIN_PORT",
                              "MESA_ADMIN_HOST",
                              "MESA_READY_GRACE",
@@ -332,6 +342,62 @@ TEST_CASE("config: --help lists every variable with its default") {
     CHECK(help.find("HEARTBEAT_INTERVAL (10000)") != std::string::npos);
     CHECK(help.find("MESA_THREADS (CPUs the process may use)") != std::string::npos);
     CHECK(help.find("MESA_READY_GRACE (10000)") != std::string::npos);
+    CHECK(help.find("REDIS_SENTINEL_MASTER (mymaster)") != std::string::npos);
+    for (auto const& v : gateway::variables()) {
+        CAPTURE(v.name);
+        CHECK(help.find(std::string("  ") + v.name + " (") != std::string::npos);
+    }
+}
+
+TEST_CASE("config: Redis Sentinel") {
+    auto none = parse({});
+    REQUIRE(none.ok());
+    CHECK(!none.value.redis());
+    CHECK(none.value.redis_sentinel_master == "mymaster");
+
+    temp_file sentinel_password("s-secret\n");
+    auto p = parse({{"REDIS_SENTINELS", "10.0.0.1:26379, 10.0.0.2:26380,10.0.0.3"},
+                    {"REDIS_SENTINEL_MASTER", "cache"},
+                    {"REDIS_SENTINEL_PASSWORD_FILE", sentinel_password.path},
+                    {"REDIS_USERNAME", "mesa"},
+                    {"REDIS_PASSWORD", "m-secret"},
+                    {"REDIS_DB", "3"},
+                    {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "1"},
+                    {"REDIS_REPLICA_TIMEOUT", "250"}});
+    REQUIRE(p.ok());
+    CHECK(p.value.redis());
+    CHECK(!p.value.redis_uri);
+    CHECK(p.value.redis_sentinels == std::vector<std::string>{"10.0.0.1:26379", "10.0.0.2:26380", "10.0.0.3"});
+    CHECK(p.value.redis_sentinel_master == "cache");
+    CHECK(p.value.redis_sentinel_password == std::string("s-secret"));
+    CHECK(p.value.redis_username == std::string("mesa"));
+    CHECK(p.value.redis_password == std::string("m-secret"));  // the master's, not the sentinels'
+    CHECK(p.value.redis_db == 3);
+    CHECK(p.value.redis_replicas_to_acknowledge == 1);
+    CHECK(p.value.redis_replica_timeout_ms == 250);
+
+    // With REDIS_URI the password still goes into the URI; replica acknowledgement works there too.
+    auto uri = parse({{"REDIS_URI", "redis://h:1"}, {"REDIS_PASSWORD", "x"}, {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "2"}});
+    REQUIRE(uri.ok());
+    CHECK(uri.value.redis_uri == std::string("redis://:x@h:1"));
+    CHECK(!uri.value.redis_password);
+    CHECK(uri.value.redis_replicas_to_acknowledge == 2);
+
+    auto both = parse({{"REDIS_SENTINELS", "h:26379"}, {"REDIS_URI", "redis://h:1"}});
+    CHECK(mentions(both, "REDIS_SENTINELS"));
+    CHECK(mentions(both, "REDIS_URI"));
+    CHECK(mentions(parse({{"REDIS_SENTINELS", ","}}), "REDIS_SENTINELS"));
+    CHECK(mentions(parse({{"REDIS_SENTINELS", "h:notaport"}}), "REDIS_SENTINELS"));
+    CHECK(mentions(parse({{"REDIS_SENTINELS", "h"}, {"REDIS_SENTINEL_MASTER", ""}}), "REDIS_SENTINEL_MASTER"));
+    CHECK(mentions(parse({{"REDIS_SENTINEL_MASTER", "m"}}), "REDIS_SENTINEL_MASTER"));
+    CHECK(mentions(parse({{"REDIS_SENTINEL_PASSWORD", "p"}}), "REDIS_SENTINEL_PASSWORD"));
+    CHECK(mentions(parse({{"REDIS_URI", "redis://h"}, {"REDIS_DB", "1"}}), "REDIS_DB"));
+    CHECK(mentions(parse({{"REDIS_URI", "redis://h"}, {"REDIS_USERNAME", "u"}}), "REDIS_USERNAME"));
+    CHECK(mentions(parse({{"REDIS_SENTINELS", "h"}, {"REDIS_USERNAME", "u"}}), "REDIS_USERNAME"));  // no password
+    CHECK(mentions(parse({{"REDIS_SENTINELS", "h"}, {"REDIS_DB", "-1"}}), "REDIS_DB"));
+    CHECK(mentions(parse({{"REDIS_REPLICAS_TO_ACKNOWLEDGE", "x"}}), "REDIS_REPLICAS_TO_ACKNOWLEDGE"));
+    CHECK(mentions(parse({{"REDIS_REPLICA_TIMEOUT", "0"}}), "REDIS_REPLICA_TIMEOUT"));
+    CHECK(mentions(parse({{"REDIS_PASSWORD", "p"}}), "REDIS_PASSWORD"));
 }
 
 TEST_CASE("jwt: a good HS256 token gives its id") {
@@ -510,6 +576,16 @@ TEST_CASE("http api: 202 only once the broker took the message, 503 when it did 
     CHECK(body_of(refused).at("error").is_string());
     CHECK(std::find(refused.headers.begin(), refused.headers.end(),
                     std::pair<std::string, std::string>{"Retry-After", "1"}) != refused.headers.end());
+    CHECK(f.api.dispatches() == 0);
+    // Every broker error is a 503: no master known to the sentinels, a store no replica acknowledged.
+    for (auto ec : {make_error_code(mesa::broker::redis_errc::master_unknown),
+                    make_error_code(mesa::broker::redis_errc::not_replicated)}) {
+        CAPTURE(ec.message());
+        f.broker_answer = ec;
+        auto r = f.post(R"({"message":{"d":{}},"recipients":["a"]})");
+        CHECK(r.status == 503);
+        CHECK(r.body.find(ec.message()) != std::string::npos);
+    }
     CHECK(f.api.dispatches() == 0);
     f.broker_answer = {};
     auto r = f.post(R"({"message":{"d":{}},"recipients":["a","b","a"]})");

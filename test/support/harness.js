@@ -208,6 +208,91 @@ async function startRedis (port) {
   };
 }
 
+/// Starts one redis-server with `args` on a free port and waits until it answers.
+async function startRedisWith (args = []) {
+  if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server not found (apt-get install redis-server)');
+  const port = await freePort();
+  const proc = spawnChild('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (c) => { out += c; });
+  proc.stderr.on('data', (c) => { out += c; });
+  let error = null;
+  proc.on('error', (e) => { error = e; });
+  const Redis = load('ioredis');
+  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await eventually(`redis-server ${args.join(' ')} up on port ${port}`, async () => {
+      if (error) throw new Error(`cannot start redis-server: ${error.message}`);
+      if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${out}`);
+      if (probe.status !== 'ready') { probe.disconnect(); await probe.connect(); }
+      assert.strictEqual(await probe.ping(), 'PONG');
+    }, 10000);
+  } finally { probe.disconnect(); }
+  return { proc, port, output: () => out, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'redis-server exit'); } };
+}
+
+/// A master, a replica and three sentinels (redis-server --sentinel with
+/// generated configuration files) monitoring it as `name`, on loopback. Waits
+/// until every sentinel knows the replica and the two other sentinels.
+/// -> {master, replica, sentinels: [{port, proc, stop}], list ("h:p,h:p,h:p"),
+///     ioredis ([{host, port}]), name, command(i, ...args), masterPort()}
+async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failoverTimeoutMs = 3000 } = {}) {
+  const os = require('os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-sentinel-'));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const base = ['--save', '', '--appendonly', 'no'];
+  const master = await startRedisWith(base);
+  const replica = await startRedisWith([...base, '--replicaof', '127.0.0.1', String(master.port)]);
+  const sentinels = [];
+  for (let i = 0; i < 3; ++i) {
+    const port = await freePort();
+    const file = path.join(dir, `sentinel-${i}.conf`);
+    fs.writeFileSync(file, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+      `sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${name} 1`, ''
+    ].join('\n'));
+    const proc = spawnChild('redis-server', [file, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.on('data', (c) => { if (verbose) process.stderr.write(`[sentinel ${i}] ${c}`); });
+    sentinels.push({ port, proc, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'sentinel exit'); } });
+  }
+  const Redis = load('ioredis');
+  const clients = sentinels.map((s) => {
+    const c = new Redis({ host: '127.0.0.1', port: s.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
+    c.on('error', () => {});
+    onCleanup(() => c.disconnect());
+    return c;
+  });
+  const command = (i, ...args) => clients[i].call(...args);
+  await eventually('three sentinels know the master, the replica and each other', async () => {
+    for (let i = 0; i < 3; ++i) {
+      const flat = (entry) => { const o = {}; for (let k = 0; k < entry.length; k += 2) o[entry[k]] = entry[k + 1]; return o; };
+      const replicas = (await command(i, 'SENTINEL', 'REPLICAS', name)).map(flat);
+      assert.ok(replicas.some((r) => !r.flags.includes('down')), `sentinel ${i} knows no replica`);
+      assert.strictEqual((await command(i, 'SENTINEL', 'SENTINELS', name)).length, 2, `sentinel ${i} knows the others`);
+    }
+  }, 30000);
+  return {
+    master,
+    replica,
+    sentinels,
+    name,
+    list: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+    ioredis: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
+    command,
+    /// The master's port as the first sentinel that answers names it.
+    masterPort: async () => {
+      for (let i = 0; i < 3; ++i) {
+        try { return Number((await command(i, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name))[1]); } catch (e) {}
+      }
+      throw new Error('no sentinel answers');
+    }
+  };
+}
+
 /// Starts mesa-gateway (`binary`) with `env` added to a minimal environment and
 /// waits for its start-up line. -> {name, proc, port, url, log (stdout and
 /// stderr so far), exited, alive, stop(signal)}
@@ -294,6 +379,8 @@ module.exports = {
   selfSignedCert,
   rssOf,
   startRedis,
+  startRedisWith,
+  startSentinels,
   startGateway,
   openClient,
   nextMessage
