@@ -163,7 +163,10 @@ struct sync {
             if (options_.enabled) sent_from_outbox(c, seq);
         }
 
-        void on_close(client& c, std::uint16_t, std::string const&) { holding_.erase(&c); }
+        void on_close(client& c, std::uint16_t, std::string const&) {
+            holding_.erase(&c);
+            retake_.erase(&c);
+        }
 
         void on_start() { confirm_timer_ = std::make_unique<asio::steady_timer>(server_->context()); }
         void on_stop() {
@@ -193,7 +196,8 @@ struct sync {
         void catch_up() {
             if (!options_.enabled) return;
             for (auto const& c : server_->clients()) {
-                if (c->id().empty() || !c->is_open() || holding_.count(c.get())) continue;
+                bool const retake = retake_.erase(c.get()) > 0;
+                if (c->id().empty() || !c->is_open() || (holding_.count(c.get()) && !retake)) continue;
                 if (c->template state<authentication>().should_sync) take_backlog(*c);
             }
         }
@@ -211,7 +215,15 @@ struct sync {
                     std::error_code ec, broker::take_result taken) {
                     if (alive.expired()) return;
                     auto c = weak.lock();
-                    if (ec) server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
+                    if (ec) {
+                        server_->report("sync: cannot take the backlog (" + ec.message() + ")", c);
+                        // Lost with the broker: live messages keep waiting, and
+                        // the take is repeated once the broker is back.
+                        if (wanted && c && c->is_open() && !server_->broker().connected()) {
+                            retake_.insert(c.get());
+                            return;
+                        }
+                    }
                     if (taken.given_up) {
                         server_->report("sync: the backlog of " + id + " was redelivered " +
                                             std::to_string(options_.max_attempts) +
@@ -381,6 +393,7 @@ struct sync {
             std::unordered_set<std::int64_t> sent;
         };
         std::unordered_map<client*, holding> holding_;
+        std::unordered_set<client*> retake_;                // holding, their take lost with the broker
         std::vector<std::weak_ptr<client>> awaiting_ping_;  // owed an op 1 (repeats allowed)
         std::unique_ptr<asio::steady_timer> confirm_timer_;
         bool releasing_ = false;  // the redelivery itself is sending
