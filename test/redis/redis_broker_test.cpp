@@ -14,9 +14,12 @@
 #include <mesa/broker/requirements.hpp>
 
 #include "../support/drive.hpp"
+#include "../support/log_lines.hpp"
 #include "../support/redis_fixture.hpp"
 
 using mesa::broker::redis_errc;
+using mesa::test::joined;
+using mesa::test::logged;
 using mesa::test::redis_server;
 using mesa::test::run_until;
 namespace json = boost::json;
@@ -34,18 +37,6 @@ mesa::broker::redis::options test_options(std::string uri, std::vector<std::stri
     o.reconnect_max = 200ms;
     if (log) o.on_log = [log](std::string text) { log->push_back(std::move(text)); };
     return o;
-}
-
-bool logged(std::vector<std::string> const& log, std::string const& part) {
-    for (auto const& line : log)
-        if (line.find(part) != std::string::npos) return true;
-    return false;
-}
-
-std::string joined(std::vector<std::string> const& log) {
-    std::string out;
-    for (auto const& line : log) out += line + "\n";
-    return out;
 }
 
 /// Runs one operation taking a (error_code[, value]) handler to completion.

@@ -17,11 +17,14 @@
 #include <mesa/detail/instance_presence.hpp>
 
 #include "../support/drive.hpp"
+#include "../support/log_lines.hpp"
 #include "../support/redis_fixture.hpp"
 
 using mesa::broker::redis_errc;
 using mesa::broker::detail::redis_address;
 using mesa::broker::detail::redis_sentinel;
+using mesa::test::joined;
+using mesa::test::logged;
 using mesa::test::run_until;
 using namespace std::chrono_literals;
 using kind = redis_sentinel::action::kind;
@@ -208,18 +211,6 @@ mesa::broker::redis::options sentinel_options(mesa::test::redis_sentinel_group& 
     o.connect_timeout = 1000ms;
     if (log) o.on_log = [log](std::string text) { log->push_back(std::move(text)); };
     return o;
-}
-
-bool logged(std::vector<std::string> const& log, std::string const& part) {
-    for (auto const& line : log)
-        if (line.find(part) != std::string::npos) return true;
-    return false;
-}
-
-std::string joined(std::vector<std::string> const& log) {
-    std::string out;
-    for (auto const& line : log) out += line + "\n";
-    return out;
 }
 
 /// A publication from `from` heard on `heard`'s subscription (publishing again until it is).
