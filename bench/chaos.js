@@ -22,6 +22,22 @@
 // when a gateway died that was not killed on purpose, or a dispatch got an
 // answer other than 202 or 503.
 //
+// Failover mode (CHAOS_SENTINELS=1): instead of one redis-server, a master, a
+// replica (both with appendfsync always) and three sentinels (test/support/
+// harness.js startSentinels); the gateways find the master with
+// REDIS_SENTINELS and REDIS_SENTINEL_MASTER; instead of the Redis restarts, a
+// forced failover (SENTINEL FAILOVER) and a SIGKILL of the current master
+// (the sentinels promote the replica; the killed server is started again on
+// its port and data directory and becomes a replica); the final checks read
+// the master the sentinels name at the end.
+//
+// Also reported, in both modes: delayed, the messages whose first receipt
+// came more than CHAOS_DELAY_MS after their 202 although their user had a
+// socket open at the 202 that stayed open CHAOS_DELAY_MS longer (so a message
+// waiting in a backlog for its user to come back is not counted), with the
+// maximum delay, and per fault the same for the messages answered 202 from the
+// fault's start to CHAOS_WINDOW_MS after its end.
+//
 // Usage: node bench/chaos.js path/to/mesa-gateway   (bench/chaos builds and runs it)
 // NODE_PATH must reach test/interop/node_modules (npm ci there), or the script
 // finds it relative to itself.
@@ -39,6 +55,11 @@
 //   CHAOS_REDIS_SIGNAL     signal stopping Redis (SIGKILL)
 //   CHAOS_REDIS_DOWN_MS    time Redis stays down (1500)
 //   CHAOS_RETRY_MS         a sender's pause after a 503 or a failed request (100)
+//   CHAOS_SENTINELS        1: the failover mode above (0)
+//   CHAOS_FAILOVERS        failover mode: forced failovers, SENTINEL FAILOVER (1)
+//   CHAOS_MASTER_KILLS     failover mode: SIGKILLs of the current master (1)
+//   CHAOS_DELAY_MS         a receipt later than this after its 202 is delayed (2000)
+//   CHAOS_WINDOW_MS        delays are also counted per fault, until this long after it (10000)
 //   CHAOS_QUIET_MS         the end waits until nothing more arrived for this long (5000)
 //   CHAOS_MIN_SENT         fewer messages sent than this fails (20 per second of duration)
 //   CHAOS_SEED             seed of the random choices (random; printed)
@@ -84,6 +105,11 @@ const cfg = {
   redisDown: num('CHAOS_REDIS_DOWN_MS', 1500),
   retry: num('CHAOS_RETRY_MS', 100),
   quiet: num('CHAOS_QUIET_MS', 5000),
+  sentinels: num('CHAOS_SENTINELS', 0) > 0,
+  failovers: num('CHAOS_FAILOVERS', 1),
+  masterKills: num('CHAOS_MASTER_KILLS', 1),
+  delay: num('CHAOS_DELAY_MS', 2000),
+  window: num('CHAOS_WINDOW_MS', 10000),
   seed: num('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31)),
   breakMode: process.env.CHAOS_BREAK || ''
 };
@@ -125,7 +151,8 @@ const stats = {
   closedByUs: 0,
   closedByServer: 0,
   unexpectedExits: [],
-  events: []
+  events: [],
+  faults: [] // {what, start, end} (ms since the start), for the delays around each
 };
 
 // ---- redis-server with an append-only file, fsync'd at every write -----------------------
@@ -154,8 +181,81 @@ async function startRedis () {
   redisProc = proc;
 }
 
-// Our own view of Redis (reconnects by itself across the restart).
+// Our own view of Redis (reconnects by itself across the restart; in the
+// failover mode, follows the master the sentinels name).
 let redis;
+
+// ---- failover mode: master, replica, three sentinels ----------------------------------------
+let sentinelSet = null;
+let sentinelDown = []; // nodes killed and not yet started again
+
+/// The node ({port, proc, args}) the sentinels name as master.
+async function currentMaster () {
+  const port = await sentinelSet.masterPort();
+  return [sentinelSet.master, sentinelSet.replica].find((n) => n.port === port) || { port };
+}
+
+async function newMasterAfter (before, what) {
+  const t = Date.now();
+  await h.eventually(`the sentinels name a new master after ${what}`, async () => {
+    if (await sentinelSet.masterPort() === before) throw new Error('same master');
+  }, 60000);
+  const port = await sentinelSet.masterPort();
+  return { port, ms: Date.now() - t };
+}
+
+async function forcedFailover () {
+  const start = Date.now() - started;
+  const before = (await currentMaster()).port;
+  log(`SENTINEL FAILOVER ${sentinelSet.name} (master on ${before})`);
+  stats.events.push(`${since()} s: SENTINEL FAILOVER (master on port ${before})`);
+  await h.eventually('SENTINEL FAILOVER accepted', async () => {
+    const r = await sentinelSet.command(0, 'SENTINEL', 'FAILOVER', sentinelSet.name);
+    if (r !== 'OK') throw new Error(String(r));
+  }, 30000);
+  const { port, ms } = await newMasterAfter(before, 'SENTINEL FAILOVER');
+  log(`the sentinels name the master on ${port} (${ms} ms after the command was accepted)`);
+  stats.events.push(`${since()} s: new master on port ${port}`);
+  stats.faults.push({ what: 'SENTINEL FAILOVER', start, end: Date.now() - started });
+}
+
+async function killMaster () {
+  const start = Date.now() - started;
+  const node = await currentMaster();
+  if (!node.proc) throw new Error(`the master on ${node.port} is neither the first master nor the replica`);
+  log(`SIGKILL the master (port ${node.port})`);
+  stats.events.push(`${since()} s: SIGKILL the master (port ${node.port})`);
+  node.proc.kill('SIGKILL');
+  await h.within(10000, node.proc.exited, 'master exit');
+  sentinelDown.push(node);
+  const { port, ms } = await newMasterAfter(node.port, 'SIGKILL');
+  log(`the sentinels name the master on ${port} (${ms} ms after the kill)`);
+  stats.events.push(`${since()} s: new master on port ${port}`);
+  stats.faults.push({ what: 'SIGKILL master', start, end: Date.now() - started });
+  // The killed server comes back on its port and data directory; the
+  // sentinels make it a replica of the new master.
+  await h.sleep(1000);
+  await restartNode(node);
+  log(`redis-server on ${node.port} started again`);
+  stats.events.push(`${since()} s: redis-server on port ${node.port} started again`);
+}
+
+async function restartNode (node) {
+  const logFd = fs.openSync(path.join(out, `redis-${node.port}.log`), 'a');
+  const proc = h.spawnChild('redis-server', [...node.args, '--port', String(node.port), '--bind', '127.0.0.1'], { stdio: ['ignore', logFd, logFd] });
+  fs.closeSync(logFd);
+  node.proc = proc;
+  const probe = new Redis({ host: '127.0.0.1', port: node.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await h.eventually(`redis-server up again on ${node.port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}), see ${out}/redis-${node.port}.log`);
+      if (probe.status !== 'ready') { probe.disconnect(); await probe.connect(); }
+      if (await probe.ping() !== 'PONG') throw new Error('no PONG');
+    }, 20000);
+  } finally { probe.disconnect(); }
+  sentinelDown = sentinelDown.filter((n) => n !== node);
+}
 
 // ---- gateways ---------------------------------------------------------------------------------
 const gateways = [];
@@ -168,7 +268,7 @@ async function startGateway (g) {
       MESA_PORT: String(g.port),
       MESA_THREADS: String(cfg.threads),
       WS_KEY: KEY,
-      REDIS_URI: `redis://127.0.0.1:${redisPort}`,
+      ...(sentinelSet ? { REDIS_SENTINELS: sentinelSet.list, REDIS_SENTINEL_MASTER: sentinelSet.name } : { REDIS_URI: `redis://127.0.0.1:${redisPort}` }),
       SYNC_ENABLED: 'true',
       MESA_PRESENCE_TTL: String(cfg.ttl),
       // Our clients send one op 11 per op 1 and nothing else, well under any limit.
@@ -225,6 +325,7 @@ function receive (user, sock, m) {
   if (seen > 0 && m.sequence) redeliveredAgain++;
   if (sock.got.has(key)) sameSocketAgain++;
   if (seen === 0) {
+    user.firstAt.set(key, Date.now());
     const max = user.firstMax[sender] || 0;
     if (n < max) {
       outOfOrder++;
@@ -259,6 +360,7 @@ async function openSocket (user, g = pick(liveGateways())) {
   client.on('message', (m) => receive(user, sock, m));
   sock.done = new Promise((resolve) => client.on('disconnected', () => {
     if (!sock.closing) stats.closedByServer++;
+    if (sock.endedAt === undefined) sock.endedAt = Date.now();
     sock.closed = true;
     user.sockets.delete(sock);
     resolve();
@@ -276,6 +378,7 @@ async function openSocket (user, g = pick(liveGateways())) {
     closeSocket(sock);
     // A connection refused before it opened may never say 'disconnected'.
     sock.closed = true;
+    if (sock.endedAt === undefined) sock.endedAt = Date.now();
     user.sockets.delete(sock);
   }
 }
@@ -283,6 +386,7 @@ async function openSocket (user, g = pick(liveGateways())) {
 function closeSocket (sock) {
   if (sock.closing) return;
   sock.closing = true;
+  if (sock.endedAt === undefined) sock.endedAt = Date.now();
   stats.closedByUs++;
   try { sock.client.disconnect(1000); } catch (_) {}
 }
@@ -340,6 +444,8 @@ function post (g, body) {
 }
 
 const sentTo = []; // sentTo[sender][n - 1] = the user's index, for each message answered 202
+const sentMeta = []; // sentMeta[sender][n - 1] = {at: time of the 202, socks: the user's sockets open then}
+const openSockets = (userIndex) => [...users[userIndex].sockets].filter((s) => s.open && !s.closing);
 
 /// Dispatches message n of `sender` until a gateway answers 202.
 async function deliverOne (sender, n, userIndex) {
@@ -348,7 +454,7 @@ async function deliverOne (sender, n, userIndex) {
     const g = pick(liveGateways());
     if (!g) { await h.sleep(cfg.retry); continue; }
     const r = await post(g, body);
-    if (r.status === 202) return true;
+    if (r.status === 202) return { at: Date.now(), socks: openSockets(userIndex) };
     if (r.status === 503) stats.retries503++;
     else if (r.status === 0) {
       stats.retriesFailed++;
@@ -358,25 +464,31 @@ async function deliverOne (sender, n, userIndex) {
       stats.badStatus.push(`${r.status} ${r.body}`);
       return false;
     }
-    if (cfg.breakMode === 'no-retry') return true; // broken on purpose: counted as sent
+    if (cfg.breakMode === 'no-retry') return { at: Date.now(), socks: [] }; // broken on purpose: counted as sent
     await h.sleep(cfg.retry);
   }
 }
 
 async function sender (s) {
   const sent = sentTo[s] = [];
+  const meta = sentMeta[s] = [];
   let n = 0;
   while (!stopping) {
     const a = Math.floor(random() * users.length);
     if (cfg.breakMode === 'swap' && random() < 0.01) {
       // broken on purpose: n + 2 goes before n + 1, both to the same user
-      if (!(await deliverOne(s, n + 2, a)) || !(await deliverOne(s, n + 1, a))) break;
+      const second = await deliverOne(s, n + 2, a);
+      const first = second && await deliverOne(s, n + 1, a);
+      if (!first) break;
       sent.push(a, a);
+      meta.push(first, second);
       n += 2;
       stats.sent += 2;
     } else {
-      if (!(await deliverOne(s, n + 1, a))) break;
+      const m = await deliverOne(s, n + 1, a);
+      if (!m) break;
       sent.push(a);
+      meta.push(m);
       n += 1;
       stats.sent++;
     }
@@ -387,6 +499,7 @@ async function sender (s) {
 // ---- the faults ---------------------------------------------------------------------------------------
 async function killGateway () {
   const g = pick(liveGateways());
+  const start = Date.now() - started;
   g.killing = true;
   log(`SIGKILL ${g.name}`);
   stats.events.push(`${since()} s: SIGKILL ${g.name}`);
@@ -397,11 +510,13 @@ async function killGateway () {
   await startGateway(g);
   log(`${g.name} started again`);
   stats.events.push(`${since()} s: ${g.name} started again`);
+  stats.faults.push({ what: `SIGKILL ${g.name}`, start, end: Date.now() - started });
 }
 
 async function restartRedis () {
   log(`${cfg.redisSignal} redis-server`);
   stats.events.push(`${since()} s: ${cfg.redisSignal} redis-server`);
+  const start = Date.now() - started;
   const proc = redisProc;
   proc.kill(cfg.redisSignal);
   await h.within(20000, proc.exited, 'redis-server exit');
@@ -409,6 +524,7 @@ async function restartRedis () {
   await startRedis();
   log('redis-server started again');
   stats.events.push(`${since()} s: redis-server started again`);
+  stats.faults.push({ what: `${cfg.redisSignal} redis-server`, start, end: Date.now() - started });
 }
 
 async function dropBacklog () {
@@ -441,15 +557,21 @@ async function scanKeys (pattern) {
 
 async function main () {
   log(`chaos: ${JSON.stringify(cfg)}; data and logs in ${out}`);
-  redisPort = await h.freePort();
-  await startRedis();
-  redis = new Redis({ host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: 50 });
+  if (cfg.sentinels) {
+    sentinelSet = await h.startSentinels({ name: 'chaos', appendonly: true });
+    log(`sentinels ${sentinelSet.list}, master on ${sentinelSet.master.port}, replica on ${sentinelSet.replica.port}`);
+    redis = new Redis({ sentinels: sentinelSet.ioredis, name: sentinelSet.name, maxRetriesPerRequest: 50 });
+  } else {
+    redisPort = await h.freePort();
+    await startRedis();
+    redis = new Redis({ host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: 50 });
+  }
   redis.on('error', () => {});
   h.onCleanup(() => redis.disconnect());
   for (let i = 0; i < cfg.gateways; i++) gateways.push({ name: `gateway-${i + 1}`, port: await h.freePort() });
   await Promise.all(gateways.map(startGateway));
   h.onCleanup(() => { for (const g of gateways) if (g.agent) g.agent.destroy(); });
-  for (let i = 0; i < cfg.users; i++) users.push({ id: `u${i}`, sockets: new Set(), got: new Map(), firstMax: {} });
+  for (let i = 0; i < cfg.users; i++) users.push({ id: `u${i}`, sockets: new Set(), got: new Map(), firstAt: new Map(), firstMax: {} });
   h.onCleanup(() => { for (const u of users) for (const s of u.sockets) try { s.client.disconnect(1000); } catch (_) {} });
 
   // Everyone starts with one socket, a few at a time.
@@ -463,7 +585,17 @@ async function main () {
   // The faults, spread over the run: gateway kills and Redis restarts alternate.
   const faults = [];
   for (let k = 0; k < cfg.gatewayKills; k++) faults.push(killGateway);
-  for (let k = 0; k < cfg.redisRestarts; k++) faults.splice(2 * k + 1, 0, restartRedis);
+  if (cfg.sentinels) {
+    // forced failovers and master kills, with the gateway kills in between
+    const redisFaults = [];
+    for (let k = 0; k < Math.max(cfg.failovers, cfg.masterKills); k++) {
+      if (k < cfg.failovers) redisFaults.push(forcedFailover);
+      if (k < cfg.masterKills) redisFaults.push(killMaster);
+    }
+    redisFaults.forEach((f, k) => faults.splice(Math.min(2 * k, faults.length), 0, f));
+  } else {
+    for (let k = 0; k < cfg.redisRestarts; k++) faults.splice(2 * k + 1, 0, restartRedis);
+  }
   if (cfg.breakMode === 'drop-backlog') faults.splice(1, 0, dropBacklog);
   const report = setInterval(() => {
     const sockets = users.reduce((a, u) => a + u.sockets.size, 0);
@@ -486,6 +618,16 @@ async function main () {
   clearInterval(report);
   for (const u of users) for (const s of u.sockets) closeSocket(s);
   await pollUntil(20000, 'every socket closed', () => users.every((u) => u.sockets.size === 0));
+  if (sentinelSet) {
+    // From here on, read the master the sentinels name now, directly.
+    const port = await sentinelSet.masterPort();
+    const direct = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 50 });
+    direct.on('error', () => {});
+    h.onCleanup(() => direct.disconnect());
+    redis.disconnect();
+    redis = direct;
+    log(`final checks on the master the sentinels name: port ${port} (role ${(await redis.call('ROLE'))[0]})`);
+  }
   log(`all sockets closed; waiting for the presence to drain (TTL ${cfg.ttl} ms)`);
   await h.sleep(cfg.ttl);
   await pollUntil(cfg.ttl * 5 + 20000, 'presence drained: connected_clients, mesa_presence and outboxes empty', async () => {
@@ -520,7 +662,12 @@ async function main () {
     for (const key of sentKeys[a]) {
       if (!u.got.has(key)) {
         lost++;
-        if (lostExamples.length < 20) lostExamples.push(`${u.id} never got ${key}`);
+        if (lostExamples.length < 20) {
+          const [s, n] = key.split(':').map(Number);
+          const m = sentMeta[s][n - 1];
+          lostExamples.push(`${u.id} never got ${key} (202 at ${((m.at - started) / 1000).toFixed(1)} s, ` +
+            `${m.socks.length} sockets open then: ${m.socks.map((k) => `${k.id} on ${k.gateway}`).join(', ') || 'none'})`);
+        }
       }
     }
     for (const [key, count] of u.got) {
@@ -529,10 +676,44 @@ async function main () {
       if (!sentKeys[a].has(key)) phantom++;
     }
   });
+  // Delays: from the 202 to the first receipt, for messages whose user had a
+  // socket open at the 202 that stayed open cfg.delay longer.
+  const windows = stats.faults.map((f) => ({ fault: f.what, from_s: Number((f.start / 1000).toFixed(1)), to_s: Number((f.end / 1000).toFixed(1)), sent: 0, lost: 0, online: 0, delayed: 0, max_delay_ms: 0 }));
+  let online = 0, delayedCount = 0, onlineNever = 0, maxDelay = 0, maxDelayOf = null;
+  let lostFirst = null, lostLast = null;
+  const delayedExamples = [];
+  sentMeta.forEach((list, s) => list.forEach((m, i) => {
+    const a = sentTo[s][i];
+    const key = `${s}:${i + 1}`;
+    const first = users[a].firstAt.get(key);
+    const stayed = m.socks.some((k) => k.endedAt === undefined || k.endedAt >= m.at + cfg.delay);
+    const t = m.at - started;
+    const inWindows = windows.filter((w, j) => t >= stats.faults[j].start && t <= stats.faults[j].end + cfg.window);
+    for (const w of inWindows) w.sent++;
+    if (first === undefined) {
+      for (const w of inWindows) w.lost++;
+      if (lostFirst === null || t < lostFirst) lostFirst = t;
+      if (lostLast === null || t > lostLast) lostLast = t;
+    }
+    if (!stayed) return;
+    online++;
+    for (const w of inWindows) w.online++;
+    const delay = first === undefined ? Infinity : first - m.at;
+    if (first === undefined) onlineNever++;
+    else if (delay > cfg.delay) {
+      delayedCount++;
+      for (const w of inWindows) { w.delayed++; w.max_delay_ms = Math.max(w.max_delay_ms, delay); }
+      if (delayedExamples.length < 10) {
+        delayedExamples.push(`${users[a].id} got ${key} ${first === undefined ? 'never' : `${delay} ms`} after its 202 at ${(t / 1000).toFixed(1)} s`);
+      }
+    }
+    if (first !== undefined && delay > maxDelay) { maxDelay = delay; maxDelayOf = `${users[a].id} ${key}, 202 at ${(t / 1000).toFixed(1)} s`; }
+  }));
   const perUser = users.map((u) => u.got.size).sort((x, y) => x - y);
   const runTime = (Date.now() - started) / 1000;
   const figures = {
     seed: cfg.seed,
+    mode: cfg.sentinels ? 'failover (sentinels)' : 'one redis-server',
     duration_s: cfg.duration / 1000,
     run_time_s: Number(runTime.toFixed(1)),
     users: cfg.users,
@@ -540,6 +721,7 @@ async function main () {
     received_distinct: received,
     received_per_user: { min: perUser[0], median: perUser[perUser.length >> 1], max: perUser[perUser.length - 1] },
     lost,
+    lost_202_between_s: lostFirst === null ? null : [Number((lostFirst / 1000).toFixed(1)), Number((lostLast / 1000).toFixed(1))],
     duplicated,
     duplicate_receipts: extra,
     redelivered_again: redeliveredAgain,
@@ -547,6 +729,15 @@ async function main () {
     out_of_order: outOfOrder,
     out_of_order_per_socket: socketOutOfOrder,
     received_not_sent: phantom,
+    delayed: {
+      threshold_ms: cfg.delay,
+      online_at_202: online,
+      delayed: delayedCount,
+      online_never_received: onlineNever,
+      max_delay_ms: maxDelay,
+      max_delay_of: maxDelayOf,
+      around_faults: windows
+    },
     retries_503: stats.retries503,
     retries_no_answer: stats.retriesFailed,
     no_answer_by_error: stats.failedBy,
@@ -560,6 +751,7 @@ async function main () {
   console.log('\nchaos figures:\n' + JSON.stringify(figures, null, 2));
   if (lostExamples.length) console.log('lost, e.g.:\n  ' + lostExamples.join('\n  '));
   if (ooo.length) console.log('out of order, e.g.:\n  ' + ooo.join('\n  '));
+  if (delayedExamples.length) console.log(`delayed (> ${cfg.delay} ms), e.g.:\n  ` + delayedExamples.join('\n  '));
   if (sockOoo.length) console.log('out of order on one socket, e.g.:\n  ' + sockOoo.join('\n  '));
 
   const failures = [];

@@ -229,21 +229,29 @@ async function startRedisWith (args = []) {
       assert.strictEqual(await probe.ping(), 'PONG');
     }, 10000);
   } finally { probe.disconnect(); }
-  return { proc, port, output: () => out, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'redis-server exit'); } };
+  return { proc, port, args, output: () => out, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'redis-server exit'); } };
 }
 
 /// A master, a replica and three sentinels (redis-server --sentinel with
 /// generated configuration files) monitoring it as `name`, on loopback. Waits
 /// until every sentinel knows the replica and the two other sentinels.
+/// With `appendonly`, the master and the replica each keep an append-only
+/// file fsync'd at every write (`--appendfsync always`) in a directory of
+/// their own; `master.args` / `replica.args` start them again (add --port).
 /// -> {master, replica, sentinels: [{port, proc, stop}], list ("h:p,h:p,h:p"),
 ///     ioredis ([{host, port}]), name, command(i, ...args), masterPort()}
-async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failoverTimeoutMs = 3000 } = {}) {
+async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failoverTimeoutMs = 3000, appendonly = false } = {}) {
   const os = require('os');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-sentinel-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const base = ['--save', '', '--appendonly', 'no'];
-  const master = await startRedisWith(base);
-  const replica = await startRedisWith([...base, '--replicaof', '127.0.0.1', String(master.port)]);
+  const base = (role) => {
+    if (!appendonly) return ['--save', '', '--appendonly', 'no'];
+    const data = path.join(dir, role);
+    fs.mkdirSync(data, { recursive: true });
+    return ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', data];
+  };
+  const master = await startRedisWith(base('master'));
+  const replica = await startRedisWith([...base('replica'), '--replicaof', '127.0.0.1', String(master.port)]);
   const sentinels = [];
   for (let i = 0; i < 3; ++i) {
     const port = await freePort();
