@@ -269,6 +269,8 @@ async function startGateway (g) {
       MESA_THREADS: String(cfg.threads),
       WS_KEY: KEY,
       ...(sentinelSet ? { REDIS_SENTINELS: sentinelSet.list, REDIS_SENTINEL_MASTER: sentinelSet.name } : { REDIS_URI: `redis://127.0.0.1:${redisPort}` }),
+      // CHAOS_REPLICAS_TO_ACKNOWLEDGE=1: stores answered only once a replica has them (WAIT).
+      ...(process.env.CHAOS_REPLICAS_TO_ACKNOWLEDGE ? { REDIS_REPLICAS_TO_ACKNOWLEDGE: process.env.CHAOS_REPLICAS_TO_ACKNOWLEDGE } : {}),
       SYNC_ENABLED: 'true',
       MESA_PRESENCE_TTL: String(cfg.ttl),
       // Our clients send one op 11 per op 1 and nothing else, well under any limit.
