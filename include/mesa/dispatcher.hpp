@@ -44,7 +44,7 @@ public:
           keys_(options_.namespace_name),
           broker_(std::move(executor), options_.broker),
           router_(broker_, keys_, options_.max_backlog, {},
-                  {{}, [this](std::string const& what) { report(what); }, {}, {}, {}}) {}
+                  {[this](std::string const& what) { report(what); }, {}, {}, {}}) {}
 
     dispatcher(dispatcher const&) = delete;
     dispatcher& operator=(dispatcher const&) = delete;

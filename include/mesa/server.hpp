@@ -374,8 +374,8 @@ public:
         deliver_routed(std::move(e));
     }
 
-    /// Delivers an envelope the broker already published for this instance
-    /// (sync routes it so) to this instance's and its siblings' clients.
+    /// Delivers `e` to this instance's and its siblings' clients directly
+    /// (sync does so when the broker could not take it).
     void deliver_routed(envelope e) {
         if (options_.group) options_.group->relay(instance_id_, std::make_shared<envelope const>(e));
         deliver_local(std::move(e), true);
@@ -534,9 +534,15 @@ private:
             report(why);
             return;
         }
-        if (e.origin == instance_id_) return;
-        if (options_.group && options_.group->contains(e.origin)) return;  // a sibling handed it over already
-        deliver_local(std::move(e), false);
+        // A message routed by sync (seq) reaches every instance, its origin
+        // included, only from the broker: all deliver in the broker's order,
+        // so sequential sends through different instances stay in order.
+        bool const here = e.origin == instance_id_;
+        if (e.seq == 0) {
+            if (here) return;
+            if (options_.group && options_.group->contains(e.origin)) return;  // a sibling handed it over already
+        }
+        deliver_local(std::move(e), here);
     }
 
     /// False, and `c` closed with 4002, when more than max_backlog_bytes wait for it.

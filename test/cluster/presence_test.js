@@ -129,6 +129,21 @@ test('sequential dispatches served by two instances keep their order, offline an
   await g.stop();
 });
 
+test('sequential dispatches alternating between two gateways of two instances reach every tab in order', async () => {
+  const g1 = await gateway('P', { MESA_THREADS: '2' });
+  const g2 = await gateway('Q', { MESA_THREADS: '2' });
+  const tabs = [];
+  for (let i = 0; i < 6; i++) tabs.push(await connectAs(i % 2 ? g1 : g2, 'many'));
+  for (let n = 1; n <= 200; n++) await dispatch(n % 2 ? g1 : g2, { message: { t: 'A', d: { n } }, recipients: ['many'] });
+  for (const [i, tab] of tabs.entries()) {
+    await eventually(`tab ${i} gets all 200`, () => assert.strictEqual(ofType(tab, 'A').length, 200), 10000);
+    assert.deepStrictEqual(ofType(tab, 'A').map((m) => m.data.n), Array.from({ length: 200 }, (_, k) => k + 1), `tab ${i} in order`);
+  }
+  for (const tab of tabs) tab.disconnect(1000);
+  await g1.stop();
+  await g2.stop();
+});
+
 test('a dispatch the broker cannot take is answered 503, and 202 again once Redis is back', async () => {
   const own = await h.startRedis();
   const g = await h.startGateway(gatewayBin, { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: own.uri, SYNC_ENABLED: 'true', MESA_THREADS: '1' }, 'gateway O');

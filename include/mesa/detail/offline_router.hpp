@@ -23,9 +23,6 @@ template <class Broker>
 class offline_router {
 public:
     struct events {
-        /// The broker published `e` (with its seq) to the ids found online:
-        /// deliver it locally (the publication's origin is ours).
-        std::function<void(envelope const&)> delivered;
         std::function<void(std::string const& what)> on_error;
         /// `dropped` oldest entries of `id`'s backlog or outbox made room for a new one.
         std::function<void(std::string const& id, std::int64_t dropped)> on_overflow;
@@ -77,12 +74,6 @@ private:
             for (std::size_t i = 0; i < r.stored.size(); ++i)
                 if (events_.on_stored) events_.on_stored();
             if (events_.on_undeliverable) events_.on_undeliverable(e.msg, r.stored);
-        }
-        if (!r.published.empty() && events_.delivered) {
-            e.recipients = std::move(r.published);
-            e.origin = origin_;
-            e.seq = r.seq;
-            events_.delivered(e);
         }
     }
 

@@ -96,8 +96,7 @@ struct sync {
             : server_(&server),
               options_(o),
               router_(server.broker(), server.keys(), o.max_backlog, server.instance_id(),
-                      {[this](envelope const& e) { server_->deliver_routed(e); },
-                       [this](std::string const& what) { server_->report(what); },
+                      {[this](std::string const& what) { server_->report(what); },
                        [this](std::string const& id, std::int64_t dropped) { this->overflowed(id, dropped); },
                        [this](message const& m, std::vector<std::string> const& ids) { this->undeliverable(m, ids); },
                        [this] { ++this->stored_; }}) {}
