@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     mesa::broker::redis::options broker;
     gateway::logger log(cfg);
     broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
-    broker.replicas_to_acknowledge = cfg.redis_replicas_to_acknowledge;
+    if (cfg.redis_replicas_to_acknowledge) broker.replicas_to_acknowledge = *cfg.redis_replicas_to_acknowledge;
     broker.replica_timeout = std::chrono::milliseconds(cfg.redis_replica_timeout_ms);
     std::string where = "redis";
     if (!cfg.redis_sentinels.empty()) {
@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
         where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
 #endif
     }
-    if (cfg.redis_replicas_to_acknowledge > 0)
-        where += ", stores acknowledged by " + std::to_string(cfg.redis_replicas_to_acknowledge) + " replica(s)";
+    if (auto const replicas = broker.acknowledging_replicas(); replicas > 0)
+        where += ", stores acknowledged by " + std::to_string(replicas) + " replica(s)";
     return run(tag<mesa::broker::redis>{}, std::move(broker), "redis", where);
 #else
     std::cerr << "mesa-gateway: REDIS_URI or REDIS_SENTINELS is set but this build has no Redis broker "

@@ -1,8 +1,10 @@
 // Gateways, tools and npm @cryb/mesa following Redis Sentinel on loopback: a
-// master, a replica and three sentinels started here (redis-server --sentinel
+// master, two replicas and three sentinels started here (redis-server --sentinel
 // with generated configuration files; down-after-milliseconds 1000), two
-// gateways with REDIS_SENTINELS and SYNC_ENABLED, npm Clients on each.
-// Cases: start-up through the sentinels; a forced failover and a master killed
+// gateways with REDIS_SENTINELS and SYNC_ENABLED (so stores wait for one
+// replica by default), npm Clients on each.
+// Cases: start-up through the sentinels; a stored dispatch no replica
+// acknowledges is refused (503); a forced failover and a master killed
 // with SIGKILL, after which dispatches cross the gateways again (the time is
 // printed); a sentinel down at start-up; a wrong master name; interop with the
 // npm Dispatcher and Server configured with the same sentinels. Prints the
@@ -11,6 +13,7 @@
 // Usage: node sentinel_test.js mesa-gateway mesa-dispatcher
 'use strict';
 const assert = require('assert');
+const { execFileSync } = require('child_process');
 const h = require('../support/harness');
 const { within, eventually, test, sleep } = h;
 
@@ -77,17 +80,37 @@ async function switched (before) {
 }
 
 test('start-up through the sentinels; a dispatch through A reaches a client on B', async () => {
-  set = await h.startSentinels();
+  set = await h.startSentinels({ replicas: 2 });
   A = await gateway('A');
   B = await gateway('B');
   await connected(A);
   await connected(B);
   assert.match(A.log, /master 'mymaster'/);
+  assert.match(A.log, /stores acknowledged by 1 replica\(s\)/);
   const ub = await connectAs(B, 'ub');
   const r = await post(A, { message: { t: 'HELLO', d: { n: 1 } }, recipients: ['ub'] });
   assert.strictEqual(r.status, 202, r.body);
   await eventually('ub got HELLO', () => assert.strictEqual(ofType(ub, 'HELLO').length, 1));
   ub.disconnect(1000);
+});
+
+test('by default a stored dispatch counts as taken only once a replica has it: none attached, 503; live ones still 202', async () => {
+  const master = await set.masterPort();
+  const replicas = set.nodes.filter((n) => n.port !== master);
+  const cli = (port, ...args) => execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim();
+  for (const r of replicas) assert.strictEqual(cli(r.port, 'REPLICAOF', 'NO', 'ONE'), 'OK');
+  try {
+    const stored = await post(A, { message: { t: 'STORED', d: {} }, recipients: ['nobody-online'] });
+    assert.strictEqual(stored.status, 503, stored.body);
+    const live = await post(A, { message: { t: 'LIVE', d: {}, o: { sync: false } }, recipients: ['nobody-online'] });
+    assert.strictEqual(live.status, 202, live.body);
+    assert.match(A.log, /acknowledged by 0 replicas of 1/);
+  } finally {
+    for (const r of replicas) cli(r.port, 'REPLICAOF', '127.0.0.1', String(master));
+  }
+  await eventually('the replicas are attached again', async () => {
+    assert.strictEqual((await post(A, { message: { t: 'STORED', d: {} }, recipients: ['nobody-online'] })).status, 202);
+  }, 20000);
 });
 
 test('a sentinel down at start-up: the gateway starts through the others', async () => {
@@ -170,7 +193,13 @@ test('forced failovers while clients on both gateways exchange messages; live lo
     console.log(`# forced failover ${round + 1}: dispatches cross again after ${ms} ms; live: ${lostLive.length} of ${sent.live.length} accepted lost; ` +
       `synced: ${lostSynced.length} of ${sent.synced.length} lost (${lostBeforeReauth} missing before re-authentication); ${sent.refused} refused (503)`);
     assert.deepStrictEqual(lostSynced, [], 'synced messages lost');
-    await sleep(1500); // the demoted master resynchronises as a replica
+    assert.ok(sent.synced.length > 0, 'no synced dispatch was accepted during the failover');
+    // The sentinels turn the demoted master into a replica (within about 10 s,
+    // their INFO period): the next failover starts from a whole set again.
+    await eventually('the new master has both replicas online', async () => {
+      const info = execFileSync('redis-cli', ['-p', String(await set.masterPort()), 'INFO', 'replication']).toString();
+      assert.strictEqual((info.match(/state=online/g) || []).length, 2);
+    }, 30000);
   }
   ua.disconnect(1000);
   ub.disconnect(1000);
@@ -213,7 +242,7 @@ test('the master killed with SIGKILL: a new one is elected, dispatches cross the
   const ua = await connectAs(A, 'ka');
   const ub = await connectAs(B, 'kb');
   const before = await set.masterPort();
-  const victim = [set.master, set.replica].find((r) => r.port === before);
+  const victim = set.nodes.find((r) => r.port === before);
   const t0 = Date.now();
   await victim.stop();
   await switched(before);

@@ -263,6 +263,30 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     CHECK(logged(log, "master 'mymaster' is 127.0.0.1:" + std::to_string(group.master_port())));
     REQUIRE(crosses(ioc, b, heard, "hello"));
 
+    // With sentinels a store waits for one replica unless told otherwise: with
+    // the replica detached it is reported as not replicated, with 0 it is not.
+    auto store = [&](mesa::broker::redis& broker) {
+        std::optional<std::error_code> r;
+        broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
+                              [&](std::error_code ec, std::int64_t) { r = ec; });
+        REQUIRE(run_until(
+            ioc, [&] { return r.has_value(); }, 20s));
+        return *r;
+    };
+    auto quick = sentinel_options(group, &log);
+    quick.replica_timeout = 300ms;
+    mesa::broker::redis acknowledged{ioc.get_executor(), quick};
+    quick.replicas_to_acknowledge = 0;
+    mesa::broker::redis unacknowledged{ioc.get_executor(), quick};
+    CHECK_FALSE(store(acknowledged));
+    auto& replica =
+        group.node(group.master_port() == group.node_ports()[0] ? group.node_ports()[1] : group.node_ports()[0]);
+    CHECK(replica.cli({"REPLICAOF", "NO", "ONE"}) == "OK");
+    CHECK(store(acknowledged) == redis_errc::not_replicated);
+    CHECK_FALSE(store(unacknowledged));
+    CHECK(logged(log, "acknowledged by 0 replicas of 1"));
+    CHECK(replica.cli({"REPLICAOF", "127.0.0.1", std::to_string(group.master_port())}) == "OK");
+
     // A master name no sentinel knows: a clear log line and a clear error, no hang.
     std::vector<std::string> wrong_log;
     mesa::broker::redis wrong{ioc.get_executor(), sentinel_options(group, &wrong_log, "nosuch")};

@@ -279,6 +279,12 @@ public:
             if (n->port() == port) return *n;
         throw std::runtime_error("no redis node on port " + std::to_string(port));
     }
+    /// The data nodes' ports (the first started as master, the second as its replica).
+    std::vector<std::uint16_t> node_ports() const {
+        std::vector<std::uint16_t> out;
+        for (auto const& n : nodes_) out.push_back(n->port());
+        return out;
+    }
     /// The master's port as the first running sentinel reports it.
     std::uint16_t master_port() {
         for (auto& s : sentinels_) {

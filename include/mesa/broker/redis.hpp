@@ -19,9 +19,9 @@
 //   o.sentinels = {"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"};
 //   o.sentinel_master = "mymaster";
 //
-// With options::replicas_to_acknowledge, stores (sync_route, backlog appends)
-// complete once that many replicas have them (WAIT on a third connection, so
-// nothing else waits behind it).
+// With options::replicas_to_acknowledge (by default 1 with sentinels), stores
+// (sync_route, backlog appends) complete once that many replicas have them
+// (WAIT on a third connection, so nothing else waits behind it).
 //
 // Thread-safety: one broker belongs to the thread running its executor; call
 // it only from there. Handlers run on that executor, never inline. Destroying
@@ -95,9 +95,16 @@ public:
         /// Stores (sync_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
-        std::size_t replicas_to_acknowledge = 0;
+        /// Unset: 1 with sentinels (a failover must not lose what was accepted),
+        /// 0 without (a single Redis has no replica to wait for).
+        std::optional<std::size_t> replicas_to_acknowledge;
         /// How long a store waits for the replicas' acknowledgement.
         std::chrono::milliseconds replica_timeout{1000};
+
+        /// replicas_to_acknowledge, or its default when unset.
+        std::size_t acknowledging_replicas() const noexcept {
+            return replicas_to_acknowledge.value_or(sentinels.empty() ? 0 : 1);
+        }
     };
 
     /// Connects at once (asynchronously). Throws std::invalid_argument on a bad
@@ -465,7 +472,7 @@ private:
         state(asio::any_io_executor executor, options const& opts)
             : executor_(executor),
               on_log_(opts.on_log),
-              replicas_(opts.replicas_to_acknowledge),
+              replicas_(opts.acknowledging_replicas()),
               replica_timeout_(opts.replica_timeout),
               sentinel_timer_(executor),
               watch_timer_(executor) {
