@@ -171,7 +171,7 @@ inline std::vector<variable> const& variables() {
         {"REDIS_PASSWORD", "unset", "password of REDIS_URI, kept out of the URI; with REDIS_SENTINELS, of the master"},
         {"REDIS_PASSWORD_FILE", "unset", "file holding REDIS_PASSWORD (instead of it)"},
         {"REDIS_DB", "0", "database of the master found through REDIS_SENTINELS (0-1000000)"},
-        {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "1 with REDIS_SENTINELS, else 0",
+        {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "with REDIS_SENTINELS every replica of the master (at least 1), else 0",
          "replicas that must acknowledge (WAIT) a stored message before it counts as taken (0-100; 0: no wait)"},
         {"REDIS_REPLICA_TIMEOUT", "1000",
          "ms a store waits for REDIS_REPLICAS_TO_ACKNOWLEDGE, else the dispatch fails (503) (1-3600000)"},

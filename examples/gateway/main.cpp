@@ -109,8 +109,10 @@ int main(int argc, char** argv) {
         where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
 #endif
     }
-    if (auto const replicas = broker.acknowledging_replicas(); replicas > 0)
-        where += ", stores acknowledged by " + std::to_string(replicas) + " replica(s)";
+    if (broker.waits_for_replicas())
+        where += ", stores acknowledged by " + (broker.replicas_to_acknowledge
+                                                    ? std::to_string(*broker.replicas_to_acknowledge) + " replica(s)"
+                                                    : std::string("every replica of the master"));
     return run(tag<mesa::broker::redis>{}, std::move(broker), "redis", where);
 #else
     std::cerr << "mesa-gateway: REDIS_URI or REDIS_SENTINELS is set but this build has no Redis broker "

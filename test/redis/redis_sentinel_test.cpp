@@ -313,6 +313,37 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     CHECK_THROWS_AS(mesa::broker::redis(ioc.get_executor(), bad), std::invalid_argument);
 }
 
+TEST_CASE("sentinel: by default a store waits for every replica, so the one a failover promotes has it") {
+    mesa::test::redis_sentinel_group group{"mymaster", 2};
+    asio::io_context ioc;
+    std::vector<std::string> log;
+    auto o = sentinel_options(group, &log);
+    o.replica_timeout = 300ms;
+    mesa::broker::redis every{ioc.get_executor(), o};
+    o.replicas_to_acknowledge = 1;
+    mesa::broker::redis one{ioc.get_executor(), o};
+    auto store = [&](mesa::broker::redis& broker) {
+        std::optional<std::error_code> r;
+        broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
+                              [&](std::error_code ec, std::int64_t) { r = ec; });
+        REQUIRE(run_until(
+            ioc, [&] { return r.has_value(); }, 20s));
+        return *r;
+    };
+    INFO(joined(log));
+    CHECK_FALSE(store(every));
+    // One replica stops answering (still connected): it would not have the
+    // store if a failover promoted it.
+    auto const ports = group.node_ports();
+    auto& stalled = group.node(ports[1] == group.master_port() ? ports[2] : ports[1]);
+    stalled.signal(SIGSTOP);
+    CHECK(store(every) == redis_errc::not_replicated);
+    CHECK(logged(log, "acknowledged by 1 replicas of 2"));
+    CHECK_FALSE(store(one));
+    stalled.signal(SIGCONT);
+    CHECK_FALSE(store(every));
+}
+
 TEST_CASE("replicas_to_acknowledge: a store not acknowledged in time fails; nothing else waits behind its WAIT") {
     mesa::test::redis_server server;  // no replica: WAIT 1 always times out
     asio::io_context ioc;

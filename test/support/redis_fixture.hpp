@@ -97,6 +97,11 @@ public:
     std::string uri(std::string const& tail = {}) const { return "redis://127.0.0.1:" + std::to_string(port_) + tail; }
     bool running() const noexcept { return pid_ > 0; }
 
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT) to the running server.
+    void signal(int signal) {
+        if (pid_ > 0) ::kill(pid_, signal);
+    }
+
     /// Starts (again) on the same port.
     void start() {
         if (pid_ > 0) return;
@@ -221,7 +226,7 @@ inline std::string redis_cli(std::uint16_t port, std::vector<std::string> const&
 /// configuration files live in a temporary directory removed at the end.
 class redis_sentinel_group {
 public:
-    explicit redis_sentinel_group(std::string name = "mymaster") : name_(std::move(name)) {
+    explicit redis_sentinel_group(std::string name = "mymaster", int replicas = 1) : name_(std::move(name)) {
         char dir[] = "/tmp/mesa-sentinel-XXXXXX";
         if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
         dir_ = dir;
@@ -229,9 +234,13 @@ public:
         nodes_.push_back(std::make_unique<redis_server>(data));
         auto replica = data;
         replica.insert(replica.end(), {"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())});
-        nodes_.push_back(std::make_unique<redis_server>(replica));
-        wait_for("the replica to sync", [&] {
-            return nodes_[0]->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
+        for (int i = 0; i < replicas; ++i) nodes_.push_back(std::make_unique<redis_server>(replica));
+        wait_for("the replicas to sync", [&] {
+            auto const info = nodes_[0]->cli({"INFO", "replication"});
+            int online = 0;
+            for (auto at = info.find("state=online"); at != std::string::npos; at = info.find("state=online", at + 1))
+                ++online;
+            return online == replicas;
         });
         for (int i = 0; i < 3; ++i) {
             auto const file = dir_ + "/sentinel-" + std::to_string(i) + ".conf";

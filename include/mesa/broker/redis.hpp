@@ -19,9 +19,10 @@
 //   o.sentinels = {"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"};
 //   o.sentinel_master = "mymaster";
 //
-// With options::replicas_to_acknowledge (by default 1 with sentinels), stores
-// (sync_route, backlog appends) complete once that many replicas have them
-// (WAIT on a third connection, so nothing else waits behind it).
+// With options::replicas_to_acknowledge (with sentinels, by default every
+// replica connected to the master), stores (sync_route, backlog appends)
+// complete once that many replicas have them (WAIT on a third connection, so
+// nothing else waits behind it).
 //
 // Thread-safety: one broker belongs to the thread running its executor; call
 // it only from there. Handlers run on that executor, never inline. Destroying
@@ -95,15 +96,18 @@ public:
         /// Stores (sync_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
-        /// Unset: 1 with sentinels (a failover must not lose what was accepted),
-        /// 0 without (a single Redis has no replica to wait for).
+        /// Unset: with sentinels, every replica then connected to the master
+        /// (ROLE), and at least one, so that whichever replica a failover
+        /// promotes has it (waiting for fewer, a store acknowledged by one
+        /// replica is lost when the sentinels promote another); without
+        /// sentinels, 0 (a single Redis has no replica to wait for).
         std::optional<std::size_t> replicas_to_acknowledge;
         /// How long a store waits for the replicas' acknowledgement.
         std::chrono::milliseconds replica_timeout{1000};
 
-        /// replicas_to_acknowledge, or its default when unset.
-        std::size_t acknowledging_replicas() const noexcept {
-            return replicas_to_acknowledge.value_or(sentinels.empty() ? 0 : 1);
+        /// Whether stores wait for replicas at all.
+        bool waits_for_replicas() const noexcept {
+            return replicas_to_acknowledge ? *replicas_to_acknowledge > 0 : !sentinels.empty();
         }
     };
 
@@ -472,7 +476,7 @@ private:
         state(asio::any_io_executor executor, options const& opts)
             : executor_(executor),
               on_log_(opts.on_log),
-              replicas_(opts.acknowledging_replicas()),
+              replicas_(opts.replicas_to_acknowledge.value_or(0)),
               replica_timeout_(opts.replica_timeout),
               sentinel_timer_(executor),
               watch_timer_(executor) {
@@ -516,7 +520,7 @@ private:
             settings.log = opts.on_log;
             settings.name = "subscriptions";
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
-            if (replicas_ > 0) {
+            if (opts.waits_for_replicas()) {
                 settings.name = "replication acknowledgements";
                 waiter_ = std::make_shared<detail::redis_connection>(executor, settings);
             }
@@ -574,6 +578,15 @@ private:
                 if (auto s = weak.lock()) s->pushed(reply);
             };
             if (sentinel_) follow_sentinels();
+            if (waiter_) {
+                waiter_->on_ready = [weak, previous = waiter_->on_ready] {
+                    if (previous) previous();
+                    auto s = weak.lock();
+                    if (!s || s->stopped_) return;
+                    s->waiter_was_ready_ = true;
+                    if (!s->acknowledging_ && !s->unacknowledged_.empty()) s->acknowledge();
+                };
+            }
             commands_->start();
             subscriber_->start();
             if (waiter_) waiter_->start();
@@ -748,7 +761,7 @@ private:
 
         // ---- acknowledgements by replicas (WAIT) ----------------------------------
 
-        /// A store answered `ec`: `then` runs once replicas_ replicas have it
+        /// A store answered `ec`: `then` runs once the replicas have it
         /// (or at once, with no replicas to wait for or on an error).
         void replicated(std::error_code ec, std::function<void(std::error_code)> then) {
             if (ec || !waiter_) return then(ec);
@@ -763,8 +776,15 @@ private:
             auto group =
                 std::make_shared<std::vector<std::function<void(std::error_code)>>>(std::move(unacknowledged_));
             unacknowledged_.clear();
+            // Its first connection comes up with the others' (the stores waiting
+            // for it went to the same master): they wait for it.
+            if (!waiter_->ready() && !waiter_was_ready_) {
+                unacknowledged_ = std::move(*group);
+                return;
+            }
             if (!waiter_->ready()) {
-                // Not on the master the stores went to (or not yet): cannot confirm them.
+                // Lost: it may come back on another master than the one the
+                // stores went to, so it cannot confirm them.
                 asio::post(executor_, [weak = weak_from_this(), group] {
                     auto s = weak.lock();
                     for (auto& then : *group) {
@@ -775,18 +795,34 @@ private:
                 return;
             }
             acknowledging_ = true;
+            if (replicas_ > 0) return wait_for(replicas_, group);
+            // Every replica connected now: ROLE lists those in sync with the master.
+            waiter_->send(detail::redis_command("ROLE"),
+                          [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
+                              auto s = weak.lock();
+                              if (!s || s->stopped_) return;
+                              std::size_t replicas = 1;
+                              if (!ec && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+                                  reply->element[2]->type == REDIS_REPLY_ARRAY)
+                                  replicas = std::max<std::size_t>(1, reply->element[2]->elements);
+                              s->wait_for(replicas, group);
+                          });
+        }
+
+        // The PUBLISH makes the WAIT cover every store answered before it.
+        void wait_for(std::size_t replicas, std::shared_ptr<std::vector<std::function<void(std::error_code)>>> group) {
             waiter_->send(detail::redis_command("PUBLISH", "mesa_replicated", ""), {});
             waiter_->send(
-                detail::redis_command("WAIT", std::to_string(replicas_), std::to_string(replica_timeout_.count())),
-                [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
+                detail::redis_command("WAIT", std::to_string(replicas), std::to_string(replica_timeout_.count())),
+                [weak = weak_from_this(), group, replicas](std::error_code ec, redisReply const* reply) {
                     auto s = weak.lock();
                     if (!s || s->stopped_) return;
                     s->acknowledging_ = false;
                     if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
-                    if (!ec && reply->integer < static_cast<long long>(s->replicas_)) {
+                    if (!ec && reply->integer < static_cast<long long>(replicas)) {
                         ec = redis_errc::not_replicated;
                         s->log(std::to_string(group->size()) + " stores acknowledged by " +
-                               std::to_string(reply->integer) + " replicas of " + std::to_string(s->replicas_) +
+                               std::to_string(reply->integer) + " replicas of " + std::to_string(replicas) +
                                " within " + std::to_string(s->replica_timeout_.count()) +
                                " ms: reported as failed (a failover could lose them)");
                     } else if (ec) {
@@ -922,9 +958,10 @@ private:
         std::function<void()> resubscribed_;
         bool subscribed_once_ = false;
         bool renewing_ = false;  // subscriptions sent again after a lost connection, not all confirmed yet
-        std::size_t replicas_;
+        bool waiter_was_ready_ = false;
+        std::size_t replicas_;  // 0: every replica connected to the master (options::replicas_to_acknowledge)
         std::chrono::milliseconds replica_timeout_;
-        std::shared_ptr<detail::redis_connection> waiter_;                  // only with replicas_ > 0
+        std::shared_ptr<detail::redis_connection> waiter_;                  // only when stores wait for replicas
         std::vector<std::function<void(std::error_code)>> unacknowledged_;  // bounded by the commands' bound
         bool acknowledging_ = false;
         std::unique_ptr<detail::redis_sentinel> sentinel_;  // only with sentinels
