@@ -80,8 +80,10 @@ public:
     /// Starts redis-server on a free port with `extra` arguments (e.g.
     /// {"--requirepass", "secret"}), after `config_file` when given (a
     /// sentinel's); throws when it does not answer PING.
-    explicit redis_server(std::vector<std::string> extra = {}, std::string config_file = {})
-        : port_(free_port()), extra_(std::move(extra)), config_file_(std::move(config_file)) {
+    /// With `tls`, port() is a TLS port (--port 0 --tls-port N): `extra` gives
+    /// the --tls-*-file arguments.
+    explicit redis_server(std::vector<std::string> extra = {}, std::string config_file = {}, bool tls = false)
+        : port_(free_port()), extra_(std::move(extra)), config_file_(std::move(config_file)), tls_(tls) {
         log_path_ = "/tmp/mesa-redis-test-" + std::to_string(port_) + ".log";
         start();
     }
@@ -106,11 +108,12 @@ public:
         // started later must not load another's.
         for (std::string a : {"--port", "", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
                               "no", "--dir", "/tmp", "--dbfilename", ""})
-            argv.push_back(a.empty() && argv.back() == "--port" ? std::to_string(port_) : a);
+            argv.push_back(a.empty() && argv.back() == "--port" ? (tls_ ? "0" : std::to_string(port_)) : a);
         if (config_file_.empty())
             argv.back() = rdb_file();
         else
             argv.resize(argv.size() - 2);
+        if (tls_) argv.insert(argv.end(), {"--tls-port", std::to_string(port_)});
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
@@ -190,7 +193,11 @@ private:
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = htons(port_);
         bool ok = false;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::write(fd, "PING\r\n", 6) == 6) {
+        // A TLS port that accepts is serving: TLS itself is what the tests check.
+        if (tls_)
+            ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        else if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                 ::write(fd, "PING\r\n", 6) == 6) {
             char reply[64];
             // +PONG, or -NOAUTH with --requirepass: either way it is serving.
             ssize_t const n = ::read(fd, reply, sizeof reply);
@@ -204,6 +211,7 @@ private:
     std::vector<std::string> extra_;
     std::string config_file_;
     std::string log_path_;
+    bool tls_ = false;
     pid_t pid_ = 0;
 };
 
