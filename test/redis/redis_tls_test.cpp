@@ -59,10 +59,9 @@ certificates const& certs() {
 /// client certificates signed by ca.pem required when `auth_clients`.
 std::unique_ptr<redis_server> tls_redis(std::string const& name = "server", bool auth_clients = false,
                                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--tls-cert-file",   certs()(name + ".pem"),
-                                  "--tls-key-file",    certs()(name + ".key"),
-                                  "--tls-ca-cert-file", certs()("ca.pem"),
-                                  "--tls-auth-clients", auth_clients ? "yes" : "no"};
+    std::vector<std::string> args{"--tls-cert-file",      certs()(name + ".pem"),     "--tls-key-file",
+                                  certs()(name + ".key"), "--tls-ca-cert-file",       certs()("ca.pem"),
+                                  "--tls-auth-clients",   auth_clients ? "yes" : "no"};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<redis_server>(args, std::string(), true);
 }
