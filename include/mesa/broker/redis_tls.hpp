@@ -93,8 +93,9 @@ public:
     }
 
     void async_write(asio::const_buffer buffer, io_handler done) override {
-        asio::async_write(stream_, buffer, [self = shared_from_this(), done = std::move(done)](
-                                               std::error_code ec, std::size_t n) { done(ec, n); });
+        asio::async_write(
+            stream_, buffer,
+            [self = shared_from_this(), done = std::move(done)](std::error_code ec, std::size_t n) { done(ec, n); });
     }
 
     std::string explain(std::error_code ec) const override {
@@ -168,8 +169,9 @@ public:
           has_certificate_(!o.cert_file.empty()),
           verify_(o.verify) {
         if (o.cert_file.empty() != o.key_file.empty())
-            throw std::invalid_argument("redis TLS: a client certificate needs its key and a key its certificate "
-                                        "(give both cert_file and key_file, or neither)");
+            throw std::invalid_argument(
+                "redis TLS: a client certificate needs its key and a key its certificate "
+                "(give both cert_file and key_file, or neither)");
         SSL_CTX_set_min_proto_version(context_->native_handle(), TLS1_2_VERSION);
         context_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
         load("ca_file", o.ca_file, [&](std::error_code& ec) {

@@ -66,8 +66,9 @@ public:
                                             std::error_code ec, std::size_t n) { done(ec, n); });
     }
     void async_write(asio::const_buffer buffer, io_handler done) override {
-        asio::async_write(socket_, buffer, [self = shared_from_this(), done = std::move(done)](
-                                               std::error_code ec, std::size_t n) { done(ec, n); });
+        asio::async_write(
+            socket_, buffer,
+            [self = shared_from_this(), done = std::move(done)](std::error_code ec, std::size_t n) { done(ec, n); });
     }
 
 private:
