@@ -164,7 +164,8 @@ inline std::vector<variable> const& variables() {
          "cgroup v2 cpu.max file whose quota bounds the default of MESA_THREADS"},
         {"MESA_PATH", "unset: every path", "WebSocket path, e.g. /ws; other paths get 404 on upgrade"},
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
-        {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
+        {"REDIS_URI", "unset: in-memory broker",
+         "redis://[[user]:password@]host[:port][/db] (rediss://...: over TLS): join a Redis cluster"},
         {"REDIS_URI_FILE", "unset", "file holding REDIS_URI (instead of it)"},
         {"REDIS_SENTINELS", "unset",
          "host:port,host:port,...: Redis Sentinels to ask for the master (followed through failovers); "
