@@ -9,6 +9,7 @@
 
 #include <asio/io_context.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -256,4 +257,60 @@ TEST_CASE("redis tls: a Redis restart is a reconnection: on_restored, subscripti
     a.publish("ws", "after");
     REQUIRE(run_until(ioc, [&] { return got.size() == 2; }));
     CHECK(got[1] == "after");
+}
+
+TEST_CASE("redis tls: through sentinels over TLS; the master they report by IP address is verified; a failover") {
+    mesa::test::redis_sentinel_group group(
+        "tlsmaster", {"--tls-cert-file", certs()("server.pem"), "--tls-key-file", certs()("server.key"),
+                      "--tls-ca-cert-file", certs()("ca.pem"), "--tls-auth-clients", "no"});
+    asio::io_context ioc;
+    std::vector<std::string> log_a, log_b;
+    auto options = [&](std::vector<std::string>* log) {
+        mesa::broker::redis::options o;
+        o.sentinels = group.sentinel_addresses();
+        o.sentinel_master = group.name();
+        o.tls = mesa::broker::redis_tls(trusting_ca());
+        o.reconnect_initial = 20ms;
+        o.reconnect_max = 500ms;
+        o.connect_timeout = 1000ms;
+        o.on_log = [log](std::string text) { log->push_back(std::move(text)); };
+        return o;
+    };
+    mesa::broker::redis a{ioc.get_executor(), options(&log_a)};
+    mesa::broker::redis b{ioc.get_executor(), options(&log_b)};
+    std::vector<std::string> heard;
+    b.subscribe("ws", [&](std::string_view p) { heard.emplace_back(p); });
+    auto crosses = [&](std::string const& text) {
+        auto const deadline = std::chrono::steady_clock::now() + 20s;
+        auto has = [&] { return std::find(heard.begin(), heard.end(), text) != heard.end(); };
+        while (!has() && std::chrono::steady_clock::now() < deadline) {
+            a.publish("ws", text);
+            run_until(ioc, has, 100ms);
+        }
+        return has();
+    };
+    REQUIRE_MESSAGE(crosses("before"), (joined(log_a) + joined(log_b)));
+    CHECK(logged(log_a, "master 'tlsmaster' is 127.0.0.1:"));
+    auto const old_port = group.master_port();
+    group.failover();
+    REQUIRE_MESSAGE(run_until(
+                        ioc,
+                        [&] {
+                            return a.connected() && b.connected() && group.master_port() != old_port &&
+                                   logged(log_a,
+                                          "master 'tlsmaster' is 127.0.0.1:" + std::to_string(group.master_port()));
+                        },
+                        40s),
+                    (joined(log_a) + joined(log_b)));
+    REQUIRE(crosses("after"));
+
+    // A CA that did not sign the sentinels' certificates: no sentinel is reachable, and the log says why.
+    std::vector<std::string> log_c;
+    auto untrusting = options(&log_c);
+    redis_tls_options other;
+    other.ca_file = certs()("other-ca.pem");
+    untrusting.tls = mesa::broker::redis_tls(other);
+    mesa::broker::redis c{ioc.get_executor(), untrusting};
+    REQUIRE_MESSAGE(run_until(ioc, [&] { return logged(log_c, "untrusted"); }), joined(log_c));
+    CHECK_FALSE(c.connected());
 }

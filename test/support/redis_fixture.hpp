@@ -164,10 +164,14 @@ public:
     }
 
     /// Runs redis-cli against this server: cli({"HGET", "h", "f"}), with
-    /// `options` before the command (e.g. {"-n", "1"}).
+    /// `options` before the command (e.g. {"-n", "1"}); over TLS trusting the
+    /// server's --tls-ca-cert-file when it serves TLS.
     std::string cli(std::vector<std::string> const& command, std::vector<std::string> const& options = {}) const {
         std::vector<std::string> argv{"/usr/bin/timeout",  "10", "/usr/bin/redis-cli",
                                       "--no-auth-warning", "-p", std::to_string(port_)};
+        if (tls_)
+            for (std::size_t i = 0; i + 1 < extra_.size(); ++i)
+                if (extra_[i] == "--tls-ca-cert-file") argv.insert(argv.end(), {"--tls", "--cacert", extra_[i + 1]});
         argv.insert(argv.end(), options.begin(), options.end());
         argv.insert(argv.end(), command.begin(), command.end());
         return run_program(argv);
@@ -227,17 +231,23 @@ inline std::string redis_cli(std::uint16_t port, std::vector<std::string> const&
 /// sentinels (quorum 2) monitoring it as `name`, with short failure detection
 /// (down-after 1000 ms) so that failovers take seconds. The sentinels'
 /// configuration files live in a temporary directory removed at the end.
+/// With `tls` (the --tls-*-file arguments of redis_server), every node and
+/// sentinel serves TLS only, and replication and monitoring go over TLS.
 class redis_sentinel_group {
 public:
-    explicit redis_sentinel_group(std::string name = "mymaster") : name_(std::move(name)) {
+    explicit redis_sentinel_group(std::string name = "mymaster", std::vector<std::string> tls = {})
+        : name_(std::move(name)) {
         char dir[] = "/tmp/mesa-sentinel-XXXXXX";
         if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
         dir_ = dir;
-        std::vector<std::string> const data{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
-        nodes_.push_back(std::make_unique<redis_server>(data));
+        bool const secure = !tls.empty();
+        if (secure) tls.insert(tls.end(), {"--tls-replication", "yes"});
+        std::vector<std::string> data{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
+        data.insert(data.end(), tls.begin(), tls.end());
+        nodes_.push_back(std::make_unique<redis_server>(data, std::string(), secure));
         auto replica = data;
         replica.insert(replica.end(), {"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())});
-        nodes_.push_back(std::make_unique<redis_server>(replica));
+        nodes_.push_back(std::make_unique<redis_server>(replica, std::string(), secure));
         wait_for("the replica to sync", [&] {
             return nodes_[0]->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
         });
@@ -249,15 +259,17 @@ public:
                  << "sentinel failover-timeout " << name_ << " 4000\n"
                  << "sentinel parallel-syncs " << name_ << " 1\n";
             conf.close();
-            sentinels_.push_back(std::make_unique<redis_server>(std::vector<std::string>{"--sentinel"}, file));
+            std::vector<std::string> args{"--sentinel"};
+            args.insert(args.end(), tls.begin(), tls.end());
+            sentinels_.push_back(std::make_unique<redis_server>(args, file, secure));
         }
         // A failover needs the sentinels to know the replica and each other.
         wait_for("the sentinels to know the replica and each other", [&] {
             for (auto const& s : sentinels_) {
-                if (redis_cli(s->port(), {"SENTINEL", "replicas", name_}).find(std::to_string(nodes_[1]->port())) ==
+                if (s->cli({"SENTINEL", "replicas", name_}).find(std::to_string(nodes_[1]->port())) ==
                     std::string::npos)
                     return false;
-                auto const master = redis_cli(s->port(), {"SENTINEL", "master", name_});
+                auto const master = s->cli({"SENTINEL", "master", name_});
                 auto const at = master.find("num-other-sentinels\n");
                 if (at == std::string::npos || master.substr(at + 20, 1) != "2") return false;
             }
@@ -291,7 +303,7 @@ public:
     std::uint16_t master_port() {
         for (auto& s : sentinels_) {
             if (!s->running()) continue;
-            auto const reply = redis_cli(s->port(), {"SENTINEL", "get-master-addr-by-name", name_});
+            auto const reply = s->cli({"SENTINEL", "get-master-addr-by-name", name_});
             auto const newline = reply.find('\n');
             if (newline != std::string::npos) return static_cast<std::uint16_t>(std::stoi(reply.substr(newline + 1)));
         }
@@ -300,7 +312,7 @@ public:
     redis_server& master() { return node(master_port()); }
     /// Asks a sentinel for a failover (the master is healthy: a switchover).
     void failover() {
-        auto const reply = redis_cli(sentinels_[0]->port(), {"SENTINEL", "FAILOVER", name_});
+        auto const reply = sentinels_[0]->cli({"SENTINEL", "FAILOVER", name_});
         if (reply != "OK") throw std::runtime_error("SENTINEL FAILOVER: " + reply);
     }
 
