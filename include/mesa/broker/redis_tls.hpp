@@ -107,8 +107,11 @@ public:
             case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
                 return client_certificate_required();
             case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
-                // TLS 1.2 servers answer a missing client certificate this way.
-                if (!has_certificate_) return client_certificate_required();
+                // TLS 1.2 servers answer a missing client certificate this way,
+                // as they do when no protocol or cipher is common.
+                if (!has_certificate_)
+                    return client_certificate_required() + " (or no TLS version or cipher in common: " + ec.message() +
+                           ")";
                 break;
             case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
             case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
