@@ -1,8 +1,8 @@
 #pragma once
 // One connection to Redis on Asio: connect (TCP or unix socket, TLS when
-// settings.tls is set), AUTH and SELECT, pipelined commands whose replies are matched first-in first-out,
-// and reconnection with backoff. Replies nobody waits for (pub/sub pushes on
-// a subscriber connection) go to on_push.
+// settings.tls is set), AUTH and SELECT, pipelined commands whose replies are
+// matched first-in first-out, and reconnection with backoff. Replies nobody
+// waits for (pub/sub pushes on a subscriber connection) go to on_push.
 //
 // A managed connection (Redis Sentinel) does not reconnect by itself: its
 // owner says where to go (connect_to) and when to give up on the commands
@@ -272,7 +272,6 @@ private:
     void secured(std::uint64_t epoch) {
         reader_ = redis_reader();
         read(epoch);
-        state_ = link::handshaking;
         auto const& e = settings_.endpoint;
         std::vector<std::string> handshake;
         if (!e.password.empty())
