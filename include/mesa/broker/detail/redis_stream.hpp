@@ -7,6 +7,9 @@
 //
 // A stream stays alive while one of its operations is pending (each holds a
 // shared_ptr to it), so the connection may drop it at any time.
+//
+// Thread-safety: a stream belongs to its connection's executor; a factory is
+// immutable once made and may be shared across threads.
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
 
 #include <asio/any_io_executor.hpp>
