@@ -17,6 +17,7 @@
 
 #if __has_include(<mesa/broker/redis.hpp>)
 #include <mesa/broker/redis.hpp>
+#include <mesa/broker/redis_tls.hpp>
 #define MESA_GATEWAY_HAS_REDIS 1
 #endif
 
@@ -93,7 +94,21 @@ int main(int argc, char** argv) {
     broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
     if (cfg.redis_replicas_to_acknowledge) broker.replicas_to_acknowledge = *cfg.redis_replicas_to_acknowledge;
     broker.replica_timeout = std::chrono::milliseconds(cfg.redis_replica_timeout_ms);
-    std::string where = "redis";
+    if (cfg.redis_tls) {
+        mesa::broker::redis_tls_options tls;
+        tls.ca_file = cfg.redis_tls_ca.value_or("");
+        tls.cert_file = cfg.redis_tls_cert.value_or("");
+        tls.key_file = cfg.redis_tls_key.value_or("");
+        tls.server_name = cfg.redis_tls_server_name.value_or("");
+        tls.verify = !cfg.redis_tls_insecure;
+        try {
+            broker.tls = mesa::broker::redis_tls(tls);
+        } catch (std::exception const& e) {
+            std::cerr << "mesa-gateway: invalid configuration: " << e.what() << "\n";
+            return 1;
+        }
+    }
+    std::string where = cfg.redis_tls ? "redis (TLS)" : "redis";
     if (!cfg.redis_sentinels.empty()) {
         broker.sentinels = cfg.redis_sentinels;
         broker.sentinel_master = cfg.redis_sentinel_master;

@@ -314,7 +314,7 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
 }
 
 TEST_CASE("sentinel: by default a store waits for every replica, so the one a failover promotes has it") {
-    mesa::test::redis_sentinel_group group{"mymaster", 2};
+    mesa::test::redis_sentinel_group group{"mymaster", {}, 2};
     asio::io_context ioc;
     std::vector<std::string> log;
     auto o = sentinel_options(group, &log);

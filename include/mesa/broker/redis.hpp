@@ -19,6 +19,13 @@
 //   o.sentinels = {"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"};
 //   o.sentinel_master = "mymaster";
 //
+// Over TLS (rediss://, or any address with options::tls set; the sentinels
+// and the master they name alike), with <mesa/broker/redis_tls.hpp>, which
+// needs OpenSSL (meson `mesa-tls`, CMake mesa::tls):
+//
+//   o.uri = "rediss://:secret@redis.example.com:6380";
+//   o.tls = mesa::broker::redis_tls({/* ca_file, cert_file, key_file, server_name */});
+//
 // With options::replicas_to_acknowledge (with sentinels, by default every
 // replica connected to the master), stores (sync_route, backlog appends)
 // complete once that many replicas have them (WAIT on a third connection, so
@@ -57,6 +64,7 @@
 #include <mesa/broker/detail/redis_resp.hpp>
 #include <mesa/broker/detail/redis_scripts.hpp>
 #include <mesa/broker/detail/redis_sentinel.hpp>
+#include <mesa/broker/detail/redis_stream.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 #include <mesa/keys.hpp>
 
@@ -65,8 +73,13 @@ namespace mesa::broker {
 class redis {
 public:
     struct options {
-        /// redis://[[user]:password@]host[:port][/db], unix:///path[?db=N&password=P] or /path.
+        /// redis://[[user]:password@]host[:port][/db], rediss://... (TLS: needs
+        /// `tls`), unix:///path[?db=N&password=P] or /path.
         std::string uri = "redis://127.0.0.1:6379";
+        /// TLS to Redis (and to the sentinels), made by mesa::broker::redis_tls()
+        /// of <mesa/broker/redis_tls.hpp>: certificate and host-name verification,
+        /// client certificate. Null: plain sockets, and rediss:// is refused.
+        std::shared_ptr<detail::redis_stream_factory const> tls;
         /// First retry after a failed connection attempt; doubles up to reconnect_max.
         std::chrono::milliseconds reconnect_initial{100};
         /// Longest pause between attempts: an outage is noticed gone within it.
@@ -483,6 +496,12 @@ private:
             detail::redis_connection_settings settings;
             if (opts.sentinels.empty()) {
                 settings.endpoint = detail::parse_redis_uri(opts.uri);
+                if (settings.endpoint.tls && !opts.tls)
+                    throw std::invalid_argument(
+                        "redis uri '" + settings.endpoint.describe() +
+                        "' is rediss:// (TLS), but options::tls is not set: include <mesa/broker/redis_tls.hpp>, "
+                        "set options::tls = mesa::broker::redis_tls({...}) and link OpenSSL (meson dependency "
+                        "'mesa-tls', CMake target mesa::tls, pkg-config mesa-cpp-tls)");
             } else {
                 if (opts.sentinel_master.empty())
                     throw std::invalid_argument("redis sentinels given without sentinel_master (the master's name)");
@@ -496,6 +515,7 @@ private:
                 sentinel_settings_.reconnect_initial = opts.reconnect_initial;
                 sentinel_settings_.reconnect_max = opts.reconnect_max;
                 sentinel_settings_.name = "sentinel";
+                sentinel_settings_.tls = opts.tls;
                 sentinel_ = std::make_unique<detail::redis_sentinel>(std::move(sentinels), opts.sentinel_master,
                                                                      opts.reconnect_initial, opts.reconnect_max);
                 settings.managed = true;
@@ -518,6 +538,10 @@ private:
             settings.connect_timeout = opts.connect_timeout;
             settings.max_pending = opts.max_pending_commands;
             settings.log = opts.on_log;
+            settings.tls = opts.tls;
+            if (opts.tls && !opts.tls->verifies_peer())
+                log("TLS certificate verification is off: anyone on the path to Redis can read and change its "
+                    "traffic (for tests only)");
             settings.name = "subscriptions";
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
             if (opts.waits_for_replicas()) {
@@ -709,9 +733,13 @@ private:
                 detail::redis_command("SENTINEL", "get-master-addr-by-name", sentinel_->master_name()),
                 [weak = weak_from_this(), connection = std::weak_ptr<detail::redis_connection>(asking_), query](
                     std::error_code ec, redisReply const* reply) {
-                    if (auto c = connection.lock()) c->stop();
+                    auto c = connection.lock();
+                    if (c) c->stop();
                     auto s = weak.lock();
                     if (!s || s->stopped_) return;
+                    // A connection that failed says why (a refused certificate...).
+                    if (ec == redis_errc::disconnected && c && !c->last_failure().empty())
+                        return s->run(s->sentinel_->unreachable(query, c->last_failure()));
                     if (ec) return s->run(s->sentinel_->unreachable(query, describe(ec, reply)));
                     if (reply->type == REDIS_REPLY_NIL) return s->run(s->sentinel_->answered(query, std::nullopt));
                     detail::redis_address master;
