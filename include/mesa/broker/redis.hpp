@@ -109,14 +109,20 @@ public:
         /// Stores (sync_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
-        /// Unset: with sentinels, every replica then connected to the master
-        /// (ROLE), and at least one, so that whichever replica a failover
-        /// promotes has it (waiting for fewer, a store acknowledged by one
+        /// Unset: with sentinels, every replica of the master (as ROLE lists
+        /// them; one that left counts for replica_grace), and at least one, so
+        /// that whichever replica a failover promotes has it (waiting for fewer, a store acknowledged by one
         /// replica is lost when the sentinels promote another); without
         /// sentinels, 0 (a single Redis has no replica to wait for).
         std::optional<std::size_t> replicas_to_acknowledge;
         /// How long a store waits for the replicas' acknowledgement.
         std::chrono::milliseconds replica_timeout{1000};
+        /// With replicas_to_acknowledge unset: how long a replica that left the
+        /// master still counts (stores fail meanwhile). A failover takes the
+        /// replica it promotes away first and moves the others later; the
+        /// sentinels' down-after-milliseconds (30 s by default) is how long
+        /// they take to call a lost replica down.
+        std::chrono::milliseconds replica_grace{30000};
 
         /// Whether stores wait for replicas at all.
         bool waits_for_replicas() const noexcept {
@@ -489,6 +495,7 @@ private:
         state(asio::any_io_executor executor, options const& opts)
             : executor_(executor),
               on_log_(opts.on_log),
+              replica_grace_(opts.replica_grace),
               replicas_(opts.replicas_to_acknowledge.value_or(0)),
               replica_timeout_(opts.replica_timeout),
               sentinel_timer_(executor),
@@ -608,6 +615,7 @@ private:
                     auto s = weak.lock();
                     if (!s || s->stopped_) return;
                     s->waiter_was_ready_ = true;
+                    s->replicas_seen_ = 0;  // perhaps another master
                     if (!s->acknowledging_ && !s->unacknowledged_.empty()) s->acknowledge();
                 };
             }
@@ -824,17 +832,28 @@ private:
             }
             acknowledging_ = true;
             if (replicas_ > 0) return wait_for(replicas_, group);
-            // Every replica connected now: ROLE lists those in sync with the master.
+            // Every replica of the master: ROLE lists those in sync with it.
             waiter_->send(detail::redis_command("ROLE"),
                           [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
                               auto s = weak.lock();
                               if (!s || s->stopped_) return;
-                              std::size_t replicas = 1;
                               if (!ec && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
                                   reply->element[2]->type == REDIS_REPLY_ARRAY)
-                                  replicas = std::max<std::size_t>(1, reply->element[2]->elements);
-                              s->wait_for(replicas, group);
+                                  s->replicas_listed(reply->element[2]->elements);
+                              s->wait_for(std::max<std::size_t>(1, s->replicas_seen_), group);
                           });
+        }
+
+        // A replica that leaves still counts for replica_grace: a failover
+        // first takes the replica it promotes away from the old master, while
+        // the others acknowledge its writes until the sentinels move them (and
+        // then drop those writes); the move to the new master comes seconds later.
+        void replicas_listed(std::size_t listed) {
+            auto const now = std::chrono::steady_clock::now();
+            if (listed >= replicas_seen_ || now - replicas_seen_at_ > replica_grace_) {
+                replicas_seen_ = listed;
+                replicas_seen_at_ = now;
+            }
         }
 
         // The PUBLISH makes the WAIT cover every store answered before it.
@@ -987,7 +1006,11 @@ private:
         bool subscribed_once_ = false;
         bool renewing_ = false;  // subscriptions sent again after a lost connection, not all confirmed yet
         bool waiter_was_ready_ = false;
-        std::size_t replicas_;  // 0: every replica connected to the master (options::replicas_to_acknowledge)
+        // The most replicas ROLE listed on the waiter's master lately, and when.
+        std::size_t replicas_seen_ = 0;
+        std::chrono::steady_clock::time_point replicas_seen_at_;
+        std::chrono::milliseconds replica_grace_;
+        std::size_t replicas_;  // 0: every replica of the master (options::replicas_to_acknowledge)
         std::chrono::milliseconds replica_timeout_;
         std::shared_ptr<detail::redis_connection> waiter_;                  // only when stores wait for replicas
         std::vector<std::function<void(std::error_code)>> unacknowledged_;  // bounded by the commands' bound
