@@ -225,6 +225,16 @@ bool crosses(asio::io_context& ioc, mesa::broker::redis& from, std::vector<std::
     return has();
 }
 
+/// One backlog append through `broker`: its result.
+std::error_code append_once(asio::io_context& ioc, mesa::broker::redis& broker) {
+    std::optional<std::error_code> r;
+    broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
+                          [&](std::error_code ec, std::int64_t) { r = ec; });
+    REQUIRE(run_until(
+        ioc, [&] { return r.has_value(); }, 20s));
+    return *r;
+}
+
 /// The last master the log says a broker connected to is not on `old_port`.
 bool moved_from(std::vector<std::string> const& log, std::uint16_t old_port) {
     for (auto it = log.rbegin(); it != log.rend(); ++it)
@@ -263,16 +273,9 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     CHECK(logged(log, "master 'mymaster' is 127.0.0.1:" + std::to_string(group.master_port())));
     REQUIRE(crosses(ioc, b, heard, "hello"));
 
-    // With sentinels a store waits for one replica unless told otherwise: with
+    // With sentinels a store waits for the replicas unless told otherwise: with
     // the replica detached it is reported as not replicated, with 0 it is not.
-    auto store = [&](mesa::broker::redis& broker) {
-        std::optional<std::error_code> r;
-        broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
-                              [&](std::error_code ec, std::int64_t) { r = ec; });
-        REQUIRE(run_until(
-            ioc, [&] { return r.has_value(); }, 20s));
-        return *r;
-    };
+    auto store = [&](mesa::broker::redis& broker) { return append_once(ioc, broker); };
     auto quick = sentinel_options(group, &log);
     quick.replica_timeout = 300ms;
     mesa::broker::redis acknowledged{ioc.get_executor(), quick};
@@ -322,14 +325,7 @@ TEST_CASE("sentinel: by default a store waits for every replica, so the one a fa
     mesa::broker::redis every{ioc.get_executor(), o};
     o.replicas_to_acknowledge = 1;
     mesa::broker::redis one{ioc.get_executor(), o};
-    auto store = [&](mesa::broker::redis& broker) {
-        std::optional<std::error_code> r;
-        broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
-                              [&](std::error_code ec, std::int64_t) { r = ec; });
-        REQUIRE(run_until(
-            ioc, [&] { return r.has_value(); }, 20s));
-        return *r;
-    };
+    auto store = [&](mesa::broker::redis& broker) { return append_once(ioc, broker); };
     INFO(joined(log));
     CHECK_FALSE(store(every));
     // One replica stops answering (still connected): it would not have the
