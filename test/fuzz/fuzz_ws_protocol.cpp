@@ -59,8 +59,8 @@ void read_frames(std::string bytes, std::size_t piece) {
                     break;
                 case frame_event::close: {
                     auto const code = reader.close_code();
-                    if (code != 1005 && (code < 1000 || code >= 5000 || code == 1004 || code == 1006 ||
-                                         code == 1015 || (code >= 1016 && code <= 2999)))
+                    if (code != 1005 && (code < 1000 || code >= 5000 || code == 1004 || code == 1006 || code == 1015 ||
+                                         (code >= 1016 && code <= 2999)))
                         fail("a close code invalid on the wire");
                     if (payload.size() > 123) fail("a close reason over 123 bytes");
                     ended = true;

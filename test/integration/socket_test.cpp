@@ -726,6 +726,25 @@ TEST_CASE_TEMPLATE("socket: RFC 6455 frames, each case on a fresh connection", T
     }
 }
 
+TEST_CASE_TEMPLATE("socket: an upgrade whose Sec-WebSocket-Key is not the base64 of 16 bytes gets 400", Transport,
+                   MESA_SOCKET_TRANSPORTS) {
+    harness<plain_server<Transport>> h;
+    h.start();
+    std::string const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    auto const headers = upgrade_headers.substr(0, upgrade_headers.find(key)) +
+                         upgrade_headers.substr(upgrade_headers.find(key) + key.size());
+    for (std::string const bad : {"abc", "AAAAAAAAAAAAAAAAAAAA", "dGhlIHNhbXBsZSBub25jZR=="}) {
+        INFO(bad);
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "GET / HTTP/1.1\r\n" + headers + "Sec-WebSocket-Key: " + bad + "\r\n\r\n");
+        REQUIRE(wait_until(
+            h.ioc, [&] { return peer.done; }, 5000ms));
+        CHECK(peer.status() == 400);
+    }
+    CHECK(h.server->clients().empty());
+    CHECK(h.errors.size() == 3);
+}
+
 // ---- what only asio_plain enforces -------------------------------------------
 
 namespace {

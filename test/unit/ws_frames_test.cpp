@@ -121,7 +121,9 @@ TEST_CASE("frames: protocol errors close with 1002") {
         {"close code 1004", client_frame(0x88, std::string("\x03\xec", 2))},
         {"close code 2000", client_frame(0x88, std::string("\x07\xd0", 2))},
         {"close code 5000", client_frame(0x88, std::string("\x13\x88", 2))},
-        {"length with the top bit set", std::string("\x81\xff\x80\x00\x00\x00\x00\x00\x00\x01" "abcd", 14)},
+        {"length with the top bit set", std::string("\x81\xff\x80\x00\x00\x00\x00\x00\x00\x01"
+                                                    "abcd",
+                                                    14)},
     };
     for (auto const& c : cases) {
         INFO(c.name);
@@ -172,7 +174,10 @@ TEST_CASE("frames: a message over the limit closes with 1009 before its payload 
         CHECK(out.error.code == 1009);
     }
     SUBCASE("a 2^62-byte announcement") {
-        auto out = read(std::string("\x81\xff\x40\x00\x00\x00\x00\x00\x00\x00" "abcd", 14), 1024);
+        auto out = read(std::string("\x81\xff\x40\x00\x00\x00\x00\x00\x00\x00"
+                                    "abcd",
+                                    14),
+                        1024);
         CHECK(out.error.code == 1009);
     }
     SUBCASE("fragments adding up to more than the limit") {
@@ -225,7 +230,9 @@ TEST_CASE("frames: server frames") {
     CHECK(std::string(h, 4) == std::string("\x81\x7e\x01\x2c", 4));
     CHECK(frame_header(op::binary, 70000, h) == 10);
     CHECK(std::string(h, 10) == std::string("\x82\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
-    CHECK(close_frame(4000, "bye") == std::string("\x88\x05\x0f\xa0" "bye", 7));
+    CHECK(close_frame(4000, "bye") == std::string("\x88\x05\x0f\xa0"
+                                                  "bye",
+                                                  7));
     // A long reason is cut to fit 125 bytes, not inside a UTF-8 sequence.
     std::string reason(122, 'r');
     reason += "\xc3\xa9\xc3\xa9";

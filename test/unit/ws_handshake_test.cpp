@@ -19,9 +19,10 @@ std::string upgrade_request(std::string const& headers, std::string const& line 
     return line + "\r\n" + headers + "\r\n";
 }
 
-std::string const valid_headers = "Host: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                  "Sec-WebSocket-Key: " +
-                                  key + "\r\nSec-WebSocket-Version: 13\r\n";
+std::string const valid_headers =
+    "Host: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: " +
+    key + "\r\nSec-WebSocket-Version: 13\r\n";
 
 /// Feeds `request` whole to a handshake serving `path` and returns the status
 /// it answers: 101 when it accepts the upgrade (the server admitting it), 0
@@ -54,8 +55,8 @@ std::string replaced(std::string const& headers, std::string const& line, std::s
 
 TEST_CASE("handshake: a valid upgrade gets 101 with the RFC's accept value, fed byte by byte too") {
     std::optional<std::string> path = std::string("/ws");
-    std::string const request = upgrade_request(valid_headers + "Origin: https://a.example\r\n",
-                                                 "GET /ws?room=1 HTTP/1.1");
+    std::string const request =
+        upgrade_request(valid_headers + "Origin: https://a.example\r\n", "GET /ws?room=1 HTTP/1.1");
     SUBCASE("at once") {
         handshake h{path};
         REQUIRE(h.feed(request) == request_verdict::upgrade);
@@ -85,9 +86,10 @@ TEST_CASE("handshake: a valid upgrade gets 101 with the RFC's accept value, fed 
 }
 
 TEST_CASE("handshake: the headers' names and tokens are case-insensitive, token lists are lists") {
-    std::string const headers = "host: example.com\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\n"
-                                "sec-websocket-key: " +
-                                key + "\r\nsec-websocket-version: 13\r\n";
+    std::string const headers =
+        "host: example.com\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\n"
+        "sec-websocket-key: " +
+        key + "\r\nsec-websocket-version: 13\r\n";
     CHECK(status_of(upgrade_request(headers)) == 101);
 }
 
@@ -104,17 +106,17 @@ TEST_CASE("handshake: a malformed upgrade gets 400, never a 5xx") {
         {"Connection without upgrade",
          upgrade_request(replaced(valid_headers, "Connection: Upgrade\r\n", "Connection: keep-alive\r\n"))},
         {"no key", upgrade_request(without(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n"))},
-        {"key abc", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
-                                             "Sec-WebSocket-Key: abc\r\n"))},
+        {"key abc",
+         upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n", "Sec-WebSocket-Key: abc\r\n"))},
         {"key of 15 bytes", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
                                                      "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n"))},
         {"key of 17 bytes", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
                                                      "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\n"))},
         {"key not base64", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
                                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\n"))},
-        {"key with bits past the 16th byte", upgrade_request(replaced(valid_headers,
-                                                                      "Sec-WebSocket-Key: " + key + "\r\n",
-                                                                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n"))},
+        {"key with bits past the 16th byte",
+         upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n"))},
         {"two keys", upgrade_request(valid_headers + "Sec-WebSocket-Key: " + key + "\r\n")},
         {"a body", upgrade_request(valid_headers + "Content-Length: 2\r\n") + "{}"},
         {"not HTTP at all", "hello there\r\n\r\n"},

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -84,9 +85,9 @@ struct asio_options {
 class asio_plain {
     using socket_type = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
     using acceptor_type = asio::basic_socket_acceptor<asio::ip::tcp, asio::io_context::executor_type>;
-    using timer_type = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                                  asio::wait_traits<std::chrono::steady_clock>,
-                                                  asio::io_context::executor_type>;
+    using timer_type =
+        asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
+                                   asio::io_context::executor_type>;
 
 public:
     using options = asio_options;
@@ -122,28 +123,39 @@ public:
             core_->first = this;
         }
         ~connection() {
-            if (prev_) prev_->next_ = next_;
-            else if (core_->first == this) core_->first = next_;
+            if (prev_)
+                prev_->next_ = next_;
+            else if (core_->first == this)
+                core_->first = next_;
             if (next_) next_->prev_ = prev_;
         }
         connection(connection const&) = delete;
         connection& operator=(connection const&) = delete;
+
+        /// The peer's address and port ("[::ffff:127.0.0.1]:50000"), "?"
+        /// once the socket is closed. Read from the socket: nothing is kept.
+        std::string remote_endpoint() const {
+            std::error_code ec;
+            auto const ep = socket_.remote_endpoint(ec);
+            if (ec) return "?";
+            std::ostringstream out;
+            out << ep;
+            return out.str();
+        }
 
     private:
         friend class asio_plain;
         enum class phase : std::uint8_t { request, responding, open, closing, done };
 
         void start() {
-            handshake_ =
-                std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
+            handshake_ = std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
             arm_timer(core_->opts.handshake_timeout);
             wait_readable();
         }
 
         void wait_readable() {
-            socket_.async_wait(socket_type::wait_read, [self = shared_from_this()](std::error_code ec) {
-                self->readable(ec);
-            });
+            socket_.async_wait(socket_type::wait_read,
+                               [self = shared_from_this()](std::error_code ec) { self->readable(ec); });
         }
 
         void readable(std::error_code ec) {
@@ -279,8 +291,10 @@ public:
                 arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
                 report_close(code, reason);
             }
-            if (!writing_) teardown();
-            else end_after_write_ = true;
+            if (!writing_)
+                teardown();
+            else
+                end_after_write_ = true;
         }
 
         /// A frame the reader refused: close with its code, without waiting
@@ -295,8 +309,10 @@ public:
                 arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
                 report_close(code, reason);
             }
-            if (!writing_) teardown();
-            else end_after_write_ = true;
+            if (!writing_)
+                teardown();
+            else
+                end_after_write_ = true;
         }
 
         void close(std::uint16_t code, std::string const& reason) {
@@ -346,9 +362,8 @@ public:
                 if (f->header_size) buffers.emplace_back(f->header, f->header_size);
                 buffers.emplace_back(f->payload.data(), f->payload.size());
             }
-            asio::async_write(socket_, buffers, [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                self->written(ec, n);
-            });
+            asio::async_write(socket_, buffers,
+                              [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
         }
 
         void written(std::error_code ec, std::size_t n) {

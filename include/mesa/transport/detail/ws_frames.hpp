@@ -46,7 +46,7 @@ enum class frame_event {
     binary,  // a whole binary message
     ping,    // a ping's payload (answer with a pong carrying it)
     pong,
-    close,   // the peer's close frame: close_code, close_reason; nothing after it is read
+    close,  // the peer's close frame: close_code, close_reason; nothing after it is read
 };
 
 /// A refusal of the reader: the close code to send and why.
@@ -147,8 +147,7 @@ private:
         auto const b0 = std::uint8_t(header_[0]);
         if (b0 & 0x70) return {1002, "reserved bits set"};
         std::uint8_t const op = opcode();
-        if ((op > ws_opcode::binary && op < ws_opcode::close) || op > ws_opcode::pong)
-            return {1002, "reserved opcode"};
+        if ((op > ws_opcode::binary && op < ws_opcode::close) || op > ws_opcode::pong) return {1002, "reserved opcode"};
         if (!masked()) return {1002, "client frames must be masked"};
         std::uint64_t length = length7();
         std::size_t at = 2;

@@ -43,6 +43,7 @@
 #include <utility>
 
 #include <mesa/http.hpp>
+#include <mesa/transport/detail/ws_key.hpp>
 #include <mesa/transport/settings.hpp>
 
 namespace mesa::transport::detail {
@@ -81,21 +82,6 @@ inline bool has_token(boost::beast::string_view value, std::string_view token) {
     for (auto const& t : boost::beast::http::token_list(value))
         if (iequals(std::string_view(t.data(), t.size()), token)) return true;
     return false;
-}
-
-inline bool is_base64_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/// True when `key` is the base64 of exactly 16 bytes (RFC 6455 §4.2.1 item
-/// 5): 22 characters, the last of them carrying 2 data bits and 4 zero
-/// bits (A, Q, g or w), then "==".
-inline bool is_websocket_key(std::string_view key) {
-    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
-    for (std::size_t i = 0; i < 22; ++i)
-        if (!is_base64_char(key[i])) return false;
-    char const last = key[21];
-    return last == 'A' || last == 'Q' || last == 'g' || last == 'w';
 }
 
 }  // namespace handshake_detail
@@ -207,7 +193,8 @@ public:
         http_request r;
         r.method = std::string(msg.method_string());
         r.target = std::string(msg.target());
-        for (auto const& field : msg) r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        for (auto const& field : msg)
+            r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
         r.body = std::move(msg.body());
         return r;
     }
@@ -228,8 +215,8 @@ private:
         target_ = std::string(req.target());
         if (!upgrade_attempt_) {
             auto const expect = req.find(http::field::expect);
-            if (expect != req.end() && handshake_detail::iequals({expect->value().data(), expect->value().size()},
-                                                                 "100-continue")) {
+            if (expect != req.end() &&
+                handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
                 response_ = "HTTP/1.1 100 Continue\r\n\r\n";
                 return request_verdict::interim;
             }
@@ -242,17 +229,17 @@ private:
         auto const connection = req.find(http::field::connection);
         if (connection == req.end() || !handshake_detail::has_token(connection->value(), "upgrade"))
             return refuse_now(400, "a WebSocket upgrade needs `Connection: Upgrade`");
-        if (req.has_content_length() || req.chunked())
-            return refuse_now(400, "a WebSocket upgrade has no body");
+        if (req.has_content_length() || req.chunked()) return refuse_now(400, "a WebSocket upgrade has no body");
         auto const version = req.find(http::field::sec_websocket_version);
         if (req.count(http::field::sec_websocket_version) != 1 || version->value() != "13")
             return refuse_now(426, "only WebSocket version 13 is supported", "Sec-WebSocket-Version: 13\r\n");
         auto const key = req.find(http::field::sec_websocket_key);
         if (req.count(http::field::sec_websocket_key) != 1 ||
-            !handshake_detail::is_websocket_key({key->value().data(), key->value().size()}))
+            !is_websocket_key({key->value().data(), key->value().size()}))
             return refuse_now(400, "Sec-WebSocket-Key must be the base64 of 16 bytes");
         key_ = std::string(key->value());
-        if (auto const origin = req.find(http::field::origin); origin != req.end()) origin_ = std::string(origin->value());
+        if (auto const origin = req.find(http::field::origin); origin != req.end())
+            origin_ = std::string(origin->value());
         done_ = true;
         verdict_ = request_verdict::upgrade;
         return verdict_;
