@@ -208,6 +208,15 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
         REQUIRE(h.feed("3\r\n:1}\r\n0\r\n\r\n") == request_verdict::http);
         CHECK(h.take_request().body == "{\"a\":1}");
     }
+    SUBCASE("a chunked body fed byte by byte") {
+        handshake h{path};
+        std::string const request =
+            "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        for (std::size_t i = 0; i + 1 < request.size(); ++i)
+            REQUIRE(h.feed(std::string_view(&request[i], 1)) == request_verdict::need_more);
+        REQUIRE(h.feed(std::string_view(&request.back(), 1)) == request_verdict::http);
+        CHECK(h.take_request().body == "{}");
+    }
     SUBCASE("Expect: 100-continue gets its interim response before the body") {
         handshake h{path};
         REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n") ==
@@ -215,6 +224,10 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
         CHECK(h.response() == "HTTP/1.1 100 Continue\r\n\r\n");
         REQUIRE(h.feed("{}") == request_verdict::http);
         CHECK(h.take_request().body == "{}");
+    }
+    SUBCASE("Expect: 100-continue without a body gets no interim response") {
+        handshake h{path};
+        CHECK(h.feed("GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n") == request_verdict::http);
     }
     SUBCASE("a body announced over the limit is refused with 413 before it is read") {
         request_limits limits;

@@ -136,6 +136,14 @@ public:
         input_.append(bytes.data(), bytes.size());
         namespace http = boost::beast::http;
         for (;;) {
+            if (parser_.is_done()) {  // Beast must not be fed past the request's end
+                done_ = true;
+                verdict_ = request_verdict::http;
+                return verdict_;
+            }
+            // Beast 1.81 asserts when the last chunk ("0\r\n\r\n", kept
+            // unconsumed until whole) comes back in a piece of under 5 bytes.
+            if (parser_.is_header_done() && parser_.chunked() && input_.size() < 5) return request_verdict::need_more;
             boost::system::error_code ec;
             std::size_t const used = parser_.put(boost::asio::buffer(input_.data(), input_.size()), ec);
             input_.erase(0, used);
@@ -155,12 +163,7 @@ public:
                 parser_.eager(true);  // the header passed: read the body as it comes
                 if (auto v = check_header()) return *v;
             }
-            if (parser_.is_done()) {
-                done_ = true;
-                verdict_ = request_verdict::http;
-                return verdict_;
-            }
-            if (used == 0) return request_verdict::need_more;
+            if (used == 0 && !parser_.is_done()) return request_verdict::need_more;
         }
     }
 
@@ -215,7 +218,7 @@ private:
         target_ = std::string(req.target());
         if (!upgrade_attempt_) {
             auto const expect = req.find(http::field::expect);
-            if (expect != req.end() &&
+            if (!parser_.is_done() && expect != req.end() &&
                 handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
                 response_ = "HTTP/1.1 100 Continue\r\n\r\n";
                 return request_verdict::interim;
