@@ -82,8 +82,7 @@ int main(int argc, char** argv) {
         if (cfg.tls())
             return gateway::run_gateway<mesa::transport::websocketpp_tls, broker_t>(cfg, std::move(broker), name,
                                                                                     description);
-        return gateway::run_gateway<mesa::transport::websocketpp_plain, broker_t>(cfg, std::move(broker), name,
-                                                                                  description);
+        return gateway::run_gateway<mesa::transport::asio_plain, broker_t>(cfg, std::move(broker), name, description);
     };
 
     if (!cfg.redis()) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");

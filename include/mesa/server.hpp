@@ -410,10 +410,11 @@ private:
     static client* client_of(connection_ptr const& con) { return static_cast<client*>(con->context); }
 
     int admit(std::string_view origin) const {
-        if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
+        // Origin first: a foreign page learns nothing of the server's load.
         auto const& allowed = options_.allowed_origins;
         if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
             return 403;
+        if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
         return 0;
     }
 
