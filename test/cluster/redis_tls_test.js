@@ -6,8 +6,10 @@
 // clients, logs why Redis refused and shows Redis down on /health and /ready;
 // a certificate for another host refused, then accepted with
 // REDIS_TLS_SERVER_NAME; tls-auth-clients yes without and with a client
-// certificate; a Redis restart; REDIS_TLS_* without TLS refused at start-up.
-// Usage: node redis_tls_test.js mesa-gateway make_redis_certs.sh
+// certificate; a Redis restart; REDIS_TLS_* without TLS refused at start-up;
+// mesa-dispatcher and mesa-portal on rediss:// (REDIS_URI, REDIS_TLS_CA)
+// with a gateway's clients, and both given an untrusted CA.
+// Usage: node redis_tls_test.js mesa-gateway make_redis_certs.sh mesa-dispatcher mesa-portal
 'use strict';
 const assert = require('assert');
 const fs = require('fs');
@@ -20,9 +22,9 @@ const { within, eventually, test } = h;
 const Redis = h.load('ioredis');
 const mesa = h.load('@cryb/mesa');
 const { Message, Dispatcher } = mesa;
-const [gatewayBin, makeCerts] = process.argv.slice(2);
-if (!gatewayBin || !makeCerts) {
-  console.error('usage: node redis_tls_test.js mesa-gateway make_redis_certs.sh');
+const [gatewayBin, makeCerts, dispatcherBin, portalBin] = process.argv.slice(2);
+if (!gatewayBin || !makeCerts || !dispatcherBin || !portalBin) {
+  console.error('usage: node redis_tls_test.js mesa-gateway make_redis_certs.sh mesa-dispatcher mesa-portal');
   process.exit(2);
 }
 h.deadline(170000, 'not ok - overall timeout (170 s)');
@@ -100,6 +102,38 @@ const ofType = (c, t) => c.got.filter((m) => m.type === t);
 
 let redis; // the shared TLS Redis
 const tlsEnv = () => ({ REDIS_URI: redis.uri, REDIS_TLS_CA: file('ca.pem') });
+
+/// Runs mesa-dispatcher with `args`, `env` and `lines` on stdin. -> {code, stderr}
+function runDispatcher (env, args, lines) {
+  const proc = h.spawnChild(dispatcherBin, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (c) => { stderr += c; });
+  proc.stdin.on('error', () => {});
+  proc.stdin.end(lines.length ? lines.join('\n') + '\n' : '');
+  return within(30000, proc.exited.then(({ code }) => ({ code, stderr })), `mesa-dispatcher ${args.join(' ')}`);
+}
+/// Starts mesa-portal with `args` and `env`, its JSON event lines collected
+/// in `events`; resolves once it joined the pool. -> {proc, stderr, events, exited}
+async function startPortal (env, args) {
+  const proc = h.spawnChild(portalBin, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = { proc, stderr: '', events: [], exited: proc.exited };
+  let buffer = '';
+  proc.stdout.on('data', (chunk) => {
+    buffer += chunk;
+    for (let nl; (nl = buffer.indexOf('\n')) >= 0; buffer = buffer.slice(nl + 1)) {
+      if (buffer.slice(0, nl).trim()) p.events.push(JSON.parse(buffer.slice(0, nl)));
+    }
+  });
+  await within(10000, new Promise((resolve, reject) => {
+    proc.stderr.on('data', (chunk) => {
+      p.stderr += chunk;
+      if (h.verbose) process.stderr.write(`[portal] ${chunk}`);
+      if (/joined the pool as \S+/.test(p.stderr)) resolve();
+    });
+    p.exited.then(({ code }) => reject(new Error(`mesa-portal exited early (code ${code}): ${p.stderr}`)));
+  }), 'mesa-portal joins the pool over TLS');
+  return p;
+}
 
 test('two gateways on rediss://: a dispatch crosses them; an npm Dispatcher with ioredis tls options reaches their clients', async () => {
   const a = await gateway('A', tlsEnv());
@@ -199,6 +233,71 @@ test('REDIS_TLS_* without TLS, or a certificate without its key, is refused at s
   assert.match(half.stderr, /REDIS_TLS_CERT: and REDIS_TLS_KEY go together/);
   const help = spawnSync(gatewayBin, ['--help'], { encoding: 'utf8', timeout: 10000 });
   for (const v of ['REDIS_TLS', 'REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY', 'REDIS_TLS_SERVER_NAME', 'REDIS_TLS_INSECURE']) { assert.match(help.stdout, new RegExp(`${v}\\b`)); }
+});
+
+test('mesa-dispatcher on REDIS_URI=rediss:// with REDIS_TLS_CA reaches the clients of a gateway on the same TLS Redis', async () => {
+  const g = await gateway('D', tlsEnv());
+  await redisUp(g);
+  const frank = await connectAs(g, 'frank');
+  const gwen = await connectAs(g, 'gwen');
+  const r = await runDispatcher(tlsEnv(), ['--to', 'frank'], ['TOOL_TLS {"n":1}']);
+  assert.strictEqual(r.code, 0, `mesa-dispatcher exited ${r.code}: ${r.stderr}`);
+  await eventually('TOOL_TLS reaches frank', () => assert.deepStrictEqual(ofType(frank, 'TOOL_TLS').map((m) => m.data), [{ n: 1 }]));
+  const all = await runDispatcher(tlsEnv(), ['--all'], ['TOOL_TLS_ALL']);
+  assert.strictEqual(all.code, 0, `mesa-dispatcher --all exited ${all.code}: ${all.stderr}`);
+  await eventually('TOOL_TLS_ALL reaches frank and gwen', () => {
+    assert.strictEqual(ofType(frank, 'TOOL_TLS_ALL').length, 1);
+    assert.strictEqual(ofType(gwen, 'TOOL_TLS_ALL').length, 1);
+  });
+  assert.strictEqual(ofType(gwen, 'TOOL_TLS').length, 0);
+  frank.disconnect(1000);
+  gwen.disconnect(1000);
+  await g.stop();
+});
+
+test('mesa-portal on rediss:// receives the portal messages of a gateway\'s client; SIGTERM leaves the pool', async () => {
+  const PNS = 'ptls';
+  const g = await gateway('P', { ...tlsEnv(), MESA_NAMESPACE: PNS, PORTALS_ENABLED: 'true' });
+  await redisUp(g);
+  const p = await startPortal(tlsEnv(), ['--namespace', PNS]);
+  // The gateway learns of the new portal from the pool channel: a client's
+  // events reach it once it has.
+  await eventually('gateway P sends events to mesa-portal', async () => {
+    const probe = await h.openClient(g.url, 'probe');
+    probe.disconnect(1000);
+    await within(2000, probe.closed, 'probe closed');
+    await h.until(2000, () => p.events.length > 0, 'an event at mesa-portal');
+  });
+  await eventually('the probe\'s disconnection too', () => assert.strictEqual(p.events.filter((e) => e.type === 'disconnection').length, p.events.filter((e) => e.type === 'connection').length));
+  p.events.length = 0;
+  const hana = await connectAs(g, 'hana');
+  hana.send(new Message(0, { hello: 'portal' }, 'TO_PORTAL'));
+  await eventually('mesa-portal got connection, authentication, message', () => assert.strictEqual(p.events.length, 3));
+  assert.deepStrictEqual(p.events, [
+    { type: 'connection' },
+    { type: 'authentication', clientId: 'hana' },
+    { type: 'message', clientId: 'hana', message: { op: 0, d: { hello: 'portal' }, t: 'TO_PORTAL' } }
+  ]);
+  hana.disconnect(1000);
+  await eventually('mesa-portal got the disconnection', () => assert.deepStrictEqual(p.events[3], { type: 'disconnection', clientId: 'hana' }));
+  p.proc.kill('SIGTERM');
+  assert.deepStrictEqual(await within(5000, p.exited, 'mesa-portal exit'), { code: 0, signal: null }, p.stderr);
+  await g.stop();
+});
+
+test('mesa-dispatcher and mesa-portal given an untrusted CA: exit 1, naming the certificate problem', async () => {
+  const env = { REDIS_URI: redis.uri, REDIS_TLS_CA: file('other-ca.pem') };
+  const untrusted = /TLS handshake failed: untrusted: the server's certificate is not signed by a trusted CA/;
+  const d = await runDispatcher(env, ['--timeout', '1500'], ['NEVER']);
+  assert.strictEqual(d.code, 1, d.stderr);
+  assert.match(d.stderr, untrusted);
+  assert.match(d.stderr, /unreachable within 1500 ms/);
+  assert.doesNotMatch(d.stderr, /dispatched/);
+  const p = spawnSync(portalBin, ['--timeout', '1500'], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 10000 });
+  assert.strictEqual(p.status, 1, p.stderr);
+  assert.match(p.stderr, untrusted);
+  assert.match(p.stderr, /unreachable within 1500 ms/);
+  assert.doesNotMatch(p.stderr, /joined the pool/);
 });
 
 (async () => {
