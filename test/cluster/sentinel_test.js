@@ -136,10 +136,14 @@ test('a wrong master name: the gateway starts, names it in its log, /health and 
 const recoveries = { failover: [], kill: [] };
 
 /// A steady stream both ways (every 20 ms each), live (o.sync false) and synced
-/// in turn, while `disrupt` runs; returns what was accepted (202) and received.
+/// in turn, while `disrupt` runs and until synced dispatches are accepted again
+/// on both sides (while a failover takes a replica away, stores are refused);
+/// returns what was accepted (202) and received.
 async function stream (ua, ub, disrupt) {
   const sent = { live: [], synced: [], refused: 0 };
   let running = true;
+  const acceptedAfter = { ub: 0, ua: 0 };
+  let disrupted = false;
   let n = 0;
   const pump = async (from, to) => {
     while (running) {
@@ -148,13 +152,17 @@ async function stream (ua, ub, disrupt) {
       const r = await post(from, { message: { t: live ? 'LIVE' : 'SYNCED', d: { id }, ...(live ? { o: { sync: false } } : {}) }, recipients: [to] });
       if (r.status === 202) sent[live ? 'live' : 'synced'].push({ id, to });
       else sent.refused++;
+      if (r.status === 202 && !live && disrupted) acceptedAfter[to]++;
       await sleep(20);
     }
   };
   const pumps = [pump(A, 'ub'), pump(B, 'ua')];
   await sleep(500);
   const result = await disrupt();
-  await sleep(500);
+  disrupted = true;
+  await eventually('synced dispatches accepted again both ways', () => {
+    assert.ok(acceptedAfter.ua >= 3 && acceptedAfter.ub >= 3, JSON.stringify(acceptedAfter));
+  }, 30000);
   running = false;
   await Promise.all(pumps);
   return { sent, result };
@@ -193,7 +201,6 @@ test('forced failovers while clients on both gateways exchange messages; live lo
     console.log(`# forced failover ${round + 1}: dispatches cross again after ${ms} ms; live: ${lostLive.length} of ${sent.live.length} accepted lost; ` +
       `synced: ${lostSynced.length} of ${sent.synced.length} lost (${lostBeforeReauth} missing before re-authentication); ${sent.refused} refused (503)`);
     assert.deepStrictEqual(lostSynced, [], 'synced messages lost');
-    assert.ok(sent.synced.length > 0, 'no synced dispatch was accepted during the failover');
     // The sentinels turn the demoted master into a replica (within about 10 s,
     // their INFO period): the next failover starts from a whole set again.
     await eventually('the new master has both replicas online', async () => {
@@ -212,8 +219,12 @@ test('interop after the failover: the npm Dispatcher with the same sentinels rea
   for (const c of [nodeDispatcher.redis, nodeDispatcher.publisher]) c.on('error', () => {});
   h.onCleanup(() => { nodeDispatcher.redis.disconnect(); nodeDispatcher.publisher.disconnect(); });
   await eventually('npm Dispatcher ready', () => assert.strictEqual(nodeDispatcher.publisher.status, 'ready'), 10000);
-  nodeDispatcher.dispatch(new Message(0, { via: 'node' }, 'FROM_NODE'), ['ub2']);
-  await eventually('ub2 got FROM_NODE', () => assert.strictEqual(ofType(ub, 'FROM_NODE').length, 1));
+  // ioredis follows the failover on its own schedule: a publication it makes
+  // on the demoted master is lost (at most once), so it dispatches until one arrives.
+  await eventually('ub2 got FROM_NODE', () => {
+    if (ofType(ub, 'FROM_NODE').length === 0) nodeDispatcher.dispatch(new Message(0, { via: 'node' }, 'FROM_NODE'), ['ub2']);
+    assert.ok(ofType(ub, 'FROM_NODE').length >= 1);
+  }, 20000);
   ub.disconnect(1000);
 
   const NNS = 'ns1';
