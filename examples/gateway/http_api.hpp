@@ -182,9 +182,12 @@ private:
                          start = std::chrono::steady_clock::now()](std::error_code ec) {
             if (latency) latency(std::chrono::steady_clock::now() - start);
             if (ec) {
-                auto r = error(503, "the broker did not take the message (" + ec.message() +
-                                        "); it was neither stored nor sent to other gateways (this gateway's own "
-                                        "clients may have it), retry");
+                auto r = error(503, ec == mesa::broker::condition::taken_unconfirmed
+                                        ? "the broker took the message but could not confirm it (" + ec.message() +
+                                              "): a failover may lose it; a retry may deliver it twice"
+                                        : "the broker did not take the message (" + ec.message() +
+                                              "); it was neither stored nor sent to other gateways (this gateway's "
+                                              "own clients may have it), retry");
                 r.headers.emplace_back("Retry-After", "1");
                 return respond(std::move(r));
             }

@@ -355,10 +355,10 @@ public:
         std::apply([&](auto&... comp) { held = (comp.hold(c, m, f, seq) || ...); }, components_);
         if (held) return c.open_ && !c.closing_;  // a feature holding too much closes the client
         flush_broadcasts();                       // keeps each client's messages in the order they were sent
+        if (!within_backlog(c)) return false;
         transport_.send(c.connection_, f);
         ++stats_.messages_sent;
         stats_.bytes_sent += Transport::frame_size(f);
-        if (!within_backlog(c)) return false;
         for_each_component([&](auto& comp) { comp.on_sent(c, m); });
         if (seq > 0) for_each_component([&](auto& comp) { comp.on_outbox_sent(c, seq); });
         return true;
@@ -546,7 +546,10 @@ private:
         deliver_local(std::move(e), here);
     }
 
-    /// False, and `c` closed with 4002, when more than max_backlog_bytes wait for it.
+    /// False, and `c` closed with 4002, when more than max_backlog_bytes wait
+    /// for it already. Asked before queueing more, so a client that reads gets
+    /// any one message (up to max_frame_bytes) or burst whatever the bound, and
+    /// one that does not holds at most the bound plus one message or burst.
     bool within_backlog(client& c) {
         if (!options_.max_backlog_bytes || Transport::buffered_bytes(c.connection_) <= options_.max_backlog_bytes)
             return true;
@@ -631,7 +634,7 @@ private:
         // Closing is asynchronous, so the list does not change under this loop.
         for (std::size_t i = 0; i < clients_.size(); ++i) {
             client& c = *clients_[i];
-            if (!c.open_ || c.closing_ || !may_receive(c)) continue;
+            if (!c.open_ || c.closing_ || !may_receive(c) || !within_backlog(c)) continue;
             bool const takes_all =
                 !excludes || std::none_of(burst.begin(), burst.end(), [&](auto const& b) { return excluded(c, b.e); });
             if (takes_all && burst.size() > 1) {
@@ -652,7 +655,6 @@ private:
                     stats_.bytes_sent += Transport::frame_size(b.f);
                 }
             }
-            if (!within_backlog(c)) continue;
             for (auto const& b : burst) {
                 if (!excluded(c, b.e)) for_each_component([&](auto& comp) { comp.on_sent(c, b.e.msg); });
             }

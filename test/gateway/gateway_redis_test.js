@@ -58,6 +58,26 @@ h.deadline(100000, 'not ok - overall timeout (100 s)');
   assert.deepStrictEqual([m.data, m.sequence], [{ n: 3 }, 1]);
   console.log('ok - Node Dispatcher sync: stored offline, redelivered by the gateway');
 
+  // Stores that no replica acknowledges (this Redis has none): 503 that says
+  // the message was taken, and each socket has it once (from the broker), not
+  // also from the gateway's fallback for a broker that took nothing.
+  const c = await h.startGateway(binary, { ...env, REDIS_REPLICAS_TO_ACKNOWLEDGE: '1', REDIS_REPLICA_TIMEOUT: '200' });
+  const carol = await h.openClient(c.url);
+  await within(5000, carol.authenticate({ token: jwt({ id: 'carol' }, KEY) }), 'auth carol');
+  await eventually('carol in connected_clients_gw', async () => assert.strictEqual(await redis.sismember('connected_clients_gw', 'carol'), 1));
+  for (let n = 0; n < 3; ++n) {
+    const r = await h.httpRequest(c.port, 'POST', '/dispatch', { body: { message: { d: { n }, t: 'UNCONFIRMED' }, recipients: ['carol'] } });
+    assert.strictEqual(r.status, 503);
+    assert.match(r.body, /took the message but could not confirm it/);
+  }
+  await eventually('carol got the three', () => assert.strictEqual(carol.got.filter((m) => m.type === 'UNCONFIRMED').length, 3));
+  await h.sleep(500);
+  assert.deepStrictEqual(carol.got.filter((m) => m.type === 'UNCONFIRMED').map((m) => m.data.n), [0, 1, 2]);
+  carol.disconnect(1000);
+  c.proc.kill('SIGTERM');
+  await within(5000, c.exited, 'gateway C exit');
+  console.log('ok - a store no replica acknowledges: 503 saying it was taken, delivered once');
+
   // SIGTERM cleans the cluster state.
   a.proc.kill('SIGTERM');
   assert.strictEqual((await within(5000, alice.closed, 'alice closed')).code, 1001);

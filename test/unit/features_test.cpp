@@ -352,6 +352,27 @@ TEST_CASE("a client that stops reading is closed with 4002 once its backlog pass
     CHECK(errors.size() == 1);
 }
 
+TEST_CASE("one message larger than the backlog bound still reaches a client with nothing queued") {
+    // The bound is on what already waits: a client that reads gets any message
+    // up to max_frame_bytes (a reply to a large request, two large dispatches at once).
+    using server_type = memory_server<>;
+    asio::io_context ioc;
+    server_type::options o;
+    o.max_backlog_bytes = 1000;
+    server_type s{ioc, o};
+    s.start();
+    auto peer = s.transport().connect("/");
+    drain(ioc);
+    peer->stall();  // nothing is read while both are queued
+    s.send_to(*s.clients().back(), mesa::message("BIG", object{{"p", std::string(1500, 'x')}}));
+    drain(ioc);
+    CHECK(peer->open());
+    CHECK(mesa::transport::memory::buffered_bytes(peer) > 1500);  // queued, not refused
+    s.send_to(*s.clients().back(), mesa::message("BIG", object{{"p", std::string(1500, 'x')}}));
+    drain(ioc);
+    CHECK(peer->close_code() == mesa::close_code::backlog_exceeded);  // 1500 bytes waited already
+}
+
 TEST_CASE("re-authenticating as another id takes the old id out of the connected set") {
     asio::io_context ioc;
     auth_server s{ioc};
@@ -432,7 +453,8 @@ TEST_CASE("every refusal raises the error event once: upgrades refused with 404/
     });
     refused_with(4002, [&](auto& p) {
         p.stall();
-        s.send_to(*s.clients().back(), mesa::message("BIG", object{{"p", std::string(2000, 'x')}}));
+        for (int i = 0; i < 2; ++i)
+            s.send_to(*s.clients().back(), mesa::message("BIG", object{{"p", std::string(2000, 'x')}}));
     });
     refused_with(4003, [](auto& p) {
         for (int i = 0; i < 5; ++i) p.send_text(mesa::test::frame("SPAM"));

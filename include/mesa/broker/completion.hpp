@@ -10,6 +10,32 @@
 
 namespace mesa::broker {
 
+/// What any broker's error means to its callers, to compare error codes with
+/// (`ec == broker::condition::taken_unconfirmed`) whatever the broker.
+enum class condition {
+    /// The broker took the operation (stored, published) but could not
+    /// confirm it as durable (e.g. not acknowledged by enough replicas): a
+    /// retry may repeat it.
+    taken_unconfirmed = 1,
+};
+
+inline std::error_category const& condition_category() noexcept {
+    struct category final : std::error_category {
+        char const* name() const noexcept override { return "mesa.broker"; }
+        std::string message(int value) const override {
+            return static_cast<condition>(value) == condition::taken_unconfirmed
+                       ? "taken by the broker, but not confirmed as durable"
+                       : "unknown broker condition";
+        }
+    };
+    static category const instance;
+    return instance;
+}
+
+inline std::error_condition make_error_condition(condition c) noexcept {
+    return {static_cast<int>(c), condition_category()};
+}
+
 using completion = std::function<void(std::error_code)>;
 using contains_handler = std::function<void(std::error_code, std::vector<bool>)>;
 using members_handler = std::function<void(std::error_code, std::vector<std::string>)>;
@@ -46,3 +72,6 @@ struct take_result {
 using sync_take_handler = std::function<void(std::error_code, take_result)>;
 
 }  // namespace mesa::broker
+
+template <>
+struct std::is_error_condition_enum<mesa::broker::condition> : std::true_type {};

@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include <mesa/broker/completion.hpp>
 #include <mesa/close_code.hpp>
 #include <mesa/detail/offline_router.hpp>
 #include <mesa/envelope.hpp>
@@ -113,8 +114,9 @@ struct sync {
             router_.route(e, [this, e, done = std::move(done)](std::error_code ec) {
                 // Without the broker, this gateway's own clients still get it
                 // (as a broadcast reaches them); the caller learns it was
-                // neither stored nor sent further, and may retry.
-                if (ec) server_->deliver_routed(e);
+                // neither stored nor sent further, and may retry. Taken but
+                // unconfirmed, it went out through the broker already.
+                if (ec && ec != broker::condition::taken_unconfirmed) server_->deliver_routed(e);
                 if (done) done(ec);
             });
             return true;

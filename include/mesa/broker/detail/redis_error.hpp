@@ -4,6 +4,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include <mesa/broker/completion.hpp>
+
 namespace mesa::broker {
 
 /// Why a redis broker operation failed; compares with the std::error_code a
@@ -53,6 +55,10 @@ public:
                 return "not acknowledged by enough redis replicas in time";
         }
         return "unknown redis broker error";
+    }
+    std::error_condition default_error_condition(int value) const noexcept override {
+        if (static_cast<redis_errc>(value) == redis_errc::not_replicated) return condition::taken_unconfirmed;
+        return {value, *this};
     }
 };
 
