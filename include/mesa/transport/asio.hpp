@@ -112,6 +112,8 @@ private:
     };
 
 public:
+    /// One client's socket and the state of its protocol steps (request,
+    /// frames, close); the server reaches it through connection_ptr.
     class connection : public std::enable_shared_from_this<connection> {
     public:
         void* context = nullptr;  // the server's client object
