@@ -829,6 +829,21 @@ TEST_CASE("socket: asio_plain reports the code the server closed with when the p
     CHECK(frames.back().close_code() == mesa::close_code::heartbeat_timeout);
 }
 
+TEST_CASE("socket: asio_plain closes a connection that sends no whole request within handshake_timeout") {
+    harness<asio_server> h;
+    h.options.transport.handshake_timeout = 200ms;
+    h.start();
+    raw_http mute{h.ioc}, slow{h.ioc};
+    mute.start(h.port(), "");
+    slow.start(h.port(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");  // never ends its header
+    // Without the timeout both would stay open past the deadline.
+    REQUIRE(wait_until(
+        h.ioc, [&] { return mute.done && slow.done; }, 3000ms));
+    CHECK(mute.response.empty());
+    CHECK(slow.response.empty());
+    CHECK(h.server->clients().empty());
+}
+
 TEST_CASE("socket: asio_plain serves HTTP/1.1 bodies: chunked, 100-continue, 413 before the body") {
     harness<asio_server> h;
     auto& server = h.start();

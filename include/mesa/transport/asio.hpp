@@ -36,6 +36,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
 #include <asio/write.hpp>
 
 #include <chrono>
@@ -112,6 +113,8 @@ private:
     };
 
 public:
+    /// One client's socket and the state of its protocol steps (request,
+    /// frames, close); the server reaches it through connection_ptr.
     class connection : public std::enable_shared_from_this<connection> {
     public:
         void* context = nullptr;  // the server's client object
@@ -158,22 +161,46 @@ public:
                                [self = shared_from_this()](std::error_code ec) { self->readable(ec); });
         }
 
+        /// Whether the connection reads now: not while an HTTP handler has
+        /// its request, nor once the peer's close frame arrived.
+        bool reading() const {
+            switch (phase_) {
+                case phase::request:
+                case phase::open:
+                    return true;
+                case phase::closing:
+                    return !close_received_;
+                case phase::responding:
+                    return lingering_;
+                default:
+                    return false;
+            }
+        }
+
         void readable(std::error_code ec) {
             if (phase_ == phase::done) return;
             if (!core_->alive) return teardown();
             if (ec) return lost();
             auto& buffer = core_->read_buffer;
-            std::size_t const n = socket_.read_some(asio::buffer(buffer), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
-            if (ec) return lost();
-            if (phase_ == phase::request)
-                take_request(std::string_view(buffer.data(), n));
-            else if (phase_ == phase::open || phase_ == phase::closing)
-                take_frames(buffer.data(), n);
-            if (phase_ == phase::request || phase_ == phase::open || (phase_ == phase::closing && !close_received_))
-                wait_readable();
-            else if (phase_ == phase::responding && lingering_)
-                wait_readable();
+            // Asio's reactor is edge-triggered and a wait is not speculative:
+            // bytes left in the socket would wake nobody, so read until a
+            // short read (the socket drained), then wait. A peer that keeps
+            // the socket full gets its next reads after the others' turn.
+            for (int reads = 0; reads < 16; ++reads) {
+                if (!reading()) return;
+                std::size_t const n = socket_.read_some(asio::buffer(buffer), ec);
+                if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
+                if (ec) return lost();
+                if (phase_ == phase::request)
+                    take_request(std::string_view(buffer.data(), n));
+                else if (phase_ == phase::open || phase_ == phase::closing)
+                    take_frames(buffer.data(), n);
+                if (n < buffer.size()) {
+                    if (reading()) wait_readable();
+                    return;
+                }
+            }
+            asio::post(core_->ioc, [self = shared_from_this()] { self->readable({}); });
         }
 
         // ---- the opening request ------------------------------------------
