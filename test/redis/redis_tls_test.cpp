@@ -80,6 +80,7 @@ mesa::broker::redis::options tls_options(std::string uri, redis_tls_options cons
     o.tls = mesa::broker::redis_tls(tls);
     o.reconnect_initial = 20ms;
     o.reconnect_max = 200ms;
+    o.connect_timeout = 1000ms;
     if (log) o.on_log = [log](std::string text) { log->push_back(std::move(text)); };
     return o;
 }
@@ -183,6 +184,11 @@ TEST_CASE("redis tls: an untrusted certificate is refused, saying so") {
     check_refused(rediss(*server), trusting_ca(), "untrusted: the server's certificate is not signed by a trusted CA");
     // The system's trust store does not know the test CA either.
     check_refused(rediss(*server), {}, "untrusted");
+}
+
+TEST_CASE("redis tls: a plain Redis is refused, asking whether it speaks TLS") {
+    redis_server plain;  // answers a ClientHello with nothing: it waits for a line
+    check_refused(rediss(plain), trusting_ca(), "timed out in the TLS handshake: does the server speak TLS?");
 }
 
 TEST_CASE("redis tls: a certificate for another host is refused; server_name names the expected one") {

@@ -219,7 +219,11 @@ private:
         timer_.expires_after(settings_.connect_timeout);
         timer_.async_wait([self = shared_from_this(), epoch](std::error_code ec) {
             if (ec || !self->current(epoch)) return;
-            if (self->state_ == link::connecting || self->state_ == link::handshaking) self->failed("timed out");
+            if (self->state_ != link::connecting && self->state_ != link::handshaking) return;
+            // A plain Redis answers a TLS ClientHello with nothing: it waits for a line.
+            self->failed(self->securing_ ? "timed out in the TLS handshake: does the server speak TLS? (a plain "
+                                           "redis:// port)"
+                                         : "timed out");
         });
         if (settings_.endpoint.is_unix()) {
             connect({asio::generic::stream_protocol::endpoint(
@@ -261,8 +265,10 @@ private:
             stream_->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
         }
         state_ = link::handshaking;
+        securing_ = settings_.tls != nullptr;
         stream_->async_handshake(settings_.endpoint.host, [self = shared_from_this(), epoch](std::error_code ec) {
             if (!self->current(epoch)) return;
+            self->securing_ = false;
             if (ec) return self->failed("TLS handshake failed: " + self->stream_->explain(ec));
             self->secured(epoch);
         });
@@ -456,6 +462,7 @@ private:
     bool writing_ = false;
     bool outage_ = false;
     link state_ = link::idle;
+    bool securing_ = false;                          // in the TLS handshake
     redis_errc refusal_ = redis_errc::disconnected;  // what sends get while waiting
     std::uint64_t epoch_ = 0;                        // bumped on close: handlers of an older socket do nothing
     std::deque<queued_command> queued_;              // waiting for the connection (bounded by max_pending)
