@@ -455,7 +455,12 @@ inline parsed_config parse_config(env_lookup const& env) {
     if (sentinels) c.redis_password = redis_password;
     if (redis_password && !c.redis_uri && !sentinels) r.note("REDIS_PASSWORD", "needs REDIS_URI or REDIS_SENTINELS");
     r.boolean("REDIS_TLS", c.redis_tls);
-    if (c.redis_uri && c.redis_uri->rfind("rediss://", 0) == 0) c.redis_tls = true;
+    if (c.redis_uri && c.redis_uri->rfind("rediss://", 0) == 0) {
+        if (r.get("REDIS_TLS") && !c.redis_tls) r.note("REDIS_TLS", "is false but REDIS_URI is rediss:// (TLS)");
+        c.redis_tls = true;
+    }
+    for (auto const* name : {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "REDIS_REPLICA_TIMEOUT"})
+        if (r.get(name) && !c.redis()) r.note(name, "needs REDIS_URI or REDIS_SENTINELS");
     r.readable_file("REDIS_TLS_CA", c.redis_tls_ca);
     r.readable_file("REDIS_TLS_CERT", c.redis_tls_cert);
     r.readable_file("REDIS_TLS_KEY", c.redis_tls_key);
@@ -514,7 +519,8 @@ inline parsed_config parse_config(env_lookup const& env) {
             auto end = origins->find(',', start);
             if (end == std::string::npos) end = origins->size();
             auto origin = origins->substr(start, end - start);
-            if (!origin.empty()) c.allowed_origins.push_back(origin);
+            auto const first = origin.find_first_not_of(" \t"), last = origin.find_last_not_of(" \t");
+            if (first != std::string::npos) c.allowed_origins.push_back(origin.substr(first, last - first + 1));
             start = end + 1;
         }
         if (c.allowed_origins.empty()) r.fail("MESA_ALLOWED_ORIGINS", *origins, "must list at least one Origin");

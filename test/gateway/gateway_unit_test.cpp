@@ -660,6 +660,10 @@ TEST_CASE("limit variables: defaults, values and refusals") {
     parsed = parse({{"MESA_MAX_BACKLOG", "-1"}, {"MESA_ALLOWED_ORIGINS", ","}, {"MESA_MESSAGE_BURST", "0"}});
     REQUIRE(parsed.errors.size() == 3);
     CHECK(parsed.errors[0].find("MESA_MAX_BACKLOG") != std::string::npos);
+    // Blanks around an Origin are not part of it; blanks alone are no Origin.
+    parsed = parse({{"MESA_ALLOWED_ORIGINS", " https://a.example , https://b.example"}});
+    CHECK(parsed.value.allowed_origins == std::vector<std::string>{"https://a.example", "https://b.example"});
+    CHECK(mentions(parse({{"MESA_ALLOWED_ORIGINS", ", ,"}}), "MESA_ALLOWED_ORIGINS"));
 }
 
 TEST_CASE("metrics: the numbers of several instances add up, open connections also by instance") {
@@ -827,4 +831,8 @@ TEST_CASE("config: Redis over TLS (rediss://, REDIS_TLS, REDIS_TLS_*)") {
     CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS_CA", "/nonexistent/ca.pem"}}), "REDIS_TLS_CA"));
     CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS_INSECURE", "maybe"}}), "REDIS_TLS_INSECURE"));
     CHECK(mentions(parse({{"REDIS_TLS", "true"}}), "REDIS_TLS"));
+    CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS", "false"}}), "REDIS_TLS"));  // contradicts
+    // Replica settings mean nothing on the in-memory broker.
+    CHECK(mentions(parse({{"REDIS_REPLICAS_TO_ACKNOWLEDGE", "2"}}), "REDIS_REPLICAS_TO_ACKNOWLEDGE"));
+    CHECK(mentions(parse({{"REDIS_REPLICA_TIMEOUT", "100"}}), "REDIS_REPLICA_TIMEOUT"));
 }
