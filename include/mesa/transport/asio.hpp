@@ -312,44 +312,45 @@ public:
             if (phase_ == phase::open) {
                 std::uint16_t const code = reader_.close_code();
                 std::string const reason = reader_.close_reason();
-                phase_ = phase::closing;
-                queue(code == 1005 ? control(detail::ws_opcode::close, {}) : close_bytes(code, reason));
-                close_sent_ = true;
-                arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
+                send_close(code == 1005 ? control(detail::ws_opcode::close, {}) : close_bytes(code, reason));
                 report_close(code, reason);
             }
-            if (!writing_)
-                teardown();
-            else
-                end_after_write_ = true;
+            end_once_written();
         }
 
         /// A frame the reader refused: close with its code, without waiting
         /// for an answer (RFC 6455 §7.1.7).
         void fail(std::uint16_t code, char const* reason) {
             if (phase_ == phase::open) {
-                phase_ = phase::closing;
                 sent_code_ = code;
                 sent_reason_ = reason;
-                queue(close_bytes(code, reason));
-                close_sent_ = true;
-                arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
+                send_close(close_bytes(code, reason));
                 report_close(code, reason);
             }
-            if (!writing_)
-                teardown();
-            else
-                end_after_write_ = true;
+            end_once_written();
         }
 
         void close(std::uint16_t code, std::string const& reason) {
             if (phase_ != phase::open) return;
-            phase_ = phase::closing;
             sent_code_ = code;
             sent_reason_ = reason;
-            queue(close_bytes(code, reason));
+            send_close(close_bytes(code, reason));
+        }
+
+        // The one close frame this side sends; close_timeout bounds the wait
+        // for the peer's answer and a write the peer never reads.
+        void send_close(frame f) {
+            phase_ = phase::closing;
+            queue(std::move(f));
             close_sent_ = true;
             arm_timer(core_->opts.close_timeout);
+        }
+
+        void end_once_written() {
+            if (!writing_)
+                teardown();
+            else
+                end_after_write_ = true;
         }
 
         // ---- writing --------------------------------------------------------
