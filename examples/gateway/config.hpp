@@ -109,6 +109,7 @@ struct config {
     bool reconnects_enabled = false;                     // RECONNECTS_ENABLED
     std::uint32_t reconnect_interval_ms = 5000;          // RECONNECT_INTERVAL
     std::uint32_t auth_timeout_ms = 10000;               // AUTH_TIMEOUT (0: no deadline)
+    std::uint32_t auth_expiry_grace_ms = 0;              // AUTH_EXPIRY_GRACE: added to a token's exp
     bool auth_required = false;                          // AUTH_REQUIRED
     bool auth_send_user_object = true;                   // AUTH_SEND_USER_OBJECT
     bool auth_disconnect_on_fail = true;                 // AUTH_DISCONNECT_ON_FAIL
@@ -193,6 +194,8 @@ inline std::vector<variable> const& variables() {
         {"RECONNECTS_ENABLED", "false", "advertise a reconnect interval to clients"},
         {"RECONNECT_INTERVAL", "5000", "ms clients wait before reconnecting (1-3600000)"},
         {"AUTH_TIMEOUT", "10000", "ms a client has to authenticate (0-3600000; 0: no deadline)"},
+        {"AUTH_EXPIRY_GRACE", "0",
+         "ms a client stays past its token's exp before it is closed with 4004, unless it refreshed (0-3600000)"},
         {"AUTH_REQUIRED", "false", "broadcasts skip clients that have not authenticated"},
         {"AUTH_SEND_USER_OBJECT", "true", "op 22 carries the user object {id}"},
         {"AUTH_DISCONNECT_ON_FAIL", "true", "close (1008) a client whose authentication fails"},
@@ -467,6 +470,7 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.boolean("RECONNECTS_ENABLED", c.reconnects_enabled);
     r.integer("RECONNECT_INTERVAL", c.reconnect_interval_ms, 1, max_duration_ms);
     r.integer("AUTH_TIMEOUT", c.auth_timeout_ms, 0, max_duration_ms);
+    r.integer("AUTH_EXPIRY_GRACE", c.auth_expiry_grace_ms, 0, max_duration_ms);
     r.boolean("AUTH_REQUIRED", c.auth_required);
     r.boolean("AUTH_SEND_USER_OBJECT", c.auth_send_user_object);
     r.boolean("AUTH_DISCONNECT_ON_FAIL", c.auth_disconnect_on_fail);

@@ -455,7 +455,13 @@ private:
                 }
                 std::string id = verified.id();
                 if (auto it = numbers_.find(c.get()); it != numbers_.end()) it->second.id = id;
-                done.succeed(id, mesa::json::object{{"id", id}});
+                if (!verified.exp()) return done.succeed(id, mesa::json::object{{"id", id}});
+                // The session ends with the token, AUTH_EXPIRY_GRACE later, unless refreshed.
+                using namespace std::chrono;
+                auto const expires_at =
+                    system_clock::time_point(duration_cast<system_clock::duration>(duration<double>(*verified.exp()))) +
+                    milliseconds(shared_.cfg.auth_expiry_grace_ms);
+                done.succeed(id, mesa::json::object{{"id", id}}, expires_at);
             });
     }
 

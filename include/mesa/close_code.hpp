@@ -19,6 +19,8 @@ inline constexpr std::uint16_t heartbeat_timeout = 4000;       // no op 11 after
 inline constexpr std::uint16_t authentication_timeout = 4001;  // no successful op 2 within the timeout
 inline constexpr std::uint16_t backlog_exceeded = 4002;        // slow consumer: unsent bytes over max_backlog_bytes
 inline constexpr std::uint16_t rate_limited = 4003;            // more messages per second than rate_limit allows
+inline constexpr std::uint16_t token_expired = 4004;           // the credentials' expiry passed without a refresh
+inline constexpr std::uint16_t too_many_connections = 4005;  // the user already holds max_connections_per_user sockets
 
 /// True for the codes that refuse a client (bad input, a broken rule, a
 /// limit): every one raises the server's error event.
@@ -34,6 +36,8 @@ constexpr bool is_refusal(std::uint16_t code) noexcept {
         case authentication_timeout:
         case backlog_exceeded:
         case rate_limited:
+        case token_expired:
+        case too_many_connections:
             return true;
         default:
             return false;

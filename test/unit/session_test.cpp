@@ -1,0 +1,173 @@
+// Sessions: credentials that expire (4004) and their refresh.
+#include "../support/memory_server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using mesa::json::object;
+using mesa::test::auth_frame;
+using mesa::test::auth_with;
+using mesa::test::drain;
+using mesa::test::memory_server;
+using mesa::test::messages_of;
+using mesa::test::of_type;
+using mesa::test::run_until;
+
+namespace {
+
+using std::chrono::milliseconds;
+using system_clock = std::chrono::system_clock;
+using session_server = memory_server<mesa::authentication, mesa::sync>;
+
+/// Admits the credentials' `id`, expiring `ttl_ms` from now (a negative
+/// value: already expired); without `ttl_ms`, never.
+template <class Server>
+void trust_with_expiry(Server& s) {
+    s.template feature<mesa::authentication>().on_authenticate(
+        [](auto const&, object const& credentials, mesa::authentication::done done) {
+            std::string id(credentials.at("id").as_string());
+            if (auto const* ttl = credentials.if_contains("ttl_ms"))
+                done.succeed(id, object{{"id", id}}, system_clock::now() + milliseconds(ttl->to_number<int>()));
+            else
+                done.succeed(id, object{{"id", id}});
+        });
+}
+
+std::string auth_for(std::string const& id, int ttl_ms) { return auth_with({{"id", id}, {"ttl_ms", ttl_ms}}); }
+
+std::size_t count_op(mesa::transport::memory::connection const& peer, int op) {
+    std::size_t n = 0;
+    for (auto const& m : messages_of(peer)) n += m.op == op;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("credentials that expire close the client with 4004 and an error event at their expiry") {
+    asio::io_context ioc;
+    session_server s{ioc};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    trust_with_expiry(s);
+    s.start();
+    auto expiring = s.transport().connect("/");
+    auto lasting = s.transport().connect("/");
+    expiring->send_text(auth_for("a", 80));
+    lasting->send_text(auth_frame("b"));
+    run_until(
+        ioc, [] { return false; }, milliseconds(40));
+    CHECK(expiring->open());  // not before its expiry
+    CHECK(run_until(ioc, [&] { return !expiring->open(); }, milliseconds(2000)));
+    CHECK(expiring->close_code() == mesa::close_code::token_expired);
+    CHECK(lasting->open());
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("4004") != std::string::npos);
+}
+
+TEST_CASE("one queue serves every client, whatever the order of their expiries") {
+    asio::io_context ioc;
+    session_server s{ioc};
+    trust_with_expiry(s);
+    s.start();
+    auto late = s.transport().connect("/");
+    auto early = s.transport().connect("/");
+    late->send_text(auth_for("late", 300));
+    drain(ioc);
+    early->send_text(auth_for("early", 30));  // queued after, due before
+    CHECK(run_until(ioc, [&] { return !early->open(); }, milliseconds(2000)));
+    CHECK(late->open());
+    CHECK(run_until(ioc, [&] { return !late->open(); }, milliseconds(2000)));
+    CHECK(late->close_code() == mesa::close_code::token_expired);
+}
+
+TEST_CASE("an op 2 for the same id refreshes: new expiry and user, no second op 22, no redelivery") {
+    asio::io_context ioc;
+    session_server s{ioc};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    trust_with_expiry(s);
+    s.start();
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_for("a", 100));
+    drain(ioc);
+    REQUIRE(count_op(*peer, mesa::opcode::authenticated) == 1);
+    // A message that waits for "a" now: a new authentication would take and
+    // redeliver it; a refresh must not.
+    s.broker().backlog_append(s.keys().undelivered_messages(), "a", R"({"op":0,"d":{},"t":"LATER"})", 0);
+    drain(ioc);
+    peer->send_text(auth_for("a", 400));
+    run_until(
+        ioc, [] { return false; }, milliseconds(200));
+    CHECK(peer->open());  // past the first expiry
+    CHECK(errors.empty());
+    CHECK(count_op(*peer, mesa::opcode::authenticated) == 1);
+    CHECK(of_type(*peer, "LATER").empty());
+    CHECK(s.clients().at(0)->id() == "a");
+    CHECK(run_until(ioc, [&] { return !peer->open(); }, milliseconds(2000)));
+    CHECK(peer->close_code() == mesa::close_code::token_expired);
+}
+
+TEST_CASE("a refresh with credentials that do not expire ends the expiry") {
+    asio::io_context ioc;
+    session_server s{ioc};
+    trust_with_expiry(s);
+    s.start();
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_for("a", 40));
+    drain(ioc);
+    peer->send_text(auth_frame("a"));
+    run_until(
+        ioc, [] { return false; }, milliseconds(120));
+    CHECK(peer->open());
+}
+
+TEST_CASE("a refresh with expired or refused credentials follows disconnect_on_fail (1008)") {
+    for (bool expired : {true, false}) {
+        CAPTURE(expired);
+        asio::io_context ioc;
+        session_server s{ioc};
+        std::vector<std::string> errors;
+        s.on_error([&](auto const& e) { errors.push_back(e.what); });
+        s.feature<mesa::authentication>().on_authenticate(
+            [](auto const&, object const& credentials, mesa::authentication::done done) {
+                if (credentials.contains("bad")) return done.fail("bad signature");
+                auto const ttl = milliseconds(credentials.at("ttl_ms").to_number<int>());
+                done.succeed("a", object{}, system_clock::now() + ttl);
+            });
+        s.start();
+        auto peer = s.transport().connect("/");
+        peer->send_text(auth_for("a", 10000));
+        drain(ioc);
+        REQUIRE(peer->open());
+        if (expired)
+            peer->send_text(auth_for("a", -1000));
+        else
+            peer->send_text(auth_with({{"bad", true}}));
+        drain(ioc);
+        CHECK_FALSE(peer->open());
+        CHECK(peer->close_code() == mesa::close_code::policy_violation);
+        REQUIRE(errors.size() == 1);
+        CHECK(errors[0].find(expired ? "token expired" : "bad signature") != std::string::npos);
+    }
+}
+
+TEST_CASE("an op 2 for another id is a new authentication: the new id's backlog is redelivered") {
+    asio::io_context ioc;
+    session_server s{ioc};
+    trust_with_expiry(s);
+    s.start();
+    s.send(mesa::message("FOR_B", {}), {"b"});  // b is offline: stored
+    drain(ioc);
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_for("a", 60));
+    drain(ioc);
+    peer->send_text(auth_frame("b"));  // no expiry for b
+    CHECK(run_until(ioc, [&] { return of_type(*peer, "FOR_B").size() == 1; }));
+    CHECK(s.clients().at(0)->id() == "b");
+    run_until(
+        ioc, [] { return false; }, milliseconds(120));
+    CHECK(peer->open());  // a's expiry no longer applies
+}
