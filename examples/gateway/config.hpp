@@ -119,6 +119,7 @@ struct config {
     std::optional<std::string> api_key;                  // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
     std::uint32_t max_backlog_bytes = 1u << 20;          // MESA_MAX_BACKLOG (0: no bound)
     std::uint32_t max_connections = 100000;              // MESA_MAX_CONNECTIONS (0: no limit)
+    std::uint32_t max_connections_per_user = 0;          // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
     std::vector<std::string> allowed_origins;            // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
     std::uint32_t max_messages_per_second = 50;          // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
     std::uint32_t message_burst = 100;                   // MESA_MESSAGE_BURST
@@ -209,6 +210,9 @@ inline std::vector<variable> const& variables() {
         {"MESA_API_KEY_FILE", "unset", "file holding MESA_API_KEY (instead of it)"},
         {"MESA_MAX_BACKLOG", "1048576", "bytes waiting for a client before it is closed with 4002 (0: no bound)"},
         {"MESA_MAX_CONNECTIONS", "100000", "open connections past which upgrades get HTTP 503 (0: no limit)"},
+        {"MESA_MAX_CONNECTIONS_PER_USER", "0",
+         "open sockets one user id may hold in the whole cluster; the next one's authentication closes it with 4005 "
+         "(0: no cap)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
@@ -480,6 +484,7 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.secret("MESA_API_KEY", c.api_key);
     r.integer("MESA_MAX_BACKLOG", c.max_backlog_bytes, 0, 1u << 30);
     r.integer("MESA_MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
+    r.integer("MESA_MAX_CONNECTIONS_PER_USER", c.max_connections_per_user, 0, 10'000'000);
     if (auto origins = r.get("MESA_ALLOWED_ORIGINS")) {
         std::size_t start = 0;
         while (start <= origins->size()) {

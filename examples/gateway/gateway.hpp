@@ -108,6 +108,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.max_backlog_bytes = cfg.max_backlog_bytes;
     o.presence_ttl = milliseconds(cfg.presence_ttl_ms);
     o.max_connections = 0;  // the transport checks the whole gateway's count instead
+    o.max_connections_per_user = cfg.max_connections_per_user;
     o.transport.limit = std::move(limit);
     o.transport.counters = std::move(counters);
     o.allowed_origins = cfg.allowed_origins;

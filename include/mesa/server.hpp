@@ -98,6 +98,12 @@ public:
         std::size_t max_backlog_bytes = 1u << 20;
         // Upgrades past this many open connections get HTTP 503 (0: no limit).
         std::size_t max_connections = 100000;
+        // An authentication that would give one id more than this many open
+        // sockets in the whole cluster closes the new socket with 4005 (0: no
+        // cap). Checked and counted in one atomic step with the exact
+        // presence, so it needs authentication.store_connected_users; the
+        // sockets of a crashed instance count until it is reaped (presence_ttl).
+        std::size_t max_connections_per_user = 0;
         // When not empty, upgrades whose Origin is not listed get HTTP 403
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
@@ -310,10 +316,7 @@ public:
     /// Makes `c` reachable by sends to `id` (empty: to no id). A client
     /// counted in the cluster's presence under another id leaves it.
     void set_id(client& c, std::string id) {
-        if (c.present_ && c.id_ != id) {
-            presence_.change(0, c.id_, -1);
-            c.present_ = false;
-        }
+        if (c.present_ && c.id_ != id) withdraw_presence(c);
         if (!c.id_.empty()) {
             auto range = by_id_.equal_range(c.id_);
             for (auto it = range.first; it != range.second; ++it) {
@@ -328,11 +331,48 @@ public:
     }
 
     /// Counts `c` (which has an id) in the cluster's presence: its id is in
-    /// `connected_clients` while any socket of it is open anywhere.
-    void mark_present(client& c) {
-        if (c.present_ || c.id_.empty() || !c.open_) return;
+    /// `connected_clients` while any socket of it is open anywhere. With
+    /// max_connections_per_user, the broker first checks the id's sockets in
+    /// the cluster: over the cap, `c` is closed with 4005 (and the error
+    /// event) and `admitted` is not called; else `admitted()` runs once `c`
+    /// is counted (at once without a cap), on this server's thread.
+    void mark_present(client& c, std::function<void()> admitted = {}) {
+        if (c.id_.empty() || !c.open_ || c.admission_ != 0) return;  // a pending verdict calls the first `admitted`
+        if (c.present_) {
+            if (admitted) admitted();
+            return;
+        }
         c.present_ = true;
-        presence_.change(0, c.id_, 1);
+        if (!options_.max_connections_per_user) {
+            presence_.change(0, c.id_, 1);
+            if (admitted) admitted();
+            return;
+        }
+        auto const admission = ++admissions_;
+        c.admission_ = admission;
+        presence_.admit(c.id_, static_cast<std::int64_t>(options_.max_connections_per_user),
+                        [this, alive = alive_, weak = c.weak_from_this(), id = c.id_, admission,
+                         admitted = std::move(admitted)](bool ok) {
+                            if (!*alive) return;
+                            auto c = weak.lock();
+                            bool const current = c && c->open_ && c->present_ && c->admission_ == admission;
+                            if (c && c->admission_ == admission) c->admission_ = 0;
+                            if (!current) {
+                                // Gone or renamed meanwhile: its withdrawal waited for this verdict.
+                                if (ok) presence_.change(0, id, -1);
+                                return;
+                            }
+                            if (ok) {
+                                if (admitted) admitted();
+                                return;
+                            }
+                            c->present_ = false;
+                            report("user " + id + " already holds " +
+                                       std::to_string(options_.max_connections_per_user) +
+                                       " connections (max_connections_per_user): closing the new one",
+                                   c);
+                            close(*c, close_code::too_many_connections, "too many connections for this user");
+                        });
     }
 
     /// Number of open local connections identified as `id`.
@@ -506,8 +546,11 @@ private:
         c->open_ = false;
         c->connection_->context = nullptr;
         for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
-        presence_.change(-1, c->present_ ? c->id_ : std::string(), c->present_ ? -1 : 0);
+        // One change for the connection and its id; a pending admission withdraws the id itself.
+        bool const counted = c->present_ && c->admission_ == 0;
+        presence_.change(-1, counted ? c->id_ : std::string(), counted ? -1 : 0);
         c->present_ = false;
+        c->admission_ = 0;
         // Swap-remove keeps the list dense for broadcasts.
         std::size_t i = c->index_;
         if (i + 1 != clients_.size()) {
@@ -518,6 +561,14 @@ private:
         // The handler still sees the client's id; sends to it no longer reach it.
         if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
         set_id(*c, {});
+    }
+
+    /// `c` leaves its id's count in the cluster; with an admission pending,
+    /// its verdict does that (see mark_present).
+    void withdraw_presence(client& c) {
+        if (c.admission_ == 0) presence_.change(0, c.id_, -1);
+        c.admission_ = 0;
+        c.present_ = false;
     }
 
     std::pair<std::int64_t, typename detail::instance_presence<Broker>::socket_counts> presence_snapshot() const {
@@ -722,6 +773,7 @@ private:
     std::vector<client_ptr> clients_;
     server_stats stats_;
     std::unordered_multimap<std::string, client*> by_id_;
+    std::uint64_t admissions_ = 0;  // numbers admissions under the per-user cap
     std::optional<frame> hello_;
 
     std::function<void(client_ptr const&)> on_connection_;

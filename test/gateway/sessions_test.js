@@ -88,13 +88,38 @@ test('op 2 with an expired token closes with 1008 (AUTH_DISCONNECT_ON_FAIL)', as
   assert.strictEqual((await within(5000, c.closed, 'close')).code, 1008);
 });
 
+test('MESA_MAX_CONNECTIONS_PER_USER=2: the third socket of a user, on the other gateway, closes with 4005', async () => {
+  const first = await connect(a.url);
+  const second = await connect(a.url);
+  await authenticate(first, token('capped'));
+  await authenticate(second, token('capped'));
+  const third = await connect(b.url);
+  const from = b.log.length;
+  third.ws.send(JSON.stringify({ op: 2, d: { token: token('capped') } }));
+  assert.strictEqual((await within(5000, third.closed, 'third closed')).code, 4005);
+  assert.strictEqual(authenticated(third), 0);
+  await h.until(5000, () => /error: .*max_connections_per_user/.test(b.log.slice(from)), 'error event for 4005');
+  await h.sleep(200);
+  assert.strictEqual(first.ws.readyState, WebSocket.OPEN);
+  assert.strictEqual(second.ws.readyState, WebSocket.OPEN);
+  // One of them leaves: a new socket takes its place.
+  second.ws.close(1000);
+  await second.closed;
+  await h.until(5000, async () => (await redis.hget('mesa_presence_sessions', 'capped')) === '1', 'count back to 1');
+  const next = await connect(b.url);
+  await authenticate(next, token('capped'));
+  assert.strictEqual(next.ws.readyState, WebSocket.OPEN);
+  first.ws.close(1000);
+  next.ws.close(1000);
+});
+
 (async () => {
   const { uri } = await h.startRedis();
   const Redis = h.load('ioredis');
   redis = new Redis(uri, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   h.onCleanup(() => redis.disconnect());
-  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, MESA_NAMESPACE: 'sessions', MESA_THREADS: '1' };
+  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, MESA_NAMESPACE: 'sessions', MESA_THREADS: '1', MESA_MAX_CONNECTIONS_PER_USER: '2' };
   a = await h.startGateway(binary, env, 'gateway A');
   b = await h.startGateway(binary, env, 'gateway B');
   await h.runTests(() => console.log(`gateway A log:\n${a.log}\ngateway B log:\n${b.log}`));

@@ -60,7 +60,8 @@ TEST_CASE("credentials that expire close the client with 4004 and an error event
     run_until(
         ioc, [] { return false; }, milliseconds(40));
     CHECK(expiring->open());  // not before its expiry
-    CHECK(run_until(ioc, [&] { return !expiring->open(); }, milliseconds(2000)));
+    CHECK(run_until(
+        ioc, [&] { return !expiring->open(); }, milliseconds(2000)));
     CHECK(expiring->close_code() == mesa::close_code::token_expired);
     CHECK(lasting->open());
     REQUIRE(errors.size() == 1);
@@ -77,9 +78,11 @@ TEST_CASE("one queue serves every client, whatever the order of their expiries")
     late->send_text(auth_for("late", 300));
     drain(ioc);
     early->send_text(auth_for("early", 30));  // queued after, due before
-    CHECK(run_until(ioc, [&] { return !early->open(); }, milliseconds(2000)));
+    CHECK(run_until(
+        ioc, [&] { return !early->open(); }, milliseconds(2000)));
     CHECK(late->open());
-    CHECK(run_until(ioc, [&] { return !late->open(); }, milliseconds(2000)));
+    CHECK(run_until(
+        ioc, [&] { return !late->open(); }, milliseconds(2000)));
     CHECK(late->close_code() == mesa::close_code::token_expired);
 }
 
@@ -106,7 +109,8 @@ TEST_CASE("an op 2 for the same id refreshes: new expiry and user, no second op 
     CHECK(count_op(*peer, mesa::opcode::authenticated) == 1);
     CHECK(of_type(*peer, "LATER").empty());
     CHECK(s.clients().at(0)->id() == "a");
-    CHECK(run_until(ioc, [&] { return !peer->open(); }, milliseconds(2000)));
+    CHECK(run_until(
+        ioc, [&] { return !peer->open(); }, milliseconds(2000)));
     CHECK(peer->close_code() == mesa::close_code::token_expired);
 }
 
@@ -170,4 +174,103 @@ TEST_CASE("an op 2 for another id is a new authentication: the new id's backlog 
     run_until(
         ioc, [] { return false; }, milliseconds(120));
     CHECK(peer->open());  // a's expiry no longer applies
+}
+
+namespace {
+
+using capped_server = memory_server<mesa::authentication>;
+
+capped_server::options capped(std::shared_ptr<mesa::broker::memory::hub> hub, std::size_t cap) {
+    capped_server::options o;
+    o.broker.cluster = std::move(hub);
+    o.max_connections_per_user = cap;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("per-user cap: the third socket of a user capped at 2 closes with 4005, across instances") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    capped_server one{ioc, capped(hub, 2)}, two{ioc, capped(hub, 2)};
+    std::vector<std::string> errors;
+    two.on_error([&](auto const& e) { errors.push_back(e.what); });
+    for (auto* s : {&one, &two}) {
+        mesa::test::trust_ids(*s);
+        s->start();
+    }
+    drain(ioc);
+    auto first = mesa::test::connect_as(one, "u");
+    auto second = mesa::test::connect_as(one, "u");
+    auto other = mesa::test::connect_as(two, "v");
+    drain(ioc);
+    auto third = mesa::test::connect_as(two, "u");
+    drain(ioc);
+    CHECK_FALSE(third->open());
+    CHECK(third->close_code() == mesa::close_code::too_many_connections);
+    CHECK(count_op(*third, mesa::opcode::authenticated) == 0);  // refused before op 22
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("max_connections_per_user") != std::string::npos);
+    for (auto const& p : {first, second, other}) {
+        CHECK(p->open());
+        CHECK(count_op(*p, mesa::opcode::authenticated) == 1);
+    }
+
+    // A refused socket takes no place; a closed one frees its place.
+    second->close();
+    drain(ioc);
+    auto again = mesa::test::connect_as(two, "u");
+    drain(ioc);
+    CHECK(again->open());
+    CHECK(count_op(*again, mesa::opcode::authenticated) == 1);
+    auto over = mesa::test::connect_as(one, "u");
+    drain(ioc);
+    CHECK(over->close_code() == mesa::close_code::too_many_connections);
+}
+
+TEST_CASE("per-user cap: a socket that closes while the broker decides leaves no count behind") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    capped_server s{ioc, capped(hub, 1)};
+    mesa::test::trust_ids(s);
+    s.start();
+    drain(ioc);
+    for (int i = 0; i < 3; ++i) {
+        auto gone = s.transport().connect("/");
+        gone->send_text(mesa::test::auth_frame("u"));
+        ioc.restart();
+        while (s.clients().empty() || s.clients()[0]->id() != "u") ioc.run_one();  // the op 2 is handled,
+        gone->close();                                                             // the verdict is not yet
+        drain(ioc);
+    }
+    auto stays = mesa::test::connect_as(s, "u");
+    drain(ioc);
+    CHECK(stays->open());
+    CHECK(count_op(*stays, mesa::opcode::authenticated) == 1);
+    std::vector<bool> online;
+    s.broker().set_contains(s.keys().connected_clients(), {"u"},
+                            [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{true});
+    stays->close();
+    drain(ioc);
+    s.broker().set_contains(s.keys().connected_clients(), {"u"},
+                            [&](std::error_code, std::vector<bool> f) { online = f; });
+    drain(ioc);
+    CHECK(online == std::vector<bool>{false});
+}
+
+TEST_CASE("per-user cap: a refresh of a capped user's socket is not a new connection") {
+    asio::io_context ioc;
+    capped_server s{ioc, capped(std::make_shared<mesa::broker::memory::hub>(), 1)};
+    trust_with_expiry(s);
+    s.start();
+    drain(ioc);
+    auto peer = s.transport().connect("/");
+    peer->send_text(auth_for("u", 60000));
+    drain(ioc);
+    peer->send_text(auth_for("u", 120000));
+    drain(ioc);
+    CHECK(peer->open());
+    CHECK(count_op(*peer, mesa::opcode::authenticated) == 1);
 }

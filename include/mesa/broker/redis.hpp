@@ -301,6 +301,16 @@ public:
                      integer_reply("presence change", std::move(done)));
     }
 
+    void presence_admit(mesa::keys const& k, std::string const& instance, std::int64_t epoch, std::string const& id,
+                        std::int64_t max_sockets, count_handler done) {
+        auto args = cluster_args(k, instance);
+        args.push_back(std::to_string(epoch));
+        args.push_back(id);
+        args.push_back(std::to_string(max_sockets));
+        state_->eval(script::presence_admit, std::move(args), cluster_keys,
+                     integer_reply("presence admit", std::move(done)));
+    }
+
     void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
                         std::chrono::milliseconds ttl, count_handler done) {
         auto args = cluster_args(k, instance);

@@ -171,7 +171,16 @@ struct authentication {
             s.user = std::move(user);
             expire_at(*c, expiry);
             if (refresh) return;  // same session, new credentials
-            if (options_.store_connected_users) server_->mark_present(*c);
+            if (!options_.store_connected_users) return welcome(*c);
+            // Under a per-user cap the broker admits it first (else 4005).
+            server_->mark_present(*c, [this, weak] {
+                if (auto c = weak.lock(); c && c->is_open()) welcome(*c);
+            });
+        }
+
+        // Op 22 the first time, then the features' on_authenticated (sync redelivery).
+        void welcome(client& c) {
+            auto& s = c.template state<authentication>();
             if (!s.authenticated) {
                 s.authenticated = true;
                 json::object d;
@@ -179,9 +188,9 @@ struct authentication {
                     d = s.user.get_object();
                 else if (options_.send_user_object && !s.user.is_null())
                     d = {{"user", s.user}};
-                c->send(message(opcode::authenticated, std::move(d)));
+                c.send(message(opcode::authenticated, std::move(d)));
             }
-            server_->authenticated(*c);
+            server_->authenticated(c);
         }
 
         void failed(std::weak_ptr<client> const& weak, std::string reason) {

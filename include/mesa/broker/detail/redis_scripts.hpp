@@ -198,6 +198,7 @@ enum class redis_script : std::size_t {
     sync_route,
     sync_take,
     sync_confirm,
+    presence_admit,
     count
 };
 
@@ -404,6 +405,20 @@ suffix = ARGV[1]
 redis.call('HDEL', KEYS[9], ARGV[2])
 if #ARGV < 3 then return 0 end
 return redis.call('HDEL', outbox_of(ARGV[2]), unpack(ARGV, 3))
+)lua",
+    // presence_admit: ARGV suffix, instance, epoch, id, max sockets. One more
+    // socket of the id on the instance, unless the id already holds max
+    // sockets in the cluster: then -2 and nothing changes. -1 when fenced,
+    // else the id's sockets in the cluster afterwards.
+    R"lua(
+suffix = ARGV[1]
+local instance = ARGV[2]
+if not registered(instance, ARGV[3]) then return -1 end
+local id = ARGV[4]
+if tonumber(redis.call('HGET', KEYS[3], id) or '0') >= tonumber(ARGV[5]) then return -2 end
+redis.call('HINCRBY', sockets_of(instance), id, 1)
+redis.call('SADD', KEYS[1], id)
+return redis.call('HINCRBY', KEYS[3], id, 1)
 )lua",
 };
 
