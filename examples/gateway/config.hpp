@@ -120,6 +120,8 @@ struct config {
     std::uint32_t max_backlog_bytes = 1u << 20;          // MESA_MAX_BACKLOG (0: no bound)
     std::uint32_t max_connections = 100000;              // MESA_MAX_CONNECTIONS (0: no limit)
     std::uint32_t max_connections_per_user = 0;          // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
+    std::uint32_t max_upgrades_per_second = 0;           // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
+    std::uint32_t upgrade_burst = 0;                     // MESA_UPGRADE_BURST (0: the rate)
     std::vector<std::string> allowed_origins;            // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
     std::uint32_t max_messages_per_second = 50;          // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
     std::uint32_t message_burst = 100;                   // MESA_MESSAGE_BURST
@@ -213,6 +215,10 @@ inline std::vector<variable> const& variables() {
         {"MESA_MAX_CONNECTIONS_PER_USER", "0",
          "open sockets one user id may hold in the whole cluster; the next one's authentication closes it with 4005 "
          "(0: no cap)"},
+        {"MESA_MAX_UPGRADES_PER_SECOND", "0",
+         "WebSocket upgrades per second the gateway accepts on average; the excess gets HTTP 503 with Retry-After "
+         "(0: no limit)"},
+        {"MESA_UPGRADE_BURST", "the rate", "upgrades accepted at once within that average (0: the rate)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
@@ -485,6 +491,8 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.integer("MESA_MAX_BACKLOG", c.max_backlog_bytes, 0, 1u << 30);
     r.integer("MESA_MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
     r.integer("MESA_MAX_CONNECTIONS_PER_USER", c.max_connections_per_user, 0, 10'000'000);
+    r.integer("MESA_MAX_UPGRADES_PER_SECOND", c.max_upgrades_per_second, 0, 10'000'000);
+    r.integer("MESA_UPGRADE_BURST", c.upgrade_burst, 0, 10'000'000);
     if (auto origins = r.get("MESA_ALLOWED_ORIGINS")) {
         std::size_t start = 0;
         while (start <= origins->size()) {

@@ -72,9 +72,15 @@ public:
         : Base(ioc, std::move(s), o), limit_(std::move(o.limit)), counters_(std::move(o.counters)) {}
 
     void start(mesa::transport::events<typename Base::connection_ptr> ev) {
-        ev.admit = [limit = limit_, admit = std::move(ev.admit)](std::string_view origin) {
-            if (limit && limit->full()) return 503;
+        // Refused here, the server's Retry-After (of its rate limit) does not apply.
+        auto full = std::make_shared<bool>(false);
+        ev.admit = [limit = limit_, full, admit = std::move(ev.admit)](std::string_view origin) {
+            *full = limit && limit->full();
+            if (*full) return 503;
             return admit ? admit(origin) : 0;
+        };
+        ev.retry_after = [full, retry_after = std::move(ev.retry_after)] {
+            return *full || !retry_after ? 0u : retry_after();
         };
         ev.on_refused = [counters = counters_, refused = std::move(ev.on_refused)](int status, std::string_view target,
                                                                                    std::string_view origin) {
@@ -176,6 +182,11 @@ struct shared_state {
     logger log;
     std::atomic<std::uint64_t> next_number{0};  // connection numbers, unique in the process
     std::shared_ptr<connection_limit> limit = std::make_shared<connection_limit>();
+    // MESA_MAX_UPGRADES_PER_SECOND over every instance; null: no limit.
+    std::shared_ptr<mesa::upgrade_rate_limit> upgrade_limit =
+        cfg.max_upgrades_per_second
+            ? std::make_shared<mesa::upgrade_rate_limit>(cfg.max_upgrades_per_second, cfg.upgrade_burst)
+            : nullptr;
     // Instances hand sends to each other directly, so they reach each other
     // while Redis is down, as one instance's clients do.
     std::shared_ptr<mesa::instance_group> group = std::make_shared<mesa::instance_group>();
@@ -512,6 +523,7 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     for (std::size_t i = 0; i < cfg.threads; ++i) {
         auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit, shared.counters);
         if (cfg.threads > 1) opts.group = shared.group;
+        opts.upgrade_limit = shared.upgrade_limit;  // one pace for the whole gateway
         if (i > 0) opts.port = instances.front()->port();
         try {
             instances.push_back(std::make_unique<instance_t>(shared, i, std::move(opts), broker_name));

@@ -47,6 +47,7 @@
 #include <mesa/server_client.hpp>
 #include <mesa/transport/requirements.hpp>
 #include <mesa/transport/settings.hpp>
+#include <mesa/upgrade_rate_limit.hpp>
 
 namespace mesa {
 
@@ -104,6 +105,10 @@ public:
         // presence, so it needs authentication.store_connected_users; the
         // sockets of a crashed instance count until it is reaped (presence_ttl).
         std::size_t max_connections_per_user = 0;
+        // Paces upgrades: past its rate they get HTTP 503 with Retry-After.
+        // Share one among the servers to pace together (a process's
+        // instances). Null: no limit.
+        std::shared_ptr<upgrade_rate_limit> upgrade_limit;
         // When not empty, upgrades whose Origin is not listed get HTTP 403
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
@@ -210,8 +215,10 @@ public:
             if (on_log_) on_log_(level, text);
         };
         ev.admit = [this](std::string_view origin) { return admit(origin); };
+        ev.retry_after = [this] { return static_cast<unsigned>(retry_after_.count()); };
         ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
             report(refusal(status, target, origin));
+            retry_after_ = std::chrono::seconds(0);  // refusals the server did not decide have none
         };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
@@ -449,11 +456,14 @@ private:
 
     static client* client_of(connection_ptr const& con) { return static_cast<client*>(con->context); }
 
-    int admit(std::string_view origin) const {
+    int admit(std::string_view origin) {
+        retry_after_ = std::chrono::seconds(0);
         if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
         auto const& allowed = options_.allowed_origins;
         if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
             return 403;
+        // Last: only an upgrade admitted otherwise takes a token.
+        if (options_.upgrade_limit && (retry_after_ = options_.upgrade_limit->take()).count() > 0) return 503;
         return 0;
     }
 
@@ -526,7 +536,7 @@ private:
         finish(c, code, reason);
     }
 
-    static std::string refusal(int status, std::string_view target, std::string_view origin) {
+    std::string refusal(int status, std::string_view target, std::string_view origin) const {
         std::string what = "upgrade of " + std::string(target) + " refused with HTTP " + std::to_string(status);
         switch (status) {
             case 404:
@@ -534,7 +544,9 @@ private:
             case 403:
                 return what + ": Origin " + std::string(origin) + " is not allowed";
             case 503:
-                return what + ": at the connection limit";
+                return what + (retry_after_.count() > 0 ? ": over the upgrade rate limit (Retry-After " +
+                                                              std::to_string(retry_after_.count()) + " s)"
+                                                        : ": at the connection limit");
             default:
                 return what;
         }
@@ -773,7 +785,8 @@ private:
     std::vector<client_ptr> clients_;
     server_stats stats_;
     std::unordered_multimap<std::string, client*> by_id_;
-    std::uint64_t admissions_ = 0;  // numbers admissions under the per-user cap
+    std::uint64_t admissions_ = 0;         // numbers admissions under the per-user cap
+    std::chrono::seconds retry_after_{0};  // of the last upgrade refused by the rate limit
     std::optional<frame> hello_;
 
     std::function<void(client_ptr const&)> on_connection_;

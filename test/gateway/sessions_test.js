@@ -113,6 +113,30 @@ test('MESA_MAX_CONNECTIONS_PER_USER=2: the third socket of a user, on the other 
   next.ws.close(1000);
 });
 
+test('MESA_MAX_UPGRADES_PER_SECOND=10: a burst of 50 upgrades gets 503s with Retry-After, and the gateway goes on', async () => {
+  const c = await h.startGateway(binary, { MESA_PORT: '0', WS_KEY: KEY, MESA_MAX_UPGRADES_PER_SECOND: '10' }, 'gateway C');
+  const results = await Promise.all(Array.from({ length: 50 }, () => connect(c.url)));
+  const admitted = results.filter((r) => r.ws);
+  const refused = results.filter((r) => r.status);
+  assert.strictEqual(admitted.length + refused.length, 50);
+  assert.ok(admitted.length >= 10 && admitted.length <= 15, `${admitted.length} admitted`);
+  for (const r of refused) {
+    assert.strictEqual(r.status, 503);
+    assert.match(r.headers['retry-after'], /^[1-9][0-9]*$/);
+  }
+  // Spread: the later refusals are sent further away than the first.
+  const waits = refused.map((r) => Number(r.headers['retry-after']));
+  assert.ok(Math.max(...waits) >= 3, `Retry-After ${waits}`);
+  await h.until(5000, () => (c.log.match(/error: .*over the upgrade rate limit/g) || []).length === refused.length,
+    'one error event per refusal, naming the limit');
+  await h.sleep(1100);
+  const later = await connect(c.url);
+  assert.ok(later.ws, 'admitted again once the rate allows');
+  assert.ok(c.alive);
+  for (const r of [...admitted, later]) r.ws.close(1000);
+  assert.deepStrictEqual(await c.stop(), { code: 0, signal: null });
+});
+
 (async () => {
   const { uri } = await h.startRedis();
   const Redis = h.load('ioredis');

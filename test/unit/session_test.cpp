@@ -1,9 +1,13 @@
-// Sessions: credentials that expire (4004) and their refresh.
+// Sessions and admission: credentials that expire (4004) and their refresh,
+// the per-user connection cap (4005), the upgrade rate limit (503).
 #include "../support/memory_server.hpp"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -273,4 +277,47 @@ TEST_CASE("per-user cap: a refresh of a capped user's socket is not a new connec
     drain(ioc);
     CHECK(peer->open());
     CHECK(count_op(*peer, mesa::opcode::authenticated) == 1);
+}
+
+TEST_CASE("upgrade rate limit: a token bucket; refusals are told to come back in spread slots") {
+    using clock = mesa::upgrade_rate_limit::clock;
+    mesa::upgrade_rate_limit limit(10, 3);
+    auto const t0 = clock::now();
+    for (int i = 0; i < 3; ++i) CHECK(limit.take(t0).count() == 0);  // the burst
+    // Refused at 10/s: the first waits for the next token (0.1 s, said as 1 s),
+    // the next ones for the slots after it, so they do not all come back at once.
+    std::vector<long> waits;
+    for (int i = 0; i < 25; ++i) waits.push_back(static_cast<long>(limit.take(t0).count()));
+    CHECK(waits.front() == 1);
+    CHECK(std::is_sorted(waits.begin(), waits.end()));
+    CHECK(waits.back() == 3);                                // the 25th refusal's slot is 2.5 s away
+    CHECK(limit.take(t0 + milliseconds(100)).count() == 0);  // one token back
+    CHECK(limit.take(t0 + milliseconds(100)).count() > 0);
+    CHECK_THROWS_AS(mesa::upgrade_rate_limit(0), std::invalid_argument);
+    CHECK(mesa::upgrade_rate_limit(2.5).burst() == 3);  // default burst: the rate, rounded up
+}
+
+TEST_CASE("upgrade rate limit on a server: the excess gets 503 with Retry-After and an error event") {
+    asio::io_context ioc;
+    session_server::options o;
+    o.upgrade_limit = std::make_shared<mesa::upgrade_rate_limit>(1, 2);
+    o.allowed_origins = {"https://ok.example"};
+    session_server s{ioc, o};
+    std::vector<std::string> errors;
+    s.on_error([&](auto const& e) { errors.push_back(e.what); });
+    s.start();
+    auto foreign = s.transport().connect("/", "https://other.example");
+    CHECK(foreign->http_status() == 403);  // refused before it takes a token
+    CHECK(foreign->retry_after() == 0);
+    auto one = s.transport().connect("/");
+    auto two = s.transport().connect("/");
+    auto three = s.transport().connect("/");
+    CHECK(one->http_status() == 101);
+    CHECK(two->http_status() == 101);
+    CHECK(three->http_status() == 503);
+    CHECK(three->retry_after() >= 1);
+    drain(ioc);
+    CHECK(s.clients().size() == 2);
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[1].find("upgrade rate limit") != std::string::npos);
 }
