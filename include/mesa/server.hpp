@@ -37,6 +37,7 @@
 #include <mesa/close_code.hpp>
 #include <mesa/detail/instance_presence.hpp>
 #include <mesa/detail/uuid.hpp>
+#include <mesa/disconnect.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
@@ -267,6 +268,24 @@ public:
             if (taken) return;
         }
         publish(std::move(e), std::move(done));
+    }
+
+    /// Closes the sockets of `ids` wherever in the cluster they are
+    /// connected, with `code` and `reason` (the reference's DISCONNECT_CLIENT
+    /// event, carrying them in `d`; Node servers close with 1000). `code`
+    /// must pass close_code::may_disconnect_with and `reason` be at most
+    /// close_code::max_reason_bytes, else std::invalid_argument. `done`
+    /// learns when the broker took the event.
+    void disconnect(std::vector<std::string> ids, std::uint16_t code = close_code::normal, std::string reason = {},
+                    broker::completion done = {}) {
+        publish(envelope{disconnect_event(code, std::move(reason)), std::move(ids), {}, {}}, std::move(done));
+    }
+
+    /// Asks the cluster whether `ids` are online: `done(ec, counts)`, per id
+    /// its open sockets in the cluster, -1 when a Node server holds it
+    /// (online, count unknown), 0 when offline; on this server's thread.
+    void presence(std::vector<std::string> const& ids, broker::counts_handler done) {
+        broker_.presence_query(keys_, ids, std::move(done));
     }
 
     /// Sends to one client directly.
@@ -621,8 +640,10 @@ private:
 
     void deliver_local(envelope e, bool from_here) {
         if (e.msg.op == opcode::internal_event) {
-            if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT")
-                for_recipients(e, [&](client& c) { close(c, close_code::normal, "disconnected by the cluster"); });
+            if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT") {
+                auto [code, reason] = disconnect_of(e.msg);
+                for_recipients(e, [&, code = code, &reason = reason](client& c) { close(c, code, reason); });
+            }
             return;
         }
         if constexpr (!tracks_deliveries) {

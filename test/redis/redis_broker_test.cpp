@@ -828,7 +828,7 @@ TEST_CASE("a broker destroyed by one of its own handlers stops cleanly") {
     CHECK(heard == 1);
 }
 
-TEST_CASE("per-user cap on Redis: admitted and counted in one step across instances, refused past the cap") {
+TEST_CASE("per-user cap and presence query on Redis: admitted and counted in one step across instances") {
     redis_server server;
     asio::io_context ioc;
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
@@ -854,6 +854,15 @@ TEST_CASE("per-user cap on Redis: admitted and counted in one step across instan
     // A fenced instance counts nothing.
     CHECK(call([&](auto h) { b.presence_admit(keys, "A", a + 100, "v", 2, h); }) == -1);
     CHECK(server.cli({"HEXISTS", "mesa_presence_chat", "v"}) == "0");
+    // The presence query: sockets per id, -1 for an id only Node's set holds, 0 offline.
+    server.cli({"SADD", "connected_clients_chat", "node-user"});
+    outcome<std::vector<std::int64_t>> counts;
+    b.presence_query(keys, {"u", "node-user", "v"}, [&](std::error_code ec, std::vector<std::int64_t> c) {
+        counts = {true, ec, c};
+    });
+    REQUIRE(run_until(ioc, [&] { return counts.done; }));
+    CHECK_FALSE(counts.ec);
+    CHECK(counts.value == std::vector<std::int64_t>{2, -1, 0});
     // Withdrawing an instance takes its admitted sockets with it.
     CHECK(call([&](auto h) { b.presence_withdraw(keys, "C", c, h); }) == 1);
     CHECK(server.cli({"HGET", "mesa_presence_chat", "u"}).empty());

@@ -321,3 +321,69 @@ TEST_CASE("upgrade rate limit on a server: the excess gets 503 with Retry-After 
     REQUIRE(errors.size() == 2);
     CHECK(errors[1].find("upgrade rate limit") != std::string::npos);
 }
+
+TEST_CASE("presence query: sockets per id in the cluster, -1 for an id only Node's set holds, 0 offline") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    capped_server one{ioc, capped(hub, 0)}, two{ioc, capped(hub, 0)};
+    for (auto* s : {&one, &two}) {
+        mesa::test::trust_ids(*s);
+        s->start();
+    }
+    auto a1 = mesa::test::connect_as(one, "a");
+    auto a2 = mesa::test::connect_as(two, "a");
+    auto b = mesa::test::connect_as(two, "b");
+    one.broker().set_add(one.keys().connected_clients(), "node-user");  // as a Node server does
+    drain(ioc);
+    auto ask = [&](auto& s) {
+        std::vector<std::int64_t> counts;
+        s.presence({"a", "b", "node-user", "nobody"}, [&](std::error_code ec, std::vector<std::int64_t> c) {
+            CHECK_FALSE(ec);
+            counts = std::move(c);
+        });
+        drain(ioc);
+        return counts;
+    };
+    CHECK(ask(one) == std::vector<std::int64_t>{2, 1, -1, 0});
+    a2->close();
+    b->close();
+    drain(ioc);
+    CHECK(ask(two) == std::vector<std::int64_t>{1, 0, -1, 0});
+}
+
+TEST_CASE("disconnect: closes an id's sockets on every instance with the code and reason given") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    capped_server one{ioc, capped(hub, 0)}, two{ioc, capped(hub, 0)};
+    for (auto* s : {&one, &two}) {
+        mesa::test::trust_ids(*s);
+        s->start();
+    }
+    auto here = mesa::test::connect_as(one, "a");
+    auto there = mesa::test::connect_as(two, "a");
+    auto other = mesa::test::connect_as(two, "b");
+    drain(ioc);
+    bool taken = false;
+    one.disconnect({"a"}, 4100, "banned", [&](std::error_code ec) { taken = !ec; });
+    drain(ioc);
+    CHECK(taken);
+    for (auto const& p : {here, there}) {
+        CAPTURE(p == here);
+        CHECK_FALSE(p->open());
+        CHECK(p->close_code() == 4100);
+        CHECK(p->close_reason() == "banned");
+    }
+    CHECK(other->open());
+
+    // Our own codes and long reasons are refused; an event from another
+    // publisher asking for them closes with 1000.
+    CHECK_THROWS_AS(one.disconnect({"b"}, mesa::close_code::rate_limited), std::invalid_argument);
+    CHECK_THROWS_AS(one.disconnect({"b"}, 4100, std::string(124, 'x')), std::invalid_argument);
+    CHECK_THROWS_AS(one.disconnect({"b"}, 1001), std::invalid_argument);
+    CHECK(other->open());
+    mesa::message forged(mesa::opcode::internal_event, object{{"code", 4003}, {"reason", 7}});
+    forged.t = "DISCONNECT_CLIENT";
+    one.broker().publish(one.keys().ws(), mesa::serialize(mesa::envelope{forged, {"b"}, {}, {}}));
+    drain(ioc);
+    CHECK(other->close_code() == mesa::close_code::normal);
+}

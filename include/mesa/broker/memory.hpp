@@ -285,6 +285,21 @@ public:
         if (done) post([done = std::move(done), result] { done({}, result); });
     }
 
+    void presence_query(mesa::keys const& k, std::vector<std::string> const& ids, counts_handler done) {
+        std::vector<std::int64_t> counts;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto const& online = hub_->sets_[k.connected_clients()];
+            for (auto const& id : ids) {
+                auto it = table.sockets.find(id);
+                std::int64_t n = it == table.sockets.end() ? 0 : it->second;
+                counts.push_back(n > 0 ? n : online.count(id) ? -1 : 0);
+            }
+        }
+        if (done) post([done = std::move(done), counts = std::move(counts)]() mutable { done({}, std::move(counts)); });
+    }
+
     void presence_reap(mesa::keys const& k, members_handler done) {
         std::vector<std::string> reaped;
         {

@@ -320,6 +320,28 @@ public:
                      integer_reply("presence renew", std::move(done)));
     }
 
+    void presence_query(mesa::keys const& k, std::vector<std::string> const& ids, counts_handler done) {
+        auto args = cluster_args(k, {});
+        args.pop_back();  // no instance
+        args.insert(args.end(), ids.begin(), ids.end());
+        state_->eval(script::presence_query, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done), n = ids.size()](std::error_code ec, redisReply const* reply) {
+                             std::vector<std::int64_t> counts;
+                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements != n))
+                                 ec = redis_errc::unexpected_reply;
+                             for (std::size_t i = 0; !ec && i < n; ++i) {
+                                 if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+                                     ec = redis_errc::unexpected_reply;
+                                 else
+                                     counts.push_back(reply->element[i]->integer);
+                             }
+                             if (ec) counts.clear();
+                             if (done) done(ec, std::move(counts));
+                         },
+                         "presence query"));
+    }
+
     void presence_reap(mesa::keys const& k, members_handler done) {
         auto args = cluster_args(k, {});
         args.pop_back();  // no instance

@@ -199,6 +199,7 @@ enum class redis_script : std::size_t {
     sync_take,
     sync_confirm,
     presence_admit,
+    presence_query,
     count
 };
 
@@ -419,6 +420,18 @@ if tonumber(redis.call('HGET', KEYS[3], id) or '0') >= tonumber(ARGV[5]) then re
 redis.call('HINCRBY', sockets_of(instance), id, 1)
 redis.call('SADD', KEYS[1], id)
 return redis.call('HINCRBY', KEYS[3], id, 1)
+)lua",
+    // presence_query: ARGV suffix, then ids. For each id: its sockets in the
+    // cluster; -1 when only Node's connected_clients holds it (a Node server's
+    // client: online, count unknown); 0 when offline.
+    R"lua(
+local out = {}
+for k = 2, #ARGV do
+  local n = tonumber(redis.call('HGET', KEYS[3], ARGV[k]) or '0')
+  if n <= 0 and redis.call('SISMEMBER', KEYS[1], ARGV[k]) == 1 then n = -1 end
+  out[#out + 1] = n
+end
+return out
 )lua",
 };
 
