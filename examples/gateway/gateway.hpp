@@ -258,6 +258,13 @@ public:
                               [this] { return shared_.not_ready(); },
                               [counters = shared.counters](std::chrono::steady_clock::duration d) {
                                   counters->dispatch_latency(d);
+                              },
+                              [this](std::vector<std::string> const& ids, mesa::broker::counts_handler done) {
+                                  server_.presence(ids, std::move(done));
+                              },
+                              [this](std::vector<std::string> ids, std::uint16_t code, std::string reason,
+                                     mesa::broker::completion done) {
+                                  server_.disconnect(std::move(ids), code, std::move(reason), std::move(done));
                               }},
               shared.cfg.api_key, broker_name, shared.dispatches, !shared.cfg.admin_port) {
         handle_connections();

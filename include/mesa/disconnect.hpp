@@ -39,13 +39,15 @@ inline std::pair<std::uint16_t, std::string> disconnect_of(message const& m) {
     std::pair<std::uint16_t, std::string> out{close_code::normal, "disconnected by the cluster"};
     if (auto const* code = m.d.if_contains("code"); code && (code->is_int64() || code->is_uint64())) {
         // Built here it holds a uint64, parsed from text an int64.
-        auto const n = code->is_int64() ? code->get_int64() : (code->get_uint64() > 0xFFFF ? -1 : static_cast<std::int64_t>(code->get_uint64()));
+        auto const n = code->is_int64()
+                           ? code->get_int64()
+                           : (code->get_uint64() > 0xFFFF ? -1 : static_cast<std::int64_t>(code->get_uint64()));
         if (n >= 0 && n <= 0xFFFF && close_code::may_disconnect_with(static_cast<std::uint16_t>(n)))
             out.first = static_cast<std::uint16_t>(n);
     }
-    if (auto const* reason = m.d.if_contains("reason");
-        reason && reason->is_string() && !reason->get_string().empty() &&
-        reason->get_string().size() <= close_code::max_reason_bytes)
+    if (auto const* reason = m.d.if_contains("reason"); reason && reason->is_string() &&
+                                                        !reason->get_string().empty() &&
+                                                        reason->get_string().size() <= close_code::max_reason_bytes)
         out.second = std::string(reason->get_string());
     return out;
 }

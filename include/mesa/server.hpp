@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -219,7 +220,6 @@ public:
         ev.retry_after = [this] { return static_cast<unsigned>(retry_after_.count()); };
         ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
             report(refusal(status, target, origin));
-            retry_after_ = std::chrono::seconds(0);  // refusals the server did not decide have none
         };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
@@ -482,7 +482,12 @@ private:
         if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
             return 403;
         // Last: only an upgrade admitted otherwise takes a token.
-        if (options_.upgrade_limit && (retry_after_ = options_.upgrade_limit->take()).count() > 0) return 503;
+        if (options_.upgrade_limit && (retry_after_ = options_.upgrade_limit->take()).count() > 0) {
+            // The transport reports the refusal later, maybe after other upgrades.
+            if (rate_refusals_.size() == max_pending_refusals) rate_refusals_.pop_front();
+            rate_refusals_.push_back(retry_after_);
+            return 503;
+        }
         return 0;
     }
 
@@ -555,17 +560,19 @@ private:
         finish(c, code, reason);
     }
 
-    std::string refusal(int status, std::string_view target, std::string_view origin) const {
+    std::string refusal(int status, std::string_view target, std::string_view origin) {
         std::string what = "upgrade of " + std::string(target) + " refused with HTTP " + std::to_string(status);
         switch (status) {
             case 404:
                 return what + ": no WebSocket is served at that path";
             case 403:
                 return what + ": Origin " + std::string(origin) + " is not allowed";
-            case 503:
-                return what + (retry_after_.count() > 0 ? ": over the upgrade rate limit (Retry-After " +
-                                                              std::to_string(retry_after_.count()) + " s)"
-                                                        : ": at the connection limit");
+            case 503: {
+                if (rate_refusals_.empty()) return what + ": at the connection limit";
+                auto const wait = rate_refusals_.front();
+                rate_refusals_.pop_front();
+                return what + ": over the upgrade rate limit (Retry-After " + std::to_string(wait.count()) + " s)";
+            }
             default:
                 return what;
         }
@@ -808,6 +815,10 @@ private:
     std::unordered_multimap<std::string, client*> by_id_;
     std::uint64_t admissions_ = 0;         // numbers admissions under the per-user cap
     std::chrono::seconds retry_after_{0};  // of the last upgrade refused by the rate limit
+    // Rate-limit refusals the transport has not reported yet (a bound: a
+    // transport may not report one whose peer left).
+    static constexpr std::size_t max_pending_refusals = 1024;
+    std::deque<std::chrono::seconds> rate_refusals_;
     std::optional<frame> hello_;
 
     std::function<void(client_ptr const&)> on_connection_;

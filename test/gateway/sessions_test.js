@@ -127,8 +127,11 @@ test('MESA_MAX_UPGRADES_PER_SECOND=10: a burst of 50 upgrades gets 503s with Ret
   // Spread: the later refusals are sent further away than the first.
   const waits = refused.map((r) => Number(r.headers['retry-after']));
   assert.ok(Math.max(...waits) >= 3, `Retry-After ${waits}`);
-  await h.until(5000, () => (c.log.match(/error: .*over the upgrade rate limit/g) || []).length === refused.length,
-    'one error event per refusal, naming the limit');
+  const refusals = () => (c.log.match(/error: .*over the upgrade rate limit/g) || []).length;
+  await h.until(5000, () => refusals() === refused.length,
+    `one error event per refusal, naming the limit (${refused.length} refused)`).catch((e) => {
+    throw new Error(`${e.message}: ${refusals()} events in\n${c.log}`);
+  });
   await h.sleep(1100);
   const later = await connect(c.url);
   assert.ok(later.ws, 'admitted again once the rate allows');
@@ -137,13 +140,67 @@ test('MESA_MAX_UPGRADES_PER_SECOND=10: a burst of 50 upgrades gets 503s with Ret
   assert.deepStrictEqual(await c.stop(), { code: 0, signal: null });
 });
 
+const API = 'sessions-api-key';
+const api = (g, method, target, body) => h.httpRequest(g.port, method, target, { body, headers: { Authorization: `Bearer ${API}` } });
+
+test('POST /disconnect on gateway B closes a user\'s socket on gateway A with the code and reason given', async () => {
+  const target = await connect(a.url);
+  const bystander = await connect(a.url);
+  await authenticate(target, token('target'));
+  await authenticate(bystander, token('bystander'));
+  const r = await api(b, 'POST', '/disconnect', { ids: ['target'], code: 4100, reason: 'banned' });
+  assert.deepStrictEqual([r.status, r.json], [202, { status: 'accepted', ids: ['target'] }]);
+  const { code, reason } = await within(5000, target.closed, 'target closed');
+  assert.deepStrictEqual([code, reason], [4100, 'banned']);
+  assert.strictEqual(bystander.ws.readyState, WebSocket.OPEN);
+  // Bad input: our own codes, a wrong key, a huge list.
+  assert.strictEqual((await api(b, 'POST', '/disconnect', { ids: ['bystander'], code: 4000 })).status, 400);
+  assert.strictEqual((await h.httpRequest(b.port, 'POST', '/disconnect', { body: { ids: ['bystander'] }, headers: { Authorization: 'Bearer wrong' } })).status, 401);
+  const many = Array.from({ length: 1001 }, (_, i) => `u${i}`);
+  assert.strictEqual((await api(b, 'POST', '/disconnect', { ids: many })).status, 413);
+  assert.strictEqual((await api(b, 'POST', '/disconnect', ' '.repeat(2 << 20))).status, 413);
+  await h.sleep(200);
+  assert.strictEqual(bystander.ws.readyState, WebSocket.OPEN);
+  bystander.ws.close(1000);
+});
+
+test('GET /presence: after connect, after one of two sockets closes, after the user\'s gateway stops', async () => {
+  const presence = async (g, ...ids) => {
+    const r = await api(g, 'GET', '/presence?' + ids.map((id) => `id=${encodeURIComponent(id)}`).join('&'));
+    assert.strictEqual(r.status, 200, r.body);
+    return r.json.presence;
+  };
+  const one = await connect(a.url);
+  const two = await connect(a.url);
+  await authenticate(one, token('present'));
+  await authenticate(two, token('present'));
+  assert.deepStrictEqual(await presence(b, 'present', 'absent'),
+    { present: { online: true, sockets: 2 }, absent: { online: false, sockets: 0 } });
+  // An id only Node's set holds (a Node server's client): online, count unknown.
+  await redis.sadd('connected_clients_sessions', 'node-user');
+  assert.deepStrictEqual(await presence(b, 'node-user'), { 'node-user': { online: true, sockets: null } });
+  one.ws.close(1000);
+  await one.closed;
+  await h.eventually('one socket left', async () =>
+    assert.deepStrictEqual(await presence(b, 'present'), { present: { online: true, sockets: 1 } }));
+  // Bad input.
+  assert.strictEqual((await api(b, 'GET', '/presence?id=')).status, 400);
+  assert.strictEqual((await api(b, 'GET', '/presence?id=%zz')).status, 400);
+  assert.strictEqual((await h.httpRequest(b.port, 'GET', '/presence?id=present')).status, 401);
+  const many = Array.from({ length: 1001 }, (_, i) => `id=u${i}`).join('&');
+  assert.strictEqual((await api(b, 'GET', `/presence?${many}`)).status, 414);
+  // The user's gateway stops: the user is offline at once.
+  assert.deepStrictEqual(await a.stop(), { code: 0, signal: null });
+  assert.deepStrictEqual(await presence(b, 'present'), { present: { online: false, sockets: 0 } });
+});
+
 (async () => {
   const { uri } = await h.startRedis();
   const Redis = h.load('ioredis');
   redis = new Redis(uri, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   h.onCleanup(() => redis.disconnect());
-  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, MESA_NAMESPACE: 'sessions', MESA_THREADS: '1', MESA_MAX_CONNECTIONS_PER_USER: '2' };
+  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: uri, MESA_NAMESPACE: 'sessions', MESA_THREADS: '1', MESA_MAX_CONNECTIONS_PER_USER: '2', MESA_API_KEY: API };
   a = await h.startGateway(binary, env, 'gateway A');
   b = await h.startGateway(binary, env, 'gateway B');
   await h.runTests(() => console.log(`gateway A log:\n${a.log}\ngateway B log:\n${b.log}`));
