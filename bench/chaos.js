@@ -22,8 +22,8 @@
 // when a gateway died that was not killed on purpose, or a dispatch got an
 // answer other than 202 or 503.
 //
-// Failover mode (CHAOS_SENTINELS=1): instead of one redis-server, a master, a
-// replica (both with appendfsync always) and three sentinels (test/support/
+// Failover mode (CHAOS_SENTINELS=1): instead of one redis-server, a master,
+// CHAOS_REPLICAS replicas (all with appendfsync always) and three sentinels (test/support/
 // harness.js startSentinels); the gateways find the master with
 // REDIS_SENTINELS and REDIS_SENTINEL_MASTER; instead of the Redis restarts, a
 // forced failover (SENTINEL FAILOVER) and a SIGKILL of the current master
@@ -58,6 +58,7 @@
 //   CHAOS_SENTINELS        1: the failover mode above (0)
 //   CHAOS_FAILOVERS        failover mode: forced failovers, SENTINEL FAILOVER (1)
 //   CHAOS_MASTER_KILLS     failover mode: SIGKILLs of the current master (1)
+//   CHAOS_REPLICAS         failover mode: replicas of the master (1)
 //   CHAOS_DELAY_MS         a receipt later than this after its 202 is delayed (2000)
 //   CHAOS_WINDOW_MS        delays are also counted per fault, until this long after it (10000)
 //   CHAOS_QUIET_MS         the end waits until nothing more arrived for this long (5000)
@@ -108,6 +109,7 @@ const cfg = {
   sentinels: num('CHAOS_SENTINELS', 0) > 0,
   failovers: num('CHAOS_FAILOVERS', 1),
   masterKills: num('CHAOS_MASTER_KILLS', 1),
+  replicas: num('CHAOS_REPLICAS', 1),
   delay: num('CHAOS_DELAY_MS', 2000),
   window: num('CHAOS_WINDOW_MS', 10000),
   seed: num('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31)),
@@ -192,7 +194,7 @@ let sentinelDown = []; // nodes killed and not yet started again
 /// The node ({port, proc, args}) the sentinels name as master.
 async function currentMaster () {
   const port = await sentinelSet.masterPort();
-  return [sentinelSet.master, sentinelSet.replica].find((n) => n.port === port) || { port };
+  return sentinelSet.nodes.find((n) => n.port === port) || { port };
 }
 
 async function newMasterAfter (before, what) {
@@ -222,7 +224,7 @@ async function forcedFailover () {
 async function killMaster () {
   const start = Date.now() - started;
   const node = await currentMaster();
-  if (!node.proc) throw new Error(`the master on ${node.port} is neither the first master nor the replica`);
+  if (!node.proc) throw new Error(`the master on ${node.port} is none of the data nodes started`);
   log(`SIGKILL the master (port ${node.port})`);
   stats.events.push(`${since()} s: SIGKILL the master (port ${node.port})`);
   node.proc.kill('SIGKILL');
@@ -269,7 +271,7 @@ async function startGateway (g) {
       MESA_THREADS: String(cfg.threads),
       WS_KEY: KEY,
       ...(sentinelSet ? { REDIS_SENTINELS: sentinelSet.list, REDIS_SENTINEL_MASTER: sentinelSet.name } : { REDIS_URI: `redis://127.0.0.1:${redisPort}` }),
-      // CHAOS_REPLICAS_TO_ACKNOWLEDGE=1: stores answered only once a replica has them (WAIT).
+      // CHAOS_REPLICAS_TO_ACKNOWLEDGE: stores answered only once that many replicas have them (WAIT; the gateway defaults to 1 with sentinels).
       ...(process.env.CHAOS_REPLICAS_TO_ACKNOWLEDGE ? { REDIS_REPLICAS_TO_ACKNOWLEDGE: process.env.CHAOS_REPLICAS_TO_ACKNOWLEDGE } : {}),
       SYNC_ENABLED: 'true',
       MESA_PRESENCE_TTL: String(cfg.ttl),
@@ -560,8 +562,8 @@ async function scanKeys (pattern) {
 async function main () {
   log(`chaos: ${JSON.stringify(cfg)}; data and logs in ${out}`);
   if (cfg.sentinels) {
-    sentinelSet = await h.startSentinels({ name: 'chaos', appendonly: true });
-    log(`sentinels ${sentinelSet.list}, master on ${sentinelSet.master.port}, replica on ${sentinelSet.replica.port}`);
+    sentinelSet = await h.startSentinels({ name: 'chaos', appendonly: true, replicas: cfg.replicas });
+    log(`sentinels ${sentinelSet.list}, master on ${sentinelSet.master.port}, replicas on ${sentinelSet.replicas.map((r) => r.port).join(', ')}`);
     redis = new Redis({ sentinels: sentinelSet.ioredis, name: sentinelSet.name, maxRetriesPerRequest: 50 });
   } else {
     redisPort = await h.freePort();

@@ -18,7 +18,6 @@
 #include <CLI/CLI.hpp>
 
 #include "common/redis_settings.hpp"
-#include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -52,9 +51,7 @@ std::string const usage =
         "  TYPE {\"k\": \"v\"}          an op 0 message of type TYPE with that data\n"
         "  {\"op\":0,\"d\":{..},\"t\":..,\"o\":{\"sync\":false}}   a whole message (op defaults to 0)\n"
         "Empty lines and lines starting with '#' are skipped.\n"
-        "\n"
-        "  --redis URI       redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
-        "                    else the file named by $REDIS_URI_FILE (it or sentinels required)\n") +
+        "\n") +
     tools::redis_settings_usage +
     std::string(
         "  --namespace NS    the cluster's namespace (Redis names get the suffix _NS)\n"
@@ -67,8 +64,7 @@ std::string const usage =
         "limit)\n"
         "  --timeout MS      how long to wait for Redis, at start and for the final acknowledgement (default 10000)\n"
         "  --quiet           no summary line on stderr\n"
-        "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
-        "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
+        "Options take their value as --opt VALUE or --opt=VALUE.\n"
         "Exit status: 0 when everything was written to Redis, 1 on a failure, 2 on a bad argument.\n");
 
 std::vector<std::string> split_ids(std::string const& text) {
@@ -146,7 +142,6 @@ int main(int argc, char** argv) {
     std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
     tools::redis_flags redis_given;
     mesa::broker::redis::options redis_options;
-    bool has_redis = false;
     std::string namespace_name;
     bool sync = false, quiet = false;
     std::optional<std::vector<std::string>> to;
@@ -160,13 +155,10 @@ int main(int argc, char** argv) {
     app.set_help_flag();
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false;
-    std::optional<std::string> given_uri, to_text, exclude_text, disconnect_text, backlog_text, timeout_text;
+    std::optional<std::string> to_text, exclude_text, disconnect_text, backlog_text, timeout_text;
     app.add_flag("-h,--help", help);
     app.add_flag("--version", version);
-    app.add_option("--redis", given_uri);
-    app.add_option("--sentinels", redis_given.sentinels);
-    app.add_option("--sentinel-master", redis_given.sentinel_master);
-    app.add_option("--redis-db", redis_given.db);
+    tools::add_redis_options(app, redis_given);
     app.add_option("--namespace", namespace_name);
     app.add_flag("--sync", sync);
     app.add_flag("--quiet", quiet);
@@ -190,8 +182,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        redis_given.uri = given_uri;
-        has_redis = tools::redis_settings(redis_given, redis_options);
+        tools::require_redis_settings(redis_given, redis_options);
     } catch (std::exception const& e) {
         bad_argument(e.what());
     }
@@ -222,8 +213,6 @@ int main(int argc, char** argv) {
         if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
             bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
     }
-    if (!has_redis)
-        bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) or --sentinels (or REDIS_SENTINELS) is required");
     uri = tools::describe_redis(redis_options);
     if (to && all) bad_argument("--to and --all exclude each other");
     if (disconnect && (to || all || sync || !exclude.empty()))

@@ -18,7 +18,6 @@
 #include <CLI/CLI.hpp>
 
 #include "common/redis_settings.hpp"
-#include "common/secrets.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -47,17 +46,14 @@ std::string const usage =
         "\n"
         "Joins the Mesa portal pool on Redis and prints every client event it handles as\n"
         "one JSON line on stdout: {\"type\", \"clientId\"?, \"message\"?}.\n"
-        "\n"
-        "  --redis URI     redis://[[user]:password@]host[:port][/db] or unix:///path; else $REDIS_URI,\n"
-        "                  else the file named by $REDIS_URI_FILE (it or sentinels required)\n") +
+        "\n") +
     tools::redis_settings_usage +
     std::string(
         "  --namespace NS  the cluster's namespace\n"
         "  --all-events    print every event, not only those the servers addressed to this portal\n"
         "  --id ID         this portal's id in the pool (default: a random UUID)\n"
         "  --timeout MS    how long to wait for Redis at start and on exit (default 10000)\n"
-        "Options take their value as --opt VALUE or --opt=VALUE. A Redis password can be kept out of\n"
-        "the URI and the command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
+        "Options take their value as --opt VALUE or --opt=VALUE.\n"
         "SIGINT/SIGTERM: leave the pool and exit 0. Exit 1 when Redis is unreachable, 2 on a bad argument.\n");
 
 [[noreturn]] void bad_argument(std::string const& why) {
@@ -84,20 +80,16 @@ int main(int argc, char** argv) {
     std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
     tools::redis_flags redis_given;
     mesa::broker::redis::options redis_options;
-    bool has_redis = false;
     long timeout_ms = 10000;
 
     CLI::App app{"mesa-portal", "mesa-portal"};
     app.set_help_flag();
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
     bool help = false, version = false;
-    std::optional<std::string> given_uri, id, timeout_text;
+    std::optional<std::string> id, timeout_text;
     app.add_flag("-h,--help", help);
     app.add_flag("--version", version);
-    app.add_option("--redis", given_uri);
-    app.add_option("--sentinels", redis_given.sentinels);
-    app.add_option("--sentinel-master", redis_given.sentinel_master);
-    app.add_option("--redis-db", redis_given.db);
+    tools::add_redis_options(app, redis_given);
     app.add_option("--namespace", options.namespace_name);
     app.add_flag("--all-events", options.report_all_events);
     app.add_option("--id", id);
@@ -116,8 +108,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
-        redis_given.uri = given_uri;
-        has_redis = tools::redis_settings(redis_given, redis_options);
+        tools::require_redis_settings(redis_given, redis_options);
     } catch (std::exception const& e) {
         bad_argument(e.what());
     }
@@ -131,8 +122,6 @@ int main(int argc, char** argv) {
         if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
             bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
     }
-    if (!has_redis)
-        bad_argument("--redis URI (or REDIS_URI, REDIS_URI_FILE) or --sentinels (or REDIS_SENTINELS) is required");
     uri = tools::describe_redis(redis_options);
     options.broker = redis_options;
     options.broker.on_log = [](std::string text) { std::cerr << "mesa-portal: redis: " << text << "\n"; };

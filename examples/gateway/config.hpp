@@ -92,48 +92,53 @@ struct config {
     std::optional<std::string> redis_username;           // REDIS_USERNAME: the master's user (with REDIS_SENTINELS)
     std::optional<std::string> redis_password;           // REDIS_PASSWORD: the master's (REDIS_SENTINELS)
     std::optional<int> redis_db;                         // REDIS_DB: the master's database (REDIS_SENTINELS)
-    std::uint32_t redis_replicas_to_acknowledge = 0;     // REDIS_REPLICAS_TO_ACKNOWLEDGE: WAIT after stores
-    std::uint32_t redis_replica_timeout_ms = 1000;       // REDIS_REPLICA_TIMEOUT
-    bool enforce_equal_versions = false;                 // ENFORCE_EQUAL_VERSIONS
-    bool store_messages = false;                         // STORE_MESSAGES
-    bool sync_enabled = false;                           // SYNC_ENABLED
-    std::uint32_t sync_redelivery_interval_ms = 0;       // SYNC_REDELIVERY_INTERVAL
-    std::uint32_t sync_max_backlog = 1000;               // SYNC_MAX_BACKLOG
-    std::uint32_t sync_max_attempts = 10;                // SYNC_MAX_ATTEMPTS
-    std::uint32_t presence_ttl_ms = 15000;               // MESA_PRESENCE_TTL
-    bool portals_enabled = false;                        // PORTALS_ENABLED
-    bool portal_distribute_load = true;                  // PORTAL_DISTRIBUTE_LOAD
-    bool heartbeats_enabled = false;                     // HEARTBEATS_ENABLED
-    std::uint32_t heartbeat_interval_ms = 10000;         // HEARTBEAT_INTERVAL
-    std::uint32_t heartbeat_max_attempts = 3;            // HEARTBEAT_MAX_ATTEMPTS
-    bool reconnects_enabled = false;                     // RECONNECTS_ENABLED
-    std::uint32_t reconnect_interval_ms = 5000;          // RECONNECT_INTERVAL
-    std::uint32_t auth_timeout_ms = 10000;               // AUTH_TIMEOUT (0: no deadline)
-    std::uint32_t auth_expiry_grace_ms = 0;              // AUTH_EXPIRY_GRACE: added to a token's exp
-    bool auth_required = false;                          // AUTH_REQUIRED
-    bool auth_send_user_object = true;                   // AUTH_SEND_USER_OBJECT
-    bool auth_disconnect_on_fail = true;                 // AUTH_DISCONNECT_ON_FAIL
-    bool auth_store_connected_users = true;              // AUTH_STORE_CONNECTED_USERS
-    bool enable_logging = true;                          // ENABLE_LOGGING
-    std::optional<std::string> ws_key;                   // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
-    std::optional<std::string> api_key;                  // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
-    std::uint32_t max_backlog_bytes = 1u << 20;          // MESA_MAX_BACKLOG (0: no bound)
-    std::uint32_t max_connections = 100000;              // MESA_MAX_CONNECTIONS (0: no limit)
-    std::uint32_t max_connections_per_user = 0;          // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
-    std::uint32_t max_upgrades_per_second = 0;           // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
-    std::uint32_t upgrade_burst = 0;                     // MESA_UPGRADE_BURST (0: the rate)
-    std::vector<std::string> allowed_origins;            // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
-    std::uint32_t max_messages_per_second = 50;          // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
-    std::uint32_t message_burst = 100;                   // MESA_MESSAGE_BURST
-    std::optional<std::string> tls_cert;                 // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
-    std::optional<std::string> tls_key;                  // TLS_KEY: PEM private key of TLS_CERT
-    std::optional<std::string> tls_ca;                   // TLS_CA: PEM CAs; set: clients must present a certificate
-    std::optional<std::uint16_t> admin_port;             // MESA_ADMIN_PORT: /metrics, /health, /ready there, not public
-    std::string admin_host = "127.0.0.1";                // MESA_ADMIN_HOST
-    std::uint32_t ready_grace_ms = 10000;                // MESA_READY_GRACE: broker outage tolerated by /ready
-    std::uint32_t shutdown_delay_ms = 0;                 // MESA_SHUTDOWN_DELAY: /ready 503 before clients are closed
-    gateway::log_format log_format = log_format::text;   // LOG_FORMAT
-    gateway::log_level log_level = log_level::info;      // LOG_LEVEL
+    std::optional<std::uint32_t> redis_replicas_to_acknowledge;  // REDIS_REPLICAS_TO_ACKNOWLEDGE: WAIT after stores
+    std::uint32_t redis_replica_timeout_ms = 1000;               // REDIS_REPLICA_TIMEOUT
+    bool redis_tls = false;                                    // rediss:// in REDIS_URI, or REDIS_TLS (also sentinels)
+    std::optional<std::string> redis_tls_ca;                   // REDIS_TLS_CA; unset: the system's trust store
+    std::optional<std::string> redis_tls_cert, redis_tls_key;  // REDIS_TLS_CERT, REDIS_TLS_KEY: client certificate
+    std::optional<std::string> redis_tls_server_name;          // REDIS_TLS_SERVER_NAME: verified and sent as SNI
+    bool redis_tls_insecure = false;                           // REDIS_TLS_INSECURE: no verification (tests only)
+    bool enforce_equal_versions = false;                       // ENFORCE_EQUAL_VERSIONS
+    bool store_messages = false;                               // STORE_MESSAGES
+    bool sync_enabled = false;                                 // SYNC_ENABLED
+    std::uint32_t sync_redelivery_interval_ms = 0;             // SYNC_REDELIVERY_INTERVAL
+    std::uint32_t sync_max_backlog = 1000;                     // SYNC_MAX_BACKLOG
+    std::uint32_t sync_max_attempts = 10;                      // SYNC_MAX_ATTEMPTS
+    std::uint32_t presence_ttl_ms = 15000;                     // MESA_PRESENCE_TTL
+    bool portals_enabled = false;                              // PORTALS_ENABLED
+    bool portal_distribute_load = true;                        // PORTAL_DISTRIBUTE_LOAD
+    bool heartbeats_enabled = false;                           // HEARTBEATS_ENABLED
+    std::uint32_t heartbeat_interval_ms = 10000;               // HEARTBEAT_INTERVAL
+    std::uint32_t heartbeat_max_attempts = 3;                  // HEARTBEAT_MAX_ATTEMPTS
+    bool reconnects_enabled = false;                           // RECONNECTS_ENABLED
+    std::uint32_t reconnect_interval_ms = 5000;                // RECONNECT_INTERVAL
+    std::uint32_t auth_timeout_ms = 10000;                     // AUTH_TIMEOUT (0: no deadline)
+    std::uint32_t auth_expiry_grace_ms = 0;                    // AUTH_EXPIRY_GRACE: added to a token's exp
+    bool auth_required = false;                                // AUTH_REQUIRED
+    bool auth_send_user_object = true;                         // AUTH_SEND_USER_OBJECT
+    bool auth_disconnect_on_fail = true;                       // AUTH_DISCONNECT_ON_FAIL
+    bool auth_store_connected_users = true;                    // AUTH_STORE_CONNECTED_USERS
+    bool enable_logging = true;                                // ENABLE_LOGGING
+    std::optional<std::string> ws_key;                  // WS_KEY: HS256 secret of client JWTs; unset: every auth fails
+    std::optional<std::string> api_key;                 // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
+    std::uint32_t max_backlog_bytes = 1u << 20;         // MESA_MAX_BACKLOG (0: no bound)
+    std::uint32_t max_connections = 100000;             // MESA_MAX_CONNECTIONS (0: no limit)
+    std::uint32_t max_connections_per_user = 0;         // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
+    std::uint32_t max_upgrades_per_second = 0;          // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
+    std::uint32_t upgrade_burst = 0;                    // MESA_UPGRADE_BURST (0: the rate)
+    std::vector<std::string> allowed_origins;           // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
+    std::uint32_t max_messages_per_second = 50;         // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
+    std::uint32_t message_burst = 100;                  // MESA_MESSAGE_BURST
+    std::optional<std::string> tls_cert;                // TLS_CERT: PEM certificate chain; set with TLS_KEY: wss://
+    std::optional<std::string> tls_key;                 // TLS_KEY: PEM private key of TLS_CERT
+    std::optional<std::string> tls_ca;                  // TLS_CA: PEM CAs; set: clients must present a certificate
+    std::optional<std::uint16_t> admin_port;            // MESA_ADMIN_PORT: /metrics, /health, /ready there, not public
+    std::string admin_host = "127.0.0.1";               // MESA_ADMIN_HOST
+    std::uint32_t ready_grace_ms = 10000;               // MESA_READY_GRACE: broker outage tolerated by /ready
+    std::uint32_t shutdown_delay_ms = 0;                // MESA_SHUTDOWN_DELAY: /ready 503 before clients are closed
+    gateway::log_format log_format = log_format::text;  // LOG_FORMAT
+    gateway::log_level log_level = log_level::info;     // LOG_LEVEL
 
     /// True when the gateway joins a Redis cluster (REDIS_URI or REDIS_SENTINELS).
     bool redis() const noexcept { return redis_uri || !redis_sentinels.empty(); }
@@ -163,7 +168,8 @@ inline std::vector<variable> const& variables() {
          "cgroup v2 cpu.max file whose quota bounds the default of MESA_THREADS"},
         {"MESA_PATH", "unset: every path", "WebSocket path, e.g. /ws; other paths get 404 on upgrade"},
         {"MESA_NAMESPACE", "none", "suffix of every Redis name; isolates clusters sharing a Redis"},
-        {"REDIS_URI", "unset: in-memory broker", "redis://[[user]:password@]host[:port][/db]: join a Redis cluster"},
+        {"REDIS_URI", "unset: in-memory broker",
+         "redis://[[user]:password@]host[:port][/db] (rediss://...: over TLS): join a Redis cluster"},
         {"REDIS_URI_FILE", "unset", "file holding REDIS_URI (instead of it)"},
         {"REDIS_SENTINELS", "unset",
          "host:port,host:port,...: Redis Sentinels to ask for the master (followed through failovers); "
@@ -175,10 +181,18 @@ inline std::vector<variable> const& variables() {
         {"REDIS_PASSWORD", "unset", "password of REDIS_URI, kept out of the URI; with REDIS_SENTINELS, of the master"},
         {"REDIS_PASSWORD_FILE", "unset", "file holding REDIS_PASSWORD (instead of it)"},
         {"REDIS_DB", "0", "database of the master found through REDIS_SENTINELS (0-1000000)"},
-        {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "0",
+        {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "with REDIS_SENTINELS every replica of the master (at least 1), else 0",
          "replicas that must acknowledge (WAIT) a stored message before it counts as taken (0-100; 0: no wait)"},
         {"REDIS_REPLICA_TIMEOUT", "1000",
          "ms a store waits for REDIS_REPLICAS_TO_ACKNOWLEDGE, else the dispatch fails (503) (1-3600000)"},
+        {"REDIS_TLS", "false: true with a rediss:// REDIS_URI",
+         "TLS to Redis, and to the sentinels and their master with REDIS_SENTINELS"},
+        {"REDIS_TLS_CA", "unset: the system's trust store", "PEM file of the CAs that sign Redis's certificate"},
+        {"REDIS_TLS_CERT", "unset", "PEM client certificate for a Redis with tls-auth-clients (with REDIS_TLS_KEY)"},
+        {"REDIS_TLS_KEY", "unset", "PEM private key of REDIS_TLS_CERT"},
+        {"REDIS_TLS_SERVER_NAME", "unset: the host connected to",
+         "name Redis's certificate must hold, sent as SNI (e.g. when sentinels report IP addresses)"},
+        {"REDIS_TLS_INSECURE", "false", "true: no verification of Redis's certificate (tests only; logged)"},
         {"ENFORCE_EQUAL_VERSIONS", "false", "close (1002) clients whose CLIENT_VERSION differs"},
         {"STORE_MESSAGES", "false", "keep each client's sent/received messages"},
         {"SYNC_ENABLED", "false", "store messages for offline ids, redeliver on authentication"},
@@ -446,10 +460,28 @@ inline parsed_config parse_config(env_lookup const& env) {
         c.redis_db = db;
         if (!sentinels) r.note("REDIS_DB", "needs REDIS_SENTINELS (with REDIS_URI, put the database in the URI)");
     }
-    r.integer("REDIS_REPLICAS_TO_ACKNOWLEDGE", c.redis_replicas_to_acknowledge, 0, 100);
+    if (r.get("REDIS_REPLICAS_TO_ACKNOWLEDGE")) {
+        std::uint32_t replicas = 0;
+        r.integer("REDIS_REPLICAS_TO_ACKNOWLEDGE", replicas, 0, 100);
+        c.redis_replicas_to_acknowledge = replicas;
+    }
     r.integer("REDIS_REPLICA_TIMEOUT", c.redis_replica_timeout_ms, 1, max_duration_ms);
     if (sentinels) c.redis_password = redis_password;
     if (redis_password && !c.redis_uri && !sentinels) r.note("REDIS_PASSWORD", "needs REDIS_URI or REDIS_SENTINELS");
+    r.boolean("REDIS_TLS", c.redis_tls);
+    if (c.redis_uri && c.redis_uri->rfind("rediss://", 0) == 0) c.redis_tls = true;
+    r.readable_file("REDIS_TLS_CA", c.redis_tls_ca);
+    r.readable_file("REDIS_TLS_CERT", c.redis_tls_cert);
+    r.readable_file("REDIS_TLS_KEY", c.redis_tls_key);
+    r.text("REDIS_TLS_SERVER_NAME", c.redis_tls_server_name);
+    r.boolean("REDIS_TLS_INSECURE", c.redis_tls_insecure);
+    if (r.get("REDIS_TLS_CERT").has_value() != r.get("REDIS_TLS_KEY").has_value())
+        r.note("REDIS_TLS_CERT", "and REDIS_TLS_KEY go together (a client certificate and its key)");
+    if (!c.redis_tls)
+        for (auto const* name :
+             {"REDIS_TLS_CA", "REDIS_TLS_CERT", "REDIS_TLS_KEY", "REDIS_TLS_SERVER_NAME", "REDIS_TLS_INSECURE"})
+            if (r.get(name)) r.note(name, "needs TLS: a rediss:// REDIS_URI or REDIS_TLS=true");
+    if (c.redis_tls && !c.redis()) r.note("REDIS_TLS", "needs REDIS_URI or REDIS_SENTINELS");
 #ifdef MESA_GATEWAY_CHECKS_REDIS_URI
     if (c.redis_uri && redis_password && !sentinels) {
         try {

@@ -2,10 +2,10 @@
 // The gateway itself: Mesa servers with every feature, switched on or off by
 // the configuration, JWT authentication, PING/PONG, the HTTP API and a
 // graceful shutdown. Transport and broker are template parameters:
-// websocketpp_plain (ws://) or websocketpp_tls (wss://, TLS_CERT/TLS_KEY);
+// asio_plain (ws://), websocketpp_tls (wss://, TLS_CERT/TLS_KEY) or websocketpp_plain;
 // broker::memory for a single node, broker::redis to join a cluster.
 //
-//   return gateway::run_gateway<mesa::transport::websocketpp_plain, mesa::broker::memory>(cfg, {}, "memory", "memory");
+//   return gateway::run_gateway<mesa::transport::asio_plain, mesa::broker::memory>(cfg, {}, "memory", "memory");
 //
 // MESA_THREADS server instances share the port (SO_REUSEPORT), each on its
 // own thread and io_context, owning its clients; the kernel spreads new
@@ -14,6 +14,7 @@
 // broker (connection numbers, the connection limit, the numbers of /metrics)
 // is atomic; nothing on the path of a message is.
 #include <mesa/mesa.hpp>
+#include <mesa/transport/asio.hpp>
 #include <mesa/transport/websocketpp_tls.hpp>
 
 #include <asio/post.hpp>
@@ -59,7 +60,7 @@ struct connection_limit {
 };
 
 /// Transport `Base` that refuses upgrades with HTTP 503 while the gateway is
-/// full, before the server's own checks (Origin), and counts every refusal.
+/// full, after the server's own checks (Origin: 403), and counts every refusal.
 template <class Base>
 class limited_transport : public Base {
 public:
@@ -75,9 +76,10 @@ public:
         // Refused here, the server's Retry-After (of its rate limit) does not apply.
         auto full = std::make_shared<bool>(false);
         ev.admit = [limit = limit_, full, admit = std::move(ev.admit)](std::string_view origin) {
+            *full = false;
+            if (int const refused = admit ? admit(origin) : 0) return refused;  // a foreign Origin: 403 first
             *full = limit && limit->full();
-            if (*full) return 503;
-            return admit ? admit(origin) : 0;
+            return *full ? 503 : 0;
         };
         ev.retry_after = [full, retry_after = std::move(ev.retry_after)] {
             return *full || !retry_after ? 0u : retry_after();
@@ -411,19 +413,24 @@ private:
             shared_.limit->open.fetch_add(1, std::memory_order_relaxed);
             numbers_[c.get()] = known{shared_.next_number.fetch_add(1, std::memory_order_relaxed) + 1, {}};
             if (!log().enabled()) return;
-            std::string from;
-            try {
-                from = c->connection()->get_remote_endpoint();
-            } catch (...) {
-                from = "?";
+            std::string from = "?", path;
+            if constexpr (std::is_same_v<Transport, mesa::transport::asio_plain>) {
+                // It keeps no request strings: the path is the one served.
+                from = c->connection()->remote_endpoint();
+                path = server_.config().path.value_or("*");
+            } else {
+                try {
+                    from = c->connection()->get_remote_endpoint();
+                } catch (...) {
+                }
+                path = c->connection()->get_resource();
             }
             auto fields = fields_of(c);
             fields["from"] = from;
-            fields["path"] = c->connection()->get_resource();
+            fields["path"] = path;
             fields["open"] = shared_.limit->open.load(std::memory_order_relaxed);
             log().client(log_level::info, "connected",
-                         name_of(c) + " connected from " + from + " to " + c->connection()->get_resource() + " (" +
-                             open_count() + ")",
+                         name_of(c) + " connected from " + from + " to " + path + " (" + open_count() + ")",
                          std::move(fields));
         });
         server_.on_disconnection([this](client_ptr const& c, std::uint16_t code, std::string const& reason) {

@@ -17,6 +17,7 @@
 
 #if __has_include(<mesa/broker/redis.hpp>)
 #include <mesa/broker/redis.hpp>
+#include <mesa/broker/redis_tls.hpp>
 #define MESA_GATEWAY_HAS_REDIS 1
 #endif
 
@@ -81,8 +82,7 @@ int main(int argc, char** argv) {
         if (cfg.tls())
             return gateway::run_gateway<mesa::transport::websocketpp_tls, broker_t>(cfg, std::move(broker), name,
                                                                                     description);
-        return gateway::run_gateway<mesa::transport::websocketpp_plain, broker_t>(cfg, std::move(broker), name,
-                                                                                  description);
+        return gateway::run_gateway<mesa::transport::asio_plain, broker_t>(cfg, std::move(broker), name, description);
     };
 
     if (!cfg.redis()) return run(tag<mesa::broker::memory>{}, {}, "memory", "memory (single node)");
@@ -91,9 +91,23 @@ int main(int argc, char** argv) {
     mesa::broker::redis::options broker;
     gateway::logger log(cfg);
     broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
-    broker.replicas_to_acknowledge = cfg.redis_replicas_to_acknowledge;
+    if (cfg.redis_replicas_to_acknowledge) broker.replicas_to_acknowledge = *cfg.redis_replicas_to_acknowledge;
     broker.replica_timeout = std::chrono::milliseconds(cfg.redis_replica_timeout_ms);
-    std::string where = "redis";
+    if (cfg.redis_tls) {
+        mesa::broker::redis_tls_options tls;
+        tls.ca_file = cfg.redis_tls_ca.value_or("");
+        tls.cert_file = cfg.redis_tls_cert.value_or("");
+        tls.key_file = cfg.redis_tls_key.value_or("");
+        tls.server_name = cfg.redis_tls_server_name.value_or("");
+        tls.verify = !cfg.redis_tls_insecure;
+        try {
+            broker.tls = mesa::broker::redis_tls(tls);
+        } catch (std::exception const& e) {
+            std::cerr << "mesa-gateway: invalid configuration: " << e.what() << "\n";
+            return 1;
+        }
+    }
+    std::string where = cfg.redis_tls ? "redis (TLS)" : "redis";
     if (!cfg.redis_sentinels.empty()) {
         broker.sentinels = cfg.redis_sentinels;
         broker.sentinel_master = cfg.redis_sentinel_master;
@@ -109,8 +123,10 @@ int main(int argc, char** argv) {
         where += " at " + mesa::broker::detail::parse_redis_uri(*cfg.redis_uri).describe();  // no credentials
 #endif
     }
-    if (cfg.redis_replicas_to_acknowledge > 0)
-        where += ", stores acknowledged by " + std::to_string(cfg.redis_replicas_to_acknowledge) + " replica(s)";
+    if (broker.waits_for_replicas())
+        where += ", stores acknowledged by " + (broker.replicas_to_acknowledge
+                                                    ? std::to_string(*broker.replicas_to_acknowledge) + " replica(s)"
+                                                    : std::string("every replica of the master"));
     return run(tag<mesa::broker::redis>{}, std::move(broker), "redis", where);
 #else
     std::cerr << "mesa-gateway: REDIS_URI or REDIS_SENTINELS is set but this build has no Redis broker "

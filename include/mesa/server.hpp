@@ -477,10 +477,11 @@ private:
 
     int admit(std::string_view origin) {
         retry_after_ = std::chrono::seconds(0);
-        if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
+        // Origin first: a foreign page learns nothing of the server's load.
         auto const& allowed = options_.allowed_origins;
         if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
             return 403;
+        if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
         // Last: only an upgrade admitted otherwise takes a token.
         if (options_.upgrade_limit && (retry_after_ = options_.upgrade_limit->take()).count() > 0) {
             // The transport reports the refusal later, maybe after other upgrades.

@@ -1,8 +1,10 @@
 // Gateways, tools and npm @cryb/mesa following Redis Sentinel on loopback: a
-// master, a replica and three sentinels started here (redis-server --sentinel
+// master, two replicas and three sentinels started here (redis-server --sentinel
 // with generated configuration files; down-after-milliseconds 1000), two
-// gateways with REDIS_SENTINELS and SYNC_ENABLED, npm Clients on each.
-// Cases: start-up through the sentinels; a forced failover and a master killed
+// gateways with REDIS_SENTINELS and SYNC_ENABLED (so stores wait for one
+// replica by default), npm Clients on each.
+// Cases: start-up through the sentinels; a stored dispatch no replica
+// acknowledges is refused (503); a forced failover and a master killed
 // with SIGKILL, after which dispatches cross the gateways again (the time is
 // printed); a sentinel down at start-up; a wrong master name; interop with the
 // npm Dispatcher and Server configured with the same sentinels. Prints the
@@ -11,6 +13,7 @@
 // Usage: node sentinel_test.js mesa-gateway mesa-dispatcher
 'use strict';
 const assert = require('assert');
+const { execFileSync } = require('child_process');
 const h = require('../support/harness');
 const { within, eventually, test, sleep } = h;
 
@@ -77,17 +80,37 @@ async function switched (before) {
 }
 
 test('start-up through the sentinels; a dispatch through A reaches a client on B', async () => {
-  set = await h.startSentinels();
+  set = await h.startSentinels({ replicas: 2 });
   A = await gateway('A');
   B = await gateway('B');
   await connected(A);
   await connected(B);
   assert.match(A.log, /master 'mymaster'/);
+  assert.match(A.log, /stores acknowledged by every replica of the master/);
   const ub = await connectAs(B, 'ub');
   const r = await post(A, { message: { t: 'HELLO', d: { n: 1 } }, recipients: ['ub'] });
   assert.strictEqual(r.status, 202, r.body);
   await eventually('ub got HELLO', () => assert.strictEqual(ofType(ub, 'HELLO').length, 1));
   ub.disconnect(1000);
+});
+
+test('by default a stored dispatch counts as taken only once every replica has it: replicas stalled, 503; live ones still 202', async () => {
+  const master = await set.masterPort();
+  const replicas = set.nodes.filter((n) => n.port !== master);
+  // Stopped, they stay connected to the master but acknowledge nothing.
+  for (const r of replicas) r.proc.kill('SIGSTOP');
+  try {
+    const stored = await post(A, { message: { t: 'STORED', d: {} }, recipients: ['nobody-online'] });
+    assert.strictEqual(stored.status, 503, stored.body);
+    const live = await post(A, { message: { t: 'LIVE', d: {}, o: { sync: false } }, recipients: ['nobody-online'] });
+    assert.strictEqual(live.status, 202, live.body);
+    assert.match(A.log, /acknowledged by 0 replicas of 2/);
+  } finally {
+    for (const r of replicas) r.proc.kill('SIGCONT');
+  }
+  await eventually('the replicas acknowledge again', async () => {
+    assert.strictEqual((await post(A, { message: { t: 'STORED', d: {} }, recipients: ['nobody-online'] })).status, 202);
+  }, 20000);
 });
 
 test('a sentinel down at start-up: the gateway starts through the others', async () => {
@@ -113,10 +136,14 @@ test('a wrong master name: the gateway starts, names it in its log, /health and 
 const recoveries = { failover: [], kill: [] };
 
 /// A steady stream both ways (every 20 ms each), live (o.sync false) and synced
-/// in turn, while `disrupt` runs; returns what was accepted (202) and received.
+/// in turn, while `disrupt` runs and until synced dispatches are accepted again
+/// on both sides (while a failover takes a replica away, stores are refused);
+/// returns what was accepted (202) and received.
 async function stream (ua, ub, disrupt) {
   const sent = { live: [], synced: [], refused: 0 };
   let running = true;
+  const acceptedAfter = { ub: 0, ua: 0 };
+  let disrupted = false;
   let n = 0;
   const pump = async (from, to) => {
     while (running) {
@@ -125,13 +152,17 @@ async function stream (ua, ub, disrupt) {
       const r = await post(from, { message: { t: live ? 'LIVE' : 'SYNCED', d: { id }, ...(live ? { o: { sync: false } } : {}) }, recipients: [to] });
       if (r.status === 202) sent[live ? 'live' : 'synced'].push({ id, to });
       else sent.refused++;
+      if (r.status === 202 && !live && disrupted) acceptedAfter[to]++;
       await sleep(20);
     }
   };
   const pumps = [pump(A, 'ub'), pump(B, 'ua')];
   await sleep(500);
   const result = await disrupt();
-  await sleep(500);
+  disrupted = true;
+  await eventually('synced dispatches accepted again both ways', () => {
+    assert.ok(acceptedAfter.ua >= 3 && acceptedAfter.ub >= 3, JSON.stringify(acceptedAfter));
+  }, 30000);
   running = false;
   await Promise.all(pumps);
   return { sent, result };
@@ -170,7 +201,12 @@ test('forced failovers while clients on both gateways exchange messages; live lo
     console.log(`# forced failover ${round + 1}: dispatches cross again after ${ms} ms; live: ${lostLive.length} of ${sent.live.length} accepted lost; ` +
       `synced: ${lostSynced.length} of ${sent.synced.length} lost (${lostBeforeReauth} missing before re-authentication); ${sent.refused} refused (503)`);
     assert.deepStrictEqual(lostSynced, [], 'synced messages lost');
-    await sleep(1500); // the demoted master resynchronises as a replica
+    // The sentinels turn the demoted master into a replica (within about 10 s,
+    // their INFO period): the next failover starts from a whole set again.
+    await eventually('the new master has both replicas online', async () => {
+      const info = execFileSync('redis-cli', ['-p', String(await set.masterPort()), 'INFO', 'replication']).toString();
+      assert.strictEqual((info.match(/state=online/g) || []).length, 2);
+    }, 30000);
   }
   ua.disconnect(1000);
   ub.disconnect(1000);
@@ -183,8 +219,12 @@ test('interop after the failover: the npm Dispatcher with the same sentinels rea
   for (const c of [nodeDispatcher.redis, nodeDispatcher.publisher]) c.on('error', () => {});
   h.onCleanup(() => { nodeDispatcher.redis.disconnect(); nodeDispatcher.publisher.disconnect(); });
   await eventually('npm Dispatcher ready', () => assert.strictEqual(nodeDispatcher.publisher.status, 'ready'), 10000);
-  nodeDispatcher.dispatch(new Message(0, { via: 'node' }, 'FROM_NODE'), ['ub2']);
-  await eventually('ub2 got FROM_NODE', () => assert.strictEqual(ofType(ub, 'FROM_NODE').length, 1));
+  // ioredis follows the failover on its own schedule: a publication it makes
+  // on the demoted master is lost (at most once), so it dispatches until one arrives.
+  await eventually('ub2 got FROM_NODE', () => {
+    if (ofType(ub, 'FROM_NODE').length === 0) nodeDispatcher.dispatch(new Message(0, { via: 'node' }, 'FROM_NODE'), ['ub2']);
+    assert.ok(ofType(ub, 'FROM_NODE').length >= 1);
+  }, 20000);
   ub.disconnect(1000);
 
   const NNS = 'ns1';
@@ -213,7 +253,7 @@ test('the master killed with SIGKILL: a new one is elected, dispatches cross the
   const ua = await connectAs(A, 'ka');
   const ub = await connectAs(B, 'kb');
   const before = await set.masterPort();
-  const victim = [set.master, set.replica].find((r) => r.port === before);
+  const victim = set.nodes.find((r) => r.port === before);
   const t0 = Date.now();
   await victim.stop();
   await switched(before);

@@ -18,15 +18,18 @@
 extern "C" int mesa_fuzz_parse(std::uint8_t const* data, std::size_t size);
 extern "C" int mesa_fuzz_server(std::uint8_t const* data, std::size_t size);
 extern "C" int mesa_fuzz_redis_reply(std::uint8_t const* data, std::size_t size);
+extern "C" int mesa_fuzz_ws_protocol(std::uint8_t const* data, std::size_t size);
 
 int main(int argc, char** argv) {
     std::map<std::string, int (*)(std::uint8_t const*, std::size_t)> const targets{
         {"fuzz_parse", mesa_fuzz_parse},
         {"fuzz_server", mesa_fuzz_server},
-        {"fuzz_redis_reply", mesa_fuzz_redis_reply}};
+        {"fuzz_redis_reply", mesa_fuzz_redis_reply},
+        {"fuzz_ws_protocol", mesa_fuzz_ws_protocol}};
     auto target = argc == 3 ? targets.find(argv[1]) : targets.end();
     if (target == targets.end()) {
-        std::fprintf(stderr, "usage: replay_corpus fuzz_parse|fuzz_server|fuzz_redis_reply CORPUS_DIR\n");
+        std::fprintf(stderr,
+                     "usage: replay_corpus fuzz_parse|fuzz_server|fuzz_redis_reply|fuzz_ws_protocol CORPUS_DIR\n");
         return 2;
     }
     std::size_t replayed = 0;

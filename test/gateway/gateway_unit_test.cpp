@@ -327,6 +327,12 @@ TEST_CASE("config: --help lists every variable with its default") {
                              "REDIS_DB",
                              "REDIS_REPLICAS_TO_ACKNOWLEDGE",
                              "REDIS_REPLICA_TIMEOUT",
+                             "REDIS_TLS",
+                             "REDIS_TLS_CA",
+                             "REDIS_TLS_CERT",
+                             "REDIS_TLS_KEY",
+                             "REDIS_TLS_SERVER_NAME",
+                             "REDIS_TLS_INSECURE",
                              "MESA_ADMIN_PORT",
                              "MESA_ADMIN_HOST",
                              "MESA_READY_GRACE",
@@ -885,4 +891,38 @@ TEST_CASE("notify: one datagram to a path or an abstract name; nothing without N
     CHECK(gateway::notify_to("@mesa-gateway-unit-nobody-listens", "READY=1"));
     ::unsetenv("NOTIFY_SOCKET");
     CHECK(!gateway::notify("READY=1"));
+}
+
+TEST_CASE("config: Redis over TLS (rediss://, REDIS_TLS, REDIS_TLS_*)") {
+    temp_file ca("ca"), cert("cert"), key("key");
+    auto plain = parse({{"REDIS_URI", "redis://h:6379"}});
+    REQUIRE(plain.ok());
+    CHECK(!plain.value.redis_tls);
+
+    auto tls = parse({{"REDIS_URI", "rediss://:pw@redis.example.com:6380"},
+                      {"REDIS_TLS_CA", ca.path},
+                      {"REDIS_TLS_CERT", cert.path},
+                      {"REDIS_TLS_KEY", key.path},
+                      {"REDIS_TLS_SERVER_NAME", "redis.internal"}});
+    REQUIRE(tls.ok());
+    CHECK(tls.value.redis_tls);
+    CHECK(tls.value.redis_tls_ca == ca.path);
+    CHECK(tls.value.redis_tls_cert == cert.path);
+    CHECK(tls.value.redis_tls_key == key.path);
+    CHECK(tls.value.redis_tls_server_name == "redis.internal");
+    CHECK(!tls.value.redis_tls_insecure);
+
+    // REDIS_TLS=true: TLS to the sentinels and their master.
+    auto sentinels =
+        parse({{"REDIS_SENTINELS", "10.0.0.1:26379"}, {"REDIS_TLS", "true"}, {"REDIS_TLS_INSECURE", "true"}});
+    REQUIRE(sentinels.ok());
+    CHECK(sentinels.value.redis_tls);
+    CHECK(sentinels.value.redis_tls_insecure);
+
+    CHECK(mentions(parse({{"REDIS_URI", "redis://h"}, {"REDIS_TLS_CA", ca.path}}), "REDIS_TLS_CA"));
+    CHECK(mentions(parse({{"REDIS_URI", "redis://h"}, {"REDIS_TLS_INSECURE", "true"}}), "REDIS_TLS_INSECURE"));
+    CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS_CERT", cert.path}}), "REDIS_TLS_CERT"));
+    CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS_CA", "/nonexistent/ca.pem"}}), "REDIS_TLS_CA"));
+    CHECK(mentions(parse({{"REDIS_URI", "rediss://h"}, {"REDIS_TLS_INSECURE", "maybe"}}), "REDIS_TLS_INSECURE"));
+    CHECK(mentions(parse({{"REDIS_TLS", "true"}}), "REDIS_TLS"));
 }

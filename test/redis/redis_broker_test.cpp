@@ -112,7 +112,6 @@ TEST_CASE("redis uri: host, port, credentials, db, unix sockets") {
     throws_naming("unix://relative.sock", "absolute");
     throws_naming("unix:///s.sock?color=red", "color");
     throws_naming("redis://:%zz@h", "percent");
-    throws_naming("rediss://h", "TLS");
 
     asio::io_context ioc;
     mesa::broker::redis::options bad;

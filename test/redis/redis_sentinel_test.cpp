@@ -225,6 +225,16 @@ bool crosses(asio::io_context& ioc, mesa::broker::redis& from, std::vector<std::
     return has();
 }
 
+/// One backlog append through `broker`: its result.
+std::error_code append_once(asio::io_context& ioc, mesa::broker::redis& broker) {
+    std::optional<std::error_code> r;
+    broker.backlog_append("undelivered_messages", "u", R"({"op":0,"d":{}})", 0,
+                          [&](std::error_code ec, std::int64_t) { r = ec; });
+    REQUIRE(run_until(
+        ioc, [&] { return r.has_value(); }, 20s));
+    return *r;
+}
+
 /// The last master the log says a broker connected to is not on `old_port`.
 bool moved_from(std::vector<std::string> const& log, std::uint16_t old_port) {
     for (auto it = log.rbegin(); it != log.rend(); ++it)
@@ -263,6 +273,23 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     CHECK(logged(log, "master 'mymaster' is 127.0.0.1:" + std::to_string(group.master_port())));
     REQUIRE(crosses(ioc, b, heard, "hello"));
 
+    // With sentinels a store waits for the replicas unless told otherwise: with
+    // the replica detached it is reported as not replicated, with 0 it is not.
+    auto store = [&](mesa::broker::redis& broker) { return append_once(ioc, broker); };
+    auto quick = sentinel_options(group, &log);
+    quick.replica_timeout = 300ms;
+    mesa::broker::redis acknowledged{ioc.get_executor(), quick};
+    quick.replicas_to_acknowledge = 0;
+    mesa::broker::redis unacknowledged{ioc.get_executor(), quick};
+    CHECK_FALSE(store(acknowledged));
+    auto& replica =
+        group.node(group.master_port() == group.node_ports()[0] ? group.node_ports()[1] : group.node_ports()[0]);
+    CHECK(replica.cli({"REPLICAOF", "NO", "ONE"}) == "OK");
+    CHECK(store(acknowledged) == redis_errc::not_replicated);
+    CHECK_FALSE(store(unacknowledged));
+    CHECK(logged(log, "acknowledged by 0 replicas of 1"));
+    CHECK(replica.cli({"REPLICAOF", "127.0.0.1", std::to_string(group.master_port())}) == "OK");
+
     // A master name no sentinel knows: a clear log line and a clear error, no hang.
     std::vector<std::string> wrong_log;
     mesa::broker::redis wrong{ioc.get_executor(), sentinel_options(group, &wrong_log, "nosuch")};
@@ -287,6 +314,41 @@ TEST_CASE("sentinel: start-up through the sentinels, one of them down, and a wro
     auto bad = sentinel_options(group, nullptr);
     bad.sentinels.push_back("h:port");
     CHECK_THROWS_AS(mesa::broker::redis(ioc.get_executor(), bad), std::invalid_argument);
+}
+
+TEST_CASE("sentinel: by default a store waits for every replica, so the one a failover promotes has it") {
+    mesa::test::redis_sentinel_group group{"mymaster", {}, 2};
+    asio::io_context ioc;
+    std::vector<std::string> log;
+    auto o = sentinel_options(group, &log);
+    o.replica_timeout = 300ms;
+    mesa::broker::redis every{ioc.get_executor(), o};
+    o.replicas_to_acknowledge = 1;
+    mesa::broker::redis one{ioc.get_executor(), o};
+    auto store = [&](mesa::broker::redis& broker) { return append_once(ioc, broker); };
+    INFO(joined(log));
+    CHECK_FALSE(store(every));
+    // One replica stops answering (still connected): it would not have the
+    // store if a failover promoted it.
+    auto const ports = group.node_ports();
+    auto& stalled = group.node(ports[1] == group.master_port() ? ports[2] : ports[1]);
+    stalled.signal(SIGSTOP);
+    CHECK(store(every) == redis_errc::not_replicated);
+    CHECK(logged(log, "acknowledged by 1 replicas of 2"));
+    CHECK_FALSE(store(one));
+    stalled.signal(SIGCONT);
+    CHECK_FALSE(store(every));
+
+    // A failover first takes the replica it promotes away from the old master;
+    // the other one acknowledges the old master's writes until it is moved
+    // (and then drops them): a replica that left still counts for a while.
+    CHECK(stalled.cli({"REPLICAOF", "NO", "ONE"}) == "OK");
+    CHECK(store(every) == redis_errc::not_replicated);
+    CHECK(logged(log, "acknowledged by 1 replicas of 2"));
+    o.replicas_to_acknowledge.reset();
+    o.replica_grace = 0ms;
+    mesa::broker::redis forgetful{ioc.get_executor(), o};
+    CHECK_FALSE(store(forgetful));  // without the grace: one replica listed, one acknowledged
 }
 
 TEST_CASE("replicas_to_acknowledge: a store not acknowledged in time fails; nothing else waits behind its WAIT") {

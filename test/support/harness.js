@@ -178,12 +178,25 @@ function rssOf (pid) {
 
 // ---- redis-server and mesa-gateway ----------------------------------------------------------
 /// A redis-server on `port` (a free one by default), without persistence;
-/// resolves once it answers PING. -> {proc, port, uri, stop}
+/// resolves once it answers PING. -> {proc, port, uri, args, output, stop}
 async function startRedis (port) {
+  return startRedisWith(['--save', '', '--appendonly', 'no'], port);
+}
+
+/// Starts one redis-server with `args` on `port` (a free one by default) and
+/// waits until it answers. Without a `--dir` in `args` it runs in a directory
+/// of its own: a replica writes an RDB file at each full sync, and a server
+/// started later in the same directory would load it (another test's data).
+async function startRedisWith (args = [], port) {
   if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server not found (apt-get install redis-server)');
   if (port === undefined) port = await freePort();
-  const proc = spawnChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const own = [];
+  if (!args.includes('--dir')) {
+    const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'mesa-redis-'));
+    onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+    own.push('--dir', dir);
+  }
+  const proc = spawnChild('redis-server', [...args, ...own, '--port', String(port), '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c) => { out += c; });
   proc.stderr.on('data', (c) => { out += c; });
@@ -193,7 +206,7 @@ async function startRedis (port) {
   const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {}); // refused until redis-server is up
   try {
-    await eventually(`redis-server up on port ${port}`, async () => {
+    await eventually(`redis-server ${args.join(' ')} up on port ${port}`, async () => {
       if (error) throw new Error(`cannot start redis-server: ${error.message}`);
       if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${out}`);
       if (probe.status !== 'ready') { probe.disconnect(); await probe.connect(); }
@@ -204,43 +217,22 @@ async function startRedis (port) {
     proc,
     port,
     uri: `redis://127.0.0.1:${port}`,
+    args,
+    output: () => out,
     stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'redis-server exit'); }
   };
 }
 
-/// Starts one redis-server with `args` on a free port and waits until it answers.
-async function startRedisWith (args = []) {
-  if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server not found (apt-get install redis-server)');
-  const port = await freePort();
-  const proc = spawnChild('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (c) => { out += c; });
-  proc.stderr.on('data', (c) => { out += c; });
-  let error = null;
-  proc.on('error', (e) => { error = e; });
-  const Redis = load('ioredis');
-  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    await eventually(`redis-server ${args.join(' ')} up on port ${port}`, async () => {
-      if (error) throw new Error(`cannot start redis-server: ${error.message}`);
-      if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${out}`);
-      if (probe.status !== 'ready') { probe.disconnect(); await probe.connect(); }
-      assert.strictEqual(await probe.ping(), 'PONG');
-    }, 10000);
-  } finally { probe.disconnect(); }
-  return { proc, port, args, output: () => out, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'redis-server exit'); } };
-}
-
-/// A master, a replica and three sentinels (redis-server --sentinel with
-/// generated configuration files) monitoring it as `name`, on loopback. Waits
-/// until every sentinel knows the replica and the two other sentinels.
-/// With `appendonly`, the master and the replica each keep an append-only
-/// file fsync'd at every write (`--appendfsync always`) in a directory of
-/// their own; `master.args` / `replica.args` start them again (add --port).
-/// -> {master, replica, sentinels: [{port, proc, stop}], list ("h:p,h:p,h:p"),
+/// A master, its replicas and three sentinels (redis-server --sentinel with
+/// generated configuration files) monitoring it as `name`, on loopback, with
+/// `replicas` replicas (1). Waits until every sentinel knows the replicas and
+/// the two other sentinels. With `appendonly`, every data node keeps an
+/// append-only file fsync'd at every write (`--appendfsync always`) in a
+/// directory of its own; `node.args` start it again (add --port).
+/// -> {master, replica (the first), replicas, nodes (master and replicas),
+///     sentinels: [{port, proc, stop}], list ("h:p,h:p,h:p"),
 ///     ioredis ([{host, port}]), name, command(i, ...args), masterPort()}
-async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failoverTimeoutMs = 3000, appendonly = false } = {}) {
+async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failoverTimeoutMs = 3000, appendonly = false, replicas: replicaCount = 1 } = {}) {
   const os = require('os');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-sentinel-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -251,7 +243,18 @@ async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failover
     return ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', data];
   };
   const master = await startRedisWith(base('master'));
-  const replica = await startRedisWith([...base('replica'), '--replicaof', '127.0.0.1', String(master.port)]);
+  const replicas = [];
+  for (let i = 0; i < replicaCount; ++i) replicas.push(await startRedisWith([...base(`replica-${i}`), '--replicaof', '127.0.0.1', String(master.port)]));
+  // Replicas still loading their first copy would not acknowledge (WAIT) yet.
+  const Redis = load('ioredis');
+  const probe = new Redis({ host: '127.0.0.1', port: master.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+  probe.on('error', () => {});
+  try {
+    await eventually(`the master has ${replicaCount} replicas online`, async () => {
+      const online = (await probe.info('replication')).match(/state=online/g) || [];
+      assert.strictEqual(online.length, replicaCount);
+    }, 30000);
+  } finally { probe.disconnect(); }
   const sentinels = [];
   for (let i = 0; i < 3; ++i) {
     const port = await freePort();
@@ -267,7 +270,6 @@ async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failover
     proc.stdout.on('data', (c) => { if (verbose) process.stderr.write(`[sentinel ${i}] ${c}`); });
     sentinels.push({ port, proc, stop: async () => { proc.kill('SIGKILL'); await within(5000, proc.exited, 'sentinel exit'); } });
   }
-  const Redis = load('ioredis');
   const clients = sentinels.map((s) => {
     const c = new Redis({ host: '127.0.0.1', port: s.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
     c.on('error', () => {});
@@ -278,14 +280,17 @@ async function startSentinels ({ name = 'mymaster', downAfterMs = 1000, failover
   await eventually('three sentinels know the master, the replica and each other', async () => {
     for (let i = 0; i < 3; ++i) {
       const flat = (entry) => { const o = {}; for (let k = 0; k < entry.length; k += 2) o[entry[k]] = entry[k + 1]; return o; };
-      const replicas = (await command(i, 'SENTINEL', 'REPLICAS', name)).map(flat);
-      assert.ok(replicas.some((r) => !r.flags.includes('down')), `sentinel ${i} knows no replica`);
+      const known = (await command(i, 'SENTINEL', 'REPLICAS', name)).map(flat).filter((r) => !r.flags.includes('down'));
+      assert.strictEqual(known.length, replicaCount, `sentinel ${i} knows ${known.length} of ${replicaCount} replicas`);
       assert.strictEqual((await command(i, 'SENTINEL', 'SENTINELS', name)).length, 2, `sentinel ${i} knows the others`);
     }
   }, 30000);
   return {
     master,
-    replica,
+    replica: replicas[0],
+    replicas,
+    /// The data nodes: the master first started, then the replicas.
+    nodes: [master, ...replicas],
     sentinels,
     name,
     list: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),

@@ -80,8 +80,10 @@ public:
     /// Starts redis-server on a free port with `extra` arguments (e.g.
     /// {"--requirepass", "secret"}), after `config_file` when given (a
     /// sentinel's); throws when it does not answer PING.
-    explicit redis_server(std::vector<std::string> extra = {}, std::string config_file = {})
-        : port_(free_port()), extra_(std::move(extra)), config_file_(std::move(config_file)) {
+    /// With `tls`, port() is a TLS port (--port 0 --tls-port N): `extra` gives
+    /// the --tls-*-file arguments.
+    explicit redis_server(std::vector<std::string> extra = {}, std::string config_file = {}, bool tls = false)
+        : port_(free_port()), extra_(std::move(extra)), config_file_(std::move(config_file)), tls_(tls) {
         log_path_ = "/tmp/mesa-redis-test-" + std::to_string(port_) + ".log";
         start();
     }
@@ -97,6 +99,11 @@ public:
     std::string uri(std::string const& tail = {}) const { return "redis://127.0.0.1:" + std::to_string(port_) + tail; }
     bool running() const noexcept { return pid_ > 0; }
 
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT) to the running server.
+    void signal(int signal) {
+        if (pid_ > 0) ::kill(pid_, signal);
+    }
+
     /// Starts (again) on the same port.
     void start() {
         if (pid_ > 0) return;
@@ -106,11 +113,12 @@ public:
         // started later must not load another's.
         for (std::string a : {"--port", "", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
                               "no", "--dir", "/tmp", "--dbfilename", ""})
-            argv.push_back(a.empty() && argv.back() == "--port" ? std::to_string(port_) : a);
+            argv.push_back(a.empty() && argv.back() == "--port" ? (tls_ ? "0" : std::to_string(port_)) : a);
         if (config_file_.empty())
             argv.back() = rdb_file();
         else
             argv.resize(argv.size() - 2);
+        if (tls_) argv.insert(argv.end(), {"--tls-port", std::to_string(port_)});
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
@@ -161,10 +169,14 @@ public:
     }
 
     /// Runs redis-cli against this server: cli({"HGET", "h", "f"}), with
-    /// `options` before the command (e.g. {"-n", "1"}).
+    /// `options` before the command (e.g. {"-n", "1"}); over TLS trusting the
+    /// server's --tls-ca-cert-file when it serves TLS.
     std::string cli(std::vector<std::string> const& command, std::vector<std::string> const& options = {}) const {
         std::vector<std::string> argv{"/usr/bin/timeout",  "10", "/usr/bin/redis-cli",
                                       "--no-auth-warning", "-p", std::to_string(port_)};
+        if (tls_)
+            for (std::size_t i = 0; i + 1 < extra_.size(); ++i)
+                if (extra_[i] == "--tls-ca-cert-file") argv.insert(argv.end(), {"--tls", "--cacert", extra_[i + 1]});
         argv.insert(argv.end(), options.begin(), options.end());
         argv.insert(argv.end(), command.begin(), command.end());
         return run_program(argv);
@@ -190,7 +202,11 @@ private:
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = htons(port_);
         bool ok = false;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::write(fd, "PING\r\n", 6) == 6) {
+        // A TLS port that accepts is serving: TLS itself is what the tests check.
+        if (tls_)
+            ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        else if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                 ::write(fd, "PING\r\n", 6) == 6) {
             char reply[64];
             // +PONG, or -NOAUTH with --requirepass: either way it is serving.
             ssize_t const n = ::read(fd, reply, sizeof reply);
@@ -204,6 +220,7 @@ private:
     std::vector<std::string> extra_;
     std::string config_file_;
     std::string log_path_;
+    bool tls_ = false;
     pid_t pid_ = 0;
 };
 
@@ -219,19 +236,30 @@ inline std::string redis_cli(std::uint16_t port, std::vector<std::string> const&
 /// sentinels (quorum 2) monitoring it as `name`, with short failure detection
 /// (down-after 1000 ms) so that failovers take seconds. The sentinels'
 /// configuration files live in a temporary directory removed at the end.
+/// With `tls` (the --tls-*-file arguments of redis_server), every node and
+/// sentinel serves TLS only, and replication and monitoring go over TLS.
 class redis_sentinel_group {
 public:
-    explicit redis_sentinel_group(std::string name = "mymaster") : name_(std::move(name)) {
+    explicit redis_sentinel_group(std::string name = "mymaster", std::vector<std::string> tls = {}, int replicas = 1)
+        : name_(std::move(name)) {
         char dir[] = "/tmp/mesa-sentinel-XXXXXX";
         if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
         dir_ = dir;
-        std::vector<std::string> const data{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
-        nodes_.push_back(std::make_unique<redis_server>(data));
+        bool const secure = !tls.empty();
+        if (secure) tls.insert(tls.end(), {"--tls-replication", "yes"});
+        std::vector<std::string> data{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
+        data.insert(data.end(), tls.begin(), tls.end());
+        nodes_.push_back(std::make_unique<redis_server>(data, std::string(), secure));
         auto replica = data;
         replica.insert(replica.end(), {"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())});
-        nodes_.push_back(std::make_unique<redis_server>(replica));
-        wait_for("the replica to sync", [&] {
-            return nodes_[0]->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
+        for (int i = 0; i < replicas; ++i)
+            nodes_.push_back(std::make_unique<redis_server>(replica, std::string(), secure));
+        wait_for("the replicas to sync", [&] {
+            auto const info = nodes_[0]->cli({"INFO", "replication"});
+            int online = 0;
+            for (auto at = info.find("state=online"); at != std::string::npos; at = info.find("state=online", at + 1))
+                ++online;
+            return online == replicas;
         });
         for (int i = 0; i < 3; ++i) {
             auto const file = dir_ + "/sentinel-" + std::to_string(i) + ".conf";
@@ -241,15 +269,17 @@ public:
                  << "sentinel failover-timeout " << name_ << " 4000\n"
                  << "sentinel parallel-syncs " << name_ << " 1\n";
             conf.close();
-            sentinels_.push_back(std::make_unique<redis_server>(std::vector<std::string>{"--sentinel"}, file));
+            std::vector<std::string> args{"--sentinel"};
+            args.insert(args.end(), tls.begin(), tls.end());
+            sentinels_.push_back(std::make_unique<redis_server>(args, file, secure));
         }
         // A failover needs the sentinels to know the replica and each other.
         wait_for("the sentinels to know the replica and each other", [&] {
             for (auto const& s : sentinels_) {
-                if (redis_cli(s->port(), {"SENTINEL", "replicas", name_}).find(std::to_string(nodes_[1]->port())) ==
+                if (s->cli({"SENTINEL", "replicas", name_}).find(std::to_string(nodes_[1]->port())) ==
                     std::string::npos)
                     return false;
-                auto const master = redis_cli(s->port(), {"SENTINEL", "master", name_});
+                auto const master = s->cli({"SENTINEL", "master", name_});
                 auto const at = master.find("num-other-sentinels\n");
                 if (at == std::string::npos || master.substr(at + 20, 1) != "2") return false;
             }
@@ -279,11 +309,17 @@ public:
             if (n->port() == port) return *n;
         throw std::runtime_error("no redis node on port " + std::to_string(port));
     }
+    /// The data nodes' ports (the first started as master, the second as its replica).
+    std::vector<std::uint16_t> node_ports() const {
+        std::vector<std::uint16_t> out;
+        for (auto const& n : nodes_) out.push_back(n->port());
+        return out;
+    }
     /// The master's port as the first running sentinel reports it.
     std::uint16_t master_port() {
         for (auto& s : sentinels_) {
             if (!s->running()) continue;
-            auto const reply = redis_cli(s->port(), {"SENTINEL", "get-master-addr-by-name", name_});
+            auto const reply = s->cli({"SENTINEL", "get-master-addr-by-name", name_});
             auto const newline = reply.find('\n');
             if (newline != std::string::npos) return static_cast<std::uint16_t>(std::stoi(reply.substr(newline + 1)));
         }
@@ -292,7 +328,7 @@ public:
     redis_server& master() { return node(master_port()); }
     /// Asks a sentinel for a failover (the master is healthy: a switchover).
     void failover() {
-        auto const reply = redis_cli(sentinels_[0]->port(), {"SENTINEL", "FAILOVER", name_});
+        auto const reply = sentinels_[0]->cli({"SENTINEL", "FAILOVER", name_});
         if (reply != "OK") throw std::runtime_error("SENTINEL FAILOVER: " + reply);
     }
 

@@ -19,7 +19,15 @@
 //   o.sentinels = {"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"};
 //   o.sentinel_master = "mymaster";
 //
-// With options::replicas_to_acknowledge, stores (sync_route, backlog appends)
+// Over TLS (rediss://, or any address with options::tls set; the sentinels
+// and the master they name alike), with <mesa/broker/redis_tls.hpp>, which
+// needs OpenSSL (meson `mesa-tls`, CMake mesa::tls):
+//
+//   o.uri = "rediss://:secret@redis.example.com:6380";
+//   o.tls = mesa::broker::redis_tls({/* ca_file, cert_file, key_file, server_name */});
+//
+// With options::replicas_to_acknowledge (with sentinels, by default every
+// replica connected to the master), stores (sync_route, backlog appends)
 // complete once that many replicas have them (WAIT on a third connection, so
 // nothing else waits behind it).
 //
@@ -56,6 +64,7 @@
 #include <mesa/broker/detail/redis_resp.hpp>
 #include <mesa/broker/detail/redis_scripts.hpp>
 #include <mesa/broker/detail/redis_sentinel.hpp>
+#include <mesa/broker/detail/redis_stream.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 #include <mesa/keys.hpp>
 
@@ -64,8 +73,13 @@ namespace mesa::broker {
 class redis {
 public:
     struct options {
-        /// redis://[[user]:password@]host[:port][/db], unix:///path[?db=N&password=P] or /path.
+        /// redis://[[user]:password@]host[:port][/db], rediss://... (TLS: needs
+        /// `tls`), unix:///path[?db=N&password=P] or /path.
         std::string uri = "redis://127.0.0.1:6379";
+        /// TLS to Redis (and to the sentinels), made by mesa::broker::redis_tls()
+        /// of <mesa/broker/redis_tls.hpp>: certificate and host-name verification,
+        /// client certificate. Null: plain sockets, and rediss:// is refused.
+        std::shared_ptr<detail::redis_stream_factory const> tls;
         /// First retry after a failed connection attempt; doubles up to reconnect_max.
         std::chrono::milliseconds reconnect_initial{100};
         /// Longest pause between attempts: an outage is noticed gone within it.
@@ -95,9 +109,25 @@ public:
         /// Stores (sync_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
-        std::size_t replicas_to_acknowledge = 0;
+        /// Unset: with sentinels, every replica of the master (as ROLE lists
+        /// them; one that left counts for replica_grace), and at least one, so
+        /// that whichever replica a failover promotes has it (waiting for fewer, a store acknowledged by one
+        /// replica is lost when the sentinels promote another); without
+        /// sentinels, 0 (a single Redis has no replica to wait for).
+        std::optional<std::size_t> replicas_to_acknowledge;
         /// How long a store waits for the replicas' acknowledgement.
         std::chrono::milliseconds replica_timeout{1000};
+        /// With replicas_to_acknowledge unset: how long a replica that left the
+        /// master still counts (stores fail meanwhile). A failover takes the
+        /// replica it promotes away first and moves the others later; the
+        /// sentinels' down-after-milliseconds (30 s by default) is how long
+        /// they take to call a lost replica down.
+        std::chrono::milliseconds replica_grace{30000};
+
+        /// Whether stores wait for replicas at all.
+        bool waits_for_replicas() const noexcept {
+            return replicas_to_acknowledge ? *replicas_to_acknowledge > 0 : !sentinels.empty();
+        }
     };
 
     /// Connects at once (asynchronously). Throws std::invalid_argument on a bad
@@ -497,13 +527,20 @@ private:
         state(asio::any_io_executor executor, options const& opts)
             : executor_(executor),
               on_log_(opts.on_log),
-              replicas_(opts.replicas_to_acknowledge),
+              replica_grace_(opts.replica_grace),
+              replicas_(opts.replicas_to_acknowledge.value_or(0)),
               replica_timeout_(opts.replica_timeout),
               sentinel_timer_(executor),
               watch_timer_(executor) {
             detail::redis_connection_settings settings;
             if (opts.sentinels.empty()) {
                 settings.endpoint = detail::parse_redis_uri(opts.uri);
+                if (settings.endpoint.tls && !opts.tls)
+                    throw std::invalid_argument(
+                        "redis uri '" + settings.endpoint.describe() +
+                        "' is rediss:// (TLS), but options::tls is not set: include <mesa/broker/redis_tls.hpp>, "
+                        "set options::tls = mesa::broker::redis_tls({...}) and link OpenSSL (meson dependency "
+                        "'mesa-tls', CMake target mesa::tls, pkg-config mesa-cpp-tls)");
             } else {
                 if (opts.sentinel_master.empty())
                     throw std::invalid_argument("redis sentinels given without sentinel_master (the master's name)");
@@ -517,6 +554,7 @@ private:
                 sentinel_settings_.reconnect_initial = opts.reconnect_initial;
                 sentinel_settings_.reconnect_max = opts.reconnect_max;
                 sentinel_settings_.name = "sentinel";
+                sentinel_settings_.tls = opts.tls;
                 sentinel_ = std::make_unique<detail::redis_sentinel>(std::move(sentinels), opts.sentinel_master,
                                                                      opts.reconnect_initial, opts.reconnect_max);
                 settings.managed = true;
@@ -539,9 +577,13 @@ private:
             settings.connect_timeout = opts.connect_timeout;
             settings.max_pending = opts.max_pending_commands;
             settings.log = opts.on_log;
+            settings.tls = opts.tls;
+            if (opts.tls && !opts.tls->verifies_peer())
+                log("TLS certificate verification is off: anyone on the path to Redis can read and change its "
+                    "traffic (for tests only)");
             settings.name = "subscriptions";
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
-            if (replicas_ > 0) {
+            if (opts.waits_for_replicas()) {
                 settings.name = "replication acknowledgements";
                 waiter_ = std::make_shared<detail::redis_connection>(executor, settings);
             }
@@ -599,6 +641,16 @@ private:
                 if (auto s = weak.lock()) s->pushed(reply);
             };
             if (sentinel_) follow_sentinels();
+            if (waiter_) {
+                waiter_->on_ready = [weak, previous = waiter_->on_ready] {
+                    if (previous) previous();
+                    auto s = weak.lock();
+                    if (!s || s->stopped_) return;
+                    s->waiter_was_ready_ = true;
+                    s->replicas_seen_ = 0;  // perhaps another master
+                    if (!s->acknowledging_ && !s->unacknowledged_.empty()) s->acknowledge();
+                };
+            }
             commands_->start();
             subscriber_->start();
             if (waiter_) waiter_->start();
@@ -721,9 +773,13 @@ private:
                 detail::redis_command("SENTINEL", "get-master-addr-by-name", sentinel_->master_name()),
                 [weak = weak_from_this(), connection = std::weak_ptr<detail::redis_connection>(asking_), query](
                     std::error_code ec, redisReply const* reply) {
-                    if (auto c = connection.lock()) c->stop();
+                    auto c = connection.lock();
+                    if (c) c->stop();
                     auto s = weak.lock();
                     if (!s || s->stopped_) return;
+                    // A connection that failed says why (a refused certificate...).
+                    if (ec == redis_errc::disconnected && c && !c->last_failure().empty())
+                        return s->run(s->sentinel_->unreachable(query, c->last_failure()));
                     if (ec) return s->run(s->sentinel_->unreachable(query, describe(ec, reply)));
                     if (reply->type == REDIS_REPLY_NIL) return s->run(s->sentinel_->answered(query, std::nullopt));
                     detail::redis_address master;
@@ -773,7 +829,7 @@ private:
 
         // ---- acknowledgements by replicas (WAIT) ----------------------------------
 
-        /// A store answered `ec`: `then` runs once replicas_ replicas have it
+        /// A store answered `ec`: `then` runs once the replicas have it
         /// (or at once, with no replicas to wait for or on an error).
         void replicated(std::error_code ec, std::function<void(std::error_code)> then) {
             if (ec || !waiter_) return then(ec);
@@ -788,8 +844,15 @@ private:
             auto group =
                 std::make_shared<std::vector<std::function<void(std::error_code)>>>(std::move(unacknowledged_));
             unacknowledged_.clear();
+            // Its first connection comes up with the others' (the stores waiting
+            // for it went to the same master): they wait for it.
+            if (!waiter_->ready() && !waiter_was_ready_) {
+                unacknowledged_ = std::move(*group);
+                return;
+            }
             if (!waiter_->ready()) {
-                // Not on the master the stores went to (or not yet): cannot confirm them.
+                // Lost: it may come back on another master than the one the
+                // stores went to, so it cannot confirm them.
                 asio::post(executor_, [weak = weak_from_this(), group] {
                     auto s = weak.lock();
                     for (auto& then : *group) {
@@ -800,18 +863,45 @@ private:
                 return;
             }
             acknowledging_ = true;
+            if (replicas_ > 0) return wait_for(replicas_, group);
+            // Every replica of the master: ROLE lists those in sync with it.
+            waiter_->send(detail::redis_command("ROLE"),
+                          [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
+                              auto s = weak.lock();
+                              if (!s || s->stopped_) return;
+                              if (!ec && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+                                  reply->element[2]->type == REDIS_REPLY_ARRAY)
+                                  s->replicas_listed(reply->element[2]->elements);
+                              s->wait_for(std::max<std::size_t>(1, s->replicas_seen_), group);
+                          });
+        }
+
+        // A replica that leaves still counts for replica_grace: a failover
+        // first takes the replica it promotes away from the old master, while
+        // the others acknowledge its writes until the sentinels move them (and
+        // then drop those writes); the move to the new master comes seconds later.
+        void replicas_listed(std::size_t listed) {
+            auto const now = std::chrono::steady_clock::now();
+            if (listed >= replicas_seen_ || now - replicas_seen_at_ > replica_grace_) {
+                replicas_seen_ = listed;
+                replicas_seen_at_ = now;
+            }
+        }
+
+        // The PUBLISH makes the WAIT cover every store answered before it.
+        void wait_for(std::size_t replicas, std::shared_ptr<std::vector<std::function<void(std::error_code)>>> group) {
             waiter_->send(detail::redis_command("PUBLISH", "mesa_replicated", ""), {});
             waiter_->send(
-                detail::redis_command("WAIT", std::to_string(replicas_), std::to_string(replica_timeout_.count())),
-                [weak = weak_from_this(), group](std::error_code ec, redisReply const* reply) {
+                detail::redis_command("WAIT", std::to_string(replicas), std::to_string(replica_timeout_.count())),
+                [weak = weak_from_this(), group, replicas](std::error_code ec, redisReply const* reply) {
                     auto s = weak.lock();
                     if (!s || s->stopped_) return;
                     s->acknowledging_ = false;
                     if (!ec && reply->type != REDIS_REPLY_INTEGER) ec = redis_errc::unexpected_reply;
-                    if (!ec && reply->integer < static_cast<long long>(s->replicas_)) {
+                    if (!ec && reply->integer < static_cast<long long>(replicas)) {
                         ec = redis_errc::not_replicated;
                         s->log(std::to_string(group->size()) + " stores acknowledged by " +
-                               std::to_string(reply->integer) + " replicas of " + std::to_string(s->replicas_) +
+                               std::to_string(reply->integer) + " replicas of " + std::to_string(replicas) +
                                " within " + std::to_string(s->replica_timeout_.count()) +
                                " ms: reported as failed (a failover could lose them)");
                     } else if (ec) {
@@ -947,9 +1037,14 @@ private:
         std::function<void()> resubscribed_;
         bool subscribed_once_ = false;
         bool renewing_ = false;  // subscriptions sent again after a lost connection, not all confirmed yet
-        std::size_t replicas_;
+        bool waiter_was_ready_ = false;
+        // The most replicas ROLE listed on the waiter's master lately, and when.
+        std::size_t replicas_seen_ = 0;
+        std::chrono::steady_clock::time_point replicas_seen_at_;
+        std::chrono::milliseconds replica_grace_;
+        std::size_t replicas_;  // 0: every replica of the master (options::replicas_to_acknowledge)
         std::chrono::milliseconds replica_timeout_;
-        std::shared_ptr<detail::redis_connection> waiter_;                  // only with replicas_ > 0
+        std::shared_ptr<detail::redis_connection> waiter_;                  // only when stores wait for replicas
         std::vector<std::function<void(std::error_code)>> unacknowledged_;  // bounded by the commands' bound
         bool acknowledging_ = false;
         std::unique_ptr<detail::redis_sentinel> sentinel_;  // only with sentinels

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <mesa/transport/detail/websocketpp_config.hpp>
+#include <mesa/transport/detail/ws_key.hpp>
 #include <mesa/transport/settings.hpp>
 
 namespace mesa::transport {
@@ -169,6 +170,11 @@ private:
         if (!con) return false;
         if (!path_matches(settings_.path, con->get_resource())) {
             con->set_status(websocketpp::http::status_code::not_found);
+            return false;
+        }
+        // websocketpp takes any key; the rest of the request it checks itself (see README).
+        if (!detail::is_websocket_key(con->get_request_header("Sec-WebSocket-Key"))) {
+            con->set_status(websocketpp::http::status_code::bad_request);
             return false;
         }
         int const refused = events_.admit ? events_.admit(con->get_request_header("Origin")) : 0;

@@ -1,8 +1,8 @@
 #pragma once
-// One connection to Redis on Asio: connect (TCP or unix socket), AUTH and
-// SELECT, pipelined commands whose replies are matched first-in first-out,
-// and reconnection with backoff. Replies nobody waits for (pub/sub pushes on
-// a subscriber connection) go to on_push.
+// One connection to Redis on Asio: connect (TCP or unix socket, TLS when
+// settings.tls is set), AUTH and SELECT, pipelined commands whose replies are
+// matched first-in first-out, and reconnection with backoff. Replies nobody
+// waits for (pub/sub pushes on a subscriber connection) go to on_push.
 //
 // A managed connection (Redis Sentinel) does not reconnect by itself: its
 // owner says where to go (connect_to) and when to give up on the commands
@@ -36,6 +36,7 @@
 #include <mesa/broker/detail/redis_backoff.hpp>
 #include <mesa/broker/detail/redis_error.hpp>
 #include <mesa/broker/detail/redis_resp.hpp>
+#include <mesa/broker/detail/redis_stream.hpp>
 #include <mesa/broker/detail/redis_uri.hpp>
 
 namespace mesa::broker::detail {
@@ -62,6 +63,8 @@ struct redis_connection_settings {
     bool managed = false;
     /// The handshake ends with ROLE, which must say master.
     bool require_master = false;
+    /// TLS (<mesa/broker/redis_tls.hpp>); null: plain sockets.
+    std::shared_ptr<redis_stream_factory const> tls;
 };
 
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
@@ -69,7 +72,6 @@ public:
     redis_connection(asio::any_io_executor executor, redis_connection_settings settings)
         : executor_(executor),
           settings_(std::move(settings)),
-          socket_(executor),
           resolver_(executor),
           timer_(executor),
           backoff_(settings_.reconnect_initial, settings_.reconnect_max),
@@ -151,6 +153,8 @@ public:
     }
 
     bool ready() const noexcept { return state_ == link::ready; }
+    /// Why the last attempt failed or the connection was lost ("" before any failure).
+    std::string const& last_failure() const noexcept { return last_failure_; }
     std::size_t pending() const noexcept { return queued_.size() + in_flight_.size(); }
 
     /// Sends `command` (RESP) once the connection is ready; fails at once when
@@ -206,6 +210,11 @@ private:
 
     void attempt() {
         state_ = link::connecting;
+        // A new stream each time: a failed TLS session cannot be reused.
+        if (settings_.tls)
+            stream_ = settings_.tls->make(executor_);
+        else
+            stream_ = std::make_shared<redis_plain_stream>(executor_);
         auto const epoch = ++epoch_;
         timer_.expires_after(settings_.connect_timeout);
         timer_.async_wait([self = shared_from_this(), epoch](std::error_code ec) {
@@ -233,10 +242,10 @@ private:
                  std::uint64_t epoch) {
         if (index >= endpoints.size()) return failed("no address to connect to");
         std::error_code ignored;
-        socket_.close(ignored);
+        stream_->socket().close(ignored);
         auto const endpoint = endpoints[index];
-        socket_.async_connect(endpoint, [self = shared_from_this(), endpoints = std::move(endpoints), index,
-                                         epoch](std::error_code ec) mutable {
+        stream_->socket().async_connect(endpoint, [self = shared_from_this(), endpoints = std::move(endpoints), index,
+                                                   epoch](std::error_code ec) mutable {
             if (!self->current(epoch)) return;
             if (ec) {
                 if (index + 1 < endpoints.size()) return self->connect(std::move(endpoints), index + 1, epoch);
@@ -249,11 +258,20 @@ private:
     void connected(std::uint64_t epoch) {
         if (!settings_.endpoint.is_unix()) {
             std::error_code ignored;
-            socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+            stream_->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
         }
+        state_ = link::handshaking;
+        stream_->async_handshake(settings_.endpoint.host, [self = shared_from_this(), epoch](std::error_code ec) {
+            if (!self->current(epoch)) return;
+            if (ec) return self->failed("TLS handshake failed: " + self->stream_->explain(ec));
+            self->secured(epoch);
+        });
+    }
+
+    /// The stream is ready (plain, or TLS after its handshake): the Redis handshake.
+    void secured(std::uint64_t epoch) {
         reader_ = redis_reader();
         read(epoch);
-        state_ = link::handshaking;
         auto const& e = settings_.endpoint;
         std::vector<std::string> handshake;
         if (!e.password.empty())
@@ -312,10 +330,11 @@ private:
     }
 
     void read(std::uint64_t epoch) {
-        socket_.async_read_some(
+        stream_->async_read_some(
             asio::buffer(read_buffer_), [self = shared_from_this(), epoch](std::error_code ec, std::size_t n) {
                 if (!self->current(epoch)) return;
-                if (ec) return self->failed(ec == asio::error::eof ? "closed by the server" : ec.message());
+                if (ec)
+                    return self->failed(ec == asio::error::eof ? "closed by the server" : self->stream_->explain(ec));
                 if (!self->reader_.feed(self->read_buffer_.data(), n))
                     return self->failed("protocol error: " + self->reader_.error());
                 for (;;) {
@@ -359,19 +378,19 @@ private:
         // complete after the next one has started.
         auto bytes = std::make_shared<std::string>(std::move(out_));
         out_.clear();
-        asio::async_write(socket_, asio::buffer(*bytes),
-                          [self = shared_from_this(), bytes, epoch = epoch_](std::error_code ec, std::size_t) {
-                              if (!self->current(epoch)) return;
-                              self->writing_ = false;
-                              if (ec) return self->failed(ec.message());
-                              self->flush();
-                          });
+        stream_->async_write(asio::buffer(*bytes),
+                             [self = shared_from_this(), bytes, epoch = epoch_](std::error_code ec, std::size_t) {
+                                 if (!self->current(epoch)) return;
+                                 self->writing_ = false;
+                                 if (ec) return self->failed(self->stream_->explain(ec));
+                                 self->flush();
+                             });
     }
 
     void close() {
         ++epoch_;
         std::error_code ignored;
-        socket_.close(ignored);
+        if (stream_) stream_->socket().close(ignored);
         resolver_.cancel();
         timer_.cancel();
         out_.clear();
@@ -380,6 +399,7 @@ private:
 
     /// The connection was lost or the attempt failed.
     void failed(std::string const& why) {
+        last_failure_ = why;
         bool const was_ready = state_ == link::ready;
         close();
         auto in_flight = std::move(in_flight_);
@@ -425,13 +445,14 @@ private:
 
     asio::any_io_executor executor_;
     redis_connection_settings settings_;
-    asio::generic::stream_protocol::socket socket_;
+    std::shared_ptr<redis_stream> stream_;  // of the current attempt (null before the first)
     asio::ip::tcp::resolver resolver_;
     asio::steady_timer timer_;
     redis_backoff backoff_;
     redis_reader reader_;
     std::vector<char> read_buffer_;
     std::string out_;  // bytes waiting for the current write to finish
+    std::string last_failure_;
     bool writing_ = false;
     bool outage_ = false;
     link state_ = link::idle;

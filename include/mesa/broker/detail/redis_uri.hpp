@@ -1,6 +1,7 @@
 #pragma once
 // Parses the address of a Redis server:
 //   redis://[[user]:password@]host[:port][/db]     (IPv6 host in brackets)
+//   rediss://...                                   (the same over TLS)
 //   unix:///path/to/redis.sock[?db=N&password=P&user=U]
 //   /path/to/redis.sock
 // and of a Redis Sentinel: host[:port] (port 26379 when left out; an IPv6
@@ -21,6 +22,7 @@ struct redis_endpoint {
     std::string user;       // empty: the default user (AUTH <password>)
     std::string password;   // empty: no AUTH
     int db = 0;             // non-zero: SELECT db
+    bool tls = false;       // rediss://
 
     bool is_unix() const noexcept { return !unix_path.empty(); }
     /// Where it points, without credentials (for logs).
@@ -113,7 +115,7 @@ inline redis_endpoint parse_redis_uri(std::string_view uri) {
         e.unix_path = std::string(uri);
         return e;
     }
-    constexpr std::string_view unix_scheme = "unix://", redis_scheme = "redis://";
+    constexpr std::string_view unix_scheme = "unix://", redis_scheme = "redis://", tls_scheme = "rediss://";
     if (uri.substr(0, unix_scheme.size()) == unix_scheme) {
         auto rest = uri.substr(unix_scheme.size());
         auto const q = rest.find('?');
@@ -123,8 +125,9 @@ inline redis_endpoint parse_redis_uri(std::string_view uri) {
         }
         if (rest.empty() || rest.front() != '/') fail(uri, "a unix socket path must be absolute (unix:///path)");
         e.unix_path = std::string(rest);
-    } else if (uri.substr(0, redis_scheme.size()) == redis_scheme) {
-        auto rest = uri.substr(redis_scheme.size());
+    } else if (uri.substr(0, redis_scheme.size()) == redis_scheme || uri.substr(0, tls_scheme.size()) == tls_scheme) {
+        e.tls = uri.substr(0, tls_scheme.size()) == tls_scheme;
+        auto rest = uri.substr(e.tls ? tls_scheme.size() : redis_scheme.size());
         auto const slash = rest.find('/');
         auto authority = rest.substr(0, slash);
         if (slash != std::string_view::npos) {
@@ -166,10 +169,8 @@ inline redis_endpoint parse_redis_uri(std::string_view uri) {
         }
         if (e.host.empty()) fail(uri, "no host");
         if (!port.empty()) e.port = number<std::uint16_t>(uri, port, 1, 65535, "port");
-    } else if (uri.substr(0, 9) == "rediss://") {
-        fail(uri, "TLS (rediss://) is not supported");
     } else {
-        fail(uri, "expected redis://host:port, unix:///path or an absolute socket path");
+        fail(uri, "expected redis://host:port, rediss://host:port, unix:///path or an absolute socket path");
     }
     return e;
 }

@@ -1,0 +1,580 @@
+#pragma once
+// The lean socket transport: WebSocket over standalone Asio, ws:// (plain
+// TCP), without websocketpp's connection layer.
+//
+//   using server = mesa::server<mesa::transport::asio_plain, mesa::broker::memory>;
+//
+// A connection is a socket and the state of its protocol steps, nothing
+// else while it is idle:
+// - no read buffer of its own: it waits for readability (async_wait) and
+//   reads into one buffer of the transport, shared by all its connections
+//   (they run on one thread); a frame split over reads keeps only its own
+//   bytes (detail::frame_reader);
+// - the opening request is parsed by detail::handshake (Boost.Beast's
+//   parser, then RFC 6455 §4.2.1 checks; see ws_handshake.hpp for the
+//   refusals and their order); nothing of it is kept after the upgrade but
+//   the connection;
+// - frames are prepared once (header and payload) and the same frame is
+//   queued on every recipient (shared, no copy per recipient); join() makes
+//   a burst one buffer; a connection's queue is written in one gathered write;
+// - closing is a handshake bounded by options::close_timeout: the code the
+//   server sent is the one reported, whether the peer answers or not;
+// - plain HTTP requests (no `Upgrade: websocket`) go whole to the server's
+//   http handler (chunked bodies, `Expect: 100-continue`, bodies over
+//   request_limits::max_body_bytes refused with 413 right after their
+//   headers); each response carries `Connection: close` and ends the
+//   connection.
+//
+// Thread-safety: none; an instance and its connections belong to the thread
+// running its io_context. One instance per server and thread.
+#include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
+
+#include <asio/basic_socket_acceptor.hpp>
+#include <asio/basic_stream_socket.hpp>
+#include <asio/basic_waitable_timer.hpp>
+#include <asio/buffer.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <mesa/http.hpp>
+#include <mesa/transport/detail/ws_frames.hpp>
+#include <mesa/transport/detail/ws_handshake.hpp>
+#include <mesa/transport/settings.hpp>
+
+namespace mesa::transport {
+
+namespace detail {
+
+/// The bytes of one or more whole server frames: a header (empty for joined
+/// frames) and a payload, written as two buffers so the payload is never copied.
+struct frame_bytes {
+    std::string payload;
+    char header[10] = {};
+    std::uint8_t header_size = 0;
+
+    std::size_t size() const { return header_size + payload.size(); }
+};
+
+}  // namespace detail
+
+/// Options of the Asio transports (server::options::transport).
+struct asio_options {
+    // A connection that has not sent a whole request by then is closed:
+    // idle sockets that never speak cost a descriptor each.
+    std::chrono::milliseconds handshake_timeout{5000};
+    // How long a close frame waits for the peer's (RFC 6455 §7.1.1); then
+    // the socket is closed anyway, and the code sent is the one reported.
+    std::chrono::milliseconds close_timeout{3000};
+    detail::request_limits request_limits{};
+};
+
+/// A Mesa transport on plain TCP sockets (ws://); see the top of this header.
+class asio_plain {
+    using socket_type = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+    using acceptor_type = asio::basic_socket_acceptor<asio::ip::tcp, asio::io_context::executor_type>;
+    using timer_type =
+        asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
+                                   asio::io_context::executor_type>;
+
+public:
+    using options = asio_options;
+
+    class connection;
+    using connection_ptr = std::shared_ptr<connection>;
+    /// A prepared text frame (or several, joined), shared by all its recipients.
+    using frame = std::shared_ptr<detail::frame_bytes const>;
+    static constexpr char const* scheme = "ws";
+
+private:
+    /// What connections share with their transport; it outlives the transport
+    /// while a connection still has a handler pending.
+    struct core {
+        asio::io_context& ioc;
+        settings config;
+        options opts;
+        events<connection_ptr> ev;
+        std::vector<char> read_buffer = std::vector<char>(64 * 1024);
+        bool alive = true;
+        connection* first = nullptr;  // every connection, to close them when the transport goes
+    };
+
+public:
+    class connection : public std::enable_shared_from_this<connection> {
+    public:
+        void* context = nullptr;  // the server's client object
+
+        connection(std::shared_ptr<core> c, socket_type s)
+            : core_(std::move(c)), socket_(std::move(s)), reader_(core_->config.max_frame_bytes) {
+            next_ = core_->first;
+            if (next_) next_->prev_ = this;
+            core_->first = this;
+        }
+        ~connection() {
+            if (prev_)
+                prev_->next_ = next_;
+            else if (core_->first == this)
+                core_->first = next_;
+            if (next_) next_->prev_ = prev_;
+        }
+        connection(connection const&) = delete;
+        connection& operator=(connection const&) = delete;
+
+        /// The peer's address and port ("[::ffff:127.0.0.1]:50000"), "?"
+        /// once the socket is closed. Read from the socket: nothing is kept.
+        std::string remote_endpoint() const {
+            std::error_code ec;
+            auto const ep = socket_.remote_endpoint(ec);
+            if (ec) return "?";
+            std::ostringstream out;
+            out << ep;
+            return out.str();
+        }
+
+    private:
+        friend class asio_plain;
+        enum class phase : std::uint8_t { request, responding, open, closing, done };
+
+        void start() {
+            handshake_ = std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
+            arm_timer(core_->opts.handshake_timeout);
+            wait_readable();
+        }
+
+        void wait_readable() {
+            socket_.async_wait(socket_type::wait_read,
+                               [self = shared_from_this()](std::error_code ec) { self->readable(ec); });
+        }
+
+        void readable(std::error_code ec) {
+            if (phase_ == phase::done) return;
+            if (!core_->alive) return teardown();
+            if (ec) return lost();
+            auto& buffer = core_->read_buffer;
+            std::size_t const n = socket_.read_some(asio::buffer(buffer), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
+            if (ec) return lost();
+            if (phase_ == phase::request)
+                take_request(std::string_view(buffer.data(), n));
+            else if (phase_ == phase::open || phase_ == phase::closing)
+                take_frames(buffer.data(), n);
+            if (phase_ == phase::request || phase_ == phase::open || (phase_ == phase::closing && !close_received_))
+                wait_readable();
+            else if (phase_ == phase::responding && lingering_)
+                wait_readable();
+        }
+
+        // ---- the opening request ------------------------------------------
+        void take_request(std::string_view bytes) {
+            using detail::request_verdict;
+            for (request_verdict v = handshake_->feed(bytes);; v = handshake_->feed({})) {
+                switch (v) {
+                    case request_verdict::need_more:
+                        return;
+                    case request_verdict::interim:
+                        write_raw(handshake_->response());
+                        continue;
+                    case request_verdict::refused:
+                        return refused(handshake_->status(), handshake_->response());
+                    case request_verdict::upgrade:
+                        return upgrade();
+                    case request_verdict::http:
+                        return http();
+                }
+            }
+        }
+
+        void refused(int status, std::string response) {
+            auto target = std::string(handshake_->target());
+            auto origin = std::string(handshake_->origin());
+            handshake_.reset();
+            phase_ = phase::responding;
+            write_raw(std::move(response));
+            end_after_write_ = true;
+            if (core_->ev.on_refused) core_->ev.on_refused(status, target, origin);
+        }
+
+        void upgrade() {
+            int const refusal = core_->ev.admit ? core_->ev.admit(handshake_->origin()) : 0;
+            if (refusal != 0) {
+                unsigned const wait = core_->ev.retry_after ? core_->ev.retry_after() : 0;
+                return refused(refusal, handshake_->refuse(refusal, wait));
+            }
+            write_raw(handshake_->accept());
+            std::string rest = handshake_->take_rest();
+            handshake_.reset();
+            cancel_timer();
+            phase_ = phase::open;
+            // Writes are already coalesced per burst; Nagle would only delay
+            // the next one behind a delayed ACK.
+            std::error_code ignored;
+            socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+            core_->ev.on_open(shared_from_this());
+            if (!rest.empty() && phase_ == phase::open) take_frames(rest.data(), rest.size());
+        }
+
+        void http() {
+            http_request request = handshake_->take_request();
+            handshake_.reset();
+            cancel_timer();
+            phase_ = phase::responding;
+            if (!core_->ev.on_http) {
+                write_raw(detail::http_response_bytes(426, {}, "WebSocket upgrade required\n"));
+                end_after_write_ = true;
+                return;
+            }
+            // The responder holds the connection until it is called.
+            core_->ev.on_http(request, [self = shared_from_this()](http_response response) {
+                if (self->phase_ != phase::responding || self->end_after_write_) return;  // answered already
+                self->write_raw(response_bytes(response));
+                self->end_after_write_ = true;
+            });
+        }
+
+        static std::string response_bytes(http_response const& r) {
+            std::string headers;
+            bool typed = false;
+            for (auto const& [name, value] : r.headers) {
+                // Framing is the transport's: its own length, and the end of the connection.
+                if (detail::handshake_detail::iequals(name, "Content-Length") ||
+                    detail::handshake_detail::iequals(name, "Transfer-Encoding") ||
+                    detail::handshake_detail::iequals(name, "Connection"))
+                    continue;
+                typed = typed || detail::handshake_detail::iequals(name, "Content-Type");
+                headers.append(name).append(": ").append(value).append("\r\n");
+            }
+            return detail::http_response_bytes(r.status, headers, r.body, typed ? "" : "text/plain");
+        }
+
+        // ---- frames ---------------------------------------------------------
+        void take_frames(char* data, std::size_t size) {
+            auto self = shared_from_this();  // a handler may drop the server's reference
+            auto error = reader_.feed(data, size, [&](detail::frame_event e, std::string_view payload) {
+                switch (e) {
+                    case detail::frame_event::text:
+                    case detail::frame_event::binary:
+                        if (phase_ == phase::open && core_->alive)
+                            core_->ev.on_message(self, payload, e == detail::frame_event::binary);
+                        break;
+                    case detail::frame_event::ping:
+                        if (phase_ == phase::open) queue(control(detail::ws_opcode::pong, payload));
+                        break;
+                    case detail::frame_event::pong:
+                        break;
+                    case detail::frame_event::close:
+                        peer_closed();
+                        break;
+                }
+            });
+            if (error) fail(error.code, error.reason);
+        }
+
+        /// The peer's close frame: answered with its code (the closing
+        /// handshake it started), or the end of the one we started.
+        void peer_closed() {
+            close_received_ = true;
+            if (phase_ == phase::open) {
+                std::uint16_t const code = reader_.close_code();
+                std::string const reason = reader_.close_reason();
+                phase_ = phase::closing;
+                queue(code == 1005 ? control(detail::ws_opcode::close, {}) : close_bytes(code, reason));
+                close_sent_ = true;
+                arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
+                report_close(code, reason);
+            }
+            if (!writing_)
+                teardown();
+            else
+                end_after_write_ = true;
+        }
+
+        /// A frame the reader refused: close with its code, without waiting
+        /// for an answer (RFC 6455 §7.1.7).
+        void fail(std::uint16_t code, char const* reason) {
+            if (phase_ == phase::open) {
+                phase_ = phase::closing;
+                sent_code_ = code;
+                sent_reason_ = reason;
+                queue(close_bytes(code, reason));
+                close_sent_ = true;
+                arm_timer(core_->opts.close_timeout);  // bounds a write the peer never reads
+                report_close(code, reason);
+            }
+            if (!writing_)
+                teardown();
+            else
+                end_after_write_ = true;
+        }
+
+        void close(std::uint16_t code, std::string const& reason) {
+            if (phase_ != phase::open) return;
+            phase_ = phase::closing;
+            sent_code_ = code;
+            sent_reason_ = reason;
+            queue(close_bytes(code, reason));
+            close_sent_ = true;
+            arm_timer(core_->opts.close_timeout);
+        }
+
+        // ---- writing --------------------------------------------------------
+        static frame control(std::uint8_t opcode, std::string_view payload) {
+            auto f = std::make_shared<detail::frame_bytes>();
+            f->payload = detail::control_frame(opcode, payload);
+            return f;
+        }
+        static frame close_bytes(std::uint16_t code, std::string_view reason) {
+            auto f = std::make_shared<detail::frame_bytes>();
+            f->payload = detail::close_frame(code, reason);
+            return f;
+        }
+
+        void write_raw(std::string bytes) {
+            auto f = std::make_shared<detail::frame_bytes>();
+            f->payload = std::move(bytes);
+            queue(std::move(f));
+        }
+
+        void send(frame const& f) {
+            if (phase_ == phase::open) queue(f);
+        }
+
+        void queue(frame f) {
+            buffered_ += f->size();
+            queued_.push_back(std::move(f));
+            if (!writing_) write();
+        }
+
+        void write() {
+            writing_ = true;
+            in_flight_.swap(queued_);
+            std::vector<asio::const_buffer> buffers;
+            buffers.reserve(2 * in_flight_.size());
+            for (auto const& f : in_flight_) {
+                if (f->header_size) buffers.emplace_back(f->header, f->header_size);
+                buffers.emplace_back(f->payload.data(), f->payload.size());
+            }
+            asio::async_write(socket_, buffers,
+                              [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
+        }
+
+        void written(std::error_code ec, std::size_t n) {
+            writing_ = false;
+            buffered_ -= n;
+            std::vector<frame>().swap(in_flight_);  // an idle connection holds no buffer
+            if (phase_ == phase::done) return;
+            if (ec || !core_->alive) return lost();
+            if (!queued_.empty()) return write();
+            if (end_after_write_) {
+                if (phase_ == phase::responding) return linger();
+                return teardown();
+            }
+        }
+
+        // ---- the end ----------------------------------------------------------
+        /// After an HTTP response: no more sending, and the socket closed once
+        /// the peer has read it (its end of file) or the close timeout passed,
+        /// so that unread request bytes do not turn our close into a reset
+        /// that could destroy the response.
+        void linger() {
+            std::error_code ignored;
+            socket_.shutdown(socket_type::shutdown_send, ignored);
+            lingering_ = true;
+            arm_timer(core_->opts.close_timeout);
+            wait_readable();
+        }
+
+        void lost() {
+            if (phase_ == phase::open)
+                report_close(1006, "connection lost");
+            else if (phase_ == phase::closing && close_sent_)
+                report_close(sent_code_, sent_reason_);
+            teardown();
+        }
+
+        void timed_out() {
+            if (phase_ == phase::closing) report_close(sent_code_, sent_reason_);
+            teardown();
+        }
+
+        void teardown() {
+            if (phase_ == phase::done) return;
+            if (phase_ == phase::closing) report_close(sent_code_, sent_reason_);
+            phase_ = phase::done;
+            cancel_timer();
+            std::error_code ignored;
+            socket_.shutdown(socket_type::shutdown_both, ignored);
+            socket_.close(ignored);
+            handshake_.reset();
+            std::vector<frame>().swap(queued_);
+        }
+
+        void report_close(std::uint16_t code, std::string const& reason) {
+            if (reported_) return;
+            reported_ = true;
+            if (context && core_->alive) core_->ev.on_close(shared_from_this(), code, reason);
+        }
+
+        void arm_timer(std::chrono::milliseconds after) {
+            if (!timer_) timer_ = std::make_unique<timer_type>(core_->ioc.get_executor());
+            timer_->expires_after(after);
+            timer_->async_wait([weak = weak_from_this()](std::error_code ec) {
+                auto self = weak.lock();
+                if (!ec && self) self->timed_out();
+            });
+        }
+
+        void cancel_timer() { timer_.reset(); }
+
+        std::shared_ptr<core> core_;
+        socket_type socket_;
+        connection* prev_ = nullptr;
+        connection* next_ = nullptr;
+        std::unique_ptr<detail::handshake> handshake_;  // until the request is whole
+        detail::frame_reader reader_;                   // once upgraded
+        std::unique_ptr<timer_type> timer_;             // while a handshake or a close runs
+        std::vector<frame> queued_;                     // waiting for the current write
+        std::vector<frame> in_flight_;                  // being written
+        std::size_t buffered_ = 0;                      // bytes of both
+        std::string sent_reason_;
+        std::uint16_t sent_code_ = 1005;
+        phase phase_ = phase::request;
+        bool writing_ = false;
+        bool end_after_write_ = false;
+        bool close_sent_ = false;
+        bool close_received_ = false;
+        bool lingering_ = false;
+        bool reported_ = false;
+    };
+
+    asio_plain(asio::io_context& ioc, settings s, options o = {})
+        : core_(std::make_shared<core>(core{ioc, std::move(s), o, {}})), acceptor_(ioc.get_executor()) {}
+    asio_plain(asio_plain const&) = delete;
+    asio_plain& operator=(asio_plain const&) = delete;
+    ~asio_plain() {
+        core_->alive = false;
+        stop_listening();
+        // Connections waiting on their sockets end when their handler runs.
+        for (connection* c = core_->first; c; c = c->next_) {
+            std::error_code ignored;
+            c->socket_.cancel(ignored);
+        }
+    }
+
+    /// Binds and starts accepting; throws std::system_error when the port
+    /// cannot be bound: the only throwing call, made before serving.
+    void start(events<connection_ptr> ev) {
+        core_->ev = std::move(ev);
+        auto const& config = core_->config;
+        std::error_code ec;
+        if (config.host.empty()) {
+            // Every interface, IPv6 and IPv4; IPv4 only on hosts without IPv6.
+            if (!open(asio::ip::tcp::endpoint(asio::ip::tcp::v6(), config.port), true, ec))
+                open(asio::ip::tcp::endpoint(asio::ip::tcp::v4(), config.port), false, ec);
+        } else {
+            auto address = asio::ip::make_address(config.host, ec);
+            if (!ec) open(asio::ip::tcp::endpoint(address, config.port), address.is_v6(), ec);
+        }
+        if (ec) throw std::system_error(ec, "mesa: cannot listen on port " + std::to_string(config.port));
+        accept();
+    }
+
+    /// The bound port (useful after binding port 0).
+    std::uint16_t local_port() {
+        std::error_code ec;
+        auto ep = acceptor_.local_endpoint(ec);
+        return ec ? 0 : ep.port();
+    }
+
+    /// Stops accepting; open connections stay until closed.
+    void stop_listening() {
+        std::error_code ignored;
+        if (acceptor_.is_open()) acceptor_.close(ignored);
+        if (retry_) retry_->cancel();
+    }
+
+    static frame prepare(std::string payload) {
+        auto f = std::make_shared<detail::frame_bytes>();
+        f->header_size =
+            static_cast<std::uint8_t>(detail::frame_header(detail::ws_opcode::text, payload.size(), f->header));
+        f->payload = std::move(payload);
+        return f;
+    }
+
+    /// The frames of `frames`, in order, as one frame: their bytes in one
+    /// buffer, so each recipient costs one queued entry and one write.
+    static frame join(std::vector<frame> const& frames) {
+        auto f = std::make_shared<detail::frame_bytes>();
+        std::size_t size = 0;
+        for (auto const& part : frames) size += part->size();
+        f->payload.reserve(size);
+        for (auto const& part : frames) f->payload.append(part->header, part->header_size).append(part->payload);
+        return f;
+    }
+
+    static void send(connection_ptr const& con, frame const& f) { con->send(f); }
+
+    /// Bytes queued on `con` and not yet written.
+    static std::size_t buffered_bytes(connection_ptr const& con) { return con->buffered_; }
+
+    /// Payload bytes of a prepared frame (for joined frames, all their bytes).
+    static std::size_t frame_size(frame const& f) { return f->payload.size(); }
+
+    /// Starts the closing handshake with `code`; the close event follows
+    /// with that code once the peer answered or close_timeout passed.
+    static void close(connection_ptr const& con, std::uint16_t code, std::string const& reason) {
+        con->close(code, reason);
+    }
+
+private:
+    bool open(asio::ip::tcp::endpoint const& ep, bool v6, std::error_code& ec) {
+        std::error_code ignored;
+        acceptor_.close(ignored);
+        ec.clear();
+        acceptor_.open(ep.protocol(), ec);
+        if (ec) return false;
+        if (v6) acceptor_.set_option(asio::ip::v6_only(false), ignored);
+        acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec && core_->config.reuse_port)
+            acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        return !ec;
+    }
+
+    void accept() {
+        acceptor_.async_accept([this, c = core_](std::error_code ec, socket_type socket) {
+            if (!c->alive || ec == asio::error::operation_aborted) return;
+            if (ec) {
+                // Out of descriptors, most likely: try again shortly rather than spin.
+                if (c->ev.on_log) c->ev.on_log(log_level::error, "accept failed: " + ec.message());
+                if (!retry_) retry_ = std::make_unique<timer_type>(c->ioc.get_executor());
+                retry_->expires_after(std::chrono::milliseconds(100));
+                retry_->async_wait([this, c](std::error_code e) {
+                    if (!e && c->alive && acceptor_.is_open()) accept();
+                });
+                return;
+            }
+            socket.non_blocking(true, ec);
+            if (!ec) std::make_shared<connection>(c, std::move(socket))->start();
+            accept();
+        });
+    }
+
+    std::shared_ptr<core> core_;
+    acceptor_type acceptor_;
+    std::unique_ptr<timer_type> retry_;
+};
+
+}  // namespace mesa::transport

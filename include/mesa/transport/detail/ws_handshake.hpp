@@ -1,0 +1,278 @@
+#pragma once
+// The opening of a connection as a sans-I/O state machine: request bytes in,
+// a decision and the response bytes out. No socket, no timer; the Asio
+// transport feeds it what it reads and writes what it returns, and the unit
+// tests feed it byte strings.
+//
+// The request is parsed by Boost.Beast's http::request_parser (header-only,
+// it keeps nothing between calls but the caller's bytes, so the handshake
+// keeps them until the header is whole). The WebSocket checks are ours
+// (RFC 6455 §4.2.1), applied to requests whose `Upgrade` names `websocket`;
+// any other request is plain HTTP for the server's http handler.
+//
+// Refusals, in this order (the first that applies):
+//   431 the request line and headers exceed request_limits::max_header_bytes;
+//   400 a request that is not HTTP/1.x;
+//   404 an upgrade for a path the server does not serve;
+//   400 a malformed upgrade: not GET, not HTTP/1.1, no Host, `Connection`
+//       without the `upgrade` token, a body;
+//   426 `Sec-WebSocket-Version` missing or not 13 (the response says
+//       `Sec-WebSocket-Version: 13`, RFC 6455 §4.4);
+//   400 `Sec-WebSocket-Key` missing, repeated, or not the base64 of 16 bytes;
+//   then the server's own checks (transport::events::admit): Origin 403,
+//   capacity 503;
+//   413 a plain HTTP request announcing a body over max_body_bytes, answered
+//       right after its headers, before the body is read.
+//
+// Thread-safety: none; one object per connection, used by one thread.
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <websocketpp/base64/base64.hpp>
+#include <websocketpp/sha1/sha1.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <mesa/http.hpp>
+#include <mesa/transport/detail/ws_key.hpp>
+#include <mesa/transport/settings.hpp>
+
+namespace mesa::transport::detail {
+
+/// Bounds of one request on the WebSocket port.
+struct request_limits {
+    // Request line and headers; 8 KiB is what common proxies and servers
+    // (nginx, Node) accept by default. Over it: 431.
+    std::size_t max_header_bytes = 8 * 1024;
+    // Body of a plain HTTP request (Content-Length or chunked); over it: 413.
+    std::size_t max_body_bytes = 1u << 20;
+};
+
+/// What a handshake made of the bytes fed so far.
+enum class request_verdict {
+    need_more,  // read more bytes and feed them
+    interim,    // write response() (100 Continue), then feed more bytes
+    upgrade,    // a valid WebSocket upgrade: ask the server (admit), then accept() or refuse()
+    http,       // a whole plain HTTP request: take_request()
+    refused,    // write response() and close: status() says why
+};
+
+namespace handshake_detail {
+
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+
+inline bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (lower(a[i]) != lower(b[i])) return false;
+    return true;
+}
+
+/// True when the comma-separated token list `value` holds `token` (any case, RFC 7230 §7).
+inline bool has_token(boost::beast::string_view value, std::string_view token) {
+    for (auto const& t : boost::beast::http::token_list(value))
+        if (iequals(std::string_view(t.data(), t.size()), token)) return true;
+    return false;
+}
+
+}  // namespace handshake_detail
+
+/// The `Sec-WebSocket-Accept` value for `key` (RFC 6455 §4.2.2 item 5.4).
+inline std::string websocket_accept(std::string_view key) {
+    std::string text(key);
+    text += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[20];
+    websocketpp::sha1::calc(text.data(), text.size(), digest);
+    return websocketpp::base64_encode(digest, sizeof digest);
+}
+
+/// An HTTP/1.1 response closing the connection: `status`, `headers` (each
+/// "Name: value\r\n"), a text body.
+inline std::string http_response_bytes(int status, std::string_view headers, std::string_view body,
+                                       std::string_view content_type = "text/plain") {
+    namespace http = boost::beast::http;
+    auto const reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    out += headers;
+    if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
+    out += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    out += body;
+    return out;
+}
+
+/// One connection's request, from its first byte to an upgrade, a plain
+/// HTTP request or a refusal.
+///
+///   handshake h{settings.path, limits};
+///   switch (h.feed(bytes)) { case request_verdict::upgrade: write(h.accept()); ... }
+class handshake {
+public:
+    /// `path`: the served path (unset: every path), read until the verdict;
+    /// it must outlive the handshake.
+    explicit handshake(std::optional<std::string> const& path, request_limits limits = {})
+        : path_(&path), limits_(limits) {
+        parser_.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+        parser_.body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
+        parser_.eager(false);  // stop after the header: refusals come before the body is read
+    }
+    handshake(handshake const&) = delete;
+    handshake& operator=(handshake const&) = delete;
+
+    /// Takes the next bytes read from the peer (empty: go on with what was
+    /// fed, after an interim response) and says what to do.
+    request_verdict feed(std::string_view bytes) {
+        if (done_) return verdict_;
+        input_.append(bytes.data(), bytes.size());
+        namespace http = boost::beast::http;
+        for (;;) {
+            if (parser_.is_done()) {  // Beast must not be fed past the request's end
+                done_ = true;
+                verdict_ = request_verdict::http;
+                return verdict_;
+            }
+            // Beast 1.81 asserts when the last chunk ("0\r\n\r\n", kept
+            // unconsumed until whole) comes back in a piece of under 5 bytes.
+            if (parser_.is_header_done() && parser_.chunked() && input_.size() < 5) return request_verdict::need_more;
+            boost::system::error_code ec;
+            std::size_t const used = parser_.put(boost::asio::buffer(input_.data(), input_.size()), ec);
+            input_.erase(0, used);
+            if (!parser_.is_header_done()) header_bytes_ += used;
+            if (ec == http::error::need_more) {
+                // Beast takes a header line by line, each only whole: an
+                // unfinished one stays in input_.
+                if (!parser_.is_header_done() && header_bytes_ + input_.size() > limits_.max_header_bytes)
+                    return refuse_now(431, "request header fields too large");
+                return request_verdict::need_more;
+            }
+            if (ec == http::error::header_limit) return refuse_now(431, "request header fields too large");
+            if (ec == http::error::body_limit) return refuse_now(413, "request body too large");
+            if (ec) return refuse_now(400, "malformed HTTP request: " + ec.message());
+            if (!header_checked_ && parser_.is_header_done()) {
+                header_checked_ = true;
+                parser_.eager(true);  // the header passed: read the body as it comes
+                if (auto v = check_header()) return *v;
+            }
+            if (used == 0 && !parser_.is_done()) return request_verdict::need_more;
+        }
+    }
+
+    /// After `upgrade`: the request target (path and query, as sent).
+    std::string_view target() const { return {target_}; }
+    /// After `upgrade`: the Origin header (empty when absent).
+    std::string_view origin() const { return {origin_}; }
+
+    /// After `upgrade`: the 101 response.
+    std::string accept() const {
+        return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: " +
+               websocket_accept(key_) + "\r\n\r\n";
+    }
+
+    /// After `upgrade`: the response refusing it with `status` (403, 503,
+    /// ...) and `retry_after` seconds as Retry-After (0: none).
+    std::string refuse(int status, unsigned retry_after = 0) {
+        status_ = status;
+        verdict_ = request_verdict::refused;
+        response_ = http_response_bytes(
+            status, retry_after ? "Retry-After: " + std::to_string(retry_after) + "\r\n" : std::string(), {});
+        return response_;
+    }
+
+    /// Bytes read past the upgrade request (frames the client sent at once).
+    std::string take_rest() { return std::move(input_); }
+
+    /// After `http`: the request.
+    http_request take_request() {
+        auto msg = parser_.release();
+        http_request r;
+        r.method = std::string(msg.method_string());
+        r.target = std::string(msg.target());
+        for (auto const& field : msg)
+            r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        r.body = std::move(msg.body());
+        return r;
+    }
+
+    /// After `refused` or `interim`: the bytes to write.
+    std::string const& response() const { return response_; }
+    /// After `refused`: the HTTP status.
+    int status() const { return status_; }
+    /// Whether the request is a WebSocket upgrade attempt (known once its header is whole).
+    bool is_upgrade() const { return upgrade_attempt_; }
+
+private:
+    std::optional<request_verdict> check_header() {
+        auto const& req = parser_.get();
+        namespace http = boost::beast::http;
+        auto const upgrade = req.find(http::field::upgrade);
+        upgrade_attempt_ = upgrade != req.end() && handshake_detail::has_token(upgrade->value(), "websocket");
+        target_ = std::string(req.target());
+        if (!upgrade_attempt_) {
+            auto const expect = req.find(http::field::expect);
+            if (!parser_.is_done() && expect != req.end() &&
+                handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
+                response_ = "HTTP/1.1 100 Continue\r\n\r\n";
+                return request_verdict::interim;
+            }
+            return std::nullopt;
+        }
+        if (!path_matches(*path_, target_)) return refuse_now(404, "no WebSocket is served at this path");
+        if (req.method() != http::verb::get) return refuse_now(400, "a WebSocket upgrade must be a GET");
+        if (req.version() != 11) return refuse_now(400, "a WebSocket upgrade must be HTTP/1.1");
+        if (req.count(http::field::host) != 1) return refuse_now(400, "a WebSocket upgrade needs one Host header");
+        auto const connection = req.find(http::field::connection);
+        if (connection == req.end() || !handshake_detail::has_token(connection->value(), "upgrade"))
+            return refuse_now(400, "a WebSocket upgrade needs `Connection: Upgrade`");
+        if (req.has_content_length() || req.chunked()) return refuse_now(400, "a WebSocket upgrade has no body");
+        auto const version = req.find(http::field::sec_websocket_version);
+        if (req.count(http::field::sec_websocket_version) != 1 || version->value() != "13")
+            return refuse_now(426, "only WebSocket version 13 is supported", "Sec-WebSocket-Version: 13\r\n");
+        auto const key = req.find(http::field::sec_websocket_key);
+        if (req.count(http::field::sec_websocket_key) != 1 ||
+            !is_websocket_key({key->value().data(), key->value().size()}))
+            return refuse_now(400, "Sec-WebSocket-Key must be the base64 of 16 bytes");
+        key_ = std::string(key->value());
+        if (auto const origin = req.find(http::field::origin); origin != req.end())
+            origin_ = std::string(origin->value());
+        done_ = true;
+        verdict_ = request_verdict::upgrade;
+        return verdict_;
+    }
+
+    request_verdict refuse_now(int status, std::string reason, std::string_view headers = {}) {
+        done_ = true;
+        status_ = status;
+        verdict_ = request_verdict::refused;
+        response_ = http_response_bytes(status, headers, reason + "\n");
+        if (target_.empty() && parser_.is_header_done()) target_ = std::string(parser_.get().target());
+        return verdict_;
+    }
+
+    std::optional<std::string> const* path_;
+    request_limits limits_;
+    boost::beast::http::request_parser<boost::beast::http::string_body> parser_;
+    std::string input_;             // bytes fed and not yet taken by the parser
+    std::size_t header_bytes_ = 0;  // header bytes the parser took
+    bool header_checked_ = false;
+    bool upgrade_attempt_ = false;
+    bool done_ = false;
+    request_verdict verdict_ = request_verdict::need_more;
+    int status_ = 0;
+    std::string response_;
+    std::string target_;
+    std::string origin_;
+    std::string key_;
+};
+
+}  // namespace mesa::transport::detail

@@ -1,0 +1,251 @@
+// The opening handshake as a state machine (RFC 6455 §4.2.1, §4.4), fed
+// request bytes without sockets.
+#include <mesa/transport/detail/ws_handshake.hpp>
+
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+
+using mesa::transport::detail::handshake;
+using mesa::transport::detail::request_limits;
+using mesa::transport::detail::request_verdict;
+
+namespace {
+
+std::string const key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 §1.3's example
+
+std::string upgrade_request(std::string const& headers, std::string const& line = "GET /ws HTTP/1.1") {
+    return line + "\r\n" + headers + "\r\n";
+}
+
+std::string const valid_headers =
+    "Host: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: " +
+    key + "\r\nSec-WebSocket-Version: 13\r\n";
+
+/// Feeds `request` whole to a handshake serving `path` and returns the status
+/// it answers: 101 when it accepts the upgrade (the server admitting it), 0
+/// when it wants more bytes, -1 for a plain HTTP request.
+int status_of(std::string const& request, std::optional<std::string> const& path = std::string("/ws")) {
+    handshake h{path};
+    switch (h.feed(request)) {
+        case request_verdict::upgrade:
+            return 101;
+        case request_verdict::refused:
+            return h.status();
+        case request_verdict::http:
+            return -1;
+        default:
+            return 0;
+    }
+}
+
+std::string without(std::string headers, std::string const& line) {
+    auto at = headers.find(line);
+    REQUIRE(at != std::string::npos);
+    return headers.erase(at, line.size());
+}
+
+std::string replaced(std::string const& headers, std::string const& line, std::string const& by) {
+    return without(headers, line) + by;
+}
+
+}  // namespace
+
+TEST_CASE("handshake: a valid upgrade gets 101 with the RFC's accept value, fed byte by byte too") {
+    std::optional<std::string> path = std::string("/ws");
+    std::string const request =
+        upgrade_request(valid_headers + "Origin: https://a.example\r\n", "GET /ws?room=1 HTTP/1.1");
+    SUBCASE("at once") {
+        handshake h{path};
+        REQUIRE(h.feed(request) == request_verdict::upgrade);
+        CHECK(h.target() == "/ws?room=1");
+        CHECK(h.origin() == "https://a.example");
+        std::string const response = h.accept();
+        CHECK(response.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+        CHECK(response.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+        CHECK(response.find("\r\nUpgrade: websocket\r\n") != std::string::npos);
+        CHECK(response.find("\r\nConnection: Upgrade\r\n") != std::string::npos);
+        CHECK(response.find("Server:") == std::string::npos);
+        CHECK(response.substr(response.size() - 4) == "\r\n\r\n");
+    }
+    SUBCASE("one byte at a time") {
+        handshake h{path};
+        for (std::size_t i = 0; i + 1 < request.size(); ++i)
+            REQUIRE(h.feed(std::string_view(&request[i], 1)) == request_verdict::need_more);
+        REQUIRE(h.feed(std::string_view(&request.back(), 1)) == request_verdict::upgrade);
+        CHECK(h.target() == "/ws?room=1");
+    }
+    SUBCASE("frames sent right behind the request are kept for the frame parser") {
+        handshake h{path};
+        std::string const frame = "\x81\x85\x01\x02\x03\x04hallo";
+        REQUIRE(h.feed(request + frame) == request_verdict::upgrade);
+        CHECK(h.take_rest() == frame);
+    }
+}
+
+TEST_CASE("handshake: the headers' names and tokens are case-insensitive, token lists are lists") {
+    std::string const headers =
+        "host: example.com\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\n"
+        "sec-websocket-key: " +
+        key + "\r\nsec-websocket-version: 13\r\n";
+    CHECK(status_of(upgrade_request(headers)) == 101);
+}
+
+TEST_CASE("handshake: a malformed upgrade gets 400, never a 5xx") {
+    struct input {
+        char const* name;
+        std::string request;
+    };
+    input const cases[] = {
+        {"not GET", upgrade_request(valid_headers, "POST /ws HTTP/1.1")},
+        {"HTTP/1.0", upgrade_request(valid_headers, "GET /ws HTTP/1.0")},
+        {"no Host", upgrade_request(without(valid_headers, "Host: example.com\r\n"))},
+        {"no Connection", upgrade_request(without(valid_headers, "Connection: Upgrade\r\n"))},
+        {"Connection without upgrade",
+         upgrade_request(replaced(valid_headers, "Connection: Upgrade\r\n", "Connection: keep-alive\r\n"))},
+        {"no key", upgrade_request(without(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n"))},
+        {"key abc",
+         upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n", "Sec-WebSocket-Key: abc\r\n"))},
+        {"key of 15 bytes", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
+                                                     "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n"))},
+        {"key of 17 bytes", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
+                                                     "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\n"))},
+        {"key not base64", upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
+                                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\n"))},
+        {"key with bits past the 16th byte",
+         upgrade_request(replaced(valid_headers, "Sec-WebSocket-Key: " + key + "\r\n",
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n"))},
+        {"two keys", upgrade_request(valid_headers + "Sec-WebSocket-Key: " + key + "\r\n")},
+        {"a body", upgrade_request(valid_headers + "Content-Length: 2\r\n") + "{}"},
+        {"not HTTP at all", "hello there\r\n\r\n"},
+    };
+    for (auto const& c : cases) {
+        INFO(c.name);
+        CHECK(status_of(c.request) == 400);
+    }
+}
+
+TEST_CASE("handshake: a missing or other Sec-WebSocket-Version gets 426 naming version 13") {
+    std::string const version = "Sec-WebSocket-Version: 13\r\n";
+    for (std::string const& request :
+         {upgrade_request(without(valid_headers, version)),
+          upgrade_request(replaced(valid_headers, version, "Sec-WebSocket-Version: 8\r\n")),
+          upgrade_request(replaced(valid_headers, version, "Sec-WebSocket-Version: 13, 8\r\n")),
+          upgrade_request(valid_headers + "Sec-WebSocket-Version: 8\r\n")}) {
+        INFO(request);
+        std::optional<std::string> path = std::string("/ws");
+        handshake h{path};
+        REQUIRE(h.feed(request) == request_verdict::refused);
+        CHECK(h.status() == 426);
+        CHECK(h.response().rfind("HTTP/1.1 426 Upgrade Required\r\n", 0) == 0);
+        CHECK(h.response().find("\r\nSec-WebSocket-Version: 13\r\n") != std::string::npos);
+        CHECK(h.response().find("\r\nConnection: close\r\n") != std::string::npos);
+    }
+}
+
+TEST_CASE("handshake: a header block over the limit gets 431, whole or still arriving") {
+    std::optional<std::string> path;
+    request_limits limits;
+    limits.max_header_bytes = 1024;
+    std::string const big = upgrade_request(valid_headers + "Cookie: " + std::string(2000, 'c') + "\r\n");
+    SUBCASE("whole") {
+        handshake h{path, limits};
+        REQUIRE(h.feed(big) == request_verdict::refused);
+        CHECK(h.status() == 431);
+    }
+    SUBCASE("without its end: refused as soon as it is too long") {
+        handshake h{path, limits};
+        REQUIRE(h.feed(big.substr(0, 1000)) == request_verdict::need_more);
+        REQUIRE(h.feed(big.substr(1000, 100)) == request_verdict::refused);
+        CHECK(h.status() == 431);
+    }
+    SUBCASE("just under the limit passes") {
+        std::string const fits = upgrade_request(valid_headers + "Cookie: c\r\n");
+        REQUIRE(fits.size() < limits.max_header_bytes);
+        handshake h{path, limits};
+        CHECK(h.feed(fits) == request_verdict::upgrade);
+    }
+}
+
+TEST_CASE("handshake: refusals come in order: path 404, then malformed 400/426, then the server's") {
+    // A wrong path wins over a malformed request.
+    CHECK(status_of(upgrade_request(without(valid_headers, "Sec-WebSocket-Version: 13\r\n"), "GET /other HTTP/1.1")) ==
+          404);
+    CHECK(status_of(upgrade_request(valid_headers, "GET /wsx HTTP/1.1")) == 404);
+    // A malformed request is refused before the server is asked (its Origin and capacity).
+    std::optional<std::string> path;
+    handshake h{path};
+    REQUIRE(h.feed(upgrade_request(without(valid_headers, "Sec-WebSocket-Version: 13\r\n") +
+                                   "Origin: https://evil.example\r\n")) == request_verdict::refused);
+    CHECK(h.status() == 426);
+    // A valid one is the server's to refuse.
+    handshake ok{path};
+    REQUIRE(ok.feed(upgrade_request(valid_headers + "Origin: https://evil.example\r\n")) == request_verdict::upgrade);
+    std::string const response = ok.refuse(403);
+    CHECK(response.rfind("HTTP/1.1 403 Forbidden\r\n", 0) == 0);
+    CHECK(ok.status() == 403);
+}
+
+TEST_CASE("handshake: plain HTTP requests are whole requests for the http handler") {
+    std::optional<std::string> path = std::string("/ws");
+    SUBCASE("with a Content-Length body, on any path") {
+        handshake h{path};
+        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nAuthorization: Bearer k\r\n\r\n"
+                       "{\"a\":") == request_verdict::need_more);
+        REQUIRE(h.feed("1}") == request_verdict::http);
+        auto r = h.take_request();
+        CHECK(r.method == "POST");
+        CHECK(r.target == "/dispatch");
+        CHECK(r.body == "{\"a\":1}");
+        CHECK(r.header("authorization") == std::optional<std::string>("Bearer k"));
+    }
+    SUBCASE("with a chunked body") {
+        handshake h{path};
+        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n") ==
+                request_verdict::need_more);
+        REQUIRE(h.feed("3\r\n:1}\r\n0\r\n\r\n") == request_verdict::http);
+        CHECK(h.take_request().body == "{\"a\":1}");
+    }
+    SUBCASE("a chunked body fed byte by byte") {
+        handshake h{path};
+        std::string const request =
+            "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        for (std::size_t i = 0; i + 1 < request.size(); ++i)
+            REQUIRE(h.feed(std::string_view(&request[i], 1)) == request_verdict::need_more);
+        REQUIRE(h.feed(std::string_view(&request.back(), 1)) == request_verdict::http);
+        CHECK(h.take_request().body == "{}");
+    }
+    SUBCASE("Expect: 100-continue gets its interim response before the body") {
+        handshake h{path};
+        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n") ==
+                request_verdict::interim);
+        CHECK(h.response() == "HTTP/1.1 100 Continue\r\n\r\n");
+        REQUIRE(h.feed("{}") == request_verdict::http);
+        CHECK(h.take_request().body == "{}");
+    }
+    SUBCASE("Expect: 100-continue without a body gets no interim response") {
+        handshake h{path};
+        CHECK(h.feed("GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n") == request_verdict::http);
+    }
+    SUBCASE("a body announced over the limit is refused with 413 before it is read") {
+        request_limits limits;
+        limits.max_body_bytes = 1000;
+        handshake h{path, limits};
+        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n") ==
+                request_verdict::refused);
+        CHECK(h.status() == 413);
+    }
+    SUBCASE("a chunked body growing over the limit is refused with 413") {
+        request_limits limits;
+        limits.max_body_bytes = 10;
+        handshake h{path, limits};
+        CHECK(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" +
+                     std::string(32, 'x') + "\r\n") == request_verdict::refused);
+        CHECK(h.status() == 413);
+    }
+    SUBCASE("an Upgrade to something else than websocket is plain HTTP") {
+        CHECK(status_of("GET /health HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n") == -1);
+    }
+}
