@@ -114,6 +114,7 @@ struct config {
     bool reconnects_enabled = false;                           // RECONNECTS_ENABLED
     std::uint32_t reconnect_interval_ms = 5000;                // RECONNECT_INTERVAL
     std::uint32_t auth_timeout_ms = 10000;                     // AUTH_TIMEOUT (0: no deadline)
+    std::uint32_t auth_expiry_grace_ms = 0;                    // AUTH_EXPIRY_GRACE: added to a token's exp
     bool auth_required = false;                                // AUTH_REQUIRED
     bool auth_send_user_object = true;                         // AUTH_SEND_USER_OBJECT
     bool auth_disconnect_on_fail = true;                       // AUTH_DISCONNECT_ON_FAIL
@@ -123,6 +124,9 @@ struct config {
     std::optional<std::string> api_key;                 // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
     std::uint32_t max_backlog_bytes = 1u << 20;         // MESA_MAX_BACKLOG (0: no bound)
     std::uint32_t max_connections = 100000;             // MESA_MAX_CONNECTIONS (0: no limit)
+    std::uint32_t max_connections_per_user = 0;         // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
+    std::uint32_t max_upgrades_per_second = 0;          // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
+    std::uint32_t upgrade_burst = 0;                    // MESA_UPGRADE_BURST (0: the rate)
     std::vector<std::string> allowed_origins;           // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
     std::uint32_t max_messages_per_second = 50;         // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
     std::uint32_t message_burst = 100;                  // MESA_MESSAGE_BURST
@@ -207,6 +211,8 @@ inline std::vector<variable> const& variables() {
         {"RECONNECTS_ENABLED", "false", "advertise a reconnect interval to clients"},
         {"RECONNECT_INTERVAL", "5000", "ms clients wait before reconnecting (1-3600000)"},
         {"AUTH_TIMEOUT", "10000", "ms a client has to authenticate (0-3600000; 0: no deadline)"},
+        {"AUTH_EXPIRY_GRACE", "0",
+         "ms a client stays past its token's exp before it is closed with 4004, unless it refreshed (0-3600000)"},
         {"AUTH_REQUIRED", "false", "broadcasts skip clients that have not authenticated"},
         {"AUTH_SEND_USER_OBJECT", "true", "op 22 carries the user object {id}"},
         {"AUTH_DISCONNECT_ON_FAIL", "true", "close (1008) a client whose authentication fails"},
@@ -216,10 +222,18 @@ inline std::vector<variable> const& variables() {
         {"LOG_LEVEL", "info", "least level logged: debug, info, warning or error"},
         {"WS_KEY", "unset: every authentication fails", "HS256 secret of the client JWTs (op 2 {token}; payload id)"},
         {"WS_KEY_FILE", "unset", "file holding WS_KEY (instead of it)"},
-        {"MESA_API_KEY", "unset: no check", "key of POST /dispatch (Authorization: Bearer <key>)"},
+        {"MESA_API_KEY", "unset: no check",
+         "key of POST /dispatch, GET /presence, POST /disconnect (Authorization: Bearer <key>)"},
         {"MESA_API_KEY_FILE", "unset", "file holding MESA_API_KEY (instead of it)"},
         {"MESA_MAX_BACKLOG", "1048576", "bytes waiting for a client before it is closed with 4002 (0: no bound)"},
         {"MESA_MAX_CONNECTIONS", "100000", "open connections past which upgrades get HTTP 503 (0: no limit)"},
+        {"MESA_MAX_CONNECTIONS_PER_USER", "0",
+         "open sockets one user id may hold in the whole cluster; the next one's authentication closes it with 4005 "
+         "(0: no cap)"},
+        {"MESA_MAX_UPGRADES_PER_SECOND", "0",
+         "WebSocket upgrades per second the gateway accepts on average; the excess gets HTTP 503 with Retry-After "
+         "(0: no limit)"},
+        {"MESA_UPGRADE_BURST", "the rate", "upgrades accepted at once within that average (0: the rate)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
@@ -504,6 +518,7 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.boolean("RECONNECTS_ENABLED", c.reconnects_enabled);
     r.integer("RECONNECT_INTERVAL", c.reconnect_interval_ms, 1, max_duration_ms);
     r.integer("AUTH_TIMEOUT", c.auth_timeout_ms, 0, max_duration_ms);
+    r.integer("AUTH_EXPIRY_GRACE", c.auth_expiry_grace_ms, 0, max_duration_ms);
     r.boolean("AUTH_REQUIRED", c.auth_required);
     r.boolean("AUTH_SEND_USER_OBJECT", c.auth_send_user_object);
     r.boolean("AUTH_DISCONNECT_ON_FAIL", c.auth_disconnect_on_fail);
@@ -513,6 +528,9 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.secret("MESA_API_KEY", c.api_key);
     r.integer("MESA_MAX_BACKLOG", c.max_backlog_bytes, 0, 1u << 30);
     r.integer("MESA_MAX_CONNECTIONS", c.max_connections, 0, 10'000'000);
+    r.integer("MESA_MAX_CONNECTIONS_PER_USER", c.max_connections_per_user, 0, 10'000'000);
+    r.integer("MESA_MAX_UPGRADES_PER_SECOND", c.max_upgrades_per_second, 0, 10'000'000);
+    r.integer("MESA_UPGRADE_BURST", c.upgrade_burst, 0, 10'000'000);
     if (auto origins = r.get("MESA_ALLOWED_ORIGINS")) {
         std::size_t start = 0;
         while (start <= origins->size()) {

@@ -73,9 +73,16 @@ public:
         : Base(ioc, std::move(s), o), limit_(std::move(o.limit)), counters_(std::move(o.counters)) {}
 
     void start(mesa::transport::events<typename Base::connection_ptr> ev) {
-        ev.admit = [limit = limit_, admit = std::move(ev.admit)](std::string_view origin) {
+        // Refused here, the server's Retry-After (of its rate limit) does not apply.
+        auto full = std::make_shared<bool>(false);
+        ev.admit = [limit = limit_, full, admit = std::move(ev.admit)](std::string_view origin) {
+            *full = false;
             if (int const refused = admit ? admit(origin) : 0) return refused;  // a foreign Origin: 403 first
-            return limit && limit->full() ? 503 : 0;
+            *full = limit && limit->full();
+            return *full ? 503 : 0;
+        };
+        ev.retry_after = [full, retry_after = std::move(ev.retry_after)] {
+            return *full || !retry_after ? 0u : retry_after();
         };
         ev.on_refused = [counters = counters_, refused = std::move(ev.on_refused)](int status, std::string_view target,
                                                                                    std::string_view origin) {
@@ -109,6 +116,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.max_backlog_bytes = cfg.max_backlog_bytes;
     o.presence_ttl = milliseconds(cfg.presence_ttl_ms);
     o.max_connections = 0;  // the transport checks the whole gateway's count instead
+    o.max_connections_per_user = cfg.max_connections_per_user;
     o.transport.limit = std::move(limit);
     o.transport.counters = std::move(counters);
     o.allowed_origins = cfg.allowed_origins;
@@ -176,6 +184,11 @@ struct shared_state {
     logger log;
     std::atomic<std::uint64_t> next_number{0};  // connection numbers, unique in the process
     std::shared_ptr<connection_limit> limit = std::make_shared<connection_limit>();
+    // MESA_MAX_UPGRADES_PER_SECOND over every instance; null: no limit.
+    std::shared_ptr<mesa::upgrade_rate_limit> upgrade_limit =
+        cfg.max_upgrades_per_second
+            ? std::make_shared<mesa::upgrade_rate_limit>(cfg.max_upgrades_per_second, cfg.upgrade_burst)
+            : nullptr;
     // Instances hand sends to each other directly, so they reach each other
     // while Redis is down, as one instance's clients do.
     std::shared_ptr<mesa::instance_group> group = std::make_shared<mesa::instance_group>();
@@ -247,6 +260,13 @@ public:
                               [this] { return shared_.not_ready(); },
                               [counters = shared.counters](std::chrono::steady_clock::duration d) {
                                   counters->dispatch_latency(d);
+                              },
+                              [this](std::vector<std::string> const& ids, mesa::broker::counts_handler done) {
+                                  server_.presence(ids, std::move(done));
+                              },
+                              [this](std::vector<std::string> ids, std::uint16_t code, std::string reason,
+                                     mesa::broker::completion done) {
+                                  server_.disconnect(std::move(ids), code, std::move(reason), std::move(done));
                               }},
               shared.cfg.api_key, broker_name, shared.dispatches, !shared.cfg.admin_port) {
         handle_connections();
@@ -461,7 +481,13 @@ private:
                 }
                 std::string id = verified.id();
                 if (auto it = numbers_.find(c.get()); it != numbers_.end()) it->second.id = id;
-                done.succeed(id, mesa::json::object{{"id", id}});
+                if (!verified.exp()) return done.succeed(id, mesa::json::object{{"id", id}});
+                // The session ends with the token, AUTH_EXPIRY_GRACE later, unless refreshed.
+                using namespace std::chrono;
+                auto const expires_at =
+                    system_clock::time_point(duration_cast<system_clock::duration>(duration<double>(*verified.exp()))) +
+                    milliseconds(shared_.cfg.auth_expiry_grace_ms);
+                done.succeed(id, mesa::json::object{{"id", id}}, expires_at);
             });
     }
 
@@ -511,6 +537,7 @@ int run_gateway(config const& cfg, typename Broker::options broker_options, std:
     for (std::size_t i = 0; i < cfg.threads; ++i) {
         auto opts = server_options<Transport, Broker>(cfg, broker_options, shared.limit, shared.counters);
         if (cfg.threads > 1) opts.group = shared.group;
+        opts.upgrade_limit = shared.upgrade_limit;  // one pace for the whole gateway
         if (i > 0) opts.port = instances.front()->port();
         try {
             instances.push_back(std::make_unique<instance_t>(shared, i, std::move(opts), broker_name));

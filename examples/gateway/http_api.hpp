@@ -6,12 +6,21 @@
 //                   -> 202 {"status":"accepted","recipients":[...]} once the broker has taken the
 //                      message (published, or stored for offline ids), so sequential dispatches
 //                      keep their order; 503 (Retry-After) when it could not: nothing was stored
+//   GET /presence?id=a&id=b   (same key)
+//                   -> 200 {"presence": {"a": {"online": true, "sockets": 2}, "b": {"online": false, "sockets": 0}}}
+//                      sockets in the whole cluster; "sockets": null for an id online only on a Node
+//                      server (its count is unknown); 503 when the broker cannot answer
+//   POST /disconnect {"ids": [ids], "code"?: 1000 | 4006-4999, "reason"?: "<= 123 bytes"}   (same key)
+//                   -> 202 {"status":"accepted","ids":[...]} once the broker took the DISCONNECT_CLIENT
+//                      event; every gateway closes those ids' sockets (Node servers with 1000)
+//   bounds          -> 413 for a body over max_body_bytes or more than max_ids ids,
+//                      414 for a query over max_target_bytes or more than max_ids ids
 //   GET /health     -> 200 (liveness: the process answers)
 //                      {"status":"ok"|"degraded","connections":n,"authenticated":n,"broker":"memory"|"redis"[,"redis":bool]}
 //   GET /ready      -> 200 {"status":"ready"} or 503 {"status":"not ready","reason":"..."}
 //                      (shutting down; broker unreachable for longer than MESA_READY_GRACE)
 //   GET /metrics    -> 200 Prometheus text
-//   errors          -> 400 / 401 / 404 / 405 {"error": "..."}
+//   errors          -> 400 / 401 / 404 / 405 / 413 / 414 {"error": "..."}
 //
 // With an admin listener (MESA_ADMIN_PORT) the public port answers /health,
 // /ready and /metrics with 404, and the admin listener answers them through
@@ -23,6 +32,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -30,10 +40,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <mesa/broker/completion.hpp>
+#include <mesa/close_code.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/http.hpp>
 #include <mesa/message.hpp>
@@ -56,7 +68,17 @@ public:
         std::function<std::optional<std::string>()> not_ready;
         /// How long the broker took to take (or refuse) a dispatched message.
         std::function<void(std::chrono::steady_clock::duration)> dispatch_latency;
+        /// The cluster's presence of ids (server::presence).
+        std::function<void(std::vector<std::string> const&, mesa::broker::counts_handler)> presence;
+        /// Closes ids' sockets in the cluster (server::disconnect).
+        std::function<void(std::vector<std::string>, std::uint16_t, std::string, mesa::broker::completion)> disconnect;
     };
+
+    /// Bounds of a request: a longer body gets 413, a longer target 414.
+    static constexpr std::size_t max_body_bytes = 1 << 20;
+    static constexpr std::size_t max_target_bytes = 8192;
+    /// Ids one /presence or /disconnect may name.
+    static constexpr std::size_t max_ids = 1000;
 
     using counter = std::atomic<std::uint64_t>;
 
@@ -80,6 +102,8 @@ public:
     void handle(mesa::http_request const& req, mesa::http_responder respond) {
         auto path = req.target.substr(0, req.target.find('?'));
         if (path == "/dispatch" && req.method == "POST") return dispatch(req, std::move(respond));
+        if (path == "/presence" && req.method == "GET") return presence(req, std::move(respond));
+        if (path == "/disconnect" && req.method == "POST") return disconnect(req, std::move(respond));
         respond(answer(req));
     }
 
@@ -93,10 +117,11 @@ public:
 private:
     mesa::http_response answer(mesa::http_request const& req) const {
         auto path = req.target.substr(0, req.target.find('?'));
-        if (path == "/dispatch") return method_not_allowed("POST");
+        if (path == "/dispatch" || path == "/disconnect") return method_not_allowed("POST");
+        if (path == "/presence") return method_not_allowed("GET");
         if (operations_here_ && (path == "/health" || path == "/ready" || path == "/metrics"))
             return operation(req, path);
-        return error(404, "not found: " + path + " (the API has POST /dispatch" +
+        return error(404, "not found: " + path + " (the API has POST /dispatch, GET /presence, POST /disconnect" +
                               (operations_here_ ? ", GET /health, GET /ready, GET /metrics)" : ")"));
     }
 
@@ -198,6 +223,135 @@ private:
             hooks_.dispatch(e, std::move(accepted));
         else
             accepted({});
+    }
+
+    std::optional<mesa::http_response> unauthorized(mesa::http_request const& req) const {
+        if (authorized(req)) return std::nullopt;
+        auto r = error(401, "missing or wrong API key (send Authorization: Bearer <MESA_API_KEY>)");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return r;
+    }
+
+    static mesa::http_response broker_unavailable(std::error_code ec) {
+        auto r = error(503, "the broker did not answer (" + ec.message() + "), retry");
+        r.headers.emplace_back("Retry-After", "1");
+        return r;
+    }
+
+    /// Strict percent-decoding of one query value (RFC 3986 §2.1; '+' is a space, as forms send it).
+    static std::optional<std::string> query_value(std::string_view in) {
+        auto hex = [](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            return -1;
+        };
+        std::string out;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            if (in[i] == '+') {
+                out.push_back(' ');
+            } else if (in[i] != '%') {
+                out.push_back(in[i]);
+            } else {
+                if (i + 2 >= in.size()) return std::nullopt;
+                int const hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+                if (hi < 0 || lo < 0) return std::nullopt;
+                out.push_back(static_cast<char>(hi * 16 + lo));
+                i += 2;
+            }
+        }
+        return out;
+    }
+
+    /// "*" names everyone as a recipient; here it is refused, not a user.
+    static std::optional<std::string> not_everyone(std::vector<std::string> const& ids) {
+        if (std::find(ids.begin(), ids.end(), "*") == ids.end()) return std::nullopt;
+        return std::string("\"*\" is not a user id here (it would name everyone)");
+    }
+
+    void presence(mesa::http_request const& req, mesa::http_responder respond) {
+        if (auto r = unauthorized(req)) return respond(std::move(*r));
+        if (req.target.size() > max_target_bytes)
+            return respond(error(414, "query over " + std::to_string(max_target_bytes) + " bytes"));
+        auto const q = req.target.find('?');
+        std::string_view query =
+            q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+        std::vector<std::string> ids;
+        while (!query.empty()) {
+            auto const amp = query.find('&');
+            auto const param = query.substr(0, amp);
+            query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+            if (param.empty()) continue;
+            if (param.substr(0, 3) != "id=")
+                return respond(error(400, "unknown query parameter \"" + std::string(param) + "\"; use id=<user id>"));
+            auto id = query_value(param.substr(3));
+            if (!id || id->empty()) return respond(error(400, "each id must be non-empty and percent-encoded"));
+            ids.push_back(std::move(*id));
+        }
+        if (ids.empty()) return respond(error(400, "name at least one user: GET /presence?id=<user id>&id=..."));
+        if (ids.size() > max_ids) return respond(error(414, "more than " + std::to_string(max_ids) + " ids"));
+        if (auto why = not_everyone(ids)) return respond(error(400, *why));
+        mesa::normalize_recipients(ids);
+        if (!hooks_.presence) return respond(error(404, "presence is not served here"));
+        hooks_.presence(ids, [ids, respond = std::move(respond)](std::error_code ec, std::vector<std::int64_t> counts) {
+            if (ec || counts.size() != ids.size()) return respond(broker_unavailable(ec));
+            boost::json::object out;
+            for (std::size_t i = 0; i < ids.size(); ++i) {
+                boost::json::object entry;
+                entry["online"] = counts[i] != 0;
+                if (counts[i] < 0)
+                    entry["sockets"] = nullptr;  // online on a Node server: its count is unknown
+                else
+                    entry["sockets"] = counts[i];
+                out[ids[i]] = std::move(entry);
+            }
+            respond(json_response(200, {{"presence", std::move(out)}}));
+        });
+    }
+
+    void disconnect(mesa::http_request const& req, mesa::http_responder respond) {
+        if (auto r = unauthorized(req)) return respond(std::move(*r));
+        if (req.body.size() > max_body_bytes)
+            return respond(error(413, "body over " + std::to_string(max_body_bytes) + " bytes"));
+        boost::json::parse_options options;
+        options.max_depth = mesa::max_json_depth;
+        boost::system::error_code ec;
+        auto body = boost::json::parse(req.body, ec, boost::json::storage_ptr(), options);
+        if (ec) return respond(error(400, "body is not valid JSON: " + ec.message()));
+        if (!body.is_object()) return respond(error(400, "body must be a JSON object {ids, code?, reason?}"));
+        auto const& o = body.get_object();
+        std::vector<std::string> ids;
+        std::string why;
+        if (!o.contains("ids") || !string_list(o, "ids", ids, why))
+            return respond(error(400, why.empty() ? "\"ids\" must be an array of user ids" : why));
+        if (ids.empty()) return respond(error(400, "\"ids\" is empty"));
+        if (ids.size() > max_ids) return respond(error(413, "more than " + std::to_string(max_ids) + " ids"));
+        std::uint16_t code = mesa::close_code::normal;
+        if (auto const* c = o.if_contains("code")) {
+            if (!c->is_int64() || c->get_int64() < 0 || c->get_int64() > 0xFFFF ||
+                !mesa::close_code::may_disconnect_with(static_cast<std::uint16_t>(c->get_int64())))
+                return respond(error(400, "\"code\" must be 1000 or 4006-4999 (4000-4005 are the server's own)"));
+            code = static_cast<std::uint16_t>(c->get_int64());
+        }
+        std::string reason;
+        if (auto const* r = o.if_contains("reason")) {
+            if (!r->is_string() || r->get_string().size() > mesa::close_code::max_reason_bytes)
+                return respond(error(400, "\"reason\" must be a string of at most 123 bytes"));
+            reason = std::string(r->get_string());
+        }
+        for (auto const& key : o) {
+            if (key.key() != "ids" && key.key() != "code" && key.key() != "reason")
+                return respond(error(400, "unknown field \"" + std::string(key.key()) + "\""));
+        }
+        if (auto why = not_everyone(ids)) return respond(error(400, *why));
+        mesa::normalize_recipients(ids);
+        if (!hooks_.disconnect) return respond(error(404, "disconnect is not served here"));
+        boost::json::array named(ids.begin(), ids.end());
+        hooks_.disconnect(std::move(ids), code, std::move(reason),
+                          [named = std::move(named), respond = std::move(respond)](std::error_code ec) {
+                              if (ec) return respond(broker_unavailable(ec));
+                              respond(json_response(202, {{"status", "accepted"}, {"ids", named}}));
+                          });
     }
 
     /// Checks a POST /dispatch and fills `e`; the refusal when it is not acceptable.

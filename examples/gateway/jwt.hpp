@@ -33,10 +33,11 @@ inline std::int64_t unix_now() {
 /// A verified token's payload, or why the token was refused.
 class jwt_result {
 public:
-    static jwt_result success(boost::json::object payload, std::string id) {
+    static jwt_result success(boost::json::object payload, std::string id, std::optional<double> exp = {}) {
         jwt_result r;
         r.payload_ = std::move(payload);
         r.id_ = std::move(id);
+        r.exp_ = exp;
         r.ok_ = true;
         return r;
     }
@@ -49,12 +50,15 @@ public:
     explicit operator bool() const noexcept { return ok_; }
     std::string const& id() const noexcept { return id_; }
     boost::json::object const& payload() const noexcept { return payload_; }
+    /// The token's `exp` (seconds since the Unix epoch, RFC 7519 §4.1.4); unset: it does not expire.
+    std::optional<double> const& exp() const noexcept { return exp_; }
     std::string const& error() const noexcept { return error_; }
 
 private:
     bool ok_ = false;
     boost::json::object payload_;
     std::string id_;
+    std::optional<double> exp_;
     std::string error_;
 };
 
@@ -162,7 +166,7 @@ inline jwt_result verify_jwt(std::string_view token, std::string_view secret, st
     if (!id || !id->is_string() || id->get_string().empty())
         return jwt_result::failure("token payload has no id (a non-empty string)");
     std::string id_text(id->get_string());
-    return jwt_result::success(std::move(*payload), std::move(id_text));
+    return jwt_result::success(std::move(*payload), std::move(id_text), exp);
 }
 
 }  // namespace gateway

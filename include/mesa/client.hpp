@@ -27,6 +27,12 @@
 //   options::fallback_reconnect_interval is set), with exponential backoff,
 //   a cap and jitter (client/reconnect_schedule.hpp), and never after an
 //   explicit disconnect() until the next connect() (the reference does);
+// - credentials end: when the server closes with 4004 (token expired) the
+//   client asks on_refresh() for fresh ones and connects again with them;
+//   when it knows their expiry (authenticate_options::expires_at, or the
+//   `exp` of a JWT `token`) it asks options::refresh_ahead before it and
+//   sends op 2 on the open connection (the server extends the session, no
+//   new op 22);
 // - a bad frame from the server (not JSON, wrong types, binary) is reported
 //   as an error event and ignored, never a crash.
 //
@@ -44,6 +50,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mesa/client/detail/jwt_expiry.hpp>
 #include <mesa/client/options.hpp>
 #include <mesa/client/reconnect_schedule.hpp>
 #include <mesa/close_code.hpp>
@@ -124,6 +131,7 @@ public:
           schedule_({options_.max_reconnect_delay, options_.reconnect_jitter, options_.fallback_reconnect_interval}),
           reconnect_timer_(ioc),
           auth_timer_(ioc),
+          refresh_timer_(ioc),
           rng_(std::random_device{}()) {
         endpoint_.get_elog().set_sink([this](transport::log_level level, std::string const& text) {
             if (on_log_) on_log_(level, text);
@@ -146,6 +154,7 @@ public:
         endpoint_.get_elog().set_sink(nullptr);
         reconnect_timer_.cancel();
         auth_timer_.cancel();
+        refresh_timer_.cancel();
         drop_connection();
     }
 
@@ -158,6 +167,12 @@ public:
     void on_authenticated(std::function<void(json::value const& user)> h) { on_authenticated_ = std::move(h); }
     /// websocketpp's own warnings and errors (diagnostics only).
     void on_log(std::function<void(transport::log_level, std::string const&)> h) { on_log_ = std::move(h); }
+    /// Gives fresh credentials, now or later, on this client's thread.
+    using credentials_callback = std::function<void(json::object credentials)>;
+    /// Asked for fresh credentials after a 4004 close (token expired) and
+    /// options::refresh_ahead before a known expiry; without it a 4004
+    /// drops the credentials.
+    void on_refresh(std::function<void(credentials_callback provide)> h) { on_refresh_ = std::move(h); }
 
     /// Opens a connection unless one is open or opening. Allows automatic
     /// reconnections again after a disconnect().
@@ -166,6 +181,7 @@ public:
         if (state_ != state::idle) return;
         cancel_reconnect();
         schedule_.on_connect_requested();
+        if (credentials_) expire_at(expires_at_);  // refreshes again after a disconnect()
         open_connection(false);
     }
 
@@ -178,6 +194,8 @@ public:
         cancel_reconnect();
         is_initial_session_connection_ = true;
         fail_authentication("disconnect() was called", 0);
+        ++refresh_token_;  // no refresh until the next connect()
+        refresh_timer_.cancel();
         if (state_ == state::open) {
             websocketpp::lib::error_code ec;
             con_->close(code, reason, ec);
@@ -212,6 +230,7 @@ public:
         credentials["shouldSync"] = o.should_sync;
         credentials_ = std::move(credentials);
         auth_handler_ = std::move(done);
+        expire_at(o.expires_at ? o.expires_at : token_expiry(*credentials_));
         if (state_ == state::open) send_credentials();
     }
 
@@ -393,6 +412,13 @@ private:
     void finish_close(std::uint16_t code, std::string const& reason) {
         bool const carried_credentials = auth_sent_;
         detach();
+        if (code == close_code::token_expired && carried_credentials) {
+            report(error_kind::authentication, "the server closed with 4004: the credentials expired");
+            if (on_refresh_)
+                refresh(true);
+            else
+                credentials_.reset();  // sent again they would be refused
+        }
         if (code == close_code::policy_violation && carried_credentials) {
             // Refused credentials would be refused again on every reconnection.
             credentials_.reset();
@@ -486,6 +512,47 @@ private:
         });
     }
 
+    static std::optional<std::chrono::system_clock::time_point> token_expiry(json::object const& credentials) {
+        auto const* token = credentials.if_contains("token");
+        if (!token || !token->is_string()) return std::nullopt;
+        return detail::jwt_expiry(token->get_string());
+    }
+
+    /// Arms the refresh of credentials expiring at `at` (unset: none).
+    void expire_at(std::optional<std::chrono::system_clock::time_point> at) {
+        expires_at_ = at;
+        auto const token = ++refresh_token_;
+        refresh_timer_.cancel();
+        if (!at) return;
+        auto const left = std::chrono::duration_cast<milliseconds>(*at - std::chrono::system_clock::now());
+        auto const wait = left - std::min(options_.refresh_ahead, left / 2);
+        refresh_timer_.expires_after(std::max(wait, milliseconds(0)));
+        refresh_timer_.async_wait([this, token, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
+            if (ec || alive.expired() || token != refresh_token_) return;
+            refresh(false);
+        });
+    }
+
+    /// Asks the application for fresh credentials; `closed`: after a 4004.
+    void refresh(bool closed) {
+        if (!on_refresh_) return;
+        auto const token = ++refresh_token_;
+        on_refresh_([this, token, closed, alive = std::weak_ptr<int>(alive_)](json::object fresh) {
+            if (alive.expired() || token != refresh_token_) return;  // superseded
+            auto const* sync = credentials_ ? credentials_->if_contains("shouldSync") : nullptr;
+            fresh["shouldSync"] = sync ? *sync : json::value(true);
+            credentials_ = std::move(fresh);
+            expire_at(token_expiry(*credentials_));
+            if (state_ == state::open && authenticated_) {
+                write(message(opcode::authenticate, *credentials_));  // a refresh: the server sends no op 22
+            } else if (state_ == state::open) {
+                send_credentials();
+            } else if (closed && state_ == state::idle && !reconnect_pending_) {
+                open_connection(true);
+            }
+        });
+    }
+
     void fail_authentication(std::string what, std::uint16_t code) {
         if (!auth_handler_) return;
         auto h = std::move(auth_handler_);
@@ -544,6 +611,10 @@ private:
     json::value user_;
     asio::steady_timer auth_timer_;
     std::uint64_t auth_token_ = 0;
+    asio::steady_timer refresh_timer_;  // options::refresh_ahead before the credentials expire
+    std::uint64_t refresh_token_ = 0;
+    std::optional<std::chrono::system_clock::time_point> expires_at_;  // of the current credentials
+    std::function<void(credentials_callback)> on_refresh_;
 
     std::optional<milliseconds> heartbeat_interval_;
     std::optional<milliseconds> reconnect_interval_;

@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include <mesa/close_code.hpp>
 #include <mesa/detail/offline_router.hpp>
+#include <mesa/disconnect.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
@@ -69,11 +71,20 @@ public:
             publish(e, std::move(done));
     }
 
-    /// Closes the connections of `ids` (code 1000) wherever they are.
-    void disconnect(std::vector<std::string> ids) {
-        message event(opcode::internal_event, {});
-        event.t = "DISCONNECT_CLIENT";
-        publish(envelope{std::move(event), std::move(ids), {}, {}});
+    /// Closes the connections of `ids` wherever they are, with `code` and
+    /// `reason` (see disconnect.hpp: Node servers close with 1000). Throws
+    /// std::invalid_argument for a code or reason disconnect_event refuses.
+    /// `done` learns when the broker took the event.
+    void disconnect(std::vector<std::string> ids, std::uint16_t code = close_code::normal, std::string reason = {},
+                    broker::completion done = {}) {
+        publish(envelope{disconnect_event(code, std::move(reason)), std::move(ids), {}, {}}, std::move(done));
+    }
+
+    /// Asks the cluster whether `ids` are online: `done(ec, counts)`, per id
+    /// its open sockets in the cluster, -1 when a Node server holds it
+    /// (online, count unknown), 0 when offline.
+    void presence(std::vector<std::string> const& ids, broker::counts_handler done) {
+        broker_.presence_query(keys_, ids, std::move(done));
     }
 
     Broker& broker() noexcept { return broker_; }

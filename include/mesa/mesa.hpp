@@ -24,6 +24,7 @@
 #include <mesa/shutdown.hpp>
 #include <mesa/transport/memory.hpp>
 #include <mesa/transport/websocketpp.hpp>
+#include <mesa/upgrade_rate_limit.hpp>
 #include <mesa/version.hpp>
 
 namespace mesa {

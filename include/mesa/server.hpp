@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -37,6 +38,7 @@
 #include <mesa/close_code.hpp>
 #include <mesa/detail/instance_presence.hpp>
 #include <mesa/detail/uuid.hpp>
+#include <mesa/disconnect.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
@@ -47,6 +49,7 @@
 #include <mesa/server_client.hpp>
 #include <mesa/transport/requirements.hpp>
 #include <mesa/transport/settings.hpp>
+#include <mesa/upgrade_rate_limit.hpp>
 
 namespace mesa {
 
@@ -98,6 +101,16 @@ public:
         std::size_t max_backlog_bytes = 1u << 20;
         // Upgrades past this many open connections get HTTP 503 (0: no limit).
         std::size_t max_connections = 100000;
+        // An authentication that would give one id more than this many open
+        // sockets in the whole cluster closes the new socket with 4005 (0: no
+        // cap). Checked and counted in one atomic step with the exact
+        // presence, so it needs authentication.store_connected_users; the
+        // sockets of a crashed instance count until it is reaped (presence_ttl).
+        std::size_t max_connections_per_user = 0;
+        // Paces upgrades: past its rate they get HTTP 503 with Retry-After.
+        // Share one among the servers to pace together (a process's
+        // instances). Null: no limit.
+        std::shared_ptr<upgrade_rate_limit> upgrade_limit;
         // When not empty, upgrades whose Origin is not listed get HTTP 403
         // (clients that send no Origin, i.e. not browsers, are admitted).
         std::vector<std::string> allowed_origins;
@@ -204,6 +217,7 @@ public:
             if (on_log_) on_log_(level, text);
         };
         ev.admit = [this](std::string_view origin) { return admit(origin); };
+        ev.retry_after = [this] { return static_cast<unsigned>(retry_after_.count()); };
         ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
             report(refusal(status, target, origin));
         };
@@ -254,6 +268,24 @@ public:
             if (taken) return;
         }
         publish(std::move(e), std::move(done));
+    }
+
+    /// Closes the sockets of `ids` wherever in the cluster they are
+    /// connected, with `code` and `reason` (the reference's DISCONNECT_CLIENT
+    /// event, carrying them in `d`; Node servers close with 1000). `code`
+    /// must pass close_code::may_disconnect_with and `reason` be at most
+    /// close_code::max_reason_bytes, else std::invalid_argument. `done`
+    /// learns when the broker took the event.
+    void disconnect(std::vector<std::string> ids, std::uint16_t code = close_code::normal, std::string reason = {},
+                    broker::completion done = {}) {
+        publish(envelope{disconnect_event(code, std::move(reason)), std::move(ids), {}, {}}, std::move(done));
+    }
+
+    /// Asks the cluster whether `ids` are online: `done(ec, counts)`, per id
+    /// its open sockets in the cluster, -1 when a Node server holds it
+    /// (online, count unknown), 0 when offline; on this server's thread.
+    void presence(std::vector<std::string> const& ids, broker::counts_handler done) {
+        broker_.presence_query(keys_, ids, std::move(done));
     }
 
     /// Sends to one client directly.
@@ -310,10 +342,7 @@ public:
     /// Makes `c` reachable by sends to `id` (empty: to no id). A client
     /// counted in the cluster's presence under another id leaves it.
     void set_id(client& c, std::string id) {
-        if (c.present_ && c.id_ != id) {
-            presence_.change(0, c.id_, -1);
-            c.present_ = false;
-        }
+        if (c.present_ && c.id_ != id) withdraw_presence(c);
         if (!c.id_.empty()) {
             auto range = by_id_.equal_range(c.id_);
             for (auto it = range.first; it != range.second; ++it) {
@@ -328,11 +357,48 @@ public:
     }
 
     /// Counts `c` (which has an id) in the cluster's presence: its id is in
-    /// `connected_clients` while any socket of it is open anywhere.
-    void mark_present(client& c) {
-        if (c.present_ || c.id_.empty() || !c.open_) return;
+    /// `connected_clients` while any socket of it is open anywhere. With
+    /// max_connections_per_user, the broker first checks the id's sockets in
+    /// the cluster: over the cap, `c` is closed with 4005 (and the error
+    /// event) and `admitted` is not called; else `admitted()` runs once `c`
+    /// is counted (at once without a cap), on this server's thread.
+    void mark_present(client& c, std::function<void()> admitted = {}) {
+        if (c.id_.empty() || !c.open_ || c.admission_ != 0) return;  // a pending verdict calls the first `admitted`
+        if (c.present_) {
+            if (admitted) admitted();
+            return;
+        }
         c.present_ = true;
-        presence_.change(0, c.id_, 1);
+        if (!options_.max_connections_per_user) {
+            presence_.change(0, c.id_, 1);
+            if (admitted) admitted();
+            return;
+        }
+        auto const admission = ++admissions_;
+        c.admission_ = admission;
+        presence_.admit(c.id_, static_cast<std::int64_t>(options_.max_connections_per_user),
+                        [this, alive = alive_, weak = c.weak_from_this(), id = c.id_, admission,
+                         admitted = std::move(admitted)](bool ok) {
+                            if (!*alive) return;
+                            auto c = weak.lock();
+                            bool const current = c && c->open_ && c->present_ && c->admission_ == admission;
+                            if (c && c->admission_ == admission) c->admission_ = 0;
+                            if (!current) {
+                                // Gone or renamed meanwhile: its withdrawal waited for this verdict.
+                                if (ok) presence_.change(0, id, -1);
+                                return;
+                            }
+                            if (ok) {
+                                if (admitted) admitted();
+                                return;
+                            }
+                            c->present_ = false;
+                            report("user " + id + " already holds " +
+                                       std::to_string(options_.max_connections_per_user) +
+                                       " connections (max_connections_per_user): closing the new one",
+                                   c);
+                            close(*c, close_code::too_many_connections, "too many connections for this user");
+                        });
     }
 
     /// Number of open local connections identified as `id`.
@@ -409,12 +475,20 @@ private:
 
     static client* client_of(connection_ptr const& con) { return static_cast<client*>(con->context); }
 
-    int admit(std::string_view origin) const {
+    int admit(std::string_view origin) {
+        retry_after_ = std::chrono::seconds(0);
         // Origin first: a foreign page learns nothing of the server's load.
         auto const& allowed = options_.allowed_origins;
         if (!origin.empty() && !allowed.empty() && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())
             return 403;
         if (options_.max_connections && clients_.size() >= options_.max_connections) return 503;
+        // Last: only an upgrade admitted otherwise takes a token.
+        if (options_.upgrade_limit && (retry_after_ = options_.upgrade_limit->take()).count() > 0) {
+            // The transport reports the refusal later, maybe after other upgrades.
+            if (rate_refusals_.size() == max_pending_refusals) rate_refusals_.pop_front();
+            rate_refusals_.push_back(retry_after_);
+            return 503;
+        }
         return 0;
     }
 
@@ -487,15 +561,19 @@ private:
         finish(c, code, reason);
     }
 
-    static std::string refusal(int status, std::string_view target, std::string_view origin) {
+    std::string refusal(int status, std::string_view target, std::string_view origin) {
         std::string what = "upgrade of " + std::string(target) + " refused with HTTP " + std::to_string(status);
         switch (status) {
             case 404:
                 return what + ": no WebSocket is served at that path";
             case 403:
                 return what + ": Origin " + std::string(origin) + " is not allowed";
-            case 503:
-                return what + ": at the connection limit";
+            case 503: {
+                if (rate_refusals_.empty()) return what + ": at the connection limit";
+                auto const wait = rate_refusals_.front();
+                rate_refusals_.pop_front();
+                return what + ": over the upgrade rate limit (Retry-After " + std::to_string(wait.count()) + " s)";
+            }
             default:
                 return what;
         }
@@ -507,8 +585,11 @@ private:
         c->open_ = false;
         c->connection_->context = nullptr;
         for_each_component([&](auto& comp) { comp.on_close(*c, code, reason); });
-        presence_.change(-1, c->present_ ? c->id_ : std::string(), c->present_ ? -1 : 0);
+        // One change for the connection and its id; a pending admission withdraws the id itself.
+        bool const counted = c->present_ && c->admission_ == 0;
+        presence_.change(-1, counted ? c->id_ : std::string(), counted ? -1 : 0);
         c->present_ = false;
+        c->admission_ = 0;
         // Swap-remove keeps the list dense for broadcasts.
         std::size_t i = c->index_;
         if (i + 1 != clients_.size()) {
@@ -519,6 +600,14 @@ private:
         // The handler still sees the client's id; sends to it no longer reach it.
         if (on_disconnection_) guarded(c, "disconnection handler", [&] { on_disconnection_(c, code, reason); });
         set_id(*c, {});
+    }
+
+    /// `c` leaves its id's count in the cluster; with an admission pending,
+    /// its verdict does that (see mark_present).
+    void withdraw_presence(client& c) {
+        if (c.admission_ == 0) presence_.change(0, c.id_, -1);
+        c.admission_ = 0;
+        c.present_ = false;
     }
 
     std::pair<std::int64_t, typename detail::instance_presence<Broker>::socket_counts> presence_snapshot() const {
@@ -562,8 +651,10 @@ private:
 
     void deliver_local(envelope e, bool from_here) {
         if (e.msg.op == opcode::internal_event) {
-            if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT")
-                for_recipients(e, [&](client& c) { close(c, close_code::normal, "disconnected by the cluster"); });
+            if (e.msg.t && *e.msg.t == "DISCONNECT_CLIENT") {
+                auto [code, reason] = disconnect_of(e.msg);
+                for_recipients(e, [&, code = code, &reason = reason](client& c) { close(c, code, reason); });
+            }
             return;
         }
         if constexpr (!tracks_deliveries) {
@@ -725,6 +816,12 @@ private:
     std::vector<client_ptr> clients_;
     server_stats stats_;
     std::unordered_multimap<std::string, client*> by_id_;
+    std::uint64_t admissions_ = 0;         // numbers admissions under the per-user cap
+    std::chrono::seconds retry_after_{0};  // of the last upgrade refused by the rate limit
+    // Rate-limit refusals the transport has not reported yet (a bound: a
+    // transport may not report one whose peer left).
+    static constexpr std::size_t max_pending_refusals = 1024;
+    std::deque<std::chrono::seconds> rate_refusals_;
     std::optional<frame> hello_;
 
     std::function<void(client_ptr const&)> on_connection_;

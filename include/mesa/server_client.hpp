@@ -68,8 +68,10 @@ private:
     std::string id_;
     std::size_t index_ = 0;  // position in the server's client list
     bool open_ = true;
-    bool closing_ = false;   // a close was sent; nothing more goes out
-    bool present_ = false;   // counted under id_ in the cluster's presence
+    bool closing_ = false;  // a close was sent; nothing more goes out
+    bool present_ = false;  // counted under id_ in the cluster's presence
+    // The pending admission under the per-user cap (0: none), see server::mark_present.
+    std::uint64_t admission_ = 0;
     bool reported_ = false;  // an error event for it was raised in the current handler
 };
 

@@ -450,3 +450,97 @@ TEST_CASE("client: bad frames from a server are reported and ignored, never a cr
     raw.stop_listening(ec);
     run_for(ioc, 20ms);
 }
+
+// ---- credentials that expire ---------------------------------------------
+
+namespace {
+
+using session_server = mesa::basic_server<mesa::authentication>;
+
+/// A server admitting {token: id, ttl_ms} until ttl_ms from now.
+struct expiring_server {
+    asio::io_context& ioc;
+    session_server server;
+    std::size_t authentications = 0;
+    std::vector<std::uint16_t> disconnections;
+
+    explicit expiring_server(asio::io_context& c) : ioc(c), server(c, options()) {
+        server.feature<mesa::authentication>().on_authenticate(
+            [this](auto const&, json::object const& credentials, mesa::authentication::done done) {
+                ++authentications;
+                std::string const id(credentials.at("token").as_string());
+                auto const ttl = std::chrono::milliseconds(credentials.at("ttl_ms").to_number<int>());
+                done.succeed(id, json::object{{"id", id}}, std::chrono::system_clock::now() + ttl);
+            });
+        server.on_disconnection(
+            [this](auto const&, std::uint16_t code, std::string const&) { disconnections.push_back(code); });
+        server.start();
+    }
+    static session_server::options options() {
+        session_server::options o;
+        o.port = 0;
+        return o;
+    }
+    std::string url() { return "ws://127.0.0.1:" + std::to_string(server.port()); }
+};
+
+}  // namespace
+
+TEST_CASE("client: after a 4004 it asks for fresh credentials and connects again with them") {
+    asio::io_context ioc;
+    expiring_server s{ioc};
+    mesa::client c{ioc, s.url()};
+    recorder r{c};
+    int asked = 0;
+    c.on_refresh([&](mesa::client::credentials_callback provide) {
+        ++asked;
+        provide({{"token", "alice"}, {"ttl_ms", 60000}});
+    });
+    mesa::client::authenticate_options o;
+    o.expires_at = std::chrono::system_clock::now() + std::chrono::hours(1);  // the client does not know better
+    c.authenticate({{"token", "alice"}, {"ttl_ms", 150}}, {}, o);
+    REQUIRE(wait_until(ioc, [&] { return !r.disconnected.empty(); }));
+    CHECK(r.disconnected[0].code == mesa::close_code::token_expired);
+    REQUIRE(wait_until(ioc, [&] { return s.authentications == 2 && c.authenticated(); }));
+    CHECK(asked == 1);
+    CHECK(r.connected.size() == 2);
+    CHECK(r.errors_of(mesa::client::error_kind::authentication) == 1);
+    settle(ioc, c);
+}
+
+TEST_CASE("client: it refreshes before a known expiry on the open connection; the server keeps it") {
+    asio::io_context ioc;
+    expiring_server s{ioc};
+    mesa::client::options co;
+    co.refresh_ahead = 150ms;
+    mesa::client c{ioc, s.url(), co};
+    recorder r{c};
+    int asked = 0;
+    c.on_refresh([&](mesa::client::credentials_callback provide) {
+        ++asked;
+        // Later, as an application fetching a token would.
+        asio::post(ioc, [provide] { provide({{"token", "bob"}, {"ttl_ms", 60000}}); });
+    });
+    mesa::client::authenticate_options o;
+    o.expires_at = std::chrono::system_clock::now() + 400ms;
+    c.authenticate({{"token", "bob"}, {"ttl_ms", 400}}, {}, o);
+    run_for(ioc, 700ms);  // past the first expiry
+    CHECK(asked == 1);
+    CHECK(s.authentications == 2);  // the refresh
+    CHECK(r.disconnected.empty());
+    CHECK(r.connected.size() == 1);
+    CHECK(r.authenticated.size() == 1);  // one op 22
+    CHECK(c.authenticated());
+    settle(ioc, c);
+}
+
+TEST_CASE("client: the expiry of a JWT token is read from its exp") {
+    // {"alg":"HS256","typ":"JWT"} . {"id":"a","exp":1700000000} . (unverified)
+    auto const exp =
+        mesa::detail::jwt_expiry("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6ImEiLCJleHAiOjE3MDAwMDAwMDB9.sig");
+    REQUIRE(exp);
+    CHECK(std::chrono::duration_cast<std::chrono::seconds>(exp->time_since_epoch()).count() == 1700000000);
+    CHECK_FALSE(mesa::detail::jwt_expiry("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImEifQ.sig"));  // no exp
+    CHECK_FALSE(mesa::detail::jwt_expiry("not a token"));
+    CHECK_FALSE(mesa::detail::jwt_expiry("a.%%%.b"));
+}

@@ -411,8 +411,11 @@ TEST_CASE("jwt: a good HS256 token gives its id") {
     REQUIRE(r);
     CHECK(r.id() == "alice");
     CHECK(r.payload().at("exp").as_int64() == 1700000100);
+    CHECK(r.exp() == 1700000100.0);  // the session ends then
     // No exp: valid forever.
-    CHECK(gateway::verify_jwt(mint(R"({"id":"bob"})", "k"), "k", now));
+    auto forever = gateway::verify_jwt(mint(R"({"id":"bob"})", "k"), "k", now);
+    CHECK(forever);
+    CHECK(!forever.exp());
     // A token minted by Node (v20), as jsonwebtoken does it (with iat), by:
     //   node -e "const c = require('crypto'), b = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
     //            const i = b({alg: 'HS256', typ: 'JWT'}) + '.' + b({id: 'u1', iat: 1700000000});
@@ -502,7 +505,14 @@ struct api_fixture {
     int latencies = 0;
     gateway::http_api api;
 
-    std::error_code broker_answer;  // what the broker says of each dispatch
+    std::error_code broker_answer;                // what the broker says of each dispatch
+    std::vector<std::vector<std::string>> asked;  // presence queries
+    struct disconnection {
+        std::vector<std::string> ids;
+        std::uint16_t code;
+        std::string reason;
+    };
+    std::vector<disconnection> disconnected;
 
     explicit api_fixture(std::optional<std::string> key, std::string broker = "memory", bool operations_here = true)
         : api({[this](mesa::envelope const& e, mesa::broker::completion done) {
@@ -510,7 +520,18 @@ struct api_fixture {
                    done(broker_answer);
                },
                [this] { return numbers; }, [this] { return not_ready; },
-               [this](std::chrono::steady_clock::duration) { ++latencies; }},
+               [this](std::chrono::steady_clock::duration) { ++latencies; },
+               [this](std::vector<std::string> const& ids, mesa::broker::counts_handler done) {
+                   asked.push_back(ids);
+                   std::vector<std::int64_t> counts;
+                   for (auto const& id : ids) counts.push_back(id == "node" ? -1 : id == "a" ? 2 : 0);
+                   done(broker_answer, broker_answer ? std::vector<std::int64_t>{} : counts);
+               },
+               [this](std::vector<std::string> ids, std::uint16_t code, std::string reason,
+                      mesa::broker::completion done) {
+                   if (!broker_answer) disconnected.push_back({std::move(ids), code, std::move(reason)});
+                   done(broker_answer);
+               }},
               std::move(key), std::move(broker), std::make_shared<gateway::http_api::counter>(0), operations_here) {}
 
     mesa::http_response post(std::string body, std::optional<std::string> auth = std::nullopt,
@@ -519,7 +540,11 @@ struct api_fixture {
         if (auth) r.headers.emplace_back("authorization", *auth);
         return answer(api, r);
     }
-    mesa::http_response get(std::string target) { return answer(api, {"GET", std::move(target), {}, {}}); }
+    mesa::http_response get(std::string target, std::optional<std::string> auth = std::nullopt) {
+        mesa::http_request r{"GET", std::move(target), {}, {}};
+        if (auth) r.headers.emplace_back("Authorization", *auth);
+        return answer(api, r);
+    }
 
     /// The response, given at once by `api` (its hooks answer at once).
     static mesa::http_response answer(gateway::http_api& api, mesa::http_request const& r) {
@@ -533,6 +558,69 @@ struct api_fixture {
 boost::json::value body_of(mesa::http_response const& r) { return boost::json::parse(r.body); }
 
 }  // namespace
+
+TEST_CASE("http api: GET /presence") {
+    api_fixture f("s3cret");
+    auto r = f.get("/presence?id=a&id=b&id=node&id=a", "Bearer s3cret");
+    CHECK(r.status == 200);
+    CHECK(body_of(r) == boost::json::parse(R"({"presence":{"a":{"online":true,"sockets":2},
+        "b":{"online":false,"sockets":0},"node":{"online":true,"sockets":null}}})"));
+    REQUIRE(f.asked.size() == 1);
+    CHECK(f.asked[0] == std::vector<std::string>{"a", "b", "node"});  // each id once
+    // Percent-encoded ids.
+    f.get("/presence?id=caf%C3%A9&id=a%2Bb+c", "Bearer s3cret");
+    CHECK(f.asked.back() == std::vector<std::string>{"caf\xC3\xA9", "a+b c"});
+
+    CHECK(f.get("/presence?id=a").status == 401);
+    CHECK(f.get("/presence?id=a", "Bearer wrong").status == 401);
+    for (auto bad :
+         {"/presence", "/presence?id=", "/presence?user=a", "/presence?id=%zz", "/presence?id=a%2", "/presence?id=*"}) {
+        CAPTURE(bad);
+        CHECK(f.get(bad, "Bearer s3cret").status == 400);
+    }
+    std::string many = "/presence?id=0";
+    for (int i = 1; i <= 1000; ++i) many += "&id=" + std::to_string(i);
+    CHECK(f.get(many, "Bearer s3cret").status == 414);  // 1001 ids
+    CHECK(f.get("/presence?id=" + std::string(9000, 'x'), "Bearer s3cret").status == 414);
+    CHECK(f.post("", "Bearer s3cret", "/presence").status == 405);
+    f.broker_answer = std::make_error_code(std::errc::connection_refused);
+    r = f.get("/presence?id=a", "Bearer s3cret");
+    CHECK(r.status == 503);
+}
+
+TEST_CASE("http api: POST /disconnect") {
+    api_fixture f("s3cret");
+    auto r = f.post(R"({"ids":["a","b","a"],"code":4100,"reason":"banned"})", "Bearer s3cret", "/disconnect");
+    CHECK(r.status == 202);
+    CHECK(body_of(r) == boost::json::parse(R"({"status":"accepted","ids":["a","b"]})"));
+    REQUIRE(f.disconnected.size() == 1);
+    CHECK(f.disconnected[0].ids == std::vector<std::string>{"a", "b"});
+    CHECK(f.disconnected[0].code == 4100);
+    CHECK(f.disconnected[0].reason == "banned");
+    CHECK(f.post(R"({"ids":["a"]})", "Bearer s3cret", "/disconnect").status == 202);
+    CHECK(f.disconnected.back().code == 1000);
+
+    CHECK(f.post(R"({"ids":["a"]})", std::nullopt, "/disconnect").status == 401);
+    CHECK(f.post(R"({"ids":["a"]})", "Bearer nope", "/disconnect").status == 401);
+    for (auto bad :
+         {R"({"ids":[]})", R"({"ids":"a"})", R"({"ids":[1]})", R"({"ids":[""]})", R"({"ids":["*"]})", R"({})", R"([])",
+          R"({"ids":["a"],"code":4003})", R"({"ids":["a"],"code":1001})", R"({"ids":["a"],"code":"4100"})",
+          R"({"ids":["a"],"reason":7})", R"({"ids":["a"],"x":1})", "not json"}) {
+        CAPTURE(bad);
+        CHECK(f.post(bad, "Bearer s3cret", "/disconnect").status == 400);
+    }
+    CHECK(
+        f.post(R"({"ids":["a"],"reason":")" + std::string(124, 'r') + R"("})", "Bearer s3cret", "/disconnect").status ==
+        400);
+    std::string many = R"({"ids":["0")";
+    for (int i = 1; i <= 1000; ++i) many += ",\"" + std::to_string(i) + "\"";
+    CHECK(f.post(many + "]}", "Bearer s3cret", "/disconnect").status == 413);
+    CHECK(f.post(std::string(2 << 20, ' '), "Bearer s3cret", "/disconnect").status == 413);
+    CHECK(f.get("/disconnect", "Bearer s3cret").status == 405);
+    CHECK(f.disconnected.size() == 2);  // no refused request reached the cluster
+    f.broker_answer = std::make_error_code(std::errc::connection_refused);
+    CHECK(f.post(R"({"ids":["a"]})", "Bearer s3cret", "/disconnect").status == 503);
+}
 
 TEST_CASE("http api: dispatch") {
     api_fixture f("s3cret");
@@ -640,6 +728,16 @@ TEST_CASE("http api: routes, methods, health, metrics") {
     auto mb = body_of(memory.get("/health"));
     CHECK(mb.at("status") == "ok");
     CHECK(!mb.as_object().contains("redis"));
+}
+
+TEST_CASE("session variables: AUTH_EXPIRY_GRACE") {
+    CHECK(parse({}).value.auth_expiry_grace_ms == 0);
+    auto parsed = parse({{"AUTH_EXPIRY_GRACE", "1500"}});
+    CHECK(parsed.errors.empty());
+    CHECK(parsed.value.auth_expiry_grace_ms == 1500);
+    parsed = parse({{"AUTH_EXPIRY_GRACE", "-1"}});
+    REQUIRE(parsed.errors.size() == 1);
+    CHECK(parsed.errors[0].find("AUTH_EXPIRY_GRACE") != std::string::npos);
 }
 
 TEST_CASE("limit variables: defaults, values and refusals") {

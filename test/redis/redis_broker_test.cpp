@@ -827,6 +827,47 @@ TEST_CASE("a broker destroyed by one of its own handlers stops cleanly") {
     CHECK(heard == 1);
 }
 
+TEST_CASE("per-user cap and presence query on Redis: admitted and counted in one step across instances") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    mesa::keys const keys{"chat"};
+    auto call = [&](auto&& start) {
+        outcome<std::int64_t> r;
+        start([&](std::error_code ec, std::int64_t v) { r = {true, ec, v}; });
+        REQUIRE(run_until(ioc, [&] { return r.done; }));
+        REQUIRE_FALSE(r.ec);
+        return r.value;
+    };
+    auto const a = call([&](auto h) { b.presence_register(keys, "A", 60s, 0, {}, h); });
+    auto const c = call([&](auto h) { b.presence_register(keys, "C", 60s, 0, {}, h); });
+    CHECK(call([&](auto h) { b.presence_admit(keys, "A", a, "u", 2, h); }) == 1);
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u"}) == "1");
+    CHECK(call([&](auto h) { b.presence_admit(keys, "C", c, "u", 2, h); }) == 2);
+    CHECK(call([&](auto h) { b.presence_admit(keys, "C", c, "u", 2, h); }) == -2);  // the third
+    CHECK(server.cli({"HGET", "mesa_presence_chat", "u"}) == "2");
+    CHECK(server.cli({"HGET", "mesa_sockets:C_chat", "u"}) == "1");
+    // Counted as presence_change counts: a close frees a place.
+    CHECK(call([&](auto h) { b.presence_change(keys, "A", a, 0, "u", -1, h); }) == 1);
+    CHECK(call([&](auto h) { b.presence_admit(keys, "C", c, "u", 2, h); }) == 2);
+    // A fenced instance counts nothing.
+    CHECK(call([&](auto h) { b.presence_admit(keys, "A", a + 100, "v", 2, h); }) == -1);
+    CHECK(server.cli({"HEXISTS", "mesa_presence_chat", "v"}) == "0");
+    // The presence query: sockets per id, -1 for an id only Node's set holds, 0 offline.
+    server.cli({"SADD", "connected_clients_chat", "node-user"});
+    outcome<std::vector<std::int64_t>> counts;
+    b.presence_query(keys, {"u", "node-user", "v"}, [&](std::error_code ec, std::vector<std::int64_t> c) {
+        counts = {true, ec, c};
+    });
+    REQUIRE(run_until(ioc, [&] { return counts.done; }));
+    CHECK_FALSE(counts.ec);
+    CHECK(counts.value == std::vector<std::int64_t>{2, -1, 0});
+    // Withdrawing an instance takes its admitted sockets with it.
+    CHECK(call([&](auto h) { b.presence_withdraw(keys, "C", c, h); }) == 1);
+    CHECK(server.cli({"HGET", "mesa_presence_chat", "u"}).empty());
+    CHECK(server.cli({"SISMEMBER", "connected_clients_chat", "u"}) == "0");
+}
+
 TEST_CASE("exact presence on Redis: per-instance counts, 0<->1 moves of Node's set, reaping and fencing") {
     redis_server server;
     asio::io_context ioc;

@@ -40,6 +40,8 @@ using completion = std::function<void(std::error_code)>;
 using contains_handler = std::function<void(std::error_code, std::vector<bool>)>;
 using members_handler = std::function<void(std::error_code, std::vector<std::string>)>;
 using count_handler = std::function<void(std::error_code, std::int64_t)>;
+/// Per asked item, in order (presence_query: sockets, -1 unknown, 0 none).
+using counts_handler = std::function<void(std::error_code, std::vector<std::int64_t>)>;
 /// Receives the stored messages (JSON texts) in the order they were appended.
 using take_handler = std::function<void(std::error_code, std::vector<std::string>)>;
 /// Receives each publication on a subscribed channel.

@@ -247,6 +247,28 @@ public:
         if (done) post([done = std::move(done), result] { done({}, result); });
     }
 
+    void presence_admit(mesa::keys const& k, std::string const& instance, std::int64_t epoch, std::string const& id,
+                        std::int64_t max_sockets, count_handler done) {
+        std::int64_t result = -1;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto it = table.instances.find(instance);
+            if (it != table.instances.end() && it->second.epoch == epoch) {
+                auto& held = table.sockets[id];
+                if (held >= max_sockets) {
+                    if (held == 0) table.sockets.erase(id);
+                    result = -2;
+                } else {
+                    ++it->second.sockets[id];
+                    result = ++held;
+                    hub_->sets_[k.connected_clients()].insert(id);
+                }
+            }
+        }
+        if (done) post([done = std::move(done), result] { done({}, result); });
+    }
+
     void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
                         std::chrono::milliseconds ttl, count_handler done) {
         std::int64_t result = -1;
@@ -261,6 +283,21 @@ public:
             }
         }
         if (done) post([done = std::move(done), result] { done({}, result); });
+    }
+
+    void presence_query(mesa::keys const& k, std::vector<std::string> const& ids, counts_handler done) {
+        std::vector<std::int64_t> counts;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto& table = hub_->presence_[k.presence()];
+            auto const& online = hub_->sets_[k.connected_clients()];
+            for (auto const& id : ids) {
+                auto it = table.sockets.find(id);
+                std::int64_t n = it == table.sockets.end() ? 0 : it->second;
+                counts.push_back(n > 0 ? n : online.count(id) ? -1 : 0);
+            }
+        }
+        if (done) post([done = std::move(done), counts = std::move(counts)]() mutable { done({}, std::move(counts)); });
     }
 
     void presence_reap(mesa::keys const& k, members_handler done) {

@@ -331,6 +331,16 @@ public:
                      integer_reply("presence change", std::move(done)));
     }
 
+    void presence_admit(mesa::keys const& k, std::string const& instance, std::int64_t epoch, std::string const& id,
+                        std::int64_t max_sockets, count_handler done) {
+        auto args = cluster_args(k, instance);
+        args.push_back(std::to_string(epoch));
+        args.push_back(id);
+        args.push_back(std::to_string(max_sockets));
+        state_->eval(script::presence_admit, std::move(args), cluster_keys,
+                     integer_reply("presence admit", std::move(done)));
+    }
+
     void presence_renew(mesa::keys const& k, std::string const& instance, std::int64_t epoch,
                         std::chrono::milliseconds ttl, count_handler done) {
         auto args = cluster_args(k, instance);
@@ -338,6 +348,28 @@ public:
         args.push_back(std::to_string(std::max<std::int64_t>(1, ttl.count())));
         state_->eval(script::presence_renew, std::move(args), cluster_keys,
                      integer_reply("presence renew", std::move(done)));
+    }
+
+    void presence_query(mesa::keys const& k, std::vector<std::string> const& ids, counts_handler done) {
+        auto args = cluster_args(k, {});
+        args.pop_back();  // no instance
+        args.insert(args.end(), ids.begin(), ids.end());
+        state_->eval(script::presence_query, std::move(args), cluster_keys,
+                     state_->guard(
+                         [done = std::move(done), n = ids.size()](std::error_code ec, redisReply const* reply) {
+                             std::vector<std::int64_t> counts;
+                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements != n))
+                                 ec = redis_errc::unexpected_reply;
+                             for (std::size_t i = 0; !ec && i < n; ++i) {
+                                 if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+                                     ec = redis_errc::unexpected_reply;
+                                 else
+                                     counts.push_back(reply->element[i]->integer);
+                             }
+                             if (ec) counts.clear();
+                             if (done) done(ec, std::move(counts));
+                         },
+                         "presence query"));
     }
 
     void presence_reap(mesa::keys const& k, members_handler done) {

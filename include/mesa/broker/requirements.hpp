@@ -21,6 +21,13 @@
 //       n = the id's sockets in the cluster after the change (0 without id),
 //       or -1 when `epoch` is no longer the instance's: it was reaped, nothing
 //       changed, and it must register again;
+//   presence_admit(keys, instance, epoch, id, max_sockets, done(ec, n))
+//       one more socket of `id` (as presence_change with sockets_delta 1),
+//       only if the id holds fewer than max_sockets in the cluster: else
+//       n = -2 and nothing changes (the per-user connection cap); -1 fenced;
+//   presence_query(keys, ids, done(ec, counts))
+//       per id: its sockets in the cluster, -1 when only Node's set holds it
+//       (online on a Node server, count unknown), 0 when offline;
 //   presence_renew(keys, instance, epoch, ttl, done(ec, 1 | -1))
 //       extends the liveness (and re-adds the instance's ids to the set);
 //   presence_reap(keys, done(ec, instances))
@@ -113,6 +120,10 @@ struct has_presence<
                std::vector<std::pair<std::string, std::int64_t>>(), count_handler())),
            decltype(std::declval<B&>().presence_change(std::declval<mesa::keys const&>(), std::string(), std::int64_t(),
                                                        std::int64_t(), std::string(), std::int64_t(), count_handler())),
+           decltype(std::declval<B&>().presence_query(std::declval<mesa::keys const&>(), std::vector<std::string>(),
+                                                      counts_handler())),
+           decltype(std::declval<B&>().presence_admit(std::declval<mesa::keys const&>(), std::string(), std::int64_t(),
+                                                      std::string(), std::int64_t(), count_handler())),
            decltype(std::declval<B&>().presence_renew(std::declval<mesa::keys const&>(), std::string(), std::int64_t(),
                                                       std::chrono::milliseconds(), count_handler())),
            decltype(std::declval<B&>().presence_reap(std::declval<mesa::keys const&>(), members_handler())),
@@ -158,7 +169,8 @@ constexpr bool check() {
                   "Broker requirement: backlog_append(hash, field, message, max, handler) and "
                   "backlog_take(hash, field, handler)");
     static_assert(detail::has_presence<B>::value,
-                  "Broker requirement: presence_register / presence_change / presence_renew / presence_reap / "
+                  "Broker requirement: presence_register / presence_change / presence_admit / presence_query / "
+                  "presence_renew / presence_reap / "
                   "presence_withdraw (exact presence, see requirements.hpp)");
     static_assert(detail::has_sync<B>::value,
                   "Broker requirement: sync_route / sync_take / sync_confirm and publish(channel, payload, completion) "

@@ -26,11 +26,16 @@ struct client_options {
     std::optional<std::chrono::milliseconds>
         fallback_reconnect_interval;          // reconnect even when the hello does not ask to
     std::size_t max_frame_bytes = 16u << 20;  // larger frames close the connection with 1009
+    // Credentials that expire are refreshed (client::on_refresh) this long
+    // before their expiry, at most half their remaining life before it.
+    std::chrono::milliseconds refresh_ahead{30000};
 };
 
 /// Options of client::authenticate().
 struct client_authenticate_options {
     bool should_sync = true;  // `shouldSync`: false drops the messages synced while offline
+    // When the credentials expire; unset: the `exp` of their `token` when it is a JWT, else never.
+    std::optional<std::chrono::system_clock::time_point> expires_at;
 };
 
 }  // namespace mesa

@@ -93,6 +93,33 @@ public:
                                  });
     }
 
+    /// One more socket of `id`, unless the id already holds `max_sockets` in
+    /// the cluster: `done(admitted)`, on the io_context's thread. The count
+    /// and the check are one atomic step at the broker. While this instance
+    /// is not registered (the broker is unreachable, or fenced), or when the
+    /// broker fails, the socket is admitted and counted by the next
+    /// registration: the cap holds whenever the broker can check it.
+    void admit(std::string const& id, std::int64_t max_sockets, std::function<void(bool)> done) {
+        if (stopped_ || registering_ || epoch_ <= 0) {
+            change(0, id, 1);
+            return done(true);
+        }
+        broker_->presence_admit(
+            *keys_, instance_, epoch_, id, max_sockets,
+            [this, alive = alive_, epoch = epoch_, done = std::move(done)](std::error_code ec, std::int64_t result) {
+                if (!*alive) return;
+                if (stopped_ || epoch != epoch_) return done(true);
+                if (ec) {
+                    error("presence admission failed (" + ec.message() + ")");
+                    epoch_ = 0;  // the next registration counts the socket
+                    return done(true);
+                }
+                if (result == -2) return done(false);
+                if (result < 0) fenced();  // registering again counts the socket
+                done(true);
+            });
+    }
+
     std::int64_t epoch() const noexcept { return epoch_; }
 
 private:

@@ -235,7 +235,10 @@ public:
 
         void upgrade() {
             int const refusal = core_->ev.admit ? core_->ev.admit(handshake_->origin()) : 0;
-            if (refusal != 0) return refused(refusal, handshake_->refuse(refusal));
+            if (refusal != 0) {
+                unsigned const wait = core_->ev.retry_after ? core_->ev.retry_after() : 0;
+                return refused(refusal, handshake_->refuse(refusal, wait));
+            }
             write_raw(handshake_->accept());
             std::string rest = handshake_->take_rest();
             handshake_.reset();

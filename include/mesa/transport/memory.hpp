@@ -52,6 +52,8 @@ public:
         std::string const& close_reason() const { return close_reason_; }
         /// HTTP status of the upgrade: 101, or why it was refused.
         int http_status() const { return http_status_; }
+        /// The Retry-After (seconds) of a refused upgrade; 0: none.
+        unsigned retry_after() const { return retry_after_; }
 
         void send_text(std::string text) { deliver(std::move(text), false); }
         void send_binary(std::string data) { deliver(std::move(data), true); }
@@ -85,6 +87,7 @@ public:
         std::optional<std::uint16_t> close_code_;
         std::string close_reason_;
         int http_status_ = 0;
+        unsigned retry_after_ = 0;
         bool stalled_ = false;
         bool answers_heartbeats_ = false;
         std::size_t unread_bytes_ = 0;
@@ -114,6 +117,7 @@ public:
         int const refused = !path_matches(settings_.path, target) ? 404 : events_.admit ? events_.admit(origin) : 0;
         if (refused) {
             con->http_status_ = refused;
+            con->retry_after_ = events_.retry_after ? events_.retry_after() : 0;
             if (events_.on_refused) events_.on_refused(refused, target, origin);
             return con;
         }

@@ -42,6 +42,9 @@ struct events {
     /// is the HTTP status it is refused with (503 when full, 403 for a
     /// foreign Origin).
     std::function<int(std::string_view origin)> admit;
+    /// Asked right after `admit` refused an upgrade: the seconds the client
+    /// should wait, sent as Retry-After (RFC 9110 §10.2.3); null or 0: none.
+    std::function<unsigned()> retry_after;
     /// An upgrade the transport refused (by `admit`, or itself: 404 for
     /// another path, 400 for a malformed handshake) with HTTP `status`.
     std::function<void(int status, std::string_view target, std::string_view origin)> on_refused;

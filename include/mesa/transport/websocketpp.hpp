@@ -180,6 +180,8 @@ private:
         int const refused = events_.admit ? events_.admit(con->get_request_header("Origin")) : 0;
         if (refused == 0) return true;
         con->set_status(static_cast<websocketpp::http::status_code::value>(refused));
+        if (unsigned const wait = events_.retry_after ? events_.retry_after() : 0)
+            con->replace_header("Retry-After", std::to_string(wait));
         return false;
     }
 

@@ -198,6 +198,8 @@ enum class redis_script : std::size_t {
     sync_route,
     sync_take,
     sync_confirm,
+    presence_admit,
+    presence_query,
     count
 };
 
@@ -404,6 +406,32 @@ suffix = ARGV[1]
 redis.call('HDEL', KEYS[9], ARGV[2])
 if #ARGV < 3 then return 0 end
 return redis.call('HDEL', outbox_of(ARGV[2]), unpack(ARGV, 3))
+)lua",
+    // presence_admit: ARGV suffix, instance, epoch, id, max sockets. One more
+    // socket of the id on the instance, unless the id already holds max
+    // sockets in the cluster: then -2 and nothing changes. -1 when fenced,
+    // else the id's sockets in the cluster afterwards.
+    R"lua(
+suffix = ARGV[1]
+local instance = ARGV[2]
+if not registered(instance, ARGV[3]) then return -1 end
+local id = ARGV[4]
+if tonumber(redis.call('HGET', KEYS[3], id) or '0') >= tonumber(ARGV[5]) then return -2 end
+redis.call('HINCRBY', sockets_of(instance), id, 1)
+redis.call('SADD', KEYS[1], id)
+return redis.call('HINCRBY', KEYS[3], id, 1)
+)lua",
+    // presence_query: ARGV suffix, then ids. For each id: its sockets in the
+    // cluster; -1 when only Node's connected_clients holds it (a Node server's
+    // client: online, count unknown); 0 when offline.
+    R"lua(
+local out = {}
+for k = 2, #ARGV do
+  local n = tonumber(redis.call('HGET', KEYS[3], ARGV[k]) or '0')
+  if n <= 0 and redis.call('SISMEMBER', KEYS[1], ARGV[k]) == 1 then n = -1 end
+  out[#out + 1] = n
+end
+return out
 )lua",
 };
 

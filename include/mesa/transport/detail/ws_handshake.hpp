@@ -179,11 +179,13 @@ public:
                websocket_accept(key_) + "\r\n\r\n";
     }
 
-    /// After `upgrade`: the response refusing it with `status` (403, 503, ...).
-    std::string refuse(int status) {
+    /// After `upgrade`: the response refusing it with `status` (403, 503,
+    /// ...) and `retry_after` seconds as Retry-After (0: none).
+    std::string refuse(int status, unsigned retry_after = 0) {
         status_ = status;
         verdict_ = request_verdict::refused;
-        response_ = http_response_bytes(status, {}, {});
+        response_ = http_response_bytes(
+            status, retry_after ? "Retry-After: " + std::to_string(retry_after) + "\r\n" : std::string(), {});
         return response_;
     }
 
