@@ -95,9 +95,10 @@ public:
         std::optional<std::string> path;         // unset: every path is served
         std::string namespace_name;              // isolates clusters sharing a broker
         std::size_t max_frame_bytes = 1u << 20;  // larger frames are refused with 1009
-        // A client that stops reading is closed (4002) once this many bytes
-        // wait for it, instead of growing without bound; 1 MiB holds a full
-        // sync backlog of small messages. 0: no bound.
+        // A client that stops reading is closed (4002) when more is to be sent
+        // while this many bytes wait for it, instead of growing without bound
+        // (so a queue holds at most this plus one message or burst); 1 MiB
+        // holds a full sync backlog of small messages. 0: no bound.
         std::size_t max_backlog_bytes = 1u << 20;
         // Upgrades past this many open connections get HTTP 503 (0: no limit).
         std::size_t max_connections = 100000;
