@@ -119,6 +119,25 @@ TEST_CASE("redis uri: host, port, credentials, db, unix sockets") {
     CHECK_THROWS_AS(mesa::broker::redis(ioc.get_executor(), bad), std::invalid_argument);
 }
 
+TEST_CASE("resp reader: an array announcing more elements than any reply holds is a protocol error") {
+    // hiredis allocates an array's element pointers at its header: half a
+    // billion announced elements took 4 GiB before any arrived.
+    using mesa::broker::detail::redis_reader;
+    mesa::broker::detail::redis_reply_ptr reply;
+    redis_reader huge;
+    std::string const header = "*541107932\r\n";
+    REQUIRE(huge.feed(header.data(), header.size()));
+    CHECK(huge.next(reply) == redis_reader::result::error);
+    CHECK(huge.error().find("more than 4194304 elements") != std::string::npos);
+
+    redis_reader fine;  // at the bound and below: parsed as usual
+    std::string const small = "*2\r\n:1\r\n$1\r\nx\r\n*4194304\r\n";
+    REQUIRE(fine.feed(small.data(), small.size()));
+    REQUIRE(fine.next(reply) == redis_reader::result::reply);
+    CHECK(reply->elements == 2);
+    CHECK(fine.next(reply) == redis_reader::result::none);  // waits for the elements
+}
+
 TEST_CASE("redis backoff doubles up to its bound and resets") {
     mesa::broker::detail::redis_backoff b{100ms, 1000ms};
     CHECK(b.next() == 100ms);

@@ -50,11 +50,18 @@ std::string redis_command(Args const&... args) {
     return out;
 }
 
+/// The most elements one RESP array may announce. hiredis 0.14 allocates an
+/// array's element pointers when it reads the header, so a reply announcing
+/// half a billion elements took 4 GiB before any arrived; 4M elements (32 MiB
+/// of pointers) is more than any reply of ours holds.
+inline constexpr long long redis_max_array_elements = 1 << 22;
+
 /// An incremental RESP parser: feed bytes, take the complete replies.
 class redis_reader {
 public:
     redis_reader() : reader_(redisReaderCreate()) {
         if (!reader_) throw std::bad_alloc();
+        reader_->fn = bounded(reader_->fn);
     }
 
     /// False on a protocol error (see error()).
@@ -64,15 +71,50 @@ public:
     /// The next complete reply, if any.
     result next(redis_reply_ptr& out) {
         void* reply = nullptr;
-        if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) return result::error;
+        refused() = false;
+        if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
+            if (refused()) error_ = "an array of more than " + std::to_string(redis_max_array_elements) + " elements";
+            return result::error;
+        }
         if (!reply) return result::none;
         out.reset(static_cast<redisReply*>(reply));
         return result::reply;
     }
 
-    std::string error() const { return reader_->errstr; }
+    std::string error() const { return error_.empty() ? std::string(reader_->errstr) : error_; }
 
 private:
+    // hiredis's reply functions with createArray refusing oversized arrays
+    // (a refusal is hiredis's out-of-memory error, told apart by refused()).
+    template <class F>
+    struct length_of;
+    template <class R, class Task, class Length>
+    struct length_of<R (*)(Task, Length)> {
+        using type = Length;
+    };
+    using array_length = typename length_of<decltype(redisReplyObjectFunctions::createArray)>::type;
+
+    static bool& refused() noexcept {
+        thread_local bool value = false;
+        return value;
+    }
+    static redisReplyObjectFunctions* bounded(redisReplyObjectFunctions* hiredis) {
+        static redisReplyObjectFunctions* const original = hiredis;
+        static redisReplyObjectFunctions functions = [] {
+            redisReplyObjectFunctions f = *original;
+            f.createArray = [](redisReadTask const* task, array_length length) -> void* {
+                if (static_cast<long long>(length) > redis_max_array_elements) {
+                    refused() = true;
+                    return nullptr;
+                }
+                return original->createArray(task, length);
+            };
+            return f;
+        }();
+        return &functions;
+    }
+
+    std::string error_;
     struct deleter {
         void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
     };
