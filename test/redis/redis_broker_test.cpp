@@ -47,6 +47,17 @@ struct outcome {
     Value value{};
 };
 
+/// Runs `start(handler)` for a broker operation answering a count: its value,
+/// required to succeed.
+template <class Start>
+std::int64_t counted(asio::io_context& ioc, Start& start) {
+    outcome<std::int64_t> r;
+    start([&](std::error_code ec, std::int64_t v) { r = {true, ec, v}; });
+    REQUIRE(run_until(ioc, [&] { return r.done; }));
+    REQUIRE_FALSE(r.ec);
+    return r.value;
+}
+
 }  // namespace
 
 // ---- helpers alone ---------------------------------------------------------
@@ -851,13 +862,7 @@ TEST_CASE("per-user cap and presence query on Redis: admitted and counted in one
     asio::io_context ioc;
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
     mesa::keys const keys{"chat"};
-    auto call = [&](auto&& start) {
-        outcome<std::int64_t> r;
-        start([&](std::error_code ec, std::int64_t v) { r = {true, ec, v}; });
-        REQUIRE(run_until(ioc, [&] { return r.done; }));
-        REQUIRE_FALSE(r.ec);
-        return r.value;
-    };
+    auto call = [&](auto&& start) { return counted(ioc, start); };
     auto const a = call([&](auto h) { b.presence_register(keys, "A", 60s, 0, {}, h); });
     auto const c = call([&](auto h) { b.presence_register(keys, "C", 60s, 0, {}, h); });
     CHECK(call([&](auto h) { b.presence_admit(keys, "A", a, "u", 2, h); }) == 1);
@@ -892,13 +897,7 @@ TEST_CASE("exact presence on Redis: per-instance counts, 0<->1 moves of Node's s
     asio::io_context ioc;
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
     mesa::keys const keys{"chat"};
-    auto call = [&](auto&& start) {
-        outcome<std::int64_t> r;
-        start([&](std::error_code ec, std::int64_t v) { r = {true, ec, v}; });
-        REQUIRE(run_until(ioc, [&] { return r.done; }));
-        REQUIRE_FALSE(r.ec);
-        return r.value;
-    };
+    auto call = [&](auto&& start) { return counted(ioc, start); };
     auto const ttl = 300ms;
     auto const a_epoch = call([&](auto h) { b.presence_register(keys, "A", ttl, 2, {{"u1", 1}, {"u2", 1}}, h); });
     auto const b_epoch = call([&](auto h) { b.presence_register(keys, "B", 60s, 1, {{"u1", 1}}, h); });
