@@ -212,6 +212,29 @@ TEST_CASE("authentication failure closes with 1008, or only reports when disconn
     }
 }
 
+TEST_CASE("an id that cannot name one user (\"*\", empty) is a failed authentication, not a session") {
+    // "*" in recipients means every client (PROTOCOL.md): a user with that id
+    // would be addressed by every broadcast and could not be addressed alone.
+    for (std::string id : {"*", ""}) {
+        CAPTURE(id);
+        asio::io_context ioc;
+        auth_server s{ioc};
+        std::vector<std::string> errors;
+        s.on_error([&](auto const& e) { errors.push_back(e.what); });
+        s.feature<mesa::authentication>().on_authenticate(
+            [id](auto const&, object const&, mesa::authentication::done done) { done.succeed(id); });
+        s.start();
+        auto peer = s.transport().connect("/");
+        peer->send_text(auth_with({{"token", "x"}}));
+        drain(ioc);
+        CHECK_FALSE(peer->open());
+        CHECK(peer->close_code() == 1008);
+        REQUIRE(errors.size() == 1);
+        CHECK(errors[0].find("authentication failed") != std::string::npos);
+        CHECK(messages_of(*peer).size() == 1);  // no op 22
+    }
+}
+
 TEST_CASE("authentication.required keeps server sends from unauthenticated clients") {
     asio::io_context ioc;
     auth_server::options o;

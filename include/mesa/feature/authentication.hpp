@@ -69,7 +69,8 @@ struct authentication {
         using succeed_fn = std::function<void(std::string id, json::value user, std::optional<expiry_time>)>;
         using fail_fn = std::function<void(std::string reason)>;
         done(succeed_fn s, fail_fn f) : succeed_(std::move(s)), fail_(std::move(f)) {}
-        /// Admits the client as `id`; its session does not expire.
+        /// Admits the client as `id`; its session does not expire. An empty
+        /// id or "*" (every client, in recipients) is a failure instead.
         void succeed(std::string id, json::value user = json::object()) const {
             succeed_(std::move(id), std::move(user), std::nullopt);
         }
@@ -154,10 +155,10 @@ struct authentication {
                        std::optional<expiry_time> expires_at) {
             auto c = weak.lock();
             if (!c || !c->is_open()) return;
-            if (id.empty()) {
-                server_->report("authentication succeeded without an id", c);
-                return;
-            }
+            // "*" addresses every client in recipients (PROTOCOL.md), so it
+            // cannot be one user's id; nor can nothing.
+            if (id.empty()) return failed(weak, "the handler gave no id");
+            if (id == "*") return failed(weak, "the handler gave the id \"*\", which means every client");
             std::optional<std::chrono::steady_clock::time_point> expiry;
             if (expires_at) {
                 auto const left = *expires_at - std::chrono::system_clock::now();
