@@ -229,7 +229,9 @@ int main(int argc, char** argv) {
     options.broker.max_pending_commands = 1u << 20;
     bool failed = false;
     bool started = false;  // set once Redis is connected and sending began
+    std::string last_log;  // why Redis is unreachable, for the final line
     options.broker.on_log = [&](std::string text) {
+        last_log = text;
         // Publications or backlog entries that could not be written are lost: a failure.
         if (started && (text.find("failed") != std::string::npos || text.find("dropped") != std::string::npos))
             failed = true;
@@ -329,7 +331,8 @@ int main(int argc, char** argv) {
             return;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
-            std::cerr << "mesa-dispatcher: Redis at " << *uri << " unreachable within " << timeout_ms << " ms\n";
+            std::cerr << "mesa-dispatcher: Redis at " << *uri << " unreachable within " << timeout_ms << " ms"
+                      << (last_log.empty() ? "" : " (last: " + last_log + ")") << "\n";
             finish(1);
             return;
         }

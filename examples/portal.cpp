@@ -124,7 +124,11 @@ int main(int argc, char** argv) {
     }
     uri = tools::describe_redis(redis_options);
     options.broker = redis_options;
-    options.broker.on_log = [](std::string text) { std::cerr << "mesa-portal: redis: " << text << "\n"; };
+    std::string last_log;  // why Redis is unreachable, for the final line
+    options.broker.on_log = [&last_log](std::string text) {
+        std::cerr << "mesa-portal: redis: " << text << "\n";
+        last_log = std::move(text);
+    };
 
     asio::io_context ioc;
     std::unique_ptr<portal_t> p;
@@ -196,7 +200,8 @@ int main(int argc, char** argv) {
             return;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
-            std::cerr << "mesa-portal: Redis at " << *uri << " unreachable within " << timeout_ms << " ms\n";
+            std::cerr << "mesa-portal: Redis at " << *uri << " unreachable within " << timeout_ms << " ms"
+                      << (last_log.empty() ? "" : " (last: " + last_log + ")") << "\n";
             return finish(1);
         }
         timer.expires_after(std::chrono::milliseconds(20));

@@ -251,7 +251,7 @@ async function startPortal (args) {
   const deadPort = await h.freePort();
   const unreachable = await runDispatcher(['--redis', `redis://127.0.0.1:${deadPort}`, '--timeout', '1000'], ['NEVER']);
   assert.strictEqual(unreachable.code, 1, `unreachable Redis: exit ${unreachable.code}`);
-  assert.match(unreachable.stderr, /unreachable within 1000 ms/);
+  assert.match(unreachable.stderr, /unreachable within 1000 ms \(last: .*refused/i, 'the final line names the reason');
   const badArg = await runDispatcher(['--to', 'a', '--all'], []);
   assert.strictEqual(badArg.code, 2, `bad argument: exit ${badArg.code}`);
   assert.match(badArg.stderr, /--to and --all exclude each other/);
@@ -260,7 +260,7 @@ async function startPortal (args) {
   assert.match(portalBad.stderr, /not expected: --bogus/);
   const portalDead = spawnSync(portalBin, ['--redis', `redis://127.0.0.1:${deadPort}`, '--timeout', '1000'], { encoding: 'utf8', timeout: 10000 });
   assert.strictEqual(portalDead.status, 1);
-  assert.match(portalDead.stderr, /unreachable within 1000 ms/);
+  assert.match(portalDead.stderr, /unreachable within 1000 ms \(last: .*refused/i, 'the final line names the reason');
   ok('mesa-dispatcher --all/--exclude/--to/--disconnect; a bad line exits 1, unreachable Redis 1, bad argument 2 (mesa-portal too)');
 
   // ---------------------------------------------------------------------------
