@@ -329,7 +329,7 @@ TEST_CASE("rate limit: a token bucket per connection; the excess closes with 400
     CHECK(flood->close_code() == mesa::close_code::rate_limited);
     CHECK(calm->open());
     REQUIRE_FALSE(errors.empty());
-    CHECK(errors.back().find("messages per second") != std::string::npos);
+    CHECK(errors.back().find("client over 1 messages per second") != std::string::npos);
 }
 
 TEST_CASE("limits: max connections refuses with 503, a foreign Origin with 403") {

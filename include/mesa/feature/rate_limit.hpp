@@ -5,6 +5,7 @@
 // heartbeat answers and authentication included.
 #include <chrono>
 #include <cstdint>
+#include <sstream>
 
 #include <mesa/close_code.hpp>
 #include <mesa/feature/hooks.hpp>
@@ -50,8 +51,9 @@ struct rate_limit {
         bool on_frame(Client& c) {
             if (!options_.enabled) return true;
             if (take(c.template state<rate_limit>(), options_, std::chrono::steady_clock::now())) return true;
-            server_->report("client over " + std::to_string(options_.messages_per_second) + " messages per second",
-                            c.shared_from_this());
+            std::ostringstream what;  // "50", "2.5": not to_string's "50.000000"
+            what << "client over " << options_.messages_per_second << " messages per second";
+            server_->report(what.str(), c.shared_from_this());
             server_->close(c, close_code::rate_limited, "rate limit exceeded");
             return false;
         }
