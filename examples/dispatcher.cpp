@@ -13,11 +13,8 @@
 #include <mesa/broker/redis.hpp>
 #include <mesa/dispatcher.hpp>
 #include <mesa/parse.hpp>
-#include <mesa/version.hpp>
 
-#include <CLI/CLI.hpp>
-
-#include "common/redis_settings.hpp"
+#include "common/tool_cli.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -80,11 +77,6 @@ std::vector<std::string> split_ids(std::string const& text) {
     return out;
 }
 
-[[noreturn]] void bad_argument(std::string const& why) {
-    std::cerr << "mesa-dispatcher: " << why << "\n" << usage;
-    std::exit(2);
-}
-
 /// One stdin line as a message, or why it is not one.
 bool parse_line(std::string const& raw, mesa::message& out, std::string& why) {
     std::string line = raw;
@@ -140,25 +132,17 @@ bool parse_line(std::string const& raw, mesa::message& out, std::string& why) {
 
 int main(int argc, char** argv) {
     std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
-    tools::redis_flags redis_given;
-    mesa::broker::redis::options redis_options;
     std::string namespace_name;
     bool sync = false, quiet = false;
     std::optional<std::vector<std::string>> to;
     bool all = false;
     std::vector<std::string> exclude;
     std::optional<std::vector<std::string>> disconnect;
-    long timeout_ms = 10000;
     long max_backlog = 1000;
 
-    CLI::App app{"mesa-dispatcher", "mesa-dispatcher"};
-    app.set_help_flag();
-    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
-    bool help = false, version = false;
-    std::optional<std::string> to_text, exclude_text, disconnect_text, backlog_text, timeout_text;
-    app.add_flag("-h,--help", help);
-    app.add_flag("--version", version);
-    tools::add_redis_options(app, redis_given);
+    tools::command_line cli{"mesa-dispatcher", usage};
+    auto& app = cli.app;
+    std::optional<std::string> to_text, exclude_text, disconnect_text, backlog_text;
     app.add_option("--namespace", namespace_name);
     app.add_flag("--sync", sync);
     app.add_flag("--quiet", quiet);
@@ -167,56 +151,33 @@ int main(int argc, char** argv) {
     app.add_option("--exclude", exclude_text);
     app.add_option("--disconnect", disconnect_text);
     app.add_option("--max-backlog", backlog_text);
-    app.add_option("--timeout", timeout_text);
-    try {
-        app.parse(argc, argv);
-    } catch (CLI::ParseError const& e) {
-        bad_argument(e.what());
-    }
-    if (help) {
-        std::cout << usage;
-        return 0;
-    }
-    if (version) {
-        std::cout << "mesa-dispatcher " << mesa::version_string << "\n";
-        return 0;
-    }
-    try {
-        tools::require_redis_settings(redis_given, redis_options);
-    } catch (std::exception const& e) {
-        bad_argument(e.what());
-    }
+    mesa::broker::redis::options const redis_options = cli.parse(argc, argv);
+    long const timeout_ms = cli.timeout_ms;
     if (to_text) {
         auto ids = split_ids(*to_text);
-        if (ids.empty()) bad_argument("--to needs at least one id");
+        if (ids.empty()) cli.bad_argument("--to needs at least one id");
         for (auto const& id : ids)
-            if (id == "*") bad_argument("--to takes ids; use --all for everyone");
+            if (id == "*") cli.bad_argument("--to takes ids; use --all for everyone");
         to = std::move(ids);
     }
     if (exclude_text) {
         exclude = split_ids(*exclude_text);
-        if (exclude.empty()) bad_argument("--exclude needs at least one id");
+        if (exclude.empty()) cli.bad_argument("--exclude needs at least one id");
     }
     if (disconnect_text) {
         auto ids = split_ids(*disconnect_text);
-        if (ids.empty()) bad_argument("--disconnect needs at least one id");
+        if (ids.empty()) cli.bad_argument("--disconnect needs at least one id");
         disconnect = std::move(ids);
     }
     if (backlog_text) {
         char* end = nullptr;
         max_backlog = std::strtol(backlog_text->c_str(), &end, 10);
-        if (backlog_text->empty() || *end || max_backlog < 0) bad_argument("--max-backlog must be a number >= 0");
-    }
-    if (timeout_text) {
-        char* end = nullptr;
-        timeout_ms = std::strtol(timeout_text->c_str(), &end, 10);
-        if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
-            bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
+        if (backlog_text->empty() || *end || max_backlog < 0) cli.bad_argument("--max-backlog must be a number >= 0");
     }
     uri = tools::describe_redis(redis_options);
-    if (to && all) bad_argument("--to and --all exclude each other");
+    if (to && all) cli.bad_argument("--to and --all exclude each other");
     if (disconnect && (to || all || sync || !exclude.empty()))
-        bad_argument("--disconnect takes no --to/--all/--sync/--exclude");
+        cli.bad_argument("--disconnect takes no --to/--all/--sync/--exclude");
 
     asio::io_context ioc;
     using dispatcher_t = mesa::dispatcher<mesa::broker::redis>;
@@ -242,7 +203,7 @@ int main(int argc, char** argv) {
     try {
         d = std::make_unique<dispatcher_t>(ioc.get_executor(), options);
     } catch (std::exception const& e) {
-        bad_argument(e.what());
+        cli.bad_argument(e.what());
     }
     d->on_error([&](std::string const& what) {
         failed = true;

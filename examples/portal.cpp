@@ -13,11 +13,8 @@
 // exits 0.
 #include <mesa/broker/redis.hpp>
 #include <mesa/portal.hpp>
-#include <mesa/version.hpp>
 
-#include <CLI/CLI.hpp>
-
-#include "common/redis_settings.hpp"
+#include "common/tool_cli.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -56,11 +53,6 @@ std::string const usage =
         "Options take their value as --opt VALUE or --opt=VALUE.\n"
         "SIGINT/SIGTERM: leave the pool and exit 0. Exit 1 when Redis is unreachable, 2 on a bad argument.\n");
 
-[[noreturn]] void bad_argument(std::string const& why) {
-    std::cerr << "mesa-portal: " << why << "\n" << usage;
-    std::exit(2);
-}
-
 void print(boost::json::object const& o) {
     std::cout << boost::json::serialize(o) << std::endl;  // one line, flushed
 }
@@ -78,49 +70,17 @@ int main(int argc, char** argv) {
     using portal_t = mesa::portal<mesa::broker::redis>;
     portal_t::options options;
     std::optional<std::string> uri;  // where Redis is, for messages (no credentials)
-    tools::redis_flags redis_given;
-    mesa::broker::redis::options redis_options;
-    long timeout_ms = 10000;
 
-    CLI::App app{"mesa-portal", "mesa-portal"};
-    app.set_help_flag();
-    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one given counts
-    bool help = false, version = false;
-    std::optional<std::string> id, timeout_text;
-    app.add_flag("-h,--help", help);
-    app.add_flag("--version", version);
-    tools::add_redis_options(app, redis_given);
-    app.add_option("--namespace", options.namespace_name);
-    app.add_flag("--all-events", options.report_all_events);
-    app.add_option("--id", id);
-    app.add_option("--timeout", timeout_text);
-    try {
-        app.parse(argc, argv);
-    } catch (CLI::ParseError const& e) {
-        bad_argument(e.what());
-    }
-    if (help) {
-        std::cout << usage;
-        return 0;
-    }
-    if (version) {
-        std::cout << "mesa-portal " << mesa::version_string << "\n";
-        return 0;
-    }
-    try {
-        tools::require_redis_settings(redis_given, redis_options);
-    } catch (std::exception const& e) {
-        bad_argument(e.what());
-    }
+    tools::command_line cli{"mesa-portal", usage};
+    std::optional<std::string> id;
+    cli.app.add_option("--namespace", options.namespace_name);
+    cli.app.add_flag("--all-events", options.report_all_events);
+    cli.app.add_option("--id", id);
+    mesa::broker::redis::options const redis_options = cli.parse(argc, argv);
+    long const timeout_ms = cli.timeout_ms;
     if (id) {
-        if (id->empty()) bad_argument("--id must not be empty");
+        if (id->empty()) cli.bad_argument("--id must not be empty");
         options.id = *id;
-    }
-    if (timeout_text) {
-        char* end = nullptr;
-        timeout_ms = std::strtol(timeout_text->c_str(), &end, 10);
-        if (timeout_text->empty() || *end || timeout_ms < 1 || timeout_ms > 3600000)
-            bad_argument("--timeout must be a number of milliseconds from 1 to 3600000");
     }
     uri = tools::describe_redis(redis_options);
     options.broker = redis_options;
@@ -135,7 +95,7 @@ int main(int argc, char** argv) {
     try {
         p = std::make_unique<portal_t>(ioc.get_executor(), options);
     } catch (std::exception const& e) {
-        bad_argument(e.what());
+        cli.bad_argument(e.what());
     }
     p->on_connection([] { print(event("connection", std::nullopt)); });
     p->on_authentication([](portal_t::client_id const& id) { print(event("authentication", id)); });
