@@ -133,3 +133,30 @@ TEST_CASE("a test can swap in a recording broker and see what the server told th
     CHECK((changes[2].connections == -1 && changes[2].id == "u1" && changes[2].sockets == -1));
     CHECK(mesa::test::of_type(*peer, "HELLO").size() == 1);
 }
+
+TEST_CASE("connections opened or closed in one turn reach the cluster as one presence step, the count exact") {
+    using server_type = mesa::server<mesa::transport::memory, mesa::test::recording_broker>;
+    asio::io_context ioc;
+    server_type s{ioc};
+    s.start();
+    drain(ioc);
+    auto& broker = s.broker();
+    auto count = [&] {
+        std::int64_t n = -1;
+        broker.counter_get("connected_clients_count", [&](std::error_code, std::int64_t v) { n = v; });
+        drain(ioc);
+        return n;
+    };
+    std::size_t const before = broker.presence_changes.size();
+    std::vector<mesa::transport::memory::connection_ptr> peers;
+    for (int i = 0; i < 100; ++i) peers.push_back(s.transport().connect("/"));  // one burst of handshakes
+    drain(ioc);
+    REQUIRE(broker.presence_changes.size() == before + 1);
+    CHECK(broker.presence_changes.back().connections == 100);
+    CHECK(count() == 100);
+    for (int i = 0; i < 40; ++i) peers[i]->close();
+    drain(ioc);
+    REQUIRE(broker.presence_changes.size() == before + 2);
+    CHECK(broker.presence_changes.back().connections == -40);
+    CHECK(count() == 60);
+}

@@ -15,6 +15,7 @@
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
@@ -72,25 +73,22 @@ public:
         if (!stopped_) register_now();
     }
 
-    /// One change: `connections` opened (+) or closed (-), and `id`'s sockets here.
+    /// One change: `connections` opened (+) or closed (-), and `id`'s sockets
+    /// here. Changes of the connection count alone are added up and sent
+    /// once per turn of the io_context: a burst of handshakes costs one
+    /// broker call, not one each.
     void change(std::int64_t connections, std::string const& id, std::int64_t sockets) {
         if (stopped_) return;
-        if (registering_ || epoch_ <= 0) {
-            // The registration in flight (or the next one) carries the current state.
-            stale_ = true;
-            return;
-        }
-        broker_->presence_change(*keys_, instance_, epoch_, connections, id, sockets,
-                                 [this, alive = alive_, epoch = epoch_](std::error_code ec, std::int64_t result) {
-                                     if (!*alive || stopped_ || epoch != epoch_) return;
-                                     if (ec) {
-                                         // Not applied: the next registration replaces our state whole.
-                                         error("presence update failed (" + ec.message() + ")");
-                                         epoch_ = 0;
-                                         return;
-                                     }
-                                     if (result < 0) fenced();
-                                 });
+        if (!id.empty() || sockets != 0) return send(connections + std::exchange(pending_connections_, 0), id, sockets);
+        if (connections == 0) return;
+        pending_connections_ += connections;
+        if (flush_posted_) return;
+        flush_posted_ = true;
+        asio::post(timer_.get_executor(), [this, alive = alive_] {
+            if (!*alive) return;
+            flush_posted_ = false;
+            if (auto const n = std::exchange(pending_connections_, 0); n != 0) send(n, {}, 0);
+        });
     }
 
     /// One more socket of `id`, unless the id already holds `max_sockets` in
@@ -123,6 +121,26 @@ public:
     std::int64_t epoch() const noexcept { return epoch_; }
 
 private:
+    void send(std::int64_t connections, std::string const& id, std::int64_t sockets) {
+        if (stopped_) return;
+        if (registering_ || epoch_ <= 0) {
+            // The registration in flight (or the next one) carries the current state.
+            stale_ = true;
+            return;
+        }
+        broker_->presence_change(*keys_, instance_, epoch_, connections, id, sockets,
+                                 [this, alive = alive_, epoch = epoch_](std::error_code ec, std::int64_t result) {
+                                     if (!*alive || stopped_ || epoch != epoch_) return;
+                                     if (ec) {
+                                         // Not applied: the next registration replaces our state whole.
+                                         error("presence update failed (" + ec.message() + ")");
+                                         epoch_ = 0;
+                                         return;
+                                     }
+                                     if (result < 0) fenced();
+                                 });
+    }
+
     void register_now() {
         if (registering_) {
             stale_ = true;
@@ -130,6 +148,7 @@ private:
         }
         registering_ = true;
         stale_ = false;
+        pending_connections_ = 0;  // the snapshot counts them
         auto [connections, ids] = events_.snapshot();
         broker_->presence_register(*keys_, instance_, ttl_, connections, ids,
                                    [this, alive = alive_](std::error_code ec, std::int64_t epoch) {
@@ -201,6 +220,8 @@ private:
     bool registering_ = false;
     bool stale_ = false;  // changed while the registration was in flight
     bool registered_once_ = false;
+    std::int64_t pending_connections_ = 0;  // connection count changes not sent yet
+    bool flush_posted_ = false;
     bool stopped_ = false;
     std::optional<std::chrono::steady_clock::time_point> up_since_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
