@@ -26,7 +26,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -114,6 +113,8 @@ public:
         std::fflush(stdout);
         if (redis_host) subscribe(redis_host, redis_port);
         buffer_.resize(1 << 18);
+        std::string warm;  // what OpenSSL loads on first use, loaded now rather than in the first handshake
+        append_accept(warm, "dGhlIHNhbXBsZSBub25jZQ==");
     }
 
     [[noreturn]] void run() {
@@ -136,6 +137,20 @@ public:
     }
 
 private:
+    /// base64(SHA-1(key + GUID)), RFC 6455 §4.2.2. The digest is fetched
+    /// once: OpenSSL 3's one-shot SHA1() looks the algorithm up on every call.
+    void append_accept(std::string& out, std::string_view key) {
+        static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+        unsigned char sha[20];
+        unsigned char b64[29];
+        EVP_DigestInit_ex2(sha_, sha1_, nullptr);
+        EVP_DigestUpdate(sha_, key.data(), key.size());
+        EVP_DigestUpdate(sha_, guid.data(), guid.size());
+        EVP_DigestFinal_ex(sha_, sha, nullptr);
+        EVP_EncodeBlock(b64, sha, sizeof sha);
+        out.append(reinterpret_cast<char const*>(b64), 28);
+    }
+
     void watch(int fd, std::uint32_t events, int op) {
         epoll_event e{};
         e.events = events;
@@ -201,16 +216,10 @@ private:
                 drop(fd);
                 return n;
             }
-            std::string k(key);
-            k += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-            unsigned char sha[SHA_DIGEST_LENGTH];
-            SHA1(reinterpret_cast<unsigned char const*>(k.data()), k.size(), sha);
-            char accept[29];
-            EVP_EncodeBlock(reinterpret_cast<unsigned char*>(accept), sha, SHA_DIGEST_LENGTH);
             reply_ +=
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: ";
-            reply_.append(accept, 28);
+            append_accept(reply_, key);
             reply_ += "\r\n\r\n";
             append_frame(reply_, 0x1, hello);
             c.upgraded = true;
@@ -333,6 +342,8 @@ private:
 
     int epoll_ = -1, listen_ = -1, redis_ = -1, max_fd_ = 0;
     redisReader* reader_ = nullptr;
+    EVP_MD* sha1_ = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    EVP_MD_CTX* sha_ = EVP_MD_CTX_new();
     std::vector<connection> conns_;  // by descriptor
     std::vector<char> buffer_;       // every read goes here first
     std::string reply_;              // frames for the connection being read
