@@ -330,6 +330,40 @@ TEST_CASE_TEMPLATE("socket: plain HTTP requests", Transport, MESA_SOCKET_TRANSPO
         CHECK(http.status() == 202);
         CHECK(http.body() == "accepted later");
     }
+    SUBCASE("HEAD: the response's headers and Content-Length, without its body") {
+        harness<plain_server<Transport>> h;
+        auto& server = h.start();
+        server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+            respond({200, {{"Content-Type", "application/json"}}, "{\"status\":\"ok\"}"});
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), "HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 200);
+        CHECK(http.headers().find("\r\nContent-Length: 15") != std::string::npos);
+        CHECK(http.body().empty());
+    }
+    SUBCASE("on_http_header refuses before on_http") {
+        harness<plain_server<Transport>> h;
+        auto& server = h.start();
+        bool handled = false;
+        server.on_http_header([](mesa::http_request const& header) -> std::optional<mesa::http_response> {
+            if (header.target == "/private") return mesa::http_response{401, {}, "no\n"};
+            return std::nullopt;
+        });
+        server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+            handled = true;
+            respond({200, {}, "ok"});
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), "POST /private HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}");
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 401);
+        CHECK(http.headers().find("\r\nConnection: close") != std::string::npos);
+        CHECK_FALSE(handled);
+    }
     SUBCASE("426 without a handler") {
         harness<plain_server<Transport>> h;
         h.start();
@@ -740,6 +774,7 @@ TEST_CASE_TEMPLATE("socket: an upgrade whose Sec-WebSocket-Key is not the base64
         REQUIRE(wait_until(
             h.ioc, [&] { return peer.done; }, 5000ms));
         CHECK(peer.status() == 400);
+        CHECK(peer.headers().find("\r\nConnection: close") != std::string::npos);  // the connection ends
     }
     CHECK(h.server->clients().empty());
     CHECK(h.errors.size() == 3);

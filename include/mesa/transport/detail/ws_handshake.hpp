@@ -72,7 +72,8 @@ struct request_limits {
     // Body of a plain HTTP request (Content-Length or chunked); over it: 413.
     std::size_t max_body_bytes = 1u << 20;
     // How long a persistent connection may wait for its next request; sent
-    // as `Keep-Alive: timeout=<s>` so clients stop reusing it first.
+    // as `Keep-Alive: timeout=<s>` (as Node's http server does) so clients
+    // such as undici stop reusing it before the server closes it.
     std::chrono::milliseconds idle_timeout{5000};
 };
 
