@@ -938,7 +938,11 @@ TEST_CASE("socket: asio_plain keeps HTTP/1.1 connections open and answers pipeli
         seen.push_back(req.method + " " + req.target);
         if (req.target == "/slow") {  // answered after the next request is already there
             later.expires_after(100ms);
-            later.async_wait([respond](std::error_code) { respond({200, {}, "slow"}); });
+            later.async_wait([&seen, respond](std::error_code) {
+                // The next request is already sent, and waits: one request at a time.
+                CHECK(seen.size() == 1);
+                respond({200, {}, "slow"});
+            });
             return;
         }
         respond({200, {}, req.target});

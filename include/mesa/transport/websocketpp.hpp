@@ -223,6 +223,7 @@ private:
         auto con = lock(h);
         if (!con) return;
         if (!events_.on_http) {
+            con->replace_header("Connection", "close");
             con->set_status(websocketpp::http::status_code::upgrade_required);
             return;
         }
