@@ -99,10 +99,11 @@ private:
                 while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
                 req.headers.emplace_back(line.substr(0, colon), std::move(value));
             }
-            respond(owner.handler_(req));
+            respond(owner.handler_(req), req.method == "HEAD");
         }
 
-        void respond(mesa::http_response res) {
+        /// `head`: the answer to a HEAD, without its body (RFC 9110 §9.3.2).
+        void respond(mesa::http_response res, bool head = false) {
             out = "HTTP/1.1 " + std::to_string(res.status) + " " + reason(res.status) + "\r\n";
             bool typed = false;
             for (auto const& [k, v] : res.headers) {
@@ -110,7 +111,8 @@ private:
                 typed = typed || k == "Content-Type";
             }
             if (!typed) out += "Content-Type: text/plain; charset=utf-8\r\n";
-            out += "Content-Length: " + std::to_string(res.body.size()) + "\r\nConnection: close\r\n\r\n" + res.body;
+            out += "Content-Length: " + std::to_string(res.body.size()) + "\r\nConnection: close\r\n\r\n";
+            if (!head) out += res.body;
             asio::async_write(socket, asio::buffer(out), [self = shared_from_this()](std::error_code, std::size_t) {
                 std::error_code ignored;
                 self->socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

@@ -60,7 +60,8 @@ struct connection_limit {
 };
 
 /// Transport `Base` that refuses upgrades with HTTP 503 while the gateway is
-/// full, after the server's own checks (Origin: 403), and counts every refusal.
+/// full, after the server's own checks (Origin: 403), and counts every refusal
+/// (of upgrades, and of plain HTTP requests apart).
 template <class Base>
 class limited_transport : public Base {
 public:
@@ -88,6 +89,11 @@ public:
                                                                                    std::string_view origin) {
             if (counters) counters->refused(status);
             if (refused) refused(status, target, origin);
+        };
+        ev.on_http_refused = [counters = counters_, refused = std::move(ev.on_http_refused)](
+                                 int status, std::string_view target, std::string_view reason) {
+            if (counters) counters->http_refused(status);
+            if (refused) refused(status, target, reason);
         };
         Base::start(std::move(ev));
     }
@@ -273,6 +279,18 @@ public:
         handle_authentication();
         server_.on_message([](client_ptr const& c, mesa::message const& m) {
             if (m.t && *m.t == "PING") c->send(mesa::message("PONG", m.d));
+        });
+        server_.on_http_header([this](mesa::http_request const& header) {
+            auto refusal = api_.check_header(header);
+            // Logged as handled requests are (below), saying the body was not read.
+            bool const dispatch = header.target.rfind("/dispatch", 0) == 0;
+            auto const level = dispatch ? log_level::info : log_level::debug;
+            if (refusal && log().logs(level) && (!dispatch || log().enabled()))
+                log().write(level, "http",
+                            "http " + header.method + " " + header.target + " -> " + std::to_string(refusal->status) +
+                                " (body not read)",
+                            {{"method", header.method}, {"target", header.target}, {"status", refusal->status}});
+            return refusal;
         });
         server_.on_http([this](mesa::http_request const& req, mesa::http_responder respond) {
             bool const dispatch = req.target.rfind("/dispatch", 0) == 0;

@@ -21,6 +21,11 @@
 //                      (shutting down; broker unreachable for longer than MESA_READY_GRACE)
 //   GET /metrics    -> 200 Prometheus text
 //   errors          -> 400 / 401 / 404 / 405 / 413 / 414 {"error": "..."}
+//   HEAD            -> what GET answers, without the body (RFC 9110 §9.3.2)
+//
+// check_header() answers 401 (missing or wrong key) and 413 (Content-Length
+// over max_body_bytes) from the header section alone, so the transport
+// refuses such requests before it reads their body (server.on_http_header).
 //
 // With an admin listener (MESA_ADMIN_PORT) the public port answers /health,
 // /ready and /metrics with 404, and the admin listener answers them through
@@ -34,6 +39,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -97,12 +103,32 @@ public:
 
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
+    /// The answer to a request from its header section alone (its body not
+    /// read yet), or nullopt to read it and handle() it: 401 for a missing
+    /// or wrong key on /dispatch, /presence and /disconnect, 413 for a
+    /// Content-Length over max_body_bytes on the POSTs.
+    std::optional<mesa::http_response> check_header(mesa::http_request const& header) const {
+        auto const path = header.target.substr(0, header.target.find('?'));
+        bool const post = header.method == "POST";
+        if (!(post && (path == "/dispatch" || path == "/disconnect")) &&
+            !(path == "/presence" && is_get(header.method)))
+            return std::nullopt;
+        if (auto r = unauthorized(header)) return r;
+        if (auto const length = header.header("Content-Length"); post && length) {
+            std::uint64_t n = 0;
+            auto const [end, ec] = std::from_chars(length->data(), length->data() + length->size(), n);
+            if (ec == std::errc::result_out_of_range || (ec == std::errc() && n > max_body_bytes))
+                return error(413, "body over " + std::to_string(max_body_bytes) + " bytes");
+        }
+        return std::nullopt;
+    }
+
     /// Answers `req` through `respond`: at once, or for POST /dispatch once
     /// the broker took the message.
     void handle(mesa::http_request const& req, mesa::http_responder respond) {
         auto path = req.target.substr(0, req.target.find('?'));
         if (path == "/dispatch" && req.method == "POST") return dispatch(req, std::move(respond));
-        if (path == "/presence" && req.method == "GET") return presence(req, std::move(respond));
+        if (path == "/presence" && is_get(req.method)) return presence(req, std::move(respond));
         if (path == "/disconnect" && req.method == "POST") return disconnect(req, std::move(respond));
         respond(answer(req));
     }
@@ -115,10 +141,13 @@ public:
     }
 
 private:
+    /// GET, or HEAD: the same answer, whose body the transport drops.
+    static bool is_get(std::string const& method) { return method == "GET" || method == "HEAD"; }
+
     mesa::http_response answer(mesa::http_request const& req) const {
         auto path = req.target.substr(0, req.target.find('?'));
         if (path == "/dispatch" || path == "/disconnect") return method_not_allowed("POST");
-        if (path == "/presence") return method_not_allowed("GET");
+        if (path == "/presence") return method_not_allowed("GET, HEAD");
         if (operations_here_ && (path == "/health" || path == "/ready" || path == "/metrics"))
             return operation(req, path);
         return error(404, "not found: " + path + " (the API has POST /dispatch, GET /presence, POST /disconnect" +
@@ -127,15 +156,15 @@ private:
 
     mesa::http_response operation(mesa::http_request const& req, std::string const& path) const {
         if (path == "/ready") {
-            if (req.method != "GET") return method_not_allowed("GET");
+            if (!is_get(req.method)) return method_not_allowed("GET, HEAD");
             return ready();
         }
         if (path == "/health") {
-            if (req.method != "GET") return method_not_allowed("GET");
+            if (!is_get(req.method)) return method_not_allowed("GET, HEAD");
             return health();
         }
         if (path == "/metrics") {
-            if (req.method != "GET") return method_not_allowed("GET");
+            if (!is_get(req.method)) return method_not_allowed("GET, HEAD");
             return {200, {{"Content-Type", prometheus_content_type}}, render_prometheus(snapshot())};
         }
         return error(404, "not found: " + path);

@@ -24,6 +24,11 @@ inline bool known_close_code(std::uint16_t code) noexcept {
 /// HTTP statuses counted as themselves by mesa_refused_upgrades_total (others: "other").
 inline constexpr int refusal_statuses[] = {400, 403, 404, 405, 426, 503};
 
+/// HTTP statuses counted as themselves by mesa_refused_http_requests_total:
+/// plain HTTP requests (or bytes that are none, such as a TLS ClientHello)
+/// the transport refused itself (others: "other").
+inline constexpr int http_refusal_statuses[] = {400, 408, 413, 431, 501};
+
 /// Upper bounds (seconds) of the buckets of mesa_dispatch_broker_seconds.
 inline constexpr double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -49,6 +54,16 @@ public:
         refused_other_.fetch_add(1, std::memory_order_relaxed);
     }
 
+    void http_refused(int status) noexcept {
+        for (std::size_t i = 0; i < std::size(http_refusal_statuses); ++i) {
+            if (http_refusal_statuses[i] == status) {
+                http_refused_[i].fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
+        }
+        http_refused_other_.fetch_add(1, std::memory_order_relaxed);
+    }
+
     void broker_reconnected() noexcept { reconnects_.fetch_add(1, std::memory_order_relaxed); }
 
     void dispatch_latency(std::chrono::steady_clock::duration d) noexcept {
@@ -69,6 +84,8 @@ private:
     counter other_{0};
     std::array<counter, std::size(refusal_statuses)> refused_{};
     counter refused_other_{0};
+    std::array<counter, std::size(http_refusal_statuses)> http_refused_{};
+    counter http_refused_other_{0};
     counter reconnects_{0};
     std::array<counter, latency_bucket_count + 1> latency_{};  // the last: above every bound
     counter latency_sum_us_{0};
@@ -93,6 +110,8 @@ struct metrics {
     std::vector<std::pair<std::string, std::uint64_t>> closes;
     /// Refused upgrades by HTTP status ("404", ..., "other"), only those that happened.
     std::vector<std::pair<std::string, std::uint64_t>> refused_upgrades;
+    /// Plain HTTP requests the transport refused, by HTTP status ("413", ..., "other"), only those that happened.
+    std::vector<std::pair<std::string, std::uint64_t>> refused_http_requests;
     std::uint64_t broker_reconnects = 0;
     /// Per bucket of latency_buckets, then above them all (not cumulative).
     std::array<std::uint64_t, latency_bucket_count + 1> dispatch_latency{};
@@ -130,6 +149,12 @@ inline void shared_counters::read(metrics& m) const noexcept {
         if (auto n = get(refused_[i])) m.refused_upgrades.emplace_back(std::to_string(refusal_statuses[i]), n);
     }
     if (auto n = get(refused_other_)) m.refused_upgrades.emplace_back("other", n);
+    m.refused_http_requests.clear();
+    for (std::size_t i = 0; i < http_refused_.size(); ++i) {
+        if (auto n = get(http_refused_[i]))
+            m.refused_http_requests.emplace_back(std::to_string(http_refusal_statuses[i]), n);
+    }
+    if (auto n = get(http_refused_other_)) m.refused_http_requests.emplace_back("other", n);
     m.broker_reconnects = get(reconnects_);
     for (std::size_t i = 0; i < latency_.size(); ++i) m.dispatch_latency[i] = get(latency_[i]);
     m.dispatch_latency_sum_seconds = static_cast<double>(get(latency_sum_us_)) / 1e6;
@@ -243,6 +268,9 @@ inline std::string render_prometheus(metrics const& m) {
     labelled("mesa_closes_total", "code", m.closes);
     head("mesa_refused_upgrades_total", "counter", "WebSocket upgrades refused, by HTTP status.");
     labelled("mesa_refused_upgrades_total", "status", m.refused_upgrades);
+    head("mesa_refused_http_requests_total", "counter",
+         "Plain HTTP requests (or bytes that are none) the transport refused itself, by HTTP status.");
+    labelled("mesa_refused_http_requests_total", "status", m.refused_http_requests);
     head("mesa_dispatch_broker_seconds", "histogram",
          "Time from a valid POST /dispatch to the broker taking the message (or failing to).");
     std::uint64_t cumulative = 0;

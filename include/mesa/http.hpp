@@ -47,4 +47,18 @@ using http_responder = std::function<void(http_response)>;
 ///   });
 using http_handler = std::function<void(http_request const&, http_responder respond)>;
 
+/// Looks at a plain HTTP request once its header section is whole (`header`
+/// has no body yet): nullopt lets it go on to the http handler, a response
+/// refuses it at once. On transports that can (transport::asio_plain) this
+/// runs before the body is read, and a refused request's body is never read
+/// (the connection then closes, unless the request had no body); the others
+/// read the whole request first and run it just before the http handler.
+/// Runs on the server's thread and must answer at once.
+///
+///   server.on_http_header([](mesa::http_request const& header) -> std::optional<mesa::http_response> {
+///       if (!header.header("Authorization")) return mesa::http_response{401, {}, "who are you?\n"};
+///       return std::nullopt;
+///   });
+using http_header_handler = std::function<std::optional<http_response>(http_request const& header)>;
+
 }  // namespace mesa

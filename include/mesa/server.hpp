@@ -174,6 +174,11 @@ public:
     void on_error(std::function<void(error const&)> h) { on_error_ = std::move(h); }
     /// Serves plain HTTP requests on the WebSocket port.
     void on_http(http_handler h) { on_http_ = std::move(h); }
+    /// Checks plain HTTP requests once their header section is whole, before
+    /// their body is read where the transport allows (asio_plain): e.g. 401
+    /// for missing credentials, 413 for a Content-Length over the
+    /// application's limit. See mesa::http_header_handler.
+    void on_http_header(http_header_handler h) { on_http_header_ = std::move(h); }
     /// Diagnostics of the transport and broker (default: none).
     void on_log(std::function<void(transport::log_level, std::string const&)> h) { on_log_ = std::move(h); }
 
@@ -214,6 +219,10 @@ public:
             if (on_http_) return on_http_(req, std::move(respond));
             respond(http_response{426, {{"Content-Type", "text/plain"}}, "WebSocket upgrade required\n"});
         };
+        ev.on_http_header = [this](http_request const& header) -> std::optional<http_response> {
+            if (on_http_header_) return on_http_header_(header);
+            return std::nullopt;
+        };
         ev.on_log = [this](transport::log_level level, std::string const& text) {
             if (on_log_) on_log_(level, text);
         };
@@ -221,6 +230,10 @@ public:
         ev.retry_after = [this] { return static_cast<unsigned>(retry_after_.count()); };
         ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
             report(refusal(status, target, origin));
+        };
+        ev.on_http_refused = [this](int status, std::string_view target, std::string_view reason) {
+            report("HTTP request" + (target.empty() ? std::string() : " " + std::string(target)) + " refused with " +
+                   std::to_string(status) + ": " + std::string(reason));
         };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
@@ -830,6 +843,7 @@ private:
     std::function<void(client_ptr const&, std::uint16_t, std::string const&)> on_disconnection_;
     std::function<void(error const&)> on_error_;
     http_handler on_http_;
+    http_header_handler on_http_header_;
     std::function<void(transport::log_level, std::string const&)> on_log_;
     std::shared_ptr<void> group_membership_;
 };

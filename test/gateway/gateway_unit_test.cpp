@@ -559,6 +559,51 @@ boost::json::value body_of(mesa::http_response const& r) { return boost::json::p
 
 }  // namespace
 
+TEST_CASE("http api: check_header refuses from the header section alone: 401, then 413 over the limit") {
+    api_fixture f{std::string("s3cret")};
+    auto header = [](std::string method, std::string target, std::vector<std::pair<std::string, std::string>> fields) {
+        return mesa::http_request{std::move(method), std::move(target), std::move(fields), {}};
+    };
+    auto const big = std::to_string(gateway::http_api::max_body_bytes + 1);
+    for (auto const& [method, target] : std::vector<std::pair<std::string, std::string>>{
+             {"POST", "/dispatch"}, {"POST", "/disconnect"}, {"GET", "/presence?id=a"}, {"HEAD", "/presence?id=a"}}) {
+        INFO(method << " " << target);
+        auto r = f.api.check_header(header(method, target, {{"Content-Length", "30000000"}}));
+        REQUIRE(r);
+        CHECK(r->status == 401);
+        CHECK(std::find(r->headers.begin(), r->headers.end(),
+                        std::pair<std::string, std::string>{"WWW-Authenticate", "Bearer"}) != r->headers.end());
+        CHECK_FALSE(f.api.check_header(header(method, target, {{"Authorization", "Bearer s3cret"}})));
+    }
+    auto over =
+        f.api.check_header(header("POST", "/dispatch", {{"Authorization", "Bearer s3cret"}, {"Content-Length", big}}));
+    REQUIRE(over);
+    CHECK(over->status == 413);
+    CHECK_FALSE(f.api.check_header(header(
+        "POST", "/dispatch",
+        {{"Authorization", "Bearer s3cret"}, {"Content-Length", std::to_string(gateway::http_api::max_body_bytes)}})));
+    // Other routes are answered by handle(): /health needs no key.
+    CHECK_FALSE(f.api.check_header(header("GET", "/health", {})));
+    CHECK_FALSE(f.api.check_header(header("GET", "/dispatch", {})));
+}
+
+TEST_CASE("http api: HEAD is answered as GET (the transport drops the body)") {
+    api_fixture f{std::string("s3cret")};
+    for (std::string const target : {"/health", "/ready", "/metrics"}) {
+        INFO(target);
+        auto head = api_fixture::answer(f.api, {"HEAD", target, {}, {}});
+        auto get = f.get(target);
+        CHECK(head.status == get.status);
+        CHECK(head.headers == get.headers);
+    }
+    CHECK(api_fixture::answer(f.api, {"HEAD", "/presence?id=a", {{"Authorization", "Bearer s3cret"}}, {}}).status ==
+          200);
+    auto wrong = f.post("{}", std::nullopt, "/health");
+    CHECK(wrong.status == 405);
+    CHECK(std::find(wrong.headers.begin(), wrong.headers.end(),
+                    std::pair<std::string, std::string>{"Allow", "GET, HEAD"}) != wrong.headers.end());
+}
+
 TEST_CASE("http api: GET /presence") {
     api_fixture f("s3cret");
     auto r = f.get("/presence?id=a&id=b&id=node&id=a", "Bearer s3cret");
@@ -842,6 +887,9 @@ TEST_CASE("metrics: Prometheus names, build info, closes by code, refusals by st
     counters.refused(503);
     counters.refused(503);
     counters.refused(418);
+    counters.http_refused(413);
+    counters.http_refused(501);
+    counters.http_refused(505);
     counters.broker_reconnected();
     counters.dispatch_latency(std::chrono::microseconds(300));  // <= 0.0005
     counters.dispatch_latency(std::chrono::milliseconds(30));   // <= 0.05
@@ -862,6 +910,12 @@ TEST_CASE("metrics: Prometheus names, build info, closes by code, refusals by st
     CHECK(text.find("mesa_refused_upgrades_total{status=\"404\"} 1\n") != std::string::npos);
     CHECK(text.find("mesa_refused_upgrades_total{status=\"503\"} 2\n") != std::string::npos);
     CHECK(text.find("mesa_refused_upgrades_total{status=\"other\"} 1\n") != std::string::npos);
+    // Plain HTTP requests the transport refused: a series of their own.
+    CHECK(text.find("# TYPE mesa_refused_http_requests_total counter\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_http_requests_total{status=\"413\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_http_requests_total{status=\"501\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_http_requests_total{status=\"other\"} 1\n") != std::string::npos);
+    CHECK(text.find("mesa_refused_upgrades_total{status=\"413\"}") == std::string::npos);
     CHECK(text.find("mesa_broker_reconnects_total 1\n") != std::string::npos);
     CHECK(text.find("# TYPE mesa_dispatch_broker_seconds histogram\n") != std::string::npos);
     CHECK(text.find("mesa_dispatch_broker_seconds_bucket{le=\"0.0005\"} 1\n") != std::string::npos);

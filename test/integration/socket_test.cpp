@@ -330,6 +330,40 @@ TEST_CASE_TEMPLATE("socket: plain HTTP requests", Transport, MESA_SOCKET_TRANSPO
         CHECK(http.status() == 202);
         CHECK(http.body() == "accepted later");
     }
+    SUBCASE("HEAD: the response's headers and Content-Length, without its body") {
+        harness<plain_server<Transport>> h;
+        auto& server = h.start();
+        server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+            respond({200, {{"Content-Type", "application/json"}}, "{\"status\":\"ok\"}"});
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), "HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 200);
+        CHECK(http.headers().find("\r\nContent-Length: 15") != std::string::npos);
+        CHECK(http.body().empty());
+    }
+    SUBCASE("on_http_header refuses before on_http") {
+        harness<plain_server<Transport>> h;
+        auto& server = h.start();
+        bool handled = false;
+        server.on_http_header([](mesa::http_request const& header) -> std::optional<mesa::http_response> {
+            if (header.target == "/private") return mesa::http_response{401, {}, "no\n"};
+            return std::nullopt;
+        });
+        server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+            handled = true;
+            respond({200, {}, "ok"});
+        });
+        raw_http http{h.ioc};
+        http.start(h.port(), "POST /private HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}");
+        REQUIRE(wait_until(h.ioc, [&] { return http.done; }));
+        INFO(http.response);
+        CHECK(http.status() == 401);
+        CHECK(http.headers().find("\r\nConnection: close") != std::string::npos);
+        CHECK_FALSE(handled);
+    }
     SUBCASE("426 without a handler") {
         harness<plain_server<Transport>> h;
         h.start();
@@ -740,6 +774,7 @@ TEST_CASE_TEMPLATE("socket: an upgrade whose Sec-WebSocket-Key is not the base64
         REQUIRE(wait_until(
             h.ioc, [&] { return peer.done; }, 5000ms));
         CHECK(peer.status() == 400);
+        CHECK(peer.headers().find("\r\nConnection: close") != std::string::npos);  // the connection ends
     }
     CHECK(h.server->clients().empty());
     CHECK(h.errors.size() == 3);
@@ -839,8 +874,13 @@ TEST_CASE("socket: asio_plain closes a connection that sends no whole request wi
     // Without the timeout both would stay open past the deadline.
     REQUIRE(wait_until(
         h.ioc, [&] { return mute.done && slow.done; }, 3000ms));
-    CHECK(mute.response.empty());
-    CHECK(slow.response.empty());
+    CHECK(mute.response.empty());  // it sent nothing: closed without an answer
+    // It began a request: 408 (RFC 9110 §15.5.9), reported as an HTTP refusal.
+    CHECK(status_of(slow.response) == 408);
+    CHECK(slow.response.find("\r\nConnection: close\r\n") != std::string::npos);
+    REQUIRE(h.errors.size() == 1);
+    CHECK(h.errors[0].find("refused with 408") != std::string::npos);
+    CHECK(h.errors[0].find("upgrade") == std::string::npos);
     CHECK(h.server->clients().empty());
 }
 
@@ -853,9 +893,10 @@ TEST_CASE("socket: asio_plain serves HTTP/1.1 bodies: chunked, 100-continue, 413
         respond({202, {{"Content-Type", "application/json"}}, R"({"ok":true})"});
     });
     SUBCASE("a chunked body") {
-        auto response = ask(h,
-                            "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n");
+        auto response =
+            ask(h,
+                "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                "5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n");
         CHECK(status_of(response) == 202);
         CHECK(response.find("\r\nConnection: close\r\n") != std::string::npos);
         CHECK(response.find("\r\nContent-Length: 11\r\n") != std::string::npos);
@@ -864,7 +905,9 @@ TEST_CASE("socket: asio_plain serves HTTP/1.1 bodies: chunked, 100-continue, 413
     }
     SUBCASE("Expect: 100-continue") {
         auto response =
-            ask(h, "POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}");
+            ask(h,
+                "POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: "
+                "close\r\n\r\n{}");
         CHECK(response.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 ", 0) == 0);
         CHECK(bodies == std::vector<std::string>{"{}"});
     }
@@ -873,4 +916,155 @@ TEST_CASE("socket: asio_plain serves HTTP/1.1 bodies: chunked, 100-continue, 413
         CHECK(status_of(response) == 413);
         CHECK(bodies.empty());
     }
+}
+
+namespace {
+/// The status lines of the responses in `bytes`, in order.
+std::vector<int> statuses(std::string const& bytes) {
+    std::vector<int> out;
+    for (auto at = bytes.find("HTTP/1.1 "); at != std::string::npos; at = bytes.find("HTTP/1.1 ", at + 1))
+        out.push_back(std::atoi(bytes.c_str() + at + 9));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("socket: asio_plain keeps HTTP/1.1 connections open and answers pipelined requests in order") {
+    harness<asio_server> h;
+    h.options.transport.request_limits.idle_timeout = 300ms;
+    auto& server = h.start();
+    std::vector<std::string> seen;
+    asio::steady_timer later{h.ioc};
+    server.on_http([&](mesa::http_request const& req, mesa::http_responder respond) {
+        seen.push_back(req.method + " " + req.target);
+        if (req.target == "/slow") {  // answered after the next request is already there
+            later.expires_after(100ms);
+            later.async_wait([&seen, respond](std::error_code) {
+                // The next request is already sent, and waits: one request at a time.
+                CHECK(seen.size() == 1);
+                respond({200, {}, "slow"});
+            });
+            return;
+        }
+        respond({200, {}, req.target});
+    });
+    SUBCASE("two requests in one write: both answered on the socket, in order; Connection: close ends it") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(),
+                   "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{200, 200});
+        auto const first = peer.response.find("\r\n\r\nslow");
+        auto const second = peer.response.find("\r\n\r\n/fast");
+        REQUIRE(first != std::string::npos);
+        REQUIRE(second != std::string::npos);
+        CHECK(first < second);
+        // The first response leaves the connection open, the second closes it.
+        auto const first_headers = peer.response.substr(0, first);
+        CHECK(first_headers.find("Connection: close") == std::string::npos);
+        CHECK(first_headers.find("Keep-Alive: timeout=") != std::string::npos);
+        CHECK(peer.response.substr(first).find("\r\nConnection: close\r\n") != std::string::npos);
+        CHECK(seen == std::vector<std::string>{"GET /slow", "POST /fast"});
+    }
+    SUBCASE("an idle persistent connection is closed after idle_timeout") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.response.find("/one") != std::string::npos; }));
+        CHECK_FALSE(peer.done);  // still open after its response
+        REQUIRE(wait_until(
+            h.ioc, [&] { return peer.done; }, 3000ms));
+        CHECK(statuses(peer.response) == std::vector<int>{200});
+        CHECK(h.errors.empty());  // an idle close is no refusal
+    }
+    SUBCASE("HTTP/1.0 without keep-alive: one request, then the end") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{200});
+        CHECK(peer.response.find("\r\nConnection: close\r\n") != std::string::npos);
+        CHECK(seen == std::vector<std::string>{"GET /a"});
+    }
+    SUBCASE("HTTP/1.0 with Connection: keep-alive persists, and the response says so") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{200, 200});
+        CHECK(peer.response.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+        CHECK(seen == std::vector<std::string>{"GET /a", "GET /b"});
+    }
+    SUBCASE("a HEAD, then a GET on the same connection: the HEAD's response has no body") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(),
+                   "HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\nGET /abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{200, 200});
+        // The HEAD's header block is followed at once by the GET's response.
+        CHECK(peer.response.find("Content-Length: 4\r\nKeep-Alive: timeout=1\r\n\r\nHTTP/1.1 200") !=
+              std::string::npos);
+        CHECK(peer.response.substr(peer.response.size() - 4) == "/abc");
+    }
+    SUBCASE("a later request on the connection may be the WebSocket upgrade") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n" + upgrade_headers + "\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return h.server->clients().size() == 1; }));
+        REQUIRE(wait_until(h.ioc, [&] { return peer.response.find("HTTP/1.1 101") != std::string::npos; }));
+        CHECK(statuses(peer.response) == std::vector<int>{200, 101});
+    }
+}
+
+TEST_CASE("socket: asio_plain refuses a request from its header: the server's answer before the body is read") {
+    harness<asio_server> h;
+    auto& server = h.start();
+    std::size_t handled = 0;
+    server.on_http_header([](mesa::http_request const& header) -> std::optional<mesa::http_response> {
+        if (header.header("Authorization") != std::optional<std::string>("Bearer k"))
+            return mesa::http_response{401, {{"WWW-Authenticate", "Bearer"}}, "who?\n"};
+        return std::nullopt;
+    });
+    server.on_http([&](mesa::http_request const&, mesa::http_responder respond) {
+        ++handled;
+        respond({202, {}, "ok"});
+    });
+    SUBCASE("401 to a request announcing 30 MB, sent without its body; the connection closes") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(), "POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(status_of(peer.response) == 401);
+        CHECK(peer.response.find("\r\nWWW-Authenticate: Bearer\r\n") != std::string::npos);
+        CHECK(peer.response.find("\r\nConnection: close\r\n") != std::string::npos);
+        CHECK(handled == 0);
+        CHECK(h.errors.empty());  // the application's answer, not a refusal of the transport
+    }
+    SUBCASE("let through: the body is read and handled") {
+        auto response =
+            ask(h,
+                "POST /dispatch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: 2\r\nConnection: "
+                "close\r\n\r\n{}");
+        CHECK(status_of(response) == 202);
+        CHECK(handled == 1);
+    }
+}
+
+TEST_CASE("socket: asio_plain refuses unknown transfer codings with 501 and garbage with 400, as HTTP refusals") {
+    harness<asio_server> h;
+    auto& server = h.start();
+    server.on_http([&](mesa::http_request const&, mesa::http_responder respond) { respond({202, {}, "ok"}); });
+    CHECK(status_of(ask(h,
+                        "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\n")) == 501);
+    // A TLS ClientHello on the ws:// port.
+    CHECK(status_of(ask(h, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(64, 'x'))) ==
+          400);
+    REQUIRE(h.errors.size() == 2);
+    for (auto const& e : h.errors) {
+        INFO(e);
+        CHECK(e.rfind("HTTP request", 0) == 0);
+        CHECK(e.find("upgrade") == std::string::npos);
+    }
+    CHECK(h.errors[0].find("refused with 501") != std::string::npos);
 }

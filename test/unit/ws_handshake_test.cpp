@@ -24,12 +24,19 @@ std::string const valid_headers =
     "Sec-WebSocket-Key: " +
     key + "\r\nSec-WebSocket-Version: 13\r\n";
 
+/// Feeds `bytes` as a transport does whose server lets every header through.
+request_verdict feed(handshake& h, std::string_view bytes) {
+    auto v = h.feed(bytes);
+    while (v == request_verdict::header) v = h.feed({});
+    return v;
+}
+
 /// Feeds `request` whole to a handshake serving `path` and returns the status
 /// it answers: 101 when it accepts the upgrade (the server admitting it), 0
 /// when it wants more bytes, -1 for a plain HTTP request.
 int status_of(std::string const& request, std::optional<std::string> const& path = std::string("/ws")) {
     handshake h{path};
-    switch (h.feed(request)) {
+    switch (feed(h, request)) {
         case request_verdict::upgrade:
             return 101;
         case request_verdict::refused:
@@ -192,9 +199,10 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
     std::optional<std::string> path = std::string("/ws");
     SUBCASE("with a Content-Length body, on any path") {
         handshake h{path};
-        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nAuthorization: Bearer k\r\n\r\n"
-                       "{\"a\":") == request_verdict::need_more);
-        REQUIRE(h.feed("1}") == request_verdict::http);
+        REQUIRE(feed(h,
+                     "POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nAuthorization: Bearer k\r\n\r\n"
+                     "{\"a\":") == request_verdict::need_more);
+        REQUIRE(feed(h, "1}") == request_verdict::http);
         auto r = h.take_request();
         CHECK(r.method == "POST");
         CHECK(r.target == "/dispatch");
@@ -203,9 +211,9 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
     }
     SUBCASE("with a chunked body") {
         handshake h{path};
-        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n") ==
+        REQUIRE(feed(h, "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n") ==
                 request_verdict::need_more);
-        REQUIRE(h.feed("3\r\n:1}\r\n0\r\n\r\n") == request_verdict::http);
+        REQUIRE(feed(h, "3\r\n:1}\r\n0\r\n\r\n") == request_verdict::http);
         CHECK(h.take_request().body == "{\"a\":1}");
     }
     SUBCASE("a chunked body fed byte by byte") {
@@ -213,27 +221,27 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
         std::string const request =
             "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
         for (std::size_t i = 0; i + 1 < request.size(); ++i)
-            REQUIRE(h.feed(std::string_view(&request[i], 1)) == request_verdict::need_more);
-        REQUIRE(h.feed(std::string_view(&request.back(), 1)) == request_verdict::http);
+            REQUIRE(feed(h, std::string_view(&request[i], 1)) == request_verdict::need_more);
+        REQUIRE(feed(h, std::string_view(&request.back(), 1)) == request_verdict::http);
         CHECK(h.take_request().body == "{}");
     }
     SUBCASE("Expect: 100-continue gets its interim response before the body") {
         handshake h{path};
-        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n") ==
+        REQUIRE(feed(h, "POST /dispatch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n") ==
                 request_verdict::interim);
         CHECK(h.response() == "HTTP/1.1 100 Continue\r\n\r\n");
-        REQUIRE(h.feed("{}") == request_verdict::http);
+        REQUIRE(feed(h, "{}") == request_verdict::http);
         CHECK(h.take_request().body == "{}");
     }
     SUBCASE("Expect: 100-continue without a body gets no interim response") {
         handshake h{path};
-        CHECK(h.feed("GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n") == request_verdict::http);
+        CHECK(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n") == request_verdict::http);
     }
     SUBCASE("a body announced over the limit is refused with 413 before it is read") {
         request_limits limits;
         limits.max_body_bytes = 1000;
         handshake h{path, limits};
-        REQUIRE(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n") ==
+        REQUIRE(feed(h, "POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n") ==
                 request_verdict::refused);
         CHECK(h.status() == 413);
     }
@@ -241,11 +249,167 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
         request_limits limits;
         limits.max_body_bytes = 10;
         handshake h{path, limits};
-        CHECK(h.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" +
-                     std::string(32, 'x') + "\r\n") == request_verdict::refused);
+        CHECK(feed(h, "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" +
+                          std::string(32, 'x') + "\r\n") == request_verdict::refused);
         CHECK(h.status() == 413);
     }
     SUBCASE("an Upgrade to something else than websocket is plain HTTP") {
         CHECK(status_of("GET /health HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n") == -1);
     }
+}
+
+namespace {
+bool has(std::string const& response, std::string const& line) { return response.find(line) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("handshake: HTTP/1.1 connections persist; pipelined requests come one at a time, in order") {
+    std::optional<std::string> path = std::string("/ws");
+    SUBCASE("an HTTP/1.1 request keeps the connection; the response says how long it may idle") {
+        handshake h{path};
+        REQUIRE(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::http);
+        CHECK(h.take_request().target == "/health");
+        CHECK(h.keep_alive());
+        std::string const response = h.respond({200, {}, "ok\n"});
+        CHECK(response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK_FALSE(has(response, "Connection: close"));
+        CHECK(has(response, "\r\nKeep-Alive: timeout=5\r\n"));
+        CHECK(has(response, "\r\nContent-Length: 3\r\n"));
+        CHECK(response.substr(response.size() - 7) == "\r\n\r\nok\n");
+        // Nothing more was sent: the connection is idle.
+        CHECK(h.next() == request_verdict::need_more);
+        CHECK_FALSE(h.started());
+        REQUIRE(feed(h, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::http);
+        CHECK(h.take_request().target == "/ready");
+    }
+    SUBCASE("two requests sent at once are answered one after the other") {
+        handshake h{path};
+        REQUIRE(feed(h,
+                     "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                     "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n[1]") == request_verdict::http);
+        auto first = h.take_request();
+        CHECK(first.target == "/a");
+        CHECK(first.body == "{}");
+        h.respond({202, {}, ""});
+        auto v = h.next();
+        while (v == request_verdict::header) v = h.feed({});
+        REQUIRE(v == request_verdict::http);
+        auto second = h.take_request();
+        CHECK(second.target == "/b");
+        CHECK(second.body == "[1]");
+        CHECK(h.next() == request_verdict::need_more);
+    }
+    SUBCASE("a later request on the connection may be the WebSocket upgrade") {
+        handshake h{path};
+        REQUIRE(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + upgrade_request(valid_headers)) ==
+                request_verdict::http);
+        h.respond({200, {}, "ok"});
+        REQUIRE(h.next() == request_verdict::upgrade);
+        CHECK(h.target() == "/ws");
+    }
+    SUBCASE("Connection: close ends it") {
+        handshake h{path};
+        REQUIRE(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == request_verdict::http);
+        CHECK_FALSE(h.keep_alive());
+        CHECK(has(h.respond({200, {}, "ok"}), "\r\nConnection: close\r\n"));
+    }
+    SUBCASE("HTTP/1.0 persists only with Connection: keep-alive, and the response says so") {
+        handshake h10{path};
+        REQUIRE(feed(h10, "GET /health HTTP/1.0\r\n\r\n") == request_verdict::http);
+        CHECK_FALSE(h10.keep_alive());
+        CHECK(has(h10.respond({200, {}, "ok"}), "\r\nConnection: close\r\n"));
+        handshake kept{path};
+        REQUIRE(feed(kept, "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == request_verdict::http);
+        CHECK(kept.keep_alive());
+        CHECK(has(kept.respond({200, {}, "ok"}), "\r\nConnection: keep-alive\r\n"));
+    }
+    SUBCASE("the server's own Connection: close ends it; its framing headers are replaced") {
+        handshake h{path};
+        REQUIRE(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::http);
+        std::string const response = h.respond(
+            {200, {{"Connection", "close"}, {"Content-Length", "99"}, {"Transfer-Encoding", "chunked"}}, "ok"});
+        CHECK_FALSE(h.keep_alive());
+        CHECK(has(response, "\r\nConnection: close\r\n"));
+        CHECK(has(response, "\r\nContent-Length: 2\r\n"));
+        CHECK_FALSE(has(response, "99"));
+        CHECK_FALSE(has(response, "Transfer-Encoding"));
+    }
+    SUBCASE("a refusal of the transport's own ends it") {
+        handshake h{path};
+        REQUIRE(feed(h, "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n") == request_verdict::refused);
+        CHECK(h.status() == 400);
+        CHECK_FALSE(h.keep_alive());
+        CHECK(has(h.response(), "\r\nConnection: close\r\n"));
+    }
+}
+
+TEST_CASE("handshake: the server checks a plain request's header before its body is read") {
+    std::optional<std::string> path = std::string("/ws");
+    request_limits limits;
+    limits.max_body_bytes = 1000;
+    std::string const big = "POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n";
+    SUBCASE("refused there: the server's response, before the transport's 413; the connection closes") {
+        handshake h{path, limits};
+        REQUIRE(h.feed(big + "{\"message\"") == request_verdict::header);
+        auto header = h.header();
+        CHECK(header.method == "POST");
+        CHECK(header.target == "/dispatch");
+        CHECK(header.header("content-length") == std::optional<std::string>("30000000"));
+        CHECK(header.body.empty());
+        std::string const response = h.refuse_request({401, {{"WWW-Authenticate", "Bearer"}}, "who?\n"});
+        CHECK(response.rfind("HTTP/1.1 401 Unauthorized\r\n", 0) == 0);
+        CHECK(has(response, "\r\nWWW-Authenticate: Bearer\r\n"));
+        CHECK(has(response, "\r\nConnection: close\r\n"));  // its body was not read
+        CHECK(h.status() == 401);
+        CHECK_FALSE(h.keep_alive());
+    }
+    SUBCASE("let through: the transport's own bound follows") {
+        handshake h{path, limits};
+        REQUIRE(h.feed(big) == request_verdict::header);
+        CHECK(h.feed({}) == request_verdict::refused);
+        CHECK(h.status() == 413);
+    }
+    SUBCASE("a request without a body refused there keeps the connection") {
+        handshake h{path, limits};
+        REQUIRE(h.feed("GET /presence?id=a HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::header);
+        CHECK(has(h.refuse_request({401, {}, "who?\n"}), "Keep-Alive: timeout="));
+        CHECK(h.keep_alive());
+    }
+    SUBCASE("an upgrade is not asked about: it has its own checks") {
+        handshake h{path, limits};
+        CHECK(h.feed(upgrade_request(valid_headers)) == request_verdict::upgrade);
+    }
+}
+
+TEST_CASE("handshake: a HEAD gets the GET's headers and Content-Length, without a body (RFC 9110 §9.3.2)") {
+    std::optional<std::string> path = std::string("/ws");
+    handshake h{path};
+    REQUIRE(feed(h, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::http);
+    CHECK(h.take_request().method == "HEAD");
+    std::string const response = h.respond({200, {{"Content-Type", "application/json"}}, "{\"status\":\"ok\"}\n"});
+    CHECK(has(response, "\r\nContent-Length: 16\r\n"));
+    CHECK(has(response, "\r\nContent-Type: application/json\r\n"));
+    CHECK(response.substr(response.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("handshake: a transfer coding other than chunked alone gets 501 (RFC 9112 §6.1)") {
+    for (std::string const coding :
+         {"Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding: gzip\r\n",
+          "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding: chunked, chunked\r\n"}) {
+        INFO(coding);
+        CHECK(status_of("POST /dispatch HTTP/1.1\r\nHost: x\r\n" + coding + "\r\n5\r\nhello\r\n0\r\n\r\n") == 501);
+    }
+    CHECK(status_of("POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n") == -1);
+}
+
+TEST_CASE("handshake: a request begun and not whole in time gets 408; an idle connection nothing") {
+    std::optional<std::string> path = std::string("/ws");
+    handshake idle{path};
+    CHECK_FALSE(idle.started());
+    handshake slow{path};
+    REQUIRE(slow.feed("POST /dispatch HTTP/1.1\r\nHost: x\r\nContent-Le") == request_verdict::need_more);
+    CHECK(slow.started());
+    CHECK(slow.timed_out() == request_verdict::refused);
+    CHECK(slow.status() == 408);
+    CHECK(slow.response().rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+    CHECK(has(slow.response(), "\r\nConnection: close\r\n"));
 }

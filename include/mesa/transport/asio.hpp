@@ -19,11 +19,16 @@
 //   a burst one buffer; a connection's queue is written in one gathered write;
 // - closing is a handshake bounded by options::close_timeout: the code the
 //   server sent is the one reported, whether the peer answers or not;
-// - plain HTTP requests (no `Upgrade: websocket`) go whole to the server's
-//   http handler (chunked bodies, `Expect: 100-continue`, bodies over
-//   request_limits::max_body_bytes refused with 413 right after their
-//   headers); each response carries `Connection: close` and ends the
-//   connection.
+// - plain HTTP requests (no `Upgrade: websocket`) go to the server's header
+//   check once their header section is whole, then whole to its http
+//   handler (chunked bodies, `Expect: 100-continue`, bodies over
+//   request_limits::max_body_bytes refused with 413 before they are read);
+//   HTTP/1.1 connections persist (RFC 9112 §9.3): pipelined requests are
+//   answered one at a time, in order, and the connection does not read
+//   while a response is pending, so at most one read (64 KiB) of later
+//   requests waits in memory and the rest in the socket (TCP flow control);
+//   a persistent connection idle for request_limits::idle_timeout is closed,
+//   holding no buffer meanwhile, and a later request may be the upgrade.
 //
 // Thread-safety: none; an instance and its connections belong to the thread
 // running its io_context. One instance per server and thread.
@@ -73,8 +78,10 @@ struct frame_bytes {
 
 /// Options of the Asio transports (server::options::transport).
 struct asio_options {
-    // A connection that has not sent a whole request by then is closed:
-    // idle sockets that never speak cost a descriptor each.
+    // A connection that has not sent a whole request by then is closed
+    // (with 408 when the request had begun): idle sockets that never speak
+    // cost a descriptor each. Counted from the connection, then from the
+    // first byte of each later request on a persistent connection.
     std::chrono::milliseconds handshake_timeout{5000};
     // How long a close frame waits for the peer's (RFC 6455 §7.1.1); then
     // the socket is closed anyway, and the code sent is the one reported.
@@ -151,14 +158,17 @@ public:
         enum class phase : std::uint8_t { request, responding, open, closing, done };
 
         void start() {
-            handshake_ = std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
             arm_timer(core_->opts.handshake_timeout);
             wait_readable();
         }
 
         void wait_readable() {
-            socket_.async_wait(socket_type::wait_read,
-                               [self = shared_from_this()](std::error_code ec) { self->readable(ec); });
+            if (waiting_) return;  // one wait at a time, however many paths ask for it
+            waiting_ = true;
+            socket_.async_wait(socket_type::wait_read, [self = shared_from_this()](std::error_code ec) {
+                self->waiting_ = false;
+                self->readable(ec);
+            });
         }
 
         /// Whether the connection reads now: not while an HTTP handler has
@@ -203,15 +213,36 @@ public:
             asio::post(core_->ioc, [self = shared_from_this()] { self->readable({}); });
         }
 
-        // ---- the opening request ------------------------------------------
+        // ---- requests --------------------------------------------------------
         void take_request(std::string_view bytes) {
+            if (!handshake_) {  // the first bytes, or the next request on a persistent connection
+                handshake_ = std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
+                if (idle_) arm_timer(core_->opts.handshake_timeout);
+                idle_ = false;
+            }
+            act(handshake_->feed(bytes));
+        }
+
+        void act(detail::request_verdict v) {
             using detail::request_verdict;
-            for (request_verdict v = handshake_->feed(bytes);; v = handshake_->feed({})) {
+            for (;; v = handshake_->feed({})) {
                 switch (v) {
                     case request_verdict::need_more:
                         return;
                     case request_verdict::interim:
                         write_raw(handshake_->response());
+                        continue;
+                    case request_verdict::header:
+                        if (core_->ev.on_http_header) {
+                            if (auto refusal = core_->ev.on_http_header(handshake_->header())) {
+                                // The server's own answer: not reported as the transport's refusal.
+                                cancel_timer();
+                                phase_ = phase::responding;
+                                write_raw(handshake_->refuse_request(*refusal));
+                                end_after_write_ = true;
+                                return;
+                            }
+                        }
                         continue;
                     case request_verdict::refused:
                         return refused(handshake_->status(), handshake_->response());
@@ -226,11 +257,18 @@ public:
         void refused(int status, std::string response) {
             auto target = std::string(handshake_->target());
             auto origin = std::string(handshake_->origin());
+            bool const upgrade = handshake_->is_upgrade();
+            auto reason = handshake_->reason();
             handshake_.reset();
+            cancel_timer();
             phase_ = phase::responding;
             write_raw(std::move(response));
             end_after_write_ = true;
-            if (core_->ev.on_refused) core_->ev.on_refused(status, target, origin);
+            if (upgrade) {
+                if (core_->ev.on_refused) core_->ev.on_refused(status, target, origin);
+            } else if (core_->ev.on_http_refused) {
+                core_->ev.on_http_refused(status, target, reason);
+            }
         }
 
         void upgrade() {
@@ -254,35 +292,39 @@ public:
 
         void http() {
             http_request request = handshake_->take_request();
-            handshake_.reset();
             cancel_timer();
             phase_ = phase::responding;
-            if (!core_->ev.on_http) {
-                write_raw(detail::http_response_bytes(426, {}, "WebSocket upgrade required\n"));
-                end_after_write_ = true;
-                return;
-            }
+            std::uint32_t const exchange = ++exchanges_;
+            if (!core_->ev.on_http) return respond(exchange, {426, {}, "WebSocket upgrade required\n"});
             // The responder holds the connection until it is called.
-            core_->ev.on_http(request, [self = shared_from_this()](http_response response) {
-                if (self->phase_ != phase::responding || self->end_after_write_) return;  // answered already
-                self->write_raw(response_bytes(response));
-                self->end_after_write_ = true;
+            core_->ev.on_http(request, [self = shared_from_this(), exchange](http_response response) {
+                self->respond(exchange, std::move(response));
             });
         }
 
-        static std::string response_bytes(http_response const& r) {
-            std::string headers;
-            bool typed = false;
-            for (auto const& [name, value] : r.headers) {
-                // Framing is the transport's: its own length, and the end of the connection.
-                if (detail::handshake_detail::iequals(name, "Content-Length") ||
-                    detail::handshake_detail::iequals(name, "Transfer-Encoding") ||
-                    detail::handshake_detail::iequals(name, "Connection"))
-                    continue;
-                typed = typed || detail::handshake_detail::iequals(name, "Content-Type");
-                headers.append(name).append(": ").append(value).append("\r\n");
+        void respond(std::uint32_t exchange, http_response const& response) {
+            // Once per request: a late or second call finds the exchange over.
+            if (phase_ != phase::responding || exchange != exchanges_ || end_after_write_ || !handshake_) return;
+            write_raw(handshake_->respond(response));
+            end_after_write_ = true;
+        }
+
+        /// The response is written: the next request on a persistent
+        /// connection (pipelined bytes first), else the end.
+        void exchange_done() {
+            end_after_write_ = false;
+            if (!handshake_ || !handshake_->keep_alive()) return linger();
+            phase_ = phase::request;
+            auto const v = handshake_->next();
+            if (!handshake_->started()) {
+                handshake_.reset();  // idle: no buffer held
+                idle_ = true;
+                arm_timer(core_->opts.request_limits.idle_timeout);
+            } else {
+                arm_timer(core_->opts.handshake_timeout);
             }
-            return detail::http_response_bytes(r.status, headers, r.body, typed ? "" : "text/plain");
+            if (handshake_) act(v);
+            if (reading()) wait_readable();
         }
 
         // ---- frames ---------------------------------------------------------
@@ -405,7 +447,7 @@ public:
             if (ec || !core_->alive) return lost();
             if (!queued_.empty()) return write();
             if (end_after_write_) {
-                if (phase_ == phase::responding) return linger();
+                if (phase_ == phase::responding && !lingering_) return exchange_done();
                 return teardown();
             }
         }
@@ -432,6 +474,12 @@ public:
         }
 
         void timed_out() {
+            // A request begun and not whole in time gets 408; a connection
+            // that sent nothing (or idle between requests) just closes.
+            if (phase_ == phase::request && handshake_ && handshake_->started()) {
+                handshake_->timed_out();
+                return refused(handshake_->status(), handshake_->response());
+            }
             if (phase_ == phase::closing) report_close(sent_code_, sent_reason_);
             teardown();
         }
@@ -469,7 +517,7 @@ public:
         socket_type socket_;
         connection* prev_ = nullptr;
         connection* next_ = nullptr;
-        std::unique_ptr<detail::handshake> handshake_;  // until the request is whole
+        std::unique_ptr<detail::handshake> handshake_;  // while a request is read or answered
         detail::frame_reader reader_;                   // once upgraded
         std::unique_ptr<timer_type> timer_;             // while a handshake or a close runs
         std::vector<frame> queued_;                     // waiting for the current write
@@ -484,6 +532,9 @@ public:
         bool close_received_ = false;
         bool lingering_ = false;
         bool reported_ = false;
+        bool waiting_ = false;         // a wait for readability is pending
+        bool idle_ = false;            // between requests on a persistent connection
+        std::uint32_t exchanges_ = 0;  // HTTP requests handed to the server
     };
 
     asio_plain(asio::io_context& ioc, settings s, options o = {})

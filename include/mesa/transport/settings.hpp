@@ -37,6 +37,10 @@ struct events {
     std::function<void(Connection const&, std::string_view payload, bool binary)> on_message;
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;
+    /// Asked once a plain HTTP request's header section is whole, before its
+    /// body is read (transports that read it first ask just before on_http):
+    /// a response refuses the request (see mesa::http_header_handler).
+    http_header_handler on_http_header;
     std::function<void(log_level, std::string const&)> on_log;
     /// Decides on an upgrade before it completes: 0 admits it, anything else
     /// is the HTTP status it is refused with (503 when full, 403 for a
@@ -48,6 +52,11 @@ struct events {
     /// An upgrade the transport refused (by `admit`, or itself: 404 for
     /// another path, 400 for a malformed handshake) with HTTP `status`.
     std::function<void(int status, std::string_view target, std::string_view origin)> on_refused;
+    /// A plain HTTP request (or bytes that are none) the transport refused
+    /// itself with HTTP `status` (400 malformed, 408 not whole in time, 413
+    /// body too large, 431 header too large, 501 unknown transfer coding),
+    /// and why; not an upgrade, so not on_refused.
+    std::function<void(int status, std::string_view target, std::string_view reason)> on_http_refused;
 };
 
 }  // namespace mesa::transport

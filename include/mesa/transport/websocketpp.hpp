@@ -168,17 +168,21 @@ private:
     bool validate(websocketpp::connection_hdl h) {
         auto con = lock(h);
         if (!con) return false;
+        // websocketpp ends the connection after a refusal: the response says so.
         if (!path_matches(settings_.path, con->get_resource())) {
+            con->replace_header("Connection", "close");
             con->set_status(websocketpp::http::status_code::not_found);
             return false;
         }
         // websocketpp takes any key; the rest of the request it checks itself (see README).
         if (!detail::is_websocket_key(con->get_request_header("Sec-WebSocket-Key"))) {
+            con->replace_header("Connection", "close");
             con->set_status(websocketpp::http::status_code::bad_request);
             return false;
         }
         int const refused = events_.admit ? events_.admit(con->get_request_header("Origin")) : 0;
         if (refused == 0) return true;
+        con->replace_header("Connection", "close");
         con->set_status(static_cast<websocketpp::http::status_code::value>(refused));
         if (unsigned const wait = events_.retry_after ? events_.retry_after() : 0)
             con->replace_header("Retry-After", std::to_string(wait));
@@ -219,6 +223,7 @@ private:
         auto con = lock(h);
         if (!con) return;
         if (!events_.on_http) {
+            con->replace_header("Connection", "close");
             con->set_status(websocketpp::http::status_code::upgrade_required);
             return;
         }
@@ -231,17 +236,25 @@ private:
         // Deferred, so the handler may answer later (after the broker took a
         // message); answered at once, it is written at once.
         con->defer_http_response();
-        events_.on_http(request, [con](http_response response) {
+        auto respond = [con, head = request.method == "HEAD"](http_response response) {
             con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
             for (auto const& [name, value] : response.headers) con->replace_header(name, value);
             // websocketpp closes the connection after an HTTP response; saying
             // so keeps HTTP/1.1 keep-alive clients from sending their next
             // request on it (ECONNRESET, and a POST they cannot safely retry).
             con->replace_header("Connection", "close");
-            con->set_body(std::move(response.body));
+            // A HEAD gets the length of the body it would have, and no body (RFC 9110 §9.3.2).
+            auto const length = std::to_string(response.body.size());
+            con->set_body(head ? std::string() : std::move(response.body));
+            if (head) con->replace_header("Content-Length", length);
             websocketpp::lib::error_code ignored;  // the client may be gone
             con->send_http_response(ignored);
-        });
+        };
+        // websocketpp has read the body already: the header check runs now.
+        if (events_.on_http_header) {
+            if (auto refusal = events_.on_http_header(request)) return respond(std::move(*refusal));
+        }
+        events_.on_http(request, std::move(respond));
     }
 
     asio::io_context& ioc_;

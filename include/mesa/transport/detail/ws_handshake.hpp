@@ -1,8 +1,12 @@
 #pragma once
-// The opening of a connection as a sans-I/O state machine: request bytes in,
-// a decision and the response bytes out. No socket, no timer; the Asio
+// The requests of a connection as a sans-I/O state machine: request bytes
+// in, a decision and the response bytes out. No socket, no timer; the Asio
 // transport feeds it what it reads and writes what it returns, and the unit
-// tests feed it byte strings.
+// tests feed it byte strings. One request at a time: after a plain HTTP
+// request is answered, next() starts the following one on the same
+// connection (HTTP/1.1 persistent connections, RFC 9112 §9.3) with the bytes
+// already fed past the first (pipelining, §9.3.2); any of them may be the
+// WebSocket upgrade.
 //
 // The request is parsed by Boost.Beast's http::request_parser (header-only,
 // it keeps nothing between calls but the caller's bytes, so the handshake
@@ -20,9 +24,19 @@
 //       `Sec-WebSocket-Version: 13`, RFC 6455 §4.4);
 //   400 `Sec-WebSocket-Key` missing, repeated, or not the base64 of 16 bytes;
 //   then the server's own checks (transport::events::admit): Origin 403,
-//   capacity 503;
-//   413 a plain HTTP request announcing a body over max_body_bytes, answered
-//       right after its headers, before the body is read.
+//   capacity 503.
+// A plain HTTP request, once its header section is whole:
+//   501 a Transfer-Encoding other than `chunked` alone (RFC 9112 §6.1);
+//   then the server's header check (verdict `header`: 401, its own 413, ...);
+//   413 a body over max_body_bytes (announced: before it is read; chunked:
+//       as soon as it grows over);
+// and 408 for a request begun but not whole within the transport's timeout
+// (timed_out(), RFC 9110 §15.5.9).
+//
+// Persistence (keep_alive()): an answered request leaves the connection open
+// unless it said `Connection: close`, is HTTP/1.0 without `keep-alive`, or
+// was refused with its body unread (its framing is then unknown); every
+// refusal of the transport's own closes.
 //
 // Thread-safety: none; one object per connection, used by one thread.
 #include <boost/asio/buffer.hpp>
@@ -31,10 +45,12 @@
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/optional/optional.hpp>
 
 #include <websocketpp/base64/base64.hpp>
 #include <websocketpp/sha1/sha1.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -55,6 +71,10 @@ struct request_limits {
     std::size_t max_header_bytes = 8 * 1024;
     // Body of a plain HTTP request (Content-Length or chunked); over it: 413.
     std::size_t max_body_bytes = 1u << 20;
+    // How long a persistent connection may wait for its next request; sent
+    // as `Keep-Alive: timeout=<s>` (as Node's http server does) so clients
+    // such as undici stop reusing it before the server closes it.
+    std::chrono::milliseconds idle_timeout{5000};
 };
 
 /// What a handshake made of the bytes fed so far.
@@ -62,8 +82,10 @@ enum class request_verdict {
     need_more,  // read more bytes and feed them
     interim,    // write response() (100 Continue), then feed more bytes
     upgrade,    // a valid WebSocket upgrade: ask the server (admit), then accept() or refuse()
-    http,       // a whole plain HTTP request: take_request()
-    refused,    // write response() and close: status() says why
+    header,     // a plain HTTP request's header section is whole: ask the server (header()),
+                // then refuse_request() or feed({}) to read its body
+    http,       // a whole plain HTTP request: take_request(), then respond() and next()
+    refused,    // write response(), then next() when keep_alive(), else close: status() says why
 };
 
 namespace handshake_detail {
@@ -95,10 +117,14 @@ inline std::string websocket_accept(std::string_view key) {
     return websocketpp::base64_encode(digest, sizeof digest);
 }
 
-/// An HTTP/1.1 response closing the connection: `status`, `headers` (each
-/// "Name: value\r\n"), a text body.
+/// An HTTP/1.1 response: `status`, `headers` (each "Name: value\r\n"), a
+/// text body, then `connection` (the Connection and Keep-Alive fields, each
+/// line whole; by default the end of the connection). `head`: the response
+/// to a HEAD, whose Content-Length is that of `body` but which carries none
+/// (RFC 9110 §9.3.2).
 inline std::string http_response_bytes(int status, std::string_view headers, std::string_view body,
-                                       std::string_view content_type = "text/plain") {
+                                       std::string_view content_type = "text/plain",
+                                       std::string_view connection = "Connection: close\r\n", bool head = false) {
     namespace http = boost::beast::http;
     auto const reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
     std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
@@ -106,13 +132,15 @@ inline std::string http_response_bytes(int status, std::string_view headers, std
     out += "\r\n";
     out += headers;
     if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
-    out += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-    out += body;
+    out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    out += connection;
+    out += "\r\n";
+    if (!head) out += body;
     return out;
 }
 
-/// One connection's request, from its first byte to an upgrade, a plain
-/// HTTP request or a refusal.
+/// The requests of one connection, each from its first byte to an upgrade,
+/// a plain HTTP request (answered, then the next one) or a refusal.
 ///
 ///   handshake h{settings.path, limits};
 ///   switch (h.feed(bytes)) { case request_verdict::upgrade: write(h.accept()); ... }
@@ -122,48 +150,53 @@ public:
     /// it must outlive the handshake.
     explicit handshake(std::optional<std::string> const& path, request_limits limits = {})
         : path_(&path), limits_(limits) {
-        parser_.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-        parser_.body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
-        parser_.eager(false);  // stop after the header: refusals come before the body is read
+        start_parser();
     }
     handshake(handshake const&) = delete;
     handshake& operator=(handshake const&) = delete;
 
     /// Takes the next bytes read from the peer (empty: go on with what was
-    /// fed, after an interim response) and says what to do.
+    /// fed, after an interim response or the server's header check) and says
+    /// what to do.
     request_verdict feed(std::string_view bytes) {
         if (done_) return verdict_;
         input_.append(bytes.data(), bytes.size());
+        started_ = started_ || !input_.empty();
         namespace http = boost::beast::http;
+        if (header_pending_) {  // the server let the header through
+            header_pending_ = false;
+            if (auto v = after_header_check()) return *v;
+        }
         for (;;) {
-            if (parser_.is_done()) {  // Beast must not be fed past the request's end
+            if (parser_->is_done()) {  // Beast must not be fed past the request's end
                 done_ = true;
                 verdict_ = request_verdict::http;
+                keep_alive_ = parser_->get().keep_alive();
                 return verdict_;
             }
             // Beast 1.81 asserts when the last chunk ("0\r\n\r\n", kept
             // unconsumed until whole) comes back in a piece of under 5 bytes.
-            if (parser_.is_header_done() && parser_.chunked() && input_.size() < 5) return request_verdict::need_more;
+            if (parser_->is_header_done() && parser_->chunked() && input_.size() < 5) return request_verdict::need_more;
             boost::system::error_code ec;
-            std::size_t const used = parser_.put(boost::asio::buffer(input_.data(), input_.size()), ec);
+            std::size_t const used = parser_->put(boost::asio::buffer(input_.data(), input_.size()), ec);
             input_.erase(0, used);
-            if (!parser_.is_header_done()) header_bytes_ += used;
+            if (!parser_->is_header_done()) header_bytes_ += used;
             if (ec == http::error::need_more) {
                 // Beast takes a header line by line, each only whole: an
                 // unfinished one stays in input_.
-                if (!parser_.is_header_done() && header_bytes_ + input_.size() > limits_.max_header_bytes)
+                if (!parser_->is_header_done() && header_bytes_ + input_.size() > limits_.max_header_bytes)
                     return refuse_now(431, "request header fields too large");
                 return request_verdict::need_more;
             }
             if (ec == http::error::header_limit) return refuse_now(431, "request header fields too large");
             if (ec == http::error::body_limit) return refuse_now(413, "request body too large");
             if (ec) return refuse_now(400, "malformed HTTP request: " + ec.message());
-            if (!header_checked_ && parser_.is_header_done()) {
+            if (!header_checked_ && parser_->is_header_done()) {
                 header_checked_ = true;
-                parser_.eager(true);  // the header passed: read the body as it comes
+                parser_->eager(true);  // the header passed: read the body as it comes
                 if (auto v = check_header()) return *v;
             }
-            if (used == 0 && !parser_.is_done()) return request_verdict::need_more;
+            if (used == 0 && !parser_->is_done()) return request_verdict::need_more;
         }
     }
 
@@ -184,6 +217,7 @@ public:
     std::string refuse(int status, unsigned retry_after = 0) {
         status_ = status;
         verdict_ = request_verdict::refused;
+        keep_alive_ = false;
         response_ = http_response_bytes(
             status, retry_after ? "Retry-After: " + std::to_string(retry_after) + "\r\n" : std::string(), {});
         return response_;
@@ -192,9 +226,32 @@ public:
     /// Bytes read past the upgrade request (frames the client sent at once).
     std::string take_rest() { return std::move(input_); }
 
+    /// After `header`: the request without its body (not read yet).
+    http_request header() const {
+        http_request r;
+        auto const& msg = parser_->get();
+        r.method = std::string(msg.method_string());
+        r.target = std::string(msg.target());
+        for (auto const& field : msg)
+            r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        return r;
+    }
+
+    /// After `header`: refuses the request with the server's `response`
+    /// without reading its body; the connection persists only when it had
+    /// none. Returns the bytes to write (also response()).
+    std::string const& refuse_request(http_response const& response) {
+        done_ = true;
+        status_ = response.status;
+        verdict_ = request_verdict::refused;
+        keep_alive_ = parser_->is_done() && parser_->get().keep_alive();
+        response_ = respond(response);
+        return response_;
+    }
+
     /// After `http`: the request.
     http_request take_request() {
-        auto msg = parser_.release();
+        auto msg = parser_->release();
         http_request r;
         r.method = std::string(msg.method_string());
         r.target = std::string(msg.target());
@@ -204,28 +261,103 @@ public:
         return r;
     }
 
+    /// After `http`: the bytes of `response` to the request. The framing is
+    /// ours: Content-Length, and Connection (plus Keep-Alive) as the
+    /// connection goes on; a `Connection: close` from the server ends it.
+    /// The response to a HEAD keeps its Content-Length and drops its body.
+    std::string respond(http_response const& response) {
+        using handshake_detail::iequals;
+        std::string headers;
+        bool typed = false;
+        for (auto const& [name, value] : response.headers) {
+            if (iequals(name, "Connection")) {
+                if (handshake_detail::has_token(value, "close")) keep_alive_ = false;
+                continue;
+            }
+            if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Keep-Alive"))
+                continue;
+            typed = typed || iequals(name, "Content-Type");
+            headers.append(name).append(": ").append(value).append("\r\n");
+        }
+        return http_response_bytes(response.status, headers, response.body, typed ? "" : "text/plain",
+                                   connection_fields(), head_);
+    }
+
+    /// After `http` or `refused`: whether the connection goes on with the
+    /// next request once the response is written (RFC 9112 §9.3, §9.6).
+    bool keep_alive() const { return keep_alive_; }
+
+    /// After the response to a request that kept the connection alive:
+    /// starts the next request with the bytes fed past this one (pipelined)
+    /// and says what to do, as feed().
+    request_verdict next() {
+        start_parser();
+        header_bytes_ = 0;
+        header_checked_ = header_pending_ = upgrade_attempt_ = done_ = keep_alive_ = head_ = started_ = false;
+        version_ = 11;
+        verdict_ = request_verdict::need_more;
+        status_ = 0;
+        response_.clear();
+        reason_.clear();
+        target_.clear();
+        origin_.clear();
+        key_.clear();
+        return feed({});
+    }
+
+    /// Whether a byte of the current request arrived (else the connection is idle).
+    bool started() const { return started_; }
+
+    /// The request did not arrive whole in time: refused with 408 (RFC 9110
+    /// §15.5.9). A connection that sent nothing is closed without it.
+    request_verdict timed_out() { return refuse_now(408, "the request did not arrive whole in time"); }
+
     /// After `refused` or `interim`: the bytes to write.
     std::string const& response() const { return response_; }
     /// After `refused`: the HTTP status.
     int status() const { return status_; }
+    /// After a refusal of the handshake's own: why.
+    std::string const& reason() const { return reason_; }
     /// Whether the request is a WebSocket upgrade attempt (known once its header is whole).
     bool is_upgrade() const { return upgrade_attempt_; }
 
 private:
+    void start_parser() {
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+        // The body bound is checked after the server's header check (a 401
+        // comes before a 413), then given to Beast for chunked bodies.
+        parser_->body_limit(boost::none);
+        parser_->eager(false);  // stop after the header: refusals come before the body is read
+    }
+
     std::optional<request_verdict> check_header() {
-        auto const& req = parser_.get();
+        auto const& req = parser_->get();
         namespace http = boost::beast::http;
         auto const upgrade = req.find(http::field::upgrade);
         upgrade_attempt_ = upgrade != req.end() && handshake_detail::has_token(upgrade->value(), "websocket");
         target_ = std::string(req.target());
         if (!upgrade_attempt_) {
-            auto const expect = req.find(http::field::expect);
-            if (!parser_.is_done() && expect != req.end() &&
-                handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
-                response_ = "HTTP/1.1 100 Continue\r\n\r\n";
-                return request_verdict::interim;
+            head_ = req.method() == http::verb::head;
+            version_ = req.version();
+            // Beast reads `gzip, chunked` as chunked and `gzip` as no body
+            // at all: a body we would misread (RFC 9112 §6.1: 501).
+            std::size_t codings = 0;
+            bool chunked_only = true;
+            for (auto const& field : req) {
+                if (field.name() != http::field::transfer_encoding) continue;
+                for (auto const& t : http::token_list(field.value())) {
+                    ++codings;
+                    chunked_only = chunked_only && handshake_detail::iequals({t.data(), t.size()}, "chunked");
+                }
+                if (field.value().empty()) {
+                    ++codings;
+                    chunked_only = false;
+                }
             }
-            return std::nullopt;
+            if (codings > 1 || !chunked_only) return refuse_now(501, "only the chunked transfer coding is supported");
+            header_pending_ = true;
+            return request_verdict::header;
         }
         if (!path_matches(*path_, target_)) return refuse_now(404, "no WebSocket is served at this path");
         if (req.method() != http::verb::get) return refuse_now(400, "a WebSocket upgrade must be a GET");
@@ -250,26 +382,59 @@ private:
         return verdict_;
     }
 
+    /// The rest of a plain request's header checks, once the server let it through.
+    std::optional<request_verdict> after_header_check() {
+        namespace http = boost::beast::http;
+        if (auto const length = parser_->content_length(); length && *length > limits_.max_body_bytes)
+            return refuse_now(413, "request body too large");
+        parser_->body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
+        auto const& req = parser_->get();
+        auto const expect = req.find(http::field::expect);
+        if (!parser_->is_done() && expect != req.end() &&
+            handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
+            response_ = "HTTP/1.1 100 Continue\r\n\r\n";
+            return request_verdict::interim;
+        }
+        return std::nullopt;
+    }
+
+    /// Connection and Keep-Alive of a response, as the connection goes on.
+    std::string connection_fields() const {
+        if (!keep_alive_) return "Connection: close\r\n";
+        auto const seconds = std::chrono::duration_cast<std::chrono::seconds>(limits_.idle_timeout).count();
+        std::string out = version_ == 10 ? "Connection: keep-alive\r\n" : "";  // HTTP/1.0 persists only when told
+        return out + "Keep-Alive: timeout=" + std::to_string(seconds > 0 ? seconds : 1) + "\r\n";
+    }
+
     request_verdict refuse_now(int status, std::string reason, std::string_view headers = {}) {
         done_ = true;
         status_ = status;
         verdict_ = request_verdict::refused;
-        response_ = http_response_bytes(status, headers, reason + "\n");
-        if (target_.empty() && parser_.is_header_done()) target_ = std::string(parser_.get().target());
+        keep_alive_ = false;
+        response_ = http_response_bytes(status, headers, reason + "\n", "text/plain", "Connection: close\r\n",
+                                        head_ && !upgrade_attempt_);
+        if (target_.empty() && parser_->is_header_done()) target_ = std::string(parser_->get().target());
+        reason_ = std::move(reason);
         return verdict_;
     }
 
     std::optional<std::string> const* path_;
     request_limits limits_;
-    boost::beast::http::request_parser<boost::beast::http::string_body> parser_;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     std::string input_;             // bytes fed and not yet taken by the parser
     std::size_t header_bytes_ = 0;  // header bytes the parser took
     bool header_checked_ = false;
+    bool header_pending_ = false;  // `header` returned: the server's check runs before the next feed
     bool upgrade_attempt_ = false;
     bool done_ = false;
+    bool keep_alive_ = false;
+    bool head_ = false;     // a HEAD: responses carry no body
+    bool started_ = false;  // a byte of this request arrived
+    unsigned version_ = 11;
     request_verdict verdict_ = request_verdict::need_more;
     int status_ = 0;
     std::string response_;
+    std::string reason_;
     std::string target_;
     std::string origin_;
     std::string key_;
