@@ -222,6 +222,7 @@ public:
         ev.on_refused = [this](int status, std::string_view target, std::string_view origin) {
             report(refusal(status, target, origin));
         };
+        ev.on_failed = [this](std::string const& what) { report(what); };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
     }

@@ -1,6 +1,8 @@
 #pragma once
 // The lean socket transport: WebSocket over standalone Asio, ws:// (plain
-// TCP), without websocketpp's connection layer.
+// TCP), without websocketpp's connection layer. basic_asio<Stream> holds the
+// connection logic; its stream policy says how bytes reach the socket:
+// asio_plain here, asio_tls (wss://, OpenSSL) in <mesa/transport/asio_tls.hpp>.
 //
 //   using server = mesa::server<mesa::transport::asio_plain, mesa::broker::memory>;
 //
@@ -82,8 +84,49 @@ struct asio_options {
     detail::request_limits request_limits{};
 };
 
-/// A Mesa transport on plain TCP sockets (ws://); see the top of this header.
-class asio_plain {
+namespace detail {
+
+/// The stream policy of basic_asio for ws://: the bytes go to the socket as
+/// they are. One per connection, and empty. See asio_tls.hpp for the TLS one.
+struct plain_stream {
+    using options = asio_options;
+    static constexpr char const* scheme = "ws";
+    /// What the connections of a transport share: nothing here.
+    struct context {
+        void load(options const&) {}
+    };
+
+    static constexpr bool handshakes = false;  // nothing before the HTTP request
+
+    explicit plain_stream(context&) {}
+    template <class Socket>
+    std::size_t read_some(Socket& socket, asio::mutable_buffer buffer, std::error_code& ec) {
+        return socket.read_some(buffer, ec);
+    }
+    /// Whether a read of `n` bytes into a buffer of `size` left the socket
+    /// empty: a short read does.
+    bool drained(std::size_t n, std::size_t size) const { return n < size; }
+    template <class Socket>
+    typename Socket::wait_type read_wait() const {
+        return Socket::wait_read;
+    }
+    template <class Socket, class Handler>
+    void async_write(Socket& socket, std::vector<asio::const_buffer> buffers, Handler&& handler) {
+        asio::async_write(socket, buffers, std::forward<Handler>(handler));
+    }
+    /// Before the socket is shut down (TLS: the close_notify alert).
+    void notify_close() {}
+    /// Once the socket is closed: frees what the stream holds.
+    void release() {}
+};
+
+}  // namespace detail
+
+/// A Mesa transport on Asio sockets, the bytes written as they are (ws://,
+/// detail::plain_stream) or through TLS (wss://, asio_tls.hpp); see the top
+/// of this header.
+template <class Stream>
+class basic_asio {
     using socket_type = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
     using acceptor_type = asio::basic_socket_acceptor<asio::ip::tcp, asio::io_context::executor_type>;
     using timer_type =
@@ -91,13 +134,13 @@ class asio_plain {
                                    asio::io_context::executor_type>;
 
 public:
-    using options = asio_options;
+    using options = typename Stream::options;
 
     class connection;
     using connection_ptr = std::shared_ptr<connection>;
     /// A prepared text frame (or several, joined), shared by all its recipients.
     using frame = std::shared_ptr<detail::frame_bytes const>;
-    static constexpr char const* scheme = "ws";
+    static constexpr char const* scheme = Stream::scheme;
 
 private:
     /// What connections share with their transport; it outlives the transport
@@ -110,6 +153,7 @@ private:
         std::vector<char> read_buffer = std::vector<char>(64 * 1024);
         bool alive = true;
         connection* first = nullptr;  // every connection, to close them when the transport goes
+        typename Stream::context stream{};
     };
 
 public:
@@ -120,7 +164,10 @@ public:
         void* context = nullptr;  // the server's client object
 
         connection(std::shared_ptr<core> c, socket_type s)
-            : core_(std::move(c)), socket_(std::move(s)), reader_(core_->config.max_frame_bytes) {
+            : core_(std::move(c)),
+              socket_(std::move(s)),
+              stream_(core_->stream),
+              reader_(core_->config.max_frame_bytes) {
             next_ = core_->first;
             if (next_) next_->prev_ = this;
             core_->first = this;
@@ -147,17 +194,35 @@ public:
         }
 
     private:
-        friend class asio_plain;
+        friend class basic_asio;
+        using std::enable_shared_from_this<connection>::shared_from_this;
+        using std::enable_shared_from_this<connection>::weak_from_this;
         enum class phase : std::uint8_t { request, responding, open, closing, done };
 
         void start() {
             handshake_ = std::make_unique<detail::handshake>(core_->config.path, core_->opts.request_limits);
             arm_timer(core_->opts.handshake_timeout);
-            wait_readable();
+            if constexpr (Stream::handshakes)
+                secure({});
+            else
+                wait_readable();
+        }
+
+        /// The stream's own handshake (TLS), then the opening request.
+        void secure(std::error_code ec) {
+            if (phase_ == phase::done) return;
+            if (!core_->alive || ec) return teardown();
+            auto wait = socket_type::wait_read;
+            std::string failure;
+            if (stream_.handshake(socket_, wait, failure)) return readable({});
+            if (failure.empty())
+                return socket_.async_wait(wait, [self = shared_from_this()](std::error_code e) { self->secure(e); });
+            if (core_->ev.on_failed) core_->ev.on_failed(remote_endpoint() + ": " + failure);
+            teardown();
         }
 
         void wait_readable() {
-            socket_.async_wait(socket_type::wait_read,
+            socket_.async_wait(stream_.template read_wait<socket_type>(),
                                [self = shared_from_this()](std::error_code ec) { self->readable(ec); });
         }
 
@@ -188,14 +253,14 @@ public:
             // the socket full gets its next reads after the others' turn.
             for (int reads = 0; reads < 16; ++reads) {
                 if (!reading()) return;
-                std::size_t const n = socket_.read_some(asio::buffer(buffer), ec);
+                std::size_t const n = stream_.read_some(socket_, asio::buffer(buffer), ec);
                 if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
                 if (ec) return lost();
                 if (phase_ == phase::request)
                     take_request(std::string_view(buffer.data(), n));
                 else if (phase_ == phase::open || phase_ == phase::closing)
                     take_frames(buffer.data(), n);
-                if (n < buffer.size()) {
+                if (stream_.drained(n, buffer.size())) {
                     if (reading()) wait_readable();
                     return;
                 }
@@ -393,8 +458,9 @@ public:
                 if (f->header_size) buffers.emplace_back(f->header, f->header_size);
                 buffers.emplace_back(f->payload.data(), f->payload.size());
             }
-            asio::async_write(socket_, buffers,
-                              [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
+            stream_.async_write(
+                socket_, std::move(buffers),
+                [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
         }
 
         void written(std::error_code ec, std::size_t n) {
@@ -417,6 +483,7 @@ public:
         /// that could destroy the response.
         void linger() {
             std::error_code ignored;
+            stream_.notify_close();
             socket_.shutdown(socket_type::shutdown_send, ignored);
             lingering_ = true;
             arm_timer(core_->opts.close_timeout);
@@ -442,8 +509,10 @@ public:
             phase_ = phase::done;
             cancel_timer();
             std::error_code ignored;
+            stream_.notify_close();
             socket_.shutdown(socket_type::shutdown_both, ignored);
             socket_.close(ignored);
+            stream_.release();
             handshake_.reset();
             std::vector<frame>().swap(queued_);
         }
@@ -467,6 +536,7 @@ public:
 
         std::shared_ptr<core> core_;
         socket_type socket_;
+        Stream stream_;
         connection* prev_ = nullptr;
         connection* next_ = nullptr;
         std::unique_ptr<detail::handshake> handshake_;  // until the request is whole
@@ -486,11 +556,11 @@ public:
         bool reported_ = false;
     };
 
-    asio_plain(asio::io_context& ioc, settings s, options o = {})
+    basic_asio(asio::io_context& ioc, settings s, options o = {})
         : core_(std::make_shared<core>(core{ioc, std::move(s), o, {}})), acceptor_(ioc.get_executor()) {}
-    asio_plain(asio_plain const&) = delete;
-    asio_plain& operator=(asio_plain const&) = delete;
-    ~asio_plain() {
+    basic_asio(basic_asio const&) = delete;
+    basic_asio& operator=(basic_asio const&) = delete;
+    ~basic_asio() {
         core_->alive = false;
         stop_listening();
         // Connections waiting on their sockets end when their handler runs.
@@ -500,9 +570,12 @@ public:
         }
     }
 
-    /// Binds and starts accepting; throws std::system_error when the port
-    /// cannot be bound: the only throwing call, made before serving.
+    /// Loads what the stream needs (TLS: the certificate files), binds and
+    /// starts accepting; throws std::system_error when the port cannot be
+    /// bound (or a file cannot be used): the only throwing call, made before
+    /// serving.
     void start(events<connection_ptr> ev) {
+        core_->stream.load(core_->opts);
         core_->ev = std::move(ev);
         auto const& config = core_->config;
         std::error_code ec;
@@ -604,5 +677,8 @@ private:
     acceptor_type acceptor_;
     std::unique_ptr<timer_type> retry_;
 };
+
+/// ws:// on plain TCP sockets.
+using asio_plain = basic_asio<detail::plain_stream>;
 
 }  // namespace mesa::transport

@@ -48,6 +48,9 @@ struct events {
     /// An upgrade the transport refused (by `admit`, or itself: 404 for
     /// another path, 400 for a malformed handshake) with HTTP `status`.
     std::function<void(int status, std::string_view target, std::string_view origin)> on_refused;
+    /// A connection that failed before its HTTP request for a reason of its
+    /// own, e.g. a TLS handshake the client could not complete: "peer: reason".
+    std::function<void(std::string const& what)> on_failed;
 };
 
 }  // namespace mesa::transport
