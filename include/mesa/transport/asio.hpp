@@ -86,6 +86,9 @@ struct asio_options {
 
 namespace detail {
 
+/// What a stream's non-blocking step (a TLS handshake) needs next.
+enum class stream_step : std::uint8_t { done, want_read, want_write, failed };
+
 /// The stream policy of basic_asio for ws://: the bytes go to the socket as
 /// they are. One per connection, and empty. See asio_tls.hpp for the TLS one.
 struct plain_stream {
@@ -212,13 +215,20 @@ public:
         void secure(std::error_code ec) {
             if (phase_ == phase::done) return;
             if (!core_->alive || ec) return teardown();
-            auto wait = socket_type::wait_read;
             std::string failure;
-            if (stream_.handshake(socket_, wait, failure)) return readable({});
-            if (failure.empty())
-                return socket_.async_wait(wait, [self = shared_from_this()](std::error_code e) { self->secure(e); });
-            if (core_->ev.on_failed) core_->ev.on_failed(remote_endpoint() + ": " + failure);
-            teardown();
+            switch (stream_.handshake(socket_, failure)) {
+                case detail::stream_step::done:
+                    // Bytes that came with its last flight woke nobody: read now.
+                    return readable({});
+                case detail::stream_step::want_read:
+                case detail::stream_step::want_write:
+                    return socket_.async_wait(stream_.template read_wait<socket_type>(),
+                                              [self = shared_from_this()](std::error_code e) { self->secure(e); });
+                case detail::stream_step::failed:
+                    if (!failure.empty() && core_->ev.on_failed)
+                        core_->ev.on_failed(remote_endpoint() + ": " + failure);
+                    return teardown();
+            }
         }
 
         void wait_readable() {
