@@ -18,6 +18,7 @@
 
 #include <asio/ssl/host_name_verification.hpp>
 #include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "../support/ws_test_client.hpp"
 #include "../support/ws_wire.hpp"
@@ -387,7 +388,7 @@ namespace {
 class raw_tls {
 public:
     explicit raw_tls(asio::io_context& ioc)
-        : ioc_(ioc), context_(asio::ssl::context::tls_client), stream_(ioc, context_) {}
+        : ioc_(ioc), context_(asio::ssl::context::tls_client), stream_(ioc, context_), pause_(ioc) {}
     raw_tls(raw_tls const&) = delete;
     raw_tls& operator=(raw_tls const&) = delete;
     ~raw_tls() {
@@ -409,12 +410,15 @@ public:
                 handshaken = true;
                 asio::async_write(stream_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
                     if (ec) return finish(ec);
-                    read_more();
+                    // A reader that waits lets the server's writes fill the socket.
+                    pause_.expires_after(read_delay);
+                    pause_.async_wait([this](std::error_code) { read_more(); });
                 });
             });
         });
     }
 
+    std::chrono::milliseconds read_delay{0};  // from the request written to the first read
     bool handshaken = false;
     bool done = false;
     std::error_code error;
@@ -441,6 +445,7 @@ private:
     asio::io_context& ioc_;
     asio::ssl::context context_;
     asio::ssl::stream<asio::ip::tcp::socket> stream_;
+    asio::steady_timer pause_;
     bool started_ = false;
     std::string request_;
     char buffer_[16384];
@@ -449,8 +454,9 @@ private:
 /// Upgrades over TLS with `frames` right behind the request and returns
 /// what the server sent until it ended the connection.
 template <class Harness>
-std::string upgrade_with(Harness& h, std::string const& frames) {
+std::string upgrade_with(Harness& h, std::string const& frames, std::chrono::milliseconds read_delay = {}) {
     raw_tls peer{h.ioc};
+    peer.read_delay = read_delay;
     peer.start(h.server->port(), "GET / HTTP/1.1\r\n" + upgrade_headers + "\r\n" + frames);
     CHECK(wait_until(
         h.ioc, [&] { return peer.done; }, 20000ms));
@@ -515,24 +521,56 @@ TEST_CASE_TEMPLATE("tls: RFC 6455 frames over TLS, each case on a fresh connecti
     }
 }
 
-TEST_CASE("tls: asio_tls carries a 1 MiB frame each way, across many TLS records") {
+TEST_CASE("tls: asio_tls carries 1 MiB frames each way, across many TLS records, whole and in order") {
     harness<> h;
+    h.options.max_backlog_bytes = 16u << 20;  // the PONGs wait for the reader, not 4002
     h.start();
     echo_pings(h);
-    // A PING of almost max_frame_bytes (1 MiB), answered by a PONG as large:
-    // more than the socket buffers hold, so writes wait for the reader.
+    // PINGs of almost max_frame_bytes (1 MiB) each, answered by PONGs as
+    // large: 8 MiB, more than the socket buffers hold while the peer is
+    // still writing, so the server's TLS writes wait for the reader.
     std::string const filler(1024 * 1024 - 64, 'x');
-    std::string const ping_text = R"({"op":0,"t":"PING","d":{"s":")" + filler + R"("}})";
-    REQUIRE(ping_text.size() <= 1024 * 1024);
-    auto frames =
-        server_frames(upgrade_with(h, client_frame(0x81, ping_text) + client_frame(0x88, close_payload(1000, "done"))));
-    REQUIRE(frames.size() == 3);  // hello, PONG, close
-    CHECK(frames[1].opcode == 1);
-    CHECK(frames[1].payload.size() == ping_text.size());
-    CHECK(frames[1].payload.find(filler) != std::string::npos);
-    CHECK(frames[2].close_code() == 1000);
+    std::string pings;
+    for (int n = 0; n < 8; ++n) {
+        std::string const text =
+            R"({"op":0,"t":"PING","d":{"n":)" + std::to_string(n) + R"(,"s":")" + filler + R"("}})";
+        REQUIRE(text.size() <= 1024 * 1024);
+        pings += client_frame(0x81, text);
+    }
+    auto frames = server_frames(upgrade_with(h, pings + client_frame(0x88, close_payload(1000, "done"))));
+    REQUIRE(frames.size() == 10);  // hello, 8 PONGs, close
+    for (int n = 0; n < 8; ++n) {
+        auto const& pong = frames[1 + n];
+        CHECK(pong.opcode == 1);
+        CHECK(pong.payload.find(filler) != std::string::npos);
+        CHECK(pong.payload.find(R"("n":)" + std::to_string(n) + ",") != std::string::npos);
+    }
+    CHECK(frames[9].close_code() == 1000);
     REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == 1; }));
     CHECK(h.disconnections[0] == 1000);
+}
+
+TEST_CASE("tls: asio_tls delivers a burst of small frames whole and in order to a reader that waits") {
+    harness<> h;
+    h.options.max_backlog_bytes = 64u << 20;
+    h.start();
+    // 20 000 frames of about 800 bytes (16 MB) at once, joined into 16 KiB
+    // TLS records; the peer reads nothing for 300 ms, so writes block with
+    // records only partly sent, and must go on with the same bytes.
+    constexpr int count = 20000;
+    std::string const filler(760, 'y');
+    h.server->on_message([&](auto const& client, mesa::message const&) {
+        for (int n = 0; n < count; ++n) client->send(mesa::message("BURST", json::object{{"n", n}, {"s", filler}}));
+    });
+    auto frames = server_frames(upgrade_with(
+        h, client_frame(0x81, R"({"op":0,"t":"GO","d":{}})") + client_frame(0x88, close_payload(1000)), 300ms));
+    REQUIRE(frames.size() == count + 2);  // hello, the burst, close
+    int in_order = 0;                     // the frames before the first one out of place
+    while (in_order < count && frames[1 + in_order].opcode == 1 &&
+           json::parse(frames[1 + in_order].payload).at("d").at("n") == in_order)
+        ++in_order;
+    CHECK(in_order == count);
+    CHECK(frames.back().close_code() == 1000);
 }
 
 TEST_CASE("tls: asio_tls ends a plain HTTP request at once and reports why") {
