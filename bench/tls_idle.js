@@ -2,8 +2,10 @@
 // a self-signed certificate (made with the `openssl` command) on a free port,
 // opens N wss:// connections (npm `ws`), waits for every hello, and prints
 // the gateway's VmRSS growth per connection. Not part of `meson test`.
+// Several gateways (e.g. one built on transport::asio_tls, one on
+// websocketpp_tls) are measured in turn, TRIALS times each (default 3).
 //
-//   NODE_PATH=test/interop/node_modules node bench/tls_idle.js build/examples/mesa-gateway [N]
+//   NODE_PATH=test/interop/node_modules node bench/tls_idle.js build/examples/mesa-gateway [other-gateway...] [N]
 'use strict';
 const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
@@ -12,8 +14,10 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('ws');
 
-const [gatewayPath, countArg] = process.argv.slice(2);
-const count = Number(countArg || 2000);
+const args = process.argv.slice(2);
+const gateways = args.filter((a) => !/^\d+$/.test(a));
+const count = Number(args.find((a) => /^\d+$/.test(a)) || 2000);
+const trials = Number(process.env.TRIALS || 3);
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () =>
@@ -24,12 +28,8 @@ const freePort = () =>
     });
   });
 
-(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-tls-idle-'));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+/// One gateway, one trial: its VmRSS growth per idle wss:// connection.
+async function measure (gatewayPath, cert, key, trial) {
   const port = await freePort();
   const gw = spawn(gatewayPath, [], {
     env: { ...process.env, MESA_PORT: String(port), TLS_CERT: cert, TLS_KEY: key, WS_KEY: 'bench', MESA_THREADS: '1',
@@ -55,10 +55,23 @@ const freePort = () =>
   }
   await sleep(2000);
   const after = rss(gw.pid);
-  console.log(JSON.stringify({ connections: count, hellos, rss_before: before, rss_after: after,
-    bytes_per_connection: Math.round((after - before) / count) }));
+  console.log(JSON.stringify({ gateway: gatewayPath, trial, connections: count, hellos, rss_before: before,
+    rss_after: after, bytes_per_connection: Math.round((after - before) / count) }));
   for (const ws of sockets) ws.terminate();
   gw.kill('SIGKILL');
+  await new Promise((resolve) => gw.once('exit', resolve));
+}
+
+(async () => {
+  if (gateways.length === 0) throw new Error('usage: node bench/tls_idle.js path/to/mesa-gateway [more...] [N]');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesa-tls-idle-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  for (let trial = 1; trial <= trials; ++trial) {
+    for (const g of gateways) await measure(g, cert, key, trial);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });

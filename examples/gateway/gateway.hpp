@@ -2,7 +2,7 @@
 // The gateway itself: Mesa servers with every feature, switched on or off by
 // the configuration, JWT authentication, PING/PONG, the HTTP API and a
 // graceful shutdown. Transport and broker are template parameters:
-// asio_plain (ws://), websocketpp_tls (wss://, TLS_CERT/TLS_KEY) or websocketpp_plain;
+// asio_plain (ws://), asio_tls (wss://, TLS_CERT/TLS_KEY), websocketpp_plain or websocketpp_tls;
 // broker::memory for a single node, broker::redis to join a cluster.
 //
 //   return gateway::run_gateway<mesa::transport::asio_plain, mesa::broker::memory>(cfg, {}, "memory", "memory");
@@ -15,6 +15,7 @@
 // is atomic; nothing on the path of a message is.
 #include <mesa/mesa.hpp>
 #include <mesa/transport/asio.hpp>
+#include <mesa/transport/asio_tls.hpp>
 #include <mesa/transport/websocketpp_tls.hpp>
 
 #include <asio/post.hpp>
@@ -127,7 +128,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.transport.counters = std::move(counters);
     o.allowed_origins = cfg.allowed_origins;
     o.reuse_port = cfg.threads > 1;  // one instance keeps the usual "address in use" failure
-    if constexpr (std::is_same_v<Transport, mesa::transport::websocketpp_tls>) {
+    if constexpr (std::is_base_of_v<mesa::transport::detail::tls_files, typename Transport::options>) {
         o.transport.certificate_chain_file = cfg.tls_cert.value_or("");
         o.transport.private_key_file = cfg.tls_key.value_or("");
         o.transport.ca_file = cfg.tls_ca;
@@ -432,7 +433,8 @@ private:
             numbers_[c.get()] = known{shared_.next_number.fetch_add(1, std::memory_order_relaxed) + 1, {}};
             if (!log().enabled()) return;
             std::string from = "?", path;
-            if constexpr (std::is_same_v<Transport, mesa::transport::asio_plain>) {
+            if constexpr (std::is_same_v<Transport, mesa::transport::asio_plain> ||
+                          std::is_same_v<Transport, mesa::transport::asio_tls>) {
                 // It keeps no request strings: the path is the one served.
                 from = c->connection()->remote_endpoint();
                 path = server_.config().path.value_or("*");

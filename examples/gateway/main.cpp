@@ -80,8 +80,7 @@ int main(int argc, char** argv) {
                    std::string const& description) {
         using broker_t = typename decltype(broker_tag)::type;
         if (cfg.tls())
-            return gateway::run_gateway<mesa::transport::websocketpp_tls, broker_t>(cfg, std::move(broker), name,
-                                                                                    description);
+            return gateway::run_gateway<mesa::transport::asio_tls, broker_t>(cfg, std::move(broker), name, description);
         return gateway::run_gateway<mesa::transport::asio_plain, broker_t>(cfg, std::move(broker), name, description);
     };
 

@@ -235,6 +235,7 @@ public:
             report("HTTP request" + (target.empty() ? std::string() : " " + std::string(target)) + " refused with " +
                    std::to_string(status) + ": " + std::string(reason));
         };
+        ev.on_failed = [this](std::string const& what) { report(what); };
         transport_.start(std::move(ev));
         for_each_component([](auto& c) { c.on_start(); });
     }

@@ -120,6 +120,10 @@ test('the HTTP API is served over https:// on the same port', async () => {
 test('refused: a client trusting another certificate, a plain ws:// client, TLS 1.1', async () => {
   await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, { ca: fs.readFileSync(other.cert) }), /certificate|self.signed/i);
   await assert.rejects(connect(`ws://127.0.0.1:${gw.port}/`), /./);
+  // Refused at once (not at the handshake timeout), and logged with the reason.
+  await within(3000, (async () => {
+    while (!/plain HTTP sent to the TLS port/.test(gw.log)) await new Promise((resolve) => setTimeout(resolve, 20));
+  })(), 'the log line for a plain ws:// client');
   await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, {
     ca: fs.readFileSync(server.cert), minVersion: 'TLSv1', maxVersion: 'TLSv1.1'
   }), /alert protocol version/); // refused by the server, not by the client

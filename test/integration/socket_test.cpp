@@ -9,6 +9,7 @@
 #include <mesa/transport/asio.hpp>
 
 #include "../support/ws_test_client.hpp"
+#include "../support/ws_wire.hpp"
 
 #include <boost/json.hpp>
 
@@ -28,6 +29,7 @@ using mesa_test::raw_http;
 using mesa_test::run_for;
 using mesa_test::wait_until;
 using mesa_test::ws_client;
+using namespace mesa_test::wire;
 namespace json = boost::json;
 
 template <class Transport>
@@ -610,67 +612,6 @@ TEST_CASE_TEMPLATE("socket: the disconnection event gets the code the client clo
 
 namespace {
 
-std::string const upgrade_headers =
-    "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
-
-/// A client frame with first byte `first` (FIN, RSV, opcode), masked unless `masked` is false.
-std::string client_frame(std::uint8_t first, std::string const& payload, bool masked = true) {
-    std::string f(1, char(first));
-    std::uint8_t const mask_bit = masked ? 0x80 : 0;
-    if (payload.size() < 126) {
-        f += char(mask_bit | payload.size());
-    } else {
-        REQUIRE(payload.size() <= 0xFFFF);
-        f += char(mask_bit | 126);
-        f += char(payload.size() >> 8);
-        f += char(payload.size() & 0xFF);
-    }
-    char const key[4] = {0x11, 0x22, 0x33, 0x44};
-    if (masked) f.append(key, 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) f += masked ? char(payload[i] ^ key[i % 4]) : payload[i];
-    return f;
-}
-
-std::string close_payload(std::uint16_t code, std::string const& reason = {}) {
-    return std::string{char(code >> 8), char(code & 0xFF)} + reason;
-}
-
-struct server_frame {
-    int opcode;
-    std::string payload;
-    std::uint16_t close_code() const {
-        return payload.size() >= 2 ? std::uint16_t((std::uint8_t(payload[0]) << 8) | std::uint8_t(payload[1])) : 0;
-    }
-};
-
-/// The frames after the 101 response of `response` (unmasked server frames).
-std::vector<server_frame> server_frames(std::string const& response) {
-    std::vector<server_frame> out;
-    auto at = response.find("\r\n\r\n");
-    if (at == std::string::npos) return out;
-    at += 4;
-    while (at + 2 <= response.size()) {
-        int const opcode = std::uint8_t(response[at]) & 0x0F;
-        std::uint64_t len = std::uint8_t(response[at + 1]) & 0x7F;
-        std::size_t head = 2;
-        if (len == 126) {
-            if (at + 4 > response.size()) break;
-            len = (std::uint64_t(std::uint8_t(response[at + 2])) << 8) | std::uint8_t(response[at + 3]);
-            head = 4;
-        } else if (len == 127) {
-            if (at + 10 > response.size()) break;
-            len = 0;
-            for (std::size_t i = 0; i < 8; ++i) len = (len << 8) | std::uint8_t(response[at + 2 + i]);
-            head = 10;
-        }
-        if (at + head + len > response.size()) break;
-        out.push_back({opcode, response.substr(at + head, len)});
-        at += head + len;
-    }
-    return out;
-}
-
 /// Upgrades with `frames` sent right behind the request, reads until the
 /// server ends the connection, and returns what it sent.
 template <class Harness>
@@ -716,31 +657,7 @@ TEST_CASE_TEMPLATE("socket: RFC 6455 frames, each case on a fresh connection", T
         CHECK(frames[1].payload == std::string(125, 'p'));
     }
 
-    struct refusal {
-        char const* name;
-        std::string frames;
-        std::uint16_t code;
-        // websocketpp_plain reports close code 999 as the peer's, and
-        // answers a close reason that is not UTF-8 with 1002 while reporting
-        // 1000: these two are checked on asio_plain only.
-        bool asio_only = false;
-    };
-    std::vector<refusal> const cases = {
-        {"126-byte ping", client_frame(0x89, std::string(126, 'p')), 1002},
-        {"unmasked client frame", client_frame(0x81, ping_text, false), 1002},
-        {"RSV1 without an extension", client_frame(0xC1, ping_text), 1002},
-        {"reserved opcode 3", client_frame(0x83, ping_text), 1002},
-        {"reserved control opcode 0xB", client_frame(0x8B, ""), 1002},
-        {"continuation without a message", client_frame(0x80, ping_text), 1002},
-        {"close code 1005 on the wire", client_frame(0x88, close_payload(1005)), 1002},
-        {"close code 999", client_frame(0x88, close_payload(999)), 1002, true},
-        {"close with a 1-byte payload", client_frame(0x88, "x"), 1002},
-        {"invalid UTF-8 in a text frame", client_frame(0x81, "{\"op\":0,\"t\":\"\xff\"}"), 1007},
-        {"invalid UTF-8 in a close reason", client_frame(0x88, close_payload(1000, "\xc3")), 1007, true},
-        {"a frame over max_frame_bytes", client_frame(0x81, std::string(2000, ' ')), 1009},
-        {"fragments over max_frame_bytes",
-         client_frame(0x01, std::string(600, ' ')) + client_frame(0x80, std::string(600, ' ')), 1009},
-    };
+    auto const cases = frame_refusals();
     constexpr bool is_asio = std::is_same_v<Transport, mesa::transport::asio_plain>;
     for (auto const& c : cases) {
         if (c.asio_only && !is_asio) continue;

@@ -1,9 +1,12 @@
-// wss:// over real sockets: a mesa server on transport::websocketpp_tls, with
-// websocketpp TLS clients and our mesa::tls_client, all on one io_context
-// driven by the test thread.
+// wss:// over real sockets: a mesa server on each TLS transport (asio_tls,
+// websocketpp_tls), with websocketpp TLS clients, raw TLS peers speaking
+// RFC 6455 frames, and our mesa::tls_client, all on one io_context driven by
+// the test thread.
 // Certificates are generated at test time with the `openssl` command (path in
 // $OPENSSL, else from PATH) in a temporary directory removed afterwards.
-#include <mesa/transport/websocketpp_tls.hpp>  // first: proves it is self-contained
+#include <mesa/transport/asio_tls.hpp>  // first: proves it is self-contained
+
+#include <mesa/transport/websocketpp_tls.hpp>
 
 #include <doctest/doctest.h>
 
@@ -14,8 +17,11 @@
 #include <websocketpp/config/asio_client.hpp>
 
 #include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "../support/ws_test_client.hpp"
+#include "../support/ws_wire.hpp"
 
 #include "../support/gateway_config.hpp"  // the gateway's TLS_* variables
 
@@ -40,7 +46,12 @@ using mesa_test::wait_until;
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-using tls_server = mesa::server<mesa::transport::websocketpp_tls, mesa::broker::memory>;
+using namespace mesa_test::wire;
+
+#define MESA_TLS_TRANSPORTS mesa::transport::asio_tls, mesa::transport::websocketpp_tls
+
+template <class Transport>
+using tls_server = mesa::server<Transport, mesa::broker::memory>;
 
 /// A temporary directory with throwaway self-signed certificates (EC P-256):
 /// `cert` and an unrelated `other` for 127.0.0.1 and localhost, and
@@ -177,6 +188,8 @@ struct basic_harness {
     typename Server::options options;
     std::unique_ptr<Server> server;
     std::size_t connections = 0;
+    std::vector<std::string> errors;
+    std::vector<std::uint16_t> disconnections;  // the codes reported
 
     basic_harness() {
         options.port = 0;
@@ -186,6 +199,9 @@ struct basic_harness {
     Server& start() {
         server = std::make_unique<Server>(ioc, options);
         server->on_connection([this](auto const&) { ++connections; });
+        server->on_error([this](auto const& e) { errors.push_back(e.what); });
+        server->on_disconnection(
+            [this](auto const&, std::uint16_t code, std::string const&) { disconnections.push_back(code); });
         server->on_message([](auto const& client, mesa::message const& m) {
             if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
         });
@@ -202,12 +218,15 @@ struct basic_harness {
     }
 };
 
-using harness = basic_harness<tls_server>;
+/// A TLS server on `Transport` (asio_tls: the gateway's).
+template <class Transport = mesa::transport::asio_tls>
+using harness = basic_harness<tls_server<Transport>>;
 
 json::object frame(std::string const& text) { return json::parse(text).as_object(); }
 
 /// Hello first, then a PONG with the PING's data.
-void check_hello_and_echo(harness& h, wss_client& c) {
+template <class Harness>
+void check_hello_and_echo(Harness& h, wss_client& c) {
     REQUIRE(c.wait_texts(1));
     CHECK(frame(c.texts[0])["op"].as_int64() == 10);
     c.send_text(mesa::serialize(mesa::message("PING", json::object{{"n", 7}})));
@@ -220,11 +239,11 @@ void check_hello_and_echo(harness& h, wss_client& c) {
 }
 
 /// What start() throws for `options`, or "" when it does not throw.
-template <class Exception>
-std::string start_error(tls_server::options options) {
+template <class Exception, class Server>
+std::string start_error(typename Server::options options) {
     asio::io_context ioc;
     options.port = 0;
-    tls_server s{ioc, options};
+    Server s{ioc, options};
     try {
         s.start();
     } catch (Exception const& e) {
@@ -235,16 +254,18 @@ std::string start_error(tls_server::options options) {
 
 }  // namespace
 
-TEST_CASE("tls: the transport meets the transport requirements; plain keeps empty options") {
+TEST_CASE("tls: the transports meet the transport requirements; plain keeps empty options") {
+    static_assert(mesa::transport::check<mesa::transport::asio_tls>());
     static_assert(mesa::transport::check<mesa::transport::websocketpp_tls>());
     static_assert(mesa::transport::check<mesa::transport::websocketpp_plain>());
     static_assert(std::is_empty_v<mesa::transport::websocketpp_plain::options>);
     CHECK(std::string(mesa::transport::websocketpp_tls::scheme) == "wss");
+    CHECK(std::string(mesa::transport::asio_tls::scheme) == "wss");
     CHECK(std::string(mesa::transport::websocketpp_plain::scheme) == "ws");
 }
 
-TEST_CASE("tls: a verifying wss:// client gets the hello and PING/PONG") {
-    harness h;
+TEST_CASE_TEMPLATE("tls: a verifying wss:// client gets the hello and PING/PONG", Transport, MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
     h.start();
     wss_client c(h.ioc, certs().cert);
     REQUIRE_MESSAGE(c.connect_and_wait(h.server->port()), c.fail_reason);
@@ -252,8 +273,9 @@ TEST_CASE("tls: a verifying wss:// client gets the hello and PING/PONG") {
     CHECK(h.connections == 1);
 }
 
-TEST_CASE("tls: a client that does not trust the certificate is refused; the server keeps serving") {
-    harness h;
+TEST_CASE_TEMPLATE("tls: a client that does not trust the certificate is refused; the server keeps serving", Transport,
+                   MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
     h.start();
     {
         wss_client stranger(h.ioc, certs().other_cert);
@@ -266,8 +288,8 @@ TEST_CASE("tls: a client that does not trust the certificate is refused; the ser
     CHECK(h.connections == 1);
 }
 
-TEST_CASE("tls: a plain ws:// client cannot connect to the TLS port") {
-    harness h;
+TEST_CASE_TEMPLATE("tls: a plain ws:// client cannot connect to the TLS port", Transport, MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
     h.start();
     {
         mesa_test::ws_client plain(h.ioc);
@@ -281,8 +303,9 @@ TEST_CASE("tls: a plain ws:// client cannot connect to the TLS port") {
     check_hello_and_echo(h, c);
 }
 
-TEST_CASE("tls: with ca_file, only clients presenting a certificate it signed connect") {
-    harness h;
+TEST_CASE_TEMPLATE("tls: with ca_file, only clients presenting a certificate it signed connect", Transport,
+                   MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
     h.options.transport.ca_file = certs().cert.string();  // self-signed: its own CA
     h.start();
     {
@@ -299,8 +322,8 @@ TEST_CASE("tls: with ca_file, only clients presenting a certificate it signed co
     check_hello_and_echo(h, c);
 }
 
-TEST_CASE("tls: unusable files make start() throw, naming the file") {
-    tls_server::options good;
+TEST_CASE_TEMPLATE("tls: unusable files make start() throw, naming the file", Transport, MESA_TLS_TRANSPORTS) {
+    typename tls_server<Transport>::options good;
     good.transport.certificate_chain_file = certs().cert.string();
     good.transport.private_key_file = certs().key.string();
     auto const missing = (certs().dir / "missing.pem").string();
@@ -308,50 +331,292 @@ TEST_CASE("tls: unusable files make start() throw, naming the file") {
     SUBCASE("missing certificate chain") {
         auto o = good;
         o.transport.certificate_chain_file = missing;
-        auto what = start_error<std::system_error>(o);
+        auto what = start_error<std::system_error, tls_server<Transport>>(o);
         CHECK(what.find(missing) != std::string::npos);
         CHECK(what.find("certificate_chain_file") != std::string::npos);
     }
     SUBCASE("missing private key") {
         auto o = good;
         o.transport.private_key_file = missing;
-        auto what = start_error<std::system_error>(o);
+        auto what = start_error<std::system_error, tls_server<Transport>>(o);
         CHECK(what.find(missing) != std::string::npos);
         CHECK(what.find("private_key_file") != std::string::npos);
     }
     SUBCASE("missing CA") {
         auto o = good;
         o.transport.ca_file = missing;
-        CHECK(start_error<std::system_error>(o).find(missing) != std::string::npos);
+        CHECK(start_error<std::system_error, tls_server<Transport>>(o).find(missing) != std::string::npos);
     }
     SUBCASE("a file that is not PEM") {
         auto const junk = (certs().dir / "junk.pem").string();
         std::ofstream(junk) << "not a certificate\n";
         auto o = good;
         o.transport.certificate_chain_file = junk;
-        CHECK(start_error<std::system_error>(o).find(junk) != std::string::npos);
+        CHECK(start_error<std::system_error, tls_server<Transport>>(o).find(junk) != std::string::npos);
     }
     SUBCASE("a key that does not match the certificate") {
         auto o = good;
         o.transport.private_key_file = certs().other_key.string();
         // OpenSSL notices while loading the key ("key values mismatch").
-        CHECK(start_error<std::exception>(o).find(certs().other_key.string()) != std::string::npos);
+        CHECK(start_error<std::exception, tls_server<Transport>>(o).find(certs().other_key.string()) !=
+              std::string::npos);
     }
     SUBCASE("no paths at all") {
-        CHECK(start_error<std::invalid_argument>(tls_server::options{}).find("certificate_chain_file") !=
+        CHECK(start_error<std::invalid_argument, tls_server<Transport>>({}).find("certificate_chain_file") !=
               std::string::npos);
     }
 }
 
-TEST_CASE("tls: nothing is bound when start() throws") {
+TEST_CASE_TEMPLATE("tls: nothing is bound when start() throws", Transport, MESA_TLS_TRANSPORTS) {
     asio::io_context ioc;
-    tls_server::options o;
+    typename tls_server<Transport>::options o;
     o.port = 0;
     o.transport.certificate_chain_file = "/nonexistent/cert.pem";
     o.transport.private_key_file = certs().key.string();
-    tls_server s{ioc, o};
+    tls_server<Transport> s{ioc, o};
     CHECK_THROWS_AS(s.start(), std::system_error);
     CHECK(s.port() == 0);
+}
+
+// ---- RFC 6455 and the TLS handshake, over raw TLS peers ----------------------
+
+namespace {
+
+/// One raw exchange over TLS (no verification): connects, completes the TLS
+/// handshake, writes `request` as is and reads everything until the server
+/// ends the connection.
+class raw_tls {
+public:
+    explicit raw_tls(asio::io_context& ioc)
+        : ioc_(ioc), context_(asio::ssl::context::tls_client), stream_(ioc, context_), pause_(ioc) {}
+    raw_tls(raw_tls const&) = delete;
+    raw_tls& operator=(raw_tls const&) = delete;
+    ~raw_tls() {
+        if (!started_ || done) return;
+        std::error_code ignored;
+        stream_.lowest_layer().close(ignored);
+        wait_until(
+            ioc_, [&] { return done; }, 1000ms);
+    }
+
+    void start(std::uint16_t port, std::string request) {
+        started_ = true;
+        request_ = std::move(request);
+        asio::ip::tcp::endpoint const ep(asio::ip::make_address("127.0.0.1"), port);
+        stream_.lowest_layer().async_connect(ep, [this](std::error_code ec) {
+            if (ec) return finish(ec);
+            stream_.async_handshake(asio::ssl::stream_base::client, [this](std::error_code ec) {
+                if (ec) return finish(ec);
+                handshaken = true;
+                asio::async_write(stream_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
+                    if (ec) return finish(ec);
+                    // A reader that waits lets the server's writes fill the socket.
+                    pause_.expires_after(read_delay);
+                    pause_.async_wait([this](std::error_code) { read_more(); });
+                });
+            });
+        });
+    }
+
+    std::chrono::milliseconds read_delay{0};  // from the request written to the first read
+    bool handshaken = false;
+    bool done = false;
+    std::error_code error;
+    std::string response;  // everything received, decrypted
+
+private:
+    void read_more() {
+        stream_.async_read_some(asio::buffer(buffer_), [this](std::error_code ec, std::size_t n) {
+            response.append(buffer_, n);
+            if (ec == asio::error::eof) {  // the server's close_notify: answered, as a TLS peer does
+                return stream_.async_shutdown([this, ec](std::error_code) { finish(ec); });
+            }
+            if (ec) return finish(ec);
+            read_more();
+        });
+    }
+    void finish(std::error_code ec) {
+        error = ec;
+        done = true;
+        std::error_code ignored;
+        stream_.lowest_layer().close(ignored);
+    }
+
+    asio::io_context& ioc_;
+    asio::ssl::context context_;
+    asio::ssl::stream<asio::ip::tcp::socket> stream_;
+    asio::steady_timer pause_;
+    bool started_ = false;
+    std::string request_;
+    char buffer_[16384];
+};
+
+/// Upgrades over TLS with `frames` right behind the request and returns
+/// what the server sent until it ended the connection.
+template <class Harness>
+std::string upgrade_with(Harness& h, std::string const& frames, std::chrono::milliseconds read_delay = {}) {
+    raw_tls peer{h.ioc};
+    peer.read_delay = read_delay;
+    peer.start(h.server->port(), "GET / HTTP/1.1\r\n" + upgrade_headers + "\r\n" + frames);
+    CHECK(wait_until(
+        h.ioc, [&] { return peer.done; }, 20000ms));
+    CHECK(peer.handshaken);
+    return peer.response;
+}
+
+template <class Harness>
+void echo_pings(Harness& h) {
+    h.server->on_message([](auto const& client, mesa::message const& m) {
+        if (m.t && *m.t == "PING") client->send(mesa::message("PONG", m.d));
+    });
+}
+
+/// A plain TCP peer: sends `bytes` and reads until the server closes.
+template <class Harness>
+mesa_test::raw_http& plain_peer(Harness& h, mesa_test::raw_http& peer, std::string const& bytes) {
+    peer.start(h.server->port(), bytes);
+    return peer;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("tls: RFC 6455 frames over TLS, each case on a fresh connection", Transport, MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
+    h.options.max_frame_bytes = 1024;
+    h.start();
+    echo_pings(h);
+    std::string const ping_text = R"({"op":0,"t":"PING","d":{"n":1}})";
+    constexpr bool is_asio = std::is_same_v<Transport, mesa::transport::asio_tls>;
+    // websocketpp_tls reports a close whose TLS shutdown the peer does not
+    // answer only when its own shutdown timer (5 s) ends it.
+    auto const report_wait = is_asio ? 3000ms : 12000ms;
+
+    SUBCASE("pipelined after the request: a fragmented message with a ping inside, then a close") {
+        auto frames = server_frames(
+            upgrade_with(h, client_frame(0x01, ping_text.substr(0, 10)) + client_frame(0x89, "are you there") +
+                                client_frame(0x00, ping_text.substr(10, 5)) + client_frame(0x80, ping_text.substr(15)) +
+                                client_frame(0x88, close_payload(1000))));
+        std::vector<int> opcodes;
+        for (auto const& f : frames) opcodes.push_back(f.opcode);
+        REQUIRE(opcodes == std::vector<int>{1, 10, 1, 8});  // hello, pong, PONG, close
+        CHECK(frames[1].payload == "are you there");
+        CHECK(frames[3].close_code() == 1000);
+        REQUIRE(wait_until(
+            h.ioc, [&] { return h.disconnections.size() == 1; }, report_wait));
+        CHECK(h.disconnections[0] == 1000);
+    }
+    for (auto const& c : frame_refusals()) {
+        if (c.asio_only && !is_asio) continue;
+        SUBCASE(c.name) {
+            auto frames = server_frames(upgrade_with(h, c.frames));
+            REQUIRE(frames.size() >= 2);
+            CHECK(frames.front().opcode == 1);  // the hello
+            CHECK(frames.back().opcode == 8);
+            CHECK(frames.back().close_code() == c.code);
+            REQUIRE(wait_until(
+                h.ioc, [&] { return h.disconnections.size() == 1; }, report_wait));
+            CHECK(h.disconnections[0] == c.code);
+            CHECK_FALSE(h.errors.empty());
+        }
+    }
+}
+
+TEST_CASE("tls: asio_tls carries 1 MiB frames each way, across many TLS records, whole and in order") {
+    harness<> h;
+    h.options.max_backlog_bytes = 16u << 20;  // the PONGs wait for the reader, not 4002
+    h.start();
+    echo_pings(h);
+    // PINGs of almost max_frame_bytes (1 MiB) each, answered by PONGs as
+    // large: 8 MiB, more than the socket buffers hold while the peer is
+    // still writing, so the server's TLS writes wait for the reader.
+    std::string const filler(1024 * 1024 - 64, 'x');
+    std::string pings;
+    for (int n = 0; n < 8; ++n) {
+        std::string const text =
+            R"({"op":0,"t":"PING","d":{"n":)" + std::to_string(n) + R"(,"s":")" + filler + R"("}})";
+        REQUIRE(text.size() <= 1024 * 1024);
+        pings += client_frame(0x81, text);
+    }
+    auto frames = server_frames(upgrade_with(h, pings + client_frame(0x88, close_payload(1000, "done"))));
+    REQUIRE(frames.size() == 10);  // hello, 8 PONGs, close
+    for (int n = 0; n < 8; ++n) {
+        auto const& pong = frames[1 + n];
+        CHECK(pong.opcode == 1);
+        CHECK(pong.payload.find(filler) != std::string::npos);
+        CHECK(pong.payload.find(R"("n":)" + std::to_string(n) + ",") != std::string::npos);
+    }
+    CHECK(frames[9].close_code() == 1000);
+    REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == 1; }));
+    CHECK(h.disconnections[0] == 1000);
+}
+
+TEST_CASE("tls: asio_tls delivers a burst of small frames whole and in order to a reader that waits") {
+    harness<> h;
+    h.options.max_backlog_bytes = 64u << 20;
+    h.start();
+    // 20 000 frames of about 800 bytes (16 MB) at once, joined into 16 KiB
+    // TLS records; the peer reads nothing for 300 ms, so writes block with
+    // records only partly sent, and must go on with the same bytes.
+    constexpr int count = 20000;
+    std::string const filler(760, 'y');
+    h.server->on_message([&](auto const& client, mesa::message const&) {
+        for (int n = 0; n < count; ++n) client->send(mesa::message("BURST", json::object{{"n", n}, {"s", filler}}));
+    });
+    auto frames = server_frames(upgrade_with(
+        h, client_frame(0x81, R"({"op":0,"t":"GO","d":{}})") + client_frame(0x88, close_payload(1000)), 300ms));
+    REQUIRE(frames.size() == count + 2);  // hello, the burst, close
+    int in_order = 0;                     // the frames before the first one out of place
+    while (in_order < count && frames[1 + in_order].opcode == 1 &&
+           json::parse(frames[1 + in_order].payload).at("d").at("n") == in_order)
+        ++in_order;
+    CHECK(in_order == count);
+    CHECK(frames.back().close_code() == 1000);
+}
+
+TEST_CASE("tls: asio_tls ends a plain HTTP request at once and reports why") {
+    harness<> h;
+    h.start();
+    mesa_test::raw_http peer{h.ioc};
+    plain_peer(h, peer, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade_headers + "\r\n");
+    // At once: well before handshake_timeout (5 s).
+    REQUIRE(wait_until(
+        h.ioc, [&] { return peer.done; }, 2000ms));
+    CHECK(peer.status() == 0);
+    REQUIRE(wait_until(h.ioc, [&] { return !h.errors.empty(); }));
+    CHECK_MESSAGE(h.errors[0].find("plain HTTP sent to the TLS port") != std::string::npos, h.errors[0]);
+    CHECK(h.connections == 0);
+}
+
+TEST_CASE("tls: asio_tls closes a client stalling in the TLS handshake at handshake_timeout") {
+    harness<> h;
+    h.options.transport.handshake_timeout = 300ms;
+    h.start();
+    mesa_test::raw_http mute{h.ioc}, stalled{h.ioc};
+    plain_peer(h, mute, "");
+    // The first bytes of a ClientHello record, and nothing more.
+    plain_peer(h, stalled, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+    auto const started = std::chrono::steady_clock::now();
+    REQUIRE(wait_until(
+        h.ioc, [&] { return mute.done && stalled.done; }, 3000ms));
+    CHECK(std::chrono::steady_clock::now() - started >= 250ms);
+    CHECK(mute.response.empty());
+    CHECK(stalled.response.empty());
+    // The server still serves.
+    wss_client c(h.ioc, certs().cert);
+    REQUIRE_MESSAGE(c.connect_and_wait(h.server->port()), c.fail_reason);
+    check_hello_and_echo(h, c);
+}
+
+TEST_CASE("tls: asio_tls reports a failed TLS handshake as an error event, then keeps serving") {
+    harness<> h;
+    h.start();
+    {
+        wss_client stranger(h.ioc, certs().other_cert);
+        CHECK_FALSE(stranger.connect_and_wait(h.server->port()));
+    }
+    REQUIRE(wait_until(h.ioc, [&] { return !h.errors.empty(); }));
+    CHECK_MESSAGE(h.errors[0].find("TLS handshake failed") != std::string::npos, h.errors[0]);
+    CHECK(h.connections == 0);
 }
 
 // ---- mesa::tls_client (<mesa/client_tls.hpp>) ------------------------------
@@ -360,7 +625,7 @@ namespace {
 
 /// A TLS server with 50 ms heartbeats: the hello carries c_heartbeat_interval
 /// and op 1 / op 11 cross the TLS connection in both directions.
-using beating_tls_server = mesa::server<mesa::transport::websocketpp_tls, mesa::broker::memory, mesa::heartbeat>;
+using beating_tls_server = mesa::server<mesa::transport::asio_tls, mesa::broker::memory, mesa::heartbeat>;
 
 struct beating_harness : basic_harness<beating_tls_server> {
     beating_harness() {
@@ -420,7 +685,7 @@ void settle(asio::io_context& ioc, mesa::tls_client& c) {
 
 /// A client with options `o` connects to the harness's server (its only
 /// connection) and gets PING answered.
-void check_connects_and_echoes(harness& h, mesa::tls_client::options const& o) {
+void check_connects_and_echoes(harness<>& h, mesa::tls_client::options const& o) {
     mesa::tls_client c{h.ioc, wss_url("127.0.0.1", h.server->port()), o};
     events e{c};
     REQUIRE_MESSAGE(wait_connected(h.ioc, c, e), e.first_error());
@@ -468,7 +733,7 @@ TEST_CASE("tls client: trusting the test CA, it gets the hello, heartbeats and P
 }
 
 TEST_CASE("tls client: verification is on by default; a certificate outside the trust store is refused") {
-    harness h;
+    harness<> h;
     h.start();
     {
         // No ca_file: the system's trust store, which does not hold the test certificate.
@@ -492,7 +757,7 @@ TEST_CASE("tls client: verification is on by default; a certificate outside the 
 }
 
 TEST_CASE("tls client: a trusted certificate for another host name is refused") {
-    harness h;
+    harness<> h;
     h.options.transport.certificate_chain_file = certs().elsewhere_cert.string();
     h.options.transport.private_key_file = certs().elsewhere_key.string();
     h.start();
@@ -506,7 +771,7 @@ TEST_CASE("tls client: a trusted certificate for another host name is refused") 
 }
 
 TEST_CASE("tls client: reconnection attempts after a refused certificate are refused and reported too") {
-    harness h;
+    harness<> h;
     h.start();
     auto o = trusting(certs().other_cert);
     o.fallback_reconnect_interval = 20ms;
@@ -524,7 +789,7 @@ TEST_CASE("tls client: reconnection attempts after a refused certificate are ref
 }
 
 TEST_CASE("tls client: with verify_peer false it connects to a certificate it cannot verify") {
-    harness h;
+    harness<> h;
     // Untrusted and for another name: both checks are off.
     h.options.transport.certificate_chain_file = certs().elsewhere_cert.string();
     h.options.transport.private_key_file = certs().elsewhere_key.string();
@@ -535,7 +800,7 @@ TEST_CASE("tls client: with verify_peer false it connects to a certificate it ca
 }
 
 TEST_CASE("tls client: presents its certificate to a server that requires one") {
-    harness h;
+    harness<> h;
     h.options.transport.ca_file = certs().cert.string();  // self-signed: its own CA
     h.start();
     {

@@ -1,6 +1,8 @@
 #pragma once
 // The lean socket transport: WebSocket over standalone Asio, ws:// (plain
-// TCP), without websocketpp's connection layer.
+// TCP), without websocketpp's connection layer. basic_asio<Stream> holds the
+// connection logic; its stream policy says how bytes reach the socket:
+// asio_plain here, asio_tls (wss://, OpenSSL) in <mesa/transport/asio_tls.hpp>.
 //
 //   using server = mesa::server<mesa::transport::asio_plain, mesa::broker::memory>;
 //
@@ -89,8 +91,52 @@ struct asio_options {
     detail::request_limits request_limits{};
 };
 
-/// A Mesa transport on plain TCP sockets (ws://); see the top of this header.
-class asio_plain {
+namespace detail {
+
+/// What a stream's non-blocking step (a TLS handshake) needs next.
+enum class stream_step : std::uint8_t { done, want_read, want_write, failed };
+
+/// The stream policy of basic_asio for ws://: the bytes go to the socket as
+/// they are. One per connection, and empty. See asio_tls.hpp for the TLS one.
+struct plain_stream {
+    using options = asio_options;
+    static constexpr char const* scheme = "ws";
+    /// What the connections of a transport share: nothing here.
+    struct context {
+        void load(options const&) {}
+    };
+
+    static constexpr bool handshakes = false;  // nothing before the HTTP request
+
+    explicit plain_stream(context&) {}
+    template <class Socket>
+    std::size_t read_some(Socket& socket, asio::mutable_buffer buffer, std::error_code& ec) {
+        return socket.read_some(buffer, ec);
+    }
+    /// Whether a read of `n` bytes into a buffer of `size` left the socket
+    /// empty: a short read does.
+    bool drained(std::size_t n, std::size_t size) const { return n < size; }
+    template <class Socket>
+    typename Socket::wait_type read_wait() const {
+        return Socket::wait_read;
+    }
+    template <class Socket, class Handler>
+    void async_write(Socket& socket, std::vector<asio::const_buffer> buffers, Handler&& handler) {
+        asio::async_write(socket, buffers, std::forward<Handler>(handler));
+    }
+    /// Before the socket is shut down (TLS: the close_notify alert).
+    void notify_close() {}
+    /// Once the socket is closed: frees what the stream holds.
+    void release() {}
+};
+
+}  // namespace detail
+
+/// A Mesa transport on Asio sockets, the bytes written as they are (ws://,
+/// detail::plain_stream) or through TLS (wss://, asio_tls.hpp); see the top
+/// of this header.
+template <class Stream>
+class basic_asio {
     using socket_type = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
     using acceptor_type = asio::basic_socket_acceptor<asio::ip::tcp, asio::io_context::executor_type>;
     using timer_type =
@@ -98,13 +144,13 @@ class asio_plain {
                                    asio::io_context::executor_type>;
 
 public:
-    using options = asio_options;
+    using options = typename Stream::options;
 
     class connection;
     using connection_ptr = std::shared_ptr<connection>;
     /// A prepared text frame (or several, joined), shared by all its recipients.
     using frame = std::shared_ptr<detail::frame_bytes const>;
-    static constexpr char const* scheme = "ws";
+    static constexpr char const* scheme = Stream::scheme;
 
 private:
     /// What connections share with their transport; it outlives the transport
@@ -117,6 +163,7 @@ private:
         std::vector<char> read_buffer = std::vector<char>(64 * 1024);
         bool alive = true;
         connection* first = nullptr;  // every connection, to close them when the transport goes
+        typename Stream::context stream{};
     };
 
 public:
@@ -127,7 +174,10 @@ public:
         void* context = nullptr;  // the server's client object
 
         connection(std::shared_ptr<core> c, socket_type s)
-            : core_(std::move(c)), socket_(std::move(s)), reader_(core_->config.max_frame_bytes) {
+            : core_(std::move(c)),
+              socket_(std::move(s)),
+              stream_(core_->stream),
+              reader_(core_->config.max_frame_bytes) {
             next_ = core_->first;
             if (next_) next_->prev_ = this;
             core_->first = this;
@@ -154,21 +204,47 @@ public:
         }
 
     private:
-        friend class asio_plain;
+        friend class basic_asio;
+        using std::enable_shared_from_this<connection>::shared_from_this;
+        using std::enable_shared_from_this<connection>::weak_from_this;
         enum class phase : std::uint8_t { request, responding, open, closing, done };
 
         void start() {
             arm_timer(core_->opts.handshake_timeout);
-            wait_readable();
+            if constexpr (Stream::handshakes)
+                secure({});
+            else
+                wait_readable();
+        }
+
+        /// The stream's own handshake (TLS), then the opening request.
+        void secure(std::error_code ec) {
+            if (phase_ == phase::done) return;
+            if (!core_->alive || ec) return teardown();
+            std::string failure;
+            switch (stream_.handshake(socket_, failure)) {
+                case detail::stream_step::done:
+                    // Bytes that came with its last flight woke nobody: read now.
+                    return readable({});
+                case detail::stream_step::want_read:
+                case detail::stream_step::want_write:
+                    return socket_.async_wait(stream_.template read_wait<socket_type>(),
+                                              [self = shared_from_this()](std::error_code e) { self->secure(e); });
+                case detail::stream_step::failed:
+                    if (!failure.empty() && core_->ev.on_failed)
+                        core_->ev.on_failed(remote_endpoint() + ": " + failure);
+                    return teardown();
+            }
         }
 
         void wait_readable() {
             if (waiting_) return;  // one wait at a time, however many paths ask for it
             waiting_ = true;
-            socket_.async_wait(socket_type::wait_read, [self = shared_from_this()](std::error_code ec) {
-                self->waiting_ = false;
-                self->readable(ec);
-            });
+            socket_.async_wait(stream_.template read_wait<socket_type>(),
+                               [self = shared_from_this()](std::error_code ec) {
+                                   self->waiting_ = false;
+                                   self->readable(ec);
+                               });
         }
 
         /// Whether the connection reads now: not while an HTTP handler has
@@ -198,14 +274,14 @@ public:
             // the socket full gets its next reads after the others' turn.
             for (int reads = 0; reads < 16; ++reads) {
                 if (!reading()) return;
-                std::size_t const n = socket_.read_some(asio::buffer(buffer), ec);
+                std::size_t const n = stream_.read_some(socket_, asio::buffer(buffer), ec);
                 if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
                 if (ec) return lost();
                 if (phase_ == phase::request)
                     take_request(std::string_view(buffer.data(), n));
                 else if (phase_ == phase::open || phase_ == phase::closing)
                     take_frames(buffer.data(), n);
-                if (n < buffer.size()) {
+                if (stream_.drained(n, buffer.size())) {
                     if (reading()) wait_readable();
                     return;
                 }
@@ -435,8 +511,9 @@ public:
                 if (f->header_size) buffers.emplace_back(f->header, f->header_size);
                 buffers.emplace_back(f->payload.data(), f->payload.size());
             }
-            asio::async_write(socket_, buffers,
-                              [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
+            stream_.async_write(
+                socket_, std::move(buffers),
+                [self = shared_from_this()](std::error_code ec, std::size_t n) { self->written(ec, n); });
         }
 
         void written(std::error_code ec, std::size_t n) {
@@ -459,6 +536,7 @@ public:
         /// that could destroy the response.
         void linger() {
             std::error_code ignored;
+            stream_.notify_close();
             socket_.shutdown(socket_type::shutdown_send, ignored);
             lingering_ = true;
             arm_timer(core_->opts.close_timeout);
@@ -490,8 +568,10 @@ public:
             phase_ = phase::done;
             cancel_timer();
             std::error_code ignored;
+            stream_.notify_close();
             socket_.shutdown(socket_type::shutdown_both, ignored);
             socket_.close(ignored);
+            stream_.release();
             handshake_.reset();
             std::vector<frame>().swap(queued_);
         }
@@ -515,6 +595,7 @@ public:
 
         std::shared_ptr<core> core_;
         socket_type socket_;
+        Stream stream_;
         connection* prev_ = nullptr;
         connection* next_ = nullptr;
         std::unique_ptr<detail::handshake> handshake_;  // while a request is read or answered
@@ -537,11 +618,11 @@ public:
         std::uint32_t exchanges_ = 0;  // HTTP requests handed to the server
     };
 
-    asio_plain(asio::io_context& ioc, settings s, options o = {})
+    basic_asio(asio::io_context& ioc, settings s, options o = {})
         : core_(std::make_shared<core>(core{ioc, std::move(s), o, {}})), acceptor_(ioc.get_executor()) {}
-    asio_plain(asio_plain const&) = delete;
-    asio_plain& operator=(asio_plain const&) = delete;
-    ~asio_plain() {
+    basic_asio(basic_asio const&) = delete;
+    basic_asio& operator=(basic_asio const&) = delete;
+    ~basic_asio() {
         core_->alive = false;
         stop_listening();
         // Connections waiting on their sockets end when their handler runs.
@@ -551,9 +632,12 @@ public:
         }
     }
 
-    /// Binds and starts accepting; throws std::system_error when the port
-    /// cannot be bound: the only throwing call, made before serving.
+    /// Loads what the stream needs (TLS: the certificate files), binds and
+    /// starts accepting; throws std::system_error when the port cannot be
+    /// bound (or a file cannot be used): the only throwing call, made before
+    /// serving.
     void start(events<connection_ptr> ev) {
+        core_->stream.load(core_->opts);
         core_->ev = std::move(ev);
         auto const& config = core_->config;
         std::error_code ec;
@@ -655,5 +739,8 @@ private:
     acceptor_type acceptor_;
     std::unique_ptr<timer_type> retry_;
 };
+
+/// ws:// on plain TCP sockets.
+using asio_plain = basic_asio<detail::plain_stream>;
 
 }  // namespace mesa::transport

@@ -57,6 +57,9 @@ struct events {
     /// body too large, 431 header too large, 501 unknown transfer coding),
     /// and why; not an upgrade, so not on_refused.
     std::function<void(int status, std::string_view target, std::string_view reason)> on_http_refused;
+    /// A connection that failed before its HTTP request for a reason of its
+    /// own, e.g. a TLS handshake the client could not complete: "peer: reason".
+    std::function<void(std::string const& what)> on_failed;
 };
 
 }  // namespace mesa::transport
