@@ -353,6 +353,8 @@ public:
                 unsigned const wait = core_->ev.retry_after ? core_->ev.retry_after() : 0;
                 return refused(refusal, handshake_->refuse(refusal, wait));
             }
+            // The 101 and what on_open sends (the hello) leave in one write.
+            corked_ = true;
             write_raw(handshake_->accept());
             std::string rest = handshake_->take_rest();
             handshake_.reset();
@@ -363,6 +365,7 @@ public:
             std::error_code ignored;
             socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
             core_->ev.on_open(shared_from_this());
+            uncork();
             if (!rest.empty() && phase_ == phase::open) take_frames(rest.data(), rest.size());
         }
 
@@ -406,6 +409,8 @@ public:
         // ---- frames ---------------------------------------------------------
         void take_frames(char* data, std::size_t size) {
             auto self = shared_from_this();  // a handler may drop the server's reference
+            // What the frames of one read answer (replies, pongs) leaves in one write.
+            corked_ = true;
             auto error = reader_.feed(data, size, [&](detail::frame_event e, std::string_view payload) {
                 switch (e) {
                     case detail::frame_event::text:
@@ -423,6 +428,7 @@ public:
                         break;
                 }
             });
+            uncork();
             if (error) fail(error.code, error.reason);
         }
 
@@ -462,6 +468,7 @@ public:
         // for the peer's answer and a write the peer never reads.
         void send_close(frame f) {
             phase_ = phase::closing;
+            corked_ = false;  // the close frame goes out before anything ends the connection
             queue(std::move(f));
             close_sent_ = true;
             arm_timer(core_->opts.close_timeout);
@@ -499,7 +506,12 @@ public:
         void queue(frame f) {
             buffered_ += f->size();
             queued_.push_back(std::move(f));
-            if (!writing_) write();
+            if (!writing_ && !corked_) write();
+        }
+
+        void uncork() {
+            corked_ = false;
+            if (!writing_ && !queued_.empty() && phase_ != phase::done) write();
         }
 
         void write() {
@@ -608,6 +620,7 @@ public:
         std::uint16_t sent_code_ = 1005;
         phase phase_ = phase::request;
         bool writing_ = false;
+        bool corked_ = false;  // queue without writing: more of the same turn follows
         bool end_after_write_ = false;
         bool close_sent_ = false;
         bool close_received_ = false;
