@@ -22,6 +22,7 @@
 #include <mesa/server.hpp>
 #include <mesa/server_client.hpp>
 #include <mesa/shutdown.hpp>
+#include <mesa/transport/asio.hpp>
 #include <mesa/transport/memory.hpp>
 #include <mesa/transport/websocketpp.hpp>
 #include <mesa/upgrade_rate_limit.hpp>
@@ -29,8 +30,9 @@
 
 namespace mesa {
 
-/// A plain ws:// server on the embedded broker with the given features.
+/// A plain ws:// server (the lean Asio transport) on the embedded broker
+/// with the given features.
 template <class... Features>
-using basic_server = server<transport::websocketpp_plain, broker::memory, Features...>;
+using basic_server = server<transport::asio_plain, broker::memory, Features...>;
 
 }  // namespace mesa
