@@ -573,6 +573,42 @@ TEST_CASE("tls: asio_tls delivers a burst of small frames whole and in order to 
     CHECK(frames.back().close_code() == 1000);
 }
 
+TEST_CASE("tls: asio_tls refuses malformed upgrades over TLS as over TCP, in the documented order") {
+    harness<> h;
+    h.options.path = "/ws";
+    h.options.allowed_origins = {"https://good.example"};
+    h.start();
+    auto const without = [](std::string const& line) {
+        std::string headers = upgrade_headers;
+        return headers.erase(headers.find(line), line.size());
+    };
+    std::string const version = "Sec-WebSocket-Version: 13\r\n";
+    std::string const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    struct refusal {
+        std::string request;
+        int status;
+    };
+    std::vector<refusal> const cases = {
+        {"GET /ws HTTP/1.1\r\n" + without(version) + "\r\n", 426},
+        {"GET /ws HTTP/1.1\r\n" + without(key) + "Sec-WebSocket-Key: abc\r\n\r\n", 400},
+        {"POST /ws HTTP/1.1\r\n" + upgrade_headers + "\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" + upgrade_headers + "X-Big: " + std::string(10000, 'b') + "\r\n\r\n", 431},
+        {"GET /other HTTP/1.1\r\n" + without(version) + "\r\n", 404},  // the path first
+        {"GET /ws HTTP/1.1\r\n" + upgrade_headers + "Origin: https://evil.example\r\n\r\n", 403},
+    };
+    for (auto const& c : cases) {
+        raw_tls peer{h.ioc};
+        peer.start(h.server->port(), c.request);
+        REQUIRE(wait_until(
+            h.ioc, [&] { return peer.done; }, 5000ms));
+        CHECK(peer.handshaken);
+        INFO(peer.response.substr(0, 40));
+        CHECK(peer.response.rfind("HTTP/1.1 " + std::to_string(c.status) + " ", 0) == 0);
+    }
+    CHECK(h.errors.size() == cases.size());
+    CHECK(h.connections == 0);
+}
+
 TEST_CASE("tls: asio_tls ends a plain HTTP request at once and reports why") {
     harness<> h;
     h.start();
