@@ -399,6 +399,14 @@ public:
             ioc_, [&] { return done; }, 1000ms);
     }
 
+    /// Presents this certificate to a server that asks for one.
+    void present(fs::path const& cert, fs::path const& key) {
+        REQUIRE(SSL_use_certificate_chain_file(stream_.native_handle(), cert.c_str()) == 1);
+        REQUIRE(SSL_use_PrivateKey_file(stream_.native_handle(), key.c_str(), SSL_FILETYPE_PEM) == 1);
+    }
+    /// Offers to resume `s` (a session of an earlier connection).
+    void offer(SSL_SESSION* s) { SSL_set_session(stream_.native_handle(), s); }
+
     void start(std::uint16_t port, std::string request) {
         started_ = true;
         request_ = std::move(request);
@@ -408,6 +416,7 @@ public:
             stream_.async_handshake(asio::ssl::stream_base::client, [this](std::error_code ec) {
                 if (ec) return finish(ec);
                 handshaken = true;
+                resumed = SSL_session_reused(stream_.native_handle()) == 1;
                 asio::async_write(stream_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
                     if (ec) return finish(ec);
                     // A reader that waits lets the server's writes fill the socket.
@@ -420,6 +429,8 @@ public:
 
     std::chrono::milliseconds read_delay{0};  // from the request written to the first read
     bool handshaken = false;
+    bool resumed = false;                  // the server resumed the offered session
+    std::shared_ptr<SSL_SESSION> session;  // once done: the session to offer next time
     bool done = false;
     std::error_code error;
     std::string response;  // everything received, decrypted
@@ -438,6 +449,7 @@ private:
     void finish(std::error_code ec) {
         error = ec;
         done = true;
+        if (handshaken) session.reset(SSL_get1_session(stream_.native_handle()), SSL_SESSION_free);
         std::error_code ignored;
         stream_.lowest_layer().close(ignored);
     }
@@ -521,6 +533,32 @@ TEST_CASE_TEMPLATE("tls: RFC 6455 frames over TLS, each case on a fresh connecti
     }
 }
 
+TEST_CASE_TEMPLATE("tls: with ca_file, a client reconnecting resumes its TLS session", Transport, MESA_TLS_TRANSPORTS) {
+    harness<Transport> h;
+    h.options.transport.ca_file = certs().cert.string();  // self-signed: its own CA
+    h.start();
+    std::string const request =
+        "GET / HTTP/1.1\r\n" + upgrade_headers + "\r\n" + client_frame(0x88, close_payload(1000));
+    raw_tls first{h.ioc};
+    first.present(certs().cert, certs().key);
+    first.start(h.server->port(), request);
+    REQUIRE(wait_until(
+        h.ioc, [&] { return first.done; }, 5000ms));
+    REQUIRE(first.handshaken);
+    REQUIRE(first.session);
+    raw_tls second{h.ioc};
+    second.present(certs().cert, certs().key);
+    second.offer(first.session.get());
+    second.start(h.server->port(), request);
+    REQUIRE(wait_until(
+        h.ioc, [&] { return second.done; }, 5000ms));
+    // Without a session id context, OpenSSL refuses any resumption on a
+    // server that verifies its clients (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED).
+    CHECK(second.handshaken);
+    CHECK(second.resumed);
+    CHECK(h.connections == 2);
+}
+
 TEST_CASE("tls: asio_tls carries 1 MiB frames each way, across many TLS records, whole and in order") {
     harness<> h;
     h.options.max_backlog_bytes = 16u << 20;  // the PONGs wait for the reader, not 4002
@@ -571,6 +609,42 @@ TEST_CASE("tls: asio_tls delivers a burst of small frames whole and in order to 
         ++in_order;
     CHECK(in_order == count);
     CHECK(frames.back().close_code() == 1000);
+}
+
+TEST_CASE("tls: asio_tls refuses malformed upgrades over TLS as over TCP, in the documented order") {
+    harness<> h;
+    h.options.path = "/ws";
+    h.options.allowed_origins = {"https://good.example"};
+    h.start();
+    auto const without = [](std::string const& line) {
+        std::string headers = upgrade_headers;
+        return headers.erase(headers.find(line), line.size());
+    };
+    std::string const version = "Sec-WebSocket-Version: 13\r\n";
+    std::string const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    struct refusal {
+        std::string request;
+        int status;
+    };
+    std::vector<refusal> const cases = {
+        {"GET /ws HTTP/1.1\r\n" + without(version) + "\r\n", 426},
+        {"GET /ws HTTP/1.1\r\n" + without(key) + "Sec-WebSocket-Key: abc\r\n\r\n", 400},
+        {"POST /ws HTTP/1.1\r\n" + upgrade_headers + "\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" + upgrade_headers + "X-Big: " + std::string(10000, 'b') + "\r\n\r\n", 431},
+        {"GET /other HTTP/1.1\r\n" + without(version) + "\r\n", 404},  // the path first
+        {"GET /ws HTTP/1.1\r\n" + upgrade_headers + "Origin: https://evil.example\r\n\r\n", 403},
+    };
+    for (auto const& c : cases) {
+        raw_tls peer{h.ioc};
+        peer.start(h.server->port(), c.request);
+        REQUIRE(wait_until(
+            h.ioc, [&] { return peer.done; }, 5000ms));
+        CHECK(peer.handshaken);
+        INFO(peer.response.substr(0, 40));
+        CHECK(peer.response.rfind("HTTP/1.1 " + std::to_string(c.status) + " ", 0) == 0);
+    }
+    CHECK(h.errors.size() == cases.size());
+    CHECK(h.connections == 0);
 }
 
 TEST_CASE("tls: asio_tls ends a plain HTTP request at once and reports why") {

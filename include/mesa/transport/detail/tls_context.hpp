@@ -87,6 +87,11 @@ inline std::shared_ptr<asio::ssl::context> make_tls_context(tls_files const& o) 
         if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file->c_str()))
             SSL_CTX_set_client_CA_list(native, names);
         ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+        // Without a session id context OpenSSL fails every resumption on a
+        // server that verifies its clients: a client reconnecting with its
+        // session would be refused (SSL_CTX_set_session_id_context(3)).
+        static unsigned char const session_context[] = "mesa-cpp";
+        SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
     } else {
         ctx->set_verify_mode(asio::ssl::verify_none);
     }
