@@ -217,6 +217,7 @@ private:
         if (refused) return respond(std::move(*refused));
         std::optional<std::string> key;
         if (auto bad = idempotency_key(req, key)) return respond(std::move(*bad));
+        if (key && !dispatch_once_) return respond(error(404, "Idempotency-Key is not served here"));
         boost::json::array recipients;
         for (auto const& r : e.recipients) recipients.emplace_back(r);
         auto body = json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}}).body;
@@ -237,8 +238,7 @@ private:
             dispatches->fetch_add(1, std::memory_order_relaxed);
             respond({202, {{"Content-Type", "application/json"}}, std::move(r.result)});
         };
-        if (key && dispatch_once_) return dispatch_once_(e, std::move(*key), std::move(body), answer);
-        if (key) return respond(error(404, "Idempotency-Key is not served here"));
+        if (key) return dispatch_once_(e, std::move(*key), std::move(body), std::move(answer));
         auto sent = [answer = std::move(answer), body = std::move(body)](std::error_code ec) {
             answer(ec, {mesa::send_outcome::sent, body});
         };

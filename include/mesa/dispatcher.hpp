@@ -86,7 +86,10 @@ public:
                   idempotency const& once, send_handler done) {
         auto const claim = detail::idempotency_claim_for(keys_, once);
         envelope e = addressed(m, std::move(recipients), excluding);
-        if (e.recipients.empty()) return done({}, {send_outcome::sent, once.result});
+        if (e.recipients.empty()) {
+            if (done) done({}, {send_outcome::sent, once.result});
+            return;
+        }
         auto finish = [this, claim, once, done = std::move(done)](std::error_code ec, broker::claim_result c) mutable {
             detail::finish_idempotent(broker_, claim, once, ec, std::move(c), std::move(done));
         };

@@ -283,15 +283,16 @@ public:
     /// even this server's clients before the broker has claimed the key, nor
     /// when it could not (a repeat cannot be told from a first send without
     /// it). Throws std::invalid_argument for a key is_idempotency_key refuses.
-    /// `done` runs on this server's thread.
+    /// `done` (may be empty) runs on this server's thread.
     void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding,
               idempotency const& once, send_handler done) {
         auto const claim = detail::idempotency_claim_for(keys_, once);
         envelope e = addressed(m, std::move(ids), excluding);
         if (e.recipients.empty()) {
-            asio::post(ioc_, [done = std::move(done), result = once.result] {
-                done({}, {send_outcome::sent, result});
-            });
+            if (done)
+                asio::post(ioc_, [done = std::move(done), result = once.result] {
+                    done({}, {send_outcome::sent, result});
+                });
             return;
         }
         auto finish = [this, claim, once, done = std::move(done)](std::error_code ec, broker::claim_result c) mutable {

@@ -495,6 +495,19 @@ TEST_CASE("idempotent send: a repeated key delivers once in the cluster and the 
     for (std::string bad : {std::string(), std::string(256, 'k'), std::string("a b"), std::string("a\x01")})
         CHECK_THROWS_AS(one.send(m, {"u"}, {}, {bad}, got.handler()), std::invalid_argument);
     CHECK_NOTHROW(one.send(m, {"u"}, {}, {std::string(255, 'k')}, got.handler()));
+    drain(ioc);
+    CHECK(of_type(*u, "N").size() == 5);
+
+    // Without a handler; and naming nobody once `excluding` is removed: sent, nothing recorded.
+    one.send(m, {"u"}, {}, {"k5", "r"}, {});
+    one.send(m, {"u"}, {"u"}, {"k6", "r"}, got.handler());
+    drain(ioc);
+    CHECK(of_type(*u, "N").size() == 6);
+    CHECK(got.outcomes().back() == send_outcome::sent);
+    two.send(m, {"u"}, {}, {"k6", "r"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes().back() == send_outcome::sent);
+    CHECK(of_type(*u, "N").size() == 7);
 }
 
 TEST_CASE("idempotent send: an offline id gets the message stored once") {

@@ -27,7 +27,7 @@
 //   o.tls = mesa::broker::redis_tls({/* ca_file, cert_file, key_file, server_name */});
 //
 // With options::replicas_to_acknowledge (with sentinels, by default every
-// replica connected to the master), stores (sync_route, backlog appends)
+// replica connected to the master), stores (sync_route, idempotent_route, backlog appends)
 // complete once that many replicas have them (WAIT on a third connection, so
 // nothing else waits behind it).
 //
@@ -106,7 +106,7 @@ public:
         std::string username, password;
         std::optional<int> db;
 
-        /// Stores (sync_route, backlog_append) complete only once this many
+        /// Stores (sync_route, idempotent_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
         /// Unset: with sentinels, every replica of the master (as ROLE lists
