@@ -127,6 +127,7 @@ struct config {
     std::uint32_t max_connections_per_user = 0;         // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
     std::uint32_t max_upgrades_per_second = 0;          // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
     std::uint32_t upgrade_burst = 0;                    // MESA_UPGRADE_BURST (0: the rate)
+    std::uint32_t idempotency_ttl_ms = 300000;          // MESA_IDEMPOTENCY_TTL: a dispatch's Idempotency-Key is kept
     std::vector<std::string> allowed_origins;           // MESA_ALLOWED_ORIGINS, comma-separated; empty: any
     std::uint32_t max_messages_per_second = 50;         // MESA_MAX_MESSAGES_PER_SECOND (0: no limit)
     std::uint32_t message_burst = 100;                  // MESA_MESSAGE_BURST
@@ -234,6 +235,9 @@ inline std::vector<variable> const& variables() {
          "WebSocket upgrades per second the gateway accepts on average; the excess gets HTTP 503 with Retry-After "
          "(0: no limit)"},
         {"MESA_UPGRADE_BURST", "the rate", "upgrades accepted at once within that average (0: the rate)"},
+        {"MESA_IDEMPOTENCY_TTL", "300000",
+         "ms a POST /dispatch's Idempotency-Key is remembered once the broker took it: repeats get its first answer "
+         "(1-86400000)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
@@ -531,6 +535,7 @@ inline parsed_config parse_config(env_lookup const& env) {
     r.integer("MESA_MAX_CONNECTIONS_PER_USER", c.max_connections_per_user, 0, 10'000'000);
     r.integer("MESA_MAX_UPGRADES_PER_SECOND", c.max_upgrades_per_second, 0, 10'000'000);
     r.integer("MESA_UPGRADE_BURST", c.upgrade_burst, 0, 10'000'000);
+    r.integer("MESA_IDEMPOTENCY_TTL", c.idempotency_ttl_ms, 1, 86'400'000);
     if (auto origins = r.get("MESA_ALLOWED_ORIGINS")) {
         std::size_t start = 0;
         while (start <= origins->size()) {

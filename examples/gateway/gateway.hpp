@@ -22,6 +22,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -276,6 +277,15 @@ public:
                                   server_.disconnect(std::move(ids), code, std::move(reason), std::move(done));
                               }},
               shared.cfg.api_key, broker_name, shared.dispatches, !shared.cfg.admin_port) {
+        api_.on_dispatch_once(
+            [this](mesa::envelope const& e, std::string key, std::string result, mesa::send_handler done) {
+                mesa::idempotency once{std::move(key), std::move(result)};
+                once.ttl = std::chrono::milliseconds(shared_.cfg.idempotency_ttl_ms);
+                // In flight for longer than a store may wait for its replicas.
+                once.in_flight_ttl =
+                    std::max(once.in_flight_ttl, 2 * std::chrono::milliseconds(shared_.cfg.redis_replica_timeout_ms));
+                server_.send(e.msg, e.recipients, e.excluding, once, std::move(done));
+            });
         handle_connections();
         handle_authentication();
         server_.on_message([](client_ptr const& c, mesa::message const& m) {

@@ -6,6 +6,11 @@
 //                   -> 202 {"status":"accepted","recipients":[...]} once the broker has taken the
 //                      message (published, or stored for offline ids), so sequential dispatches
 //                      keep their order; 503 (Retry-After) when it could not: nothing was stored
+//                   Idempotency-Key: <1-255 bytes of visible ASCII but " and \, or that in double quotes> (optional)
+//                   -> at most one send per key in the cluster while its answer is remembered
+//                      (MESA_IDEMPOTENCY_TTL): a repeat gets 200, the first 202's body and
+//                      Idempotent-Replayed: true; a repeat while the first is under way gets 409
+//                      (Retry-After); a 503 is not remembered (but "taken, unconfirmed" is); a bad key 400
 //   GET /presence?id=a&id=b   (same key)
 //                   -> 200 {"presence": {"a": {"online": true, "sockets": 2}, "b": {"online": false, "sockets": 0}}}
 //                      sockets in the whole cluster; "sockets": null for an id online only on a Node
@@ -54,6 +59,7 @@
 #include <mesa/close_code.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/http.hpp>
+#include <mesa/idempotency.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>
 #include <mesa/parse.hpp>
@@ -79,6 +85,11 @@ public:
         /// Closes ids' sockets in the cluster (server::disconnect).
         std::function<void(std::vector<std::string>, std::uint16_t, std::string, mesa::broker::completion)> disconnect;
     };
+    /// Sends a validated envelope at most once per idempotency key (the
+    /// caller's key, checked), recording `result` for repeats (server::send
+    /// with a mesa::idempotency).
+    using dispatch_once_hook =
+        std::function<void(mesa::envelope const&, std::string key, std::string result, mesa::send_handler)>;
 
     /// Bounds of a request: a longer body gets 413, a longer target 414.
     static constexpr std::size_t max_body_bytes = 1 << 20;
@@ -100,6 +111,10 @@ public:
           broker_name_(std::move(broker_name)),
           dispatches_(std::move(dispatches)),
           operations_here_(operations_here) {}
+
+    /// Serves POST /dispatch's Idempotency-Key through `hook` (without one,
+    /// a dispatch with the header gets 404).
+    void on_dispatch_once(dispatch_once_hook hook) { dispatch_once_ = std::move(hook); }
 
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
@@ -229,29 +244,77 @@ private:
         mesa::envelope e;
         auto refused = validated(req, e);
         if (refused) return respond(std::move(*refused));
+        std::optional<std::string> key;
+        if (auto bad = idempotency_key(req, key)) return respond(std::move(*bad));
+        if (key && !dispatch_once_) return respond(error(404, "Idempotency-Key is not served here"));
         boost::json::array recipients;
         for (auto const& r : e.recipients) recipients.emplace_back(r);
-        auto accepted = [respond = std::move(respond), recipients = std::move(recipients), dispatches = dispatches_,
-                         latency = hooks_.dispatch_latency,
-                         start = std::chrono::steady_clock::now()](std::error_code ec) {
+        auto body = json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}}).body;
+        auto answer = [respond = std::move(respond), dispatches = dispatches_, latency = hooks_.dispatch_latency,
+                       start = std::chrono::steady_clock::now(),
+                       keyed = key.has_value()](std::error_code ec, mesa::send_result r) {
             if (latency) latency(std::chrono::steady_clock::now() - start);
-            if (ec) {
-                auto r = error(503, ec == mesa::broker::condition::taken_unconfirmed
-                                        ? "the broker took the message but could not confirm it (" + ec.message() +
-                                              "): a failover may lose it; a retry may deliver it twice"
-                                        : "the broker did not take the message (" + ec.message() +
-                                              "); it was neither stored nor sent to other gateways (this gateway's "
-                                              "own clients may have it), retry");
-                r.headers.emplace_back("Retry-After", "1");
-                return respond(std::move(r));
+            if (ec) return respond(not_taken(ec, keyed));
+            if (r.outcome == mesa::send_outcome::in_flight) {
+                auto res = error(409, "a dispatch with this Idempotency-Key is under way; retry to get its answer");
+                res.headers.emplace_back("Retry-After", "1");
+                return respond(std::move(res));
             }
+            if (r.outcome == mesa::send_outcome::replayed)
+                return respond({200,
+                                {{"Content-Type", "application/json"}, {"Idempotent-Replayed", "true"}},
+                                std::move(r.result)});
             dispatches->fetch_add(1, std::memory_order_relaxed);
-            respond(json_response(202, {{"status", "accepted"}, {"recipients", std::move(recipients)}}));
+            respond({202, {{"Content-Type", "application/json"}}, std::move(r.result)});
+        };
+        if (key) return dispatch_once_(e, std::move(*key), std::move(body), std::move(answer));
+        auto sent = [answer = std::move(answer), body = std::move(body)](std::error_code ec) {
+            answer(ec, {mesa::send_outcome::sent, body});
         };
         if (hooks_.dispatch)
-            hooks_.dispatch(e, std::move(accepted));
+            hooks_.dispatch(e, std::move(sent));
         else
-            accepted({});
+            sent({});
+    }
+
+    /// The 503 of a dispatch the broker did not take, or took unconfirmed.
+    static mesa::http_response not_taken(std::error_code ec, bool keyed) {
+        auto r = error(
+            503, ec == mesa::broker::condition::taken_unconfirmed
+                     ? "the broker took the message but could not confirm it (" + ec.message() +
+                           "): a failover may lose it; a retry " +
+                           (keyed ? "with the same Idempotency-Key is answered with its 202" : "may deliver it twice")
+                     : "the broker did not take the message (" + ec.message() +
+                           "); it was neither stored nor sent to other gateways" +
+                           (keyed ? "" : " (this gateway's own clients may have it)") + ", retry");
+        r.headers.emplace_back("Retry-After", "1");
+        return r;
+    }
+
+    /// The Idempotency-Key of a POST /dispatch into `key` (unset when none),
+    /// or the 400 for a bad one: one header, a key mesa::is_idempotency_key accepts;
+    /// the structured-field string form of draft-ietf-httpapi-idempotency-key-header
+    /// (the key in double quotes) is accepted too.
+    static std::optional<mesa::http_response> idempotency_key(mesa::http_request const& req,
+                                                              std::optional<std::string>& key) {
+        std::size_t count = 0;
+        for (auto const& [name, value] : req.headers) {
+            static constexpr std::string_view wanted = "idempotency-key";
+            if (name.size() != wanted.size() ||
+                !std::equal(name.begin(), name.end(), wanted.begin(),
+                            [](char a, char b) { return (a >= 'A' && a <= 'Z' ? char(a - 'A' + 'a') : a) == b; }))
+                continue;
+            ++count;
+            std::string_view v = value;
+            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+            key = std::string(v);
+        }
+        if (count > 1) return error(400, "more than one Idempotency-Key header");
+        if (key && !mesa::is_idempotency_key(*key))
+            return error(400, "Idempotency-Key must be 1 to " + std::to_string(mesa::max_idempotency_key_bytes) +
+                                  " bytes of visible ASCII (0x21-0x7E) other than quotes and backslashes, optionally "
+                                  "in double quotes");
+        return std::nullopt;
     }
 
     std::optional<mesa::http_response> unauthorized(mesa::http_request const& req) const {
@@ -433,6 +496,7 @@ private:
     }
 
     hooks hooks_;
+    dispatch_once_hook dispatch_once_;
     std::optional<std::string> api_key_;
     std::string broker_name_;
     std::shared_ptr<counter> dispatches_;

@@ -22,9 +22,11 @@
 #include <vector>
 
 #include <mesa/close_code.hpp>
+#include <mesa/detail/idempotent_send.hpp>
 #include <mesa/detail/offline_router.hpp>
 #include <mesa/disconnect.hpp>
 #include <mesa/envelope.hpp>
+#include <mesa/idempotency.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>
@@ -69,6 +71,32 @@ public:
             router_.route(std::move(e), std::move(done));
         else
             publish(e, std::move(done));
+    }
+
+    /// As dispatch(m, recipients, excluding, done), at most once per
+    /// `once.key` in the cluster (mesa/idempotency.hpp): the key is claimed
+    /// in the same broker step as the store or publish; `done(ec, result)`
+    /// tells whether this call sent, found an earlier send's result
+    /// (`replayed`, nothing sent) or found one under way (`in_flight`).
+    /// Recipients that are all excluded: nothing sent or recorded, `sent`.
+    /// Throws std::invalid_argument for a key is_idempotency_key refuses.
+    ///
+    ///   d.dispatch(m, {"u1"}, {}, {"order-42"}, [](std::error_code ec, mesa::send_result r) { ... });
+    void dispatch(message const& m, std::vector<std::string> recipients, std::vector<std::string> const& excluding,
+                  idempotency const& once, send_handler done) {
+        auto const claim = detail::idempotency_claim_for(keys_, once);
+        envelope e = addressed(m, std::move(recipients), excluding);
+        if (e.recipients.empty()) {
+            if (done) done({}, {send_outcome::sent, once.result});
+            return;
+        }
+        auto finish = [this, claim, once, done = std::move(done)](std::error_code ec, broker::claim_result c) mutable {
+            detail::finish_idempotent(broker_, claim, once, ec, std::move(c), std::move(done));
+        };
+        if (!e.to_everyone() && options_.sync && wants_sync(m))
+            router_.route_once(std::move(e), claim, std::move(finish));
+        else
+            broker_.idempotent_publish(claim, keys_.ws(), serialize(e), std::move(finish));
     }
 
     /// Closes the connections of `ids` wherever they are, with `code` and

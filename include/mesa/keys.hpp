@@ -38,6 +38,10 @@ public:
     std::string attempts() const { return name("mesa_attempts"); }
     /// Hash: seq -> message sent to `id`'s sockets and not confirmed yet.
     std::string outbox(std::string_view id) const { return instance_key("mesa_outbox:", id); }
+    /// String with a time to live: the state of idempotency key `key`
+    /// (mesa/idempotency.hpp): `~<token>` while a send holds it, `=<result>`
+    /// once that send was taken.
+    std::string idempotency(std::string_view key) const { return instance_key("mesa_idempotency:", key); }
     /// The namespace suffix (`_<namespace>`, or empty): scripts build `mesa_sockets:<instance><suffix>`.
     std::string suffix() const { return ns_.empty() ? std::string() : "_" + ns_; }
 

@@ -14,6 +14,7 @@
 #include <mesa/feature/reconnect.hpp>
 #include <mesa/feature/sync.hpp>
 #include <mesa/feature/version_rule.hpp>
+#include <mesa/idempotency.hpp>
 #include <mesa/instance_group.hpp>
 #include <mesa/message.hpp>
 #include <mesa/opcode.hpp>

@@ -36,12 +36,14 @@
 
 #include <mesa/broker/requirements.hpp>
 #include <mesa/close_code.hpp>
+#include <mesa/detail/idempotent_send.hpp>
 #include <mesa/detail/instance_presence.hpp>
 #include <mesa/detail/uuid.hpp>
 #include <mesa/disconnect.hpp>
 #include <mesa/envelope.hpp>
 #include <mesa/feature/hooks.hpp>
 #include <mesa/http.hpp>
+#include <mesa/idempotency.hpp>
 #include <mesa/instance_group.hpp>
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
@@ -283,6 +285,46 @@ public:
             if (taken) return;
         }
         publish(std::move(e), std::move(done));
+    }
+
+    /// As send(m, ids, excluding, done), at most once per `once.key` in the
+    /// cluster (mesa/idempotency.hpp): the key is claimed in the same broker
+    /// step as the store or publish, and `done(ec, result)` tells whether
+    /// this call sent (`sent`), found an earlier send's result (`replayed`,
+    /// nothing sent) or found one under way (`in_flight`, nothing sent). A
+    /// send that names nobody once `excluding` is removed sends nothing,
+    /// records nothing and is `sent`. Unlike a plain send, nothing reaches
+    /// even this server's clients before the broker has claimed the key, nor
+    /// when it could not (a repeat cannot be told from a first send without
+    /// it). Throws std::invalid_argument for a key is_idempotency_key refuses.
+    /// `done` (may be empty) runs on this server's thread.
+    void send(message const& m, std::vector<std::string> ids, std::vector<std::string> const& excluding,
+              idempotency const& once, send_handler done) {
+        auto const claim = detail::idempotency_claim_for(keys_, once);
+        envelope e = addressed(m, std::move(ids), excluding);
+        if (e.recipients.empty()) {
+            if (done)
+                asio::post(ioc_, [done = std::move(done), result = once.result] {
+                    done({}, {send_outcome::sent, result});
+                });
+            return;
+        }
+        auto finish = [this, claim, once, done = std::move(done)](std::error_code ec, broker::claim_result c) mutable {
+            detail::finish_idempotent(broker_, claim, once, ec, std::move(c), std::move(done));
+        };
+        if (!e.to_everyone()) {
+            bool taken = false;
+            std::apply([&](auto&... comp) { taken = (comp.on_send_once(e, claim, finish) || ...); }, components_);
+            if (taken) return;
+        }
+        e.origin = instance_id_;
+        auto payload = serialize(e);
+        broker_.idempotent_publish(
+            claim, keys_.ws(), std::move(payload),
+            [this, e = std::move(e), finish = std::move(finish)](std::error_code ec, broker::claim_result c) mutable {
+                if (!ec && c.status == broker::claim_result::state::claimed) deliver_routed(std::move(e));
+                finish(ec, std::move(c));
+            });
     }
 
     /// Closes the sockets of `ids` wherever in the cluster they are

@@ -24,6 +24,8 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -987,4 +989,74 @@ TEST_CASE("config: Redis over TLS (rediss://, REDIS_TLS, REDIS_TLS_*)") {
     // Replica settings mean nothing on the in-memory broker.
     CHECK(mentions(parse({{"REDIS_REPLICAS_TO_ACKNOWLEDGE", "2"}}), "REDIS_REPLICAS_TO_ACKNOWLEDGE"));
     CHECK(mentions(parse({{"REDIS_REPLICA_TIMEOUT", "100"}}), "REDIS_REPLICA_TIMEOUT"));
+}
+
+TEST_CASE("http api: Idempotency-Key on POST /dispatch: 202, then 200 with the first body, 409 in flight, 400") {
+    api_fixture f("s3cret");
+    // Stands in for the broker's claim: the first send of a key records its result.
+    std::map<std::string, std::string> taken;
+    std::set<std::string> in_flight{"busy"};
+    std::vector<std::string> keys;
+    f.api.on_dispatch_once([&](mesa::envelope const& e, std::string key, std::string result, mesa::send_handler done) {
+        keys.push_back(key);
+        if (in_flight.count(key)) return done({}, {mesa::send_outcome::in_flight, {}});
+        if (auto it = taken.find(key); it != taken.end()) return done({}, {mesa::send_outcome::replayed, it->second});
+        if (f.broker_answer) return done(f.broker_answer, {});
+        f.sent.push_back(e);
+        taken[key] = result;
+        done({}, {mesa::send_outcome::sent, result});
+    });
+    auto post = [&](std::string body, std::vector<std::string> const& values) {
+        mesa::http_request r{"POST", "/dispatch", {{"Authorization", "Bearer s3cret"}}, std::move(body)};
+        for (auto const& v : values) r.headers.emplace_back("idempotency-KEY", v);
+        return api_fixture::answer(f.api, r);
+    };
+    auto header = [](mesa::http_response const& r, std::string const& name) -> std::optional<std::string> {
+        for (auto const& [k, v] : r.headers)
+            if (k == name) return v;
+        return std::nullopt;
+    };
+    auto const body = R"({"message":{"d":{}},"recipients":["a","b","a"]})";
+    auto first = post(body, {"k-1"});
+    CHECK(first.status == 202);
+    CHECK(body_of(first) == boost::json::parse(R"({"status":"accepted","recipients":["a","b"]})"));
+    CHECK_FALSE(header(first, "Idempotent-Replayed"));
+    auto again = post(R"({"message":{"d":{}},"recipients":["c"]})", {"\"k-1\""});  // quoted: the same key
+    CHECK(again.status == 200);
+    CHECK(again.body == first.body);
+    CHECK(header(again, "Idempotent-Replayed") == std::string("true"));
+    auto busy = post(body, {"busy"});
+    CHECK(busy.status == 409);
+    CHECK(header(busy, "Retry-After") == std::string("1"));
+    CHECK(f.sent.size() == 1);
+    CHECK(f.api.dispatches() == 1);  // replays and refusals are not accepted dispatches
+
+    // Refused by the broker: 503, and the hint says a retry is safe.
+    f.broker_answer = make_error_code(mesa::broker::redis_errc::not_replicated);
+    auto unconfirmed = post(body, {"k-2"});
+    CHECK(unconfirmed.status == 503);
+    CHECK(unconfirmed.body.find("Idempotency-Key") != std::string::npos);
+    f.broker_answer = {};
+
+    // Bad keys, two keys, a bad body or API key: refused before the hook.
+    keys.clear();
+    for (auto const& bad : {std::string(), std::string(256, 'k'), std::string("a b"), std::string("a\"b"),
+                            std::string("a\\b"), std::string("caf\xC3\xA9"), std::string("\"\"")}) {
+        CAPTURE(bad);
+        auto r = post(body, {bad});
+        CHECK(r.status == 400);
+        CHECK(body_of(r).at("error").as_string().find("Idempotency-Key") != std::string::npos);
+    }
+    CHECK(post(body, {"k-3", "k-4"}).status == 400);
+    CHECK(post("not json", {"k-3"}).status == 400);
+    mesa::http_request unauthorized{"POST", "/dispatch", {{"Idempotency-Key", "k-3"}}, body};
+    CHECK(api_fixture::answer(f.api, unauthorized).status == 401);
+    CHECK(keys.empty());
+    CHECK(post(body, {std::string(255, 'k')}).status == 202);
+
+    // A gateway without the hook refuses the header rather than sending without it.
+    api_fixture plain(std::nullopt);
+    mesa::http_request keyed{"POST", "/dispatch", {{"Idempotency-Key", "k"}}, body};
+    CHECK(api_fixture::answer(plain.api, keyed).status == 404);
+    CHECK(plain.sent.empty());
 }

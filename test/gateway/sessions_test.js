@@ -55,7 +55,7 @@ async function authenticate (c, tok) {
   await h.until(5000, () => authenticated(c) > 0, 'op 22');
 }
 
-let redis, a, b;
+let redis, redisUri, a, b;
 
 test('a token that expires closes its socket with 4004 at its exp, with an error event', async () => {
   const exp = nowSeconds() + 2;
@@ -194,8 +194,67 @@ test('GET /presence: after connect, after one of two sockets closes, after the u
   assert.deepStrictEqual(await presence(b, 'present'), { present: { online: false, sockets: 0 } });
 });
 
+test('POST /dispatch with an Idempotency-Key delivers once across gateways; a repeat gets 200 and the first answer', async () => {
+  const env = { MESA_PORT: '0', WS_KEY: KEY, REDIS_URI: redisUri, MESA_NAMESPACE: 'idem', MESA_THREADS: '1', MESA_API_KEY: API, SYNC_ENABLED: 'true' };
+  const c = await h.startGateway(binary, env, 'gateway C');
+  const d = await h.startGateway(binary, env, 'gateway D');
+  const online = await connect(c.url);
+  await authenticate(online, token('online'));
+  const dispatch = (g, key, { auth = API, body = { message: { t: 'ONCE', d: { n: 1 } }, recipients: ['online', 'offline'] } } = {}) =>
+    h.httpRequest(g.port, 'POST', '/dispatch', { body, headers: { Authorization: `Bearer ${auth}`, ...(key === undefined ? {} : { 'Idempotency-Key': key }) } });
+  const received = () => online.frames.filter((m) => m.op === 0 && m.t === 'ONCE').length;
+  const stored = async () => JSON.parse((await redis.hget('undelivered_messages_idem', 'offline')) || '[]').length;
+
+  // Through C, then repeated through D: sent once, the repeat answered 200 with C's 202 body.
+  const first = await dispatch(c, 'order-1');
+  assert.strictEqual(first.status, 202, first.body);
+  assert.deepStrictEqual(first.json, { status: 'accepted', recipients: ['online', 'offline'] });
+  assert.strictEqual(first.headers['idempotent-replayed'], undefined);
+  const repeat = await dispatch(d, 'order-1');
+  assert.strictEqual(repeat.status, 200, repeat.body);
+  assert.strictEqual(repeat.body, first.body);
+  assert.strictEqual(repeat.headers['idempotent-replayed'], 'true');
+  // The structured-field form (the key in double quotes) names the same key.
+  assert.strictEqual((await dispatch(c, '"order-1"')).status, 200);
+  await h.until(5000, () => received() === 1, 'the first dispatch');
+  await h.sleep(300);
+  assert.strictEqual(received(), 1);
+  assert.strictEqual(await stored(), 1);
+
+  // Another key sends again.
+  assert.strictEqual((await dispatch(d, 'order-2')).status, 202);
+  await h.until(5000, () => received() === 2, 'the second key\'s dispatch');
+  assert.strictEqual(await stored(), 2);
+
+  // Both gateways at once with one key: one 202; the other 200 (after) or 409 (while in flight).
+  const both = await Promise.all([dispatch(c, 'order-3'), dispatch(d, 'order-3')]);
+  const statuses = both.map((r) => r.status);
+  assert.strictEqual(statuses.filter((s) => s === 202).length, 1, statuses.join());
+  assert.ok(statuses.every((s) => s === 202 || s === 200 || s === 409), statuses.join());
+  for (const r of both) if (r.status === 409) assert.strictEqual(r.headers['retry-after'], '1');
+  await h.until(5000, () => received() === 3, 'the racing dispatch');
+
+  // Refused before anything is sent: bad keys (400), two keys (400), a wrong API key (401).
+  for (const bad of ['', 'k'.repeat(256), 'a b', '"unclosed']) {
+    const r = await dispatch(c, bad);
+    assert.strictEqual(r.status, 400, `key ${JSON.stringify(bad)}: ${r.body}`);
+    assert.match(r.json.error, /Idempotency-Key/);
+  }
+  assert.strictEqual((await dispatch(c, ['order-4', 'order-5'])).status, 400);
+  assert.strictEqual((await dispatch(c, 'order-4', { auth: 'wrong' })).status, 401);
+  assert.strictEqual((await dispatch(c, 'k'.repeat(255))).status, 202);
+  await h.until(5000, () => received() === 4, 'the 255-byte key\'s dispatch');
+  await h.sleep(300);
+  assert.strictEqual(received(), 4);
+  assert.strictEqual(await stored(), 4);
+  online.ws.close(1000);
+  assert.deepStrictEqual(await c.stop(), { code: 0, signal: null });
+  assert.deepStrictEqual(await d.stop(), { code: 0, signal: null });
+});
+
 (async () => {
   const { uri } = await h.startRedis();
+  redisUri = uri;
   const Redis = h.load('ioredis');
   redis = new Redis(uri, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});

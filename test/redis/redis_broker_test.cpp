@@ -7,11 +7,13 @@
 #include <asio/io_context.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <thread>
 
 #include <mesa/broker/requirements.hpp>
+#include <mesa/dispatcher.hpp>
 
 #include "../support/drive.hpp"
 #include "../support/log_lines.hpp"
@@ -975,4 +977,171 @@ TEST_CASE("scripts run by SHA; after SCRIPT FLUSH or a restart they still run") 
     CHECK(stored == R"([{"op":0,"d":{"n":4}}])");  // the restart lost 1-3 (no persistence here)
     std::string const info = server.cli({"INFO", "commandstats"});
     CHECK(info.find("cmdstat_evalsha") != std::string::npos);
+}
+
+// ---- idempotent sends ----------------------------------------------------------
+
+namespace {
+
+/// What idempotent dispatches answered, in the order they did.
+struct send_answers {
+    std::vector<std::error_code> errors;
+    std::vector<mesa::send_result> results;
+    mesa::send_handler handler() {
+        return [this](std::error_code ec, mesa::send_result r) {
+            errors.push_back(ec);
+            results.push_back(std::move(r));
+        };
+    }
+};
+
+using redis_dispatcher = mesa::dispatcher<mesa::broker::redis>;
+
+redis_dispatcher::options dispatcher_options(std::string uri, bool sync) {
+    redis_dispatcher::options o;
+    o.namespace_name = "chat";
+    o.sync = sync;
+    o.broker = test_options(std::move(uri));
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("idempotent dispatch on Redis: two senders racing with one key deliver once") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis listener{ioc.get_executor(), test_options(server.uri())};
+    std::vector<std::string> published;
+    outcome<int> subscribed;
+    listener.subscribe(
+        "ws_chat", [&](std::string_view p) { published.emplace_back(p); },
+        [&](std::error_code ec) {
+            subscribed = {true, ec, 0};
+        });
+    REQUIRE(run_until(ioc, [&] { return subscribed.done; }));
+    // Two dispatchers: two connections, so the two claims race at Redis.
+    redis_dispatcher one{ioc.get_executor(), dispatcher_options(server.uri(), true)},
+        two{ioc.get_executor(), dispatcher_options(server.uri(), true)};
+    auto const m = mesa::message("N", json::object{{"n", 1}});
+    using mesa::send_outcome;
+
+    SUBCASE("a publish (to everyone)") {
+        send_answers got;
+        one.dispatch(m, {"*"}, {}, {"race", "first"}, got.handler());
+        two.dispatch(m, {"*"}, {}, {"race", "second"}, got.handler());
+        REQUIRE(run_until(ioc, [&] { return got.results.size() == 2; }));
+        for (auto const& ec : got.errors) CHECK_FALSE(ec);
+        auto const sent = std::count_if(got.results.begin(), got.results.end(),
+                                        [](auto const& r) { return r.outcome == send_outcome::sent; });
+        CHECK(sent == 1);
+        for (auto const& r : got.results)
+            if (r.outcome == send_outcome::replayed) CHECK(r.result == "first");  // or in_flight: no result
+        run_until(
+            ioc, [] { return false; }, 100ms);
+        CHECK(published.size() == 1);
+        // Recorded for the ttl (5 minutes by default), as `=<result>`.
+        auto const held = server.cli({"GET", "mesa_idempotency:race_chat"});
+        CHECK((held == "=first" || held == "=second"));
+        auto const ttl = std::stoll(server.cli({"PTTL", "mesa_idempotency:race_chat"}));
+        CHECK(ttl > 290000);
+        CHECK(ttl <= 300000);
+        // A repeat afterwards is replayed; another key sends again.
+        one.dispatch(m, {"*"}, {}, {"race", "third"}, got.handler());
+        two.dispatch(m, {"*"}, {}, {"other", "fourth"}, got.handler());
+        REQUIRE(run_until(ioc, [&] { return got.results.size() == 4; }));
+        CHECK(got.results[2].outcome == send_outcome::replayed);
+        CHECK(got.results[2].result == held.substr(1));
+        CHECK(got.results[3].outcome == send_outcome::sent);
+        REQUIRE(run_until(ioc, [&] { return published.size() == 2; }));
+    }
+
+    SUBCASE("a sync route: an offline id gets it stored once") {
+        send_answers got;
+        for (int i = 0; i < 3; ++i) {
+            one.dispatch(m, {"away"}, {}, {"stored", "r1"}, got.handler());
+            two.dispatch(m, {"away"}, {}, {"stored", "r2"}, got.handler());
+        }
+        REQUIRE(run_until(ioc, [&] { return got.results.size() == 6; }));
+        for (auto const& ec : got.errors) CHECK_FALSE(ec);
+        auto const sent = std::count_if(got.results.begin(), got.results.end(),
+                                        [](auto const& r) { return r.outcome == send_outcome::sent; });
+        CHECK(sent == 1);
+        auto const backlog = json::parse(server.cli({"HGET", "undelivered_messages_chat", "away"}));
+        CHECK(backlog.as_array().size() == 1);
+    }
+}
+
+TEST_CASE("idempotency keys on Redis: an in-flight mark expires; a release frees only its own attempt's key") {
+    redis_server server;
+    asio::io_context ioc;
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    using state = mesa::broker::claim_result::state;
+    auto claim = [&](std::string const& key, std::string const& token, std::chrono::milliseconds in_flight) {
+        outcome<mesa::broker::claim_result> r;
+        b.idempotent_publish({key, token, in_flight}, "ws", "{}",
+                             [&](std::error_code ec, mesa::broker::claim_result c) {
+                                 r = {true, ec, c};
+                             });
+        REQUIRE(run_until(ioc, [&] { return r.done; }));
+        REQUIRE_FALSE(r.ec);
+        return r.value.status;
+    };
+    auto finish = [&](auto&& start) {
+        outcome<int> r;
+        start([&](std::error_code ec) { r = {true, ec, 0}; });
+        REQUIRE(run_until(ioc, [&] { return r.done; }));
+        REQUIRE_FALSE(r.ec);
+    };
+
+    // A sender that crashed after its claim: refused (409) until the mark expires, then free.
+    CHECK(claim("crashed", "t1", 300ms) == state::claimed);
+    CHECK(server.cli({"GET", "crashed"}) == "~t1");
+    CHECK(claim("crashed", "t2", 10s) == state::in_flight);
+    run_until(
+        ioc, [] { return false; }, 400ms);
+    CHECK(claim("crashed", "t3", 10s) == state::claimed);
+
+    // A failed attempt releases its key: only its own claim.
+    finish([&](auto h) { b.idempotency_release({"crashed", "t1", 10s}, h); });
+    CHECK(server.cli({"GET", "crashed"}) == "~t3");
+    finish([&](auto h) { b.idempotency_release({"crashed", "t3", 10s}, h); });
+    CHECK(server.cli({"EXISTS", "crashed"}) == "0");
+    CHECK(claim("crashed", "t4", 10s) == state::claimed);
+
+    // A settle after its mark expired and another attempt claimed the key changes nothing.
+    finish([&](auto h) { b.idempotency_settle({"crashed", "t1", 10s}, "late", 60s, h); });
+    CHECK(server.cli({"GET", "crashed"}) == "~t4");
+    finish([&](auto h) { b.idempotency_settle({"crashed", "t4", 10s}, "mine", 60s, h); });
+    CHECK(server.cli({"GET", "crashed"}) == "=mine");
+}
+
+TEST_CASE("idempotent dispatch on Redis: a store the replicas did not confirm is remembered, a refused one is not") {
+    redis_server server;
+    asio::io_context ioc;
+    // One replica asked for, none there: every store is taken but unconfirmed.
+    auto o = dispatcher_options(server.uri(), true);
+    o.broker.replicas_to_acknowledge = 1;
+    o.broker.replica_timeout = 50ms;
+    redis_dispatcher d{ioc.get_executor(), o};
+    auto const m = mesa::message("N", json::object{});
+    send_answers got;
+    d.dispatch(m, {"away"}, {}, {"unconfirmed", "r"}, got.handler());
+    REQUIRE(run_until(ioc, [&] { return got.results.size() == 1; }));
+    CHECK(got.errors[0] == mesa::broker::condition::taken_unconfirmed);
+    d.dispatch(m, {"away"}, {}, {"unconfirmed", "r"}, got.handler());
+    REQUIRE(run_until(ioc, [&] { return got.results.size() == 2; }));
+    CHECK_FALSE(got.errors[1]);
+    CHECK(got.results[1].outcome == mesa::send_outcome::replayed);
+    CHECK(json::parse(server.cli({"HGET", "undelivered_messages_chat", "away"})).as_array().size() == 1);
+
+    // Refused (not JSON: the script stops before the claim): nothing is kept under the key.
+    mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
+    outcome<int> refused;
+    b.idempotent_route(mesa::keys("chat"), {"mesa_idempotency:bad_chat", "t", 10s}, "{not json", {"away"}, 0, "",
+                       [&](std::error_code ec, mesa::broker::claim_result, mesa::broker::route_result) {
+                           refused = {true, ec, 0};
+                       });
+    REQUIRE(run_until(ioc, [&] { return refused.done; }));
+    CHECK(refused.ec == redis_errc::server_error);
+    CHECK(server.cli({"EXISTS", "mesa_idempotency:bad_chat"}) == "0");
 }

@@ -160,3 +160,101 @@ TEST_CASE("connections opened or closed in one turn reach the cluster as one pre
     CHECK(broker.presence_changes.back().connections == -40);
     CHECK(count() == 60);
 }
+
+namespace {
+
+using claim_state = mesa::broker::claim_result::state;
+
+mesa::broker::idempotency_claim claim_of(std::string const& token,
+                                         std::chrono::milliseconds in_flight = std::chrono::seconds(10),
+                                         std::string const& key = "order-42") {
+    return {mesa::keys("chat").idempotency(key), token, in_flight};
+}
+
+}  // namespace
+
+TEST_CASE("idempotent publish: one claim per key in the cluster; in flight, then the result, until released") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    mesa::broker::memory a{ioc.get_executor(), {hub}}, b{ioc.get_executor(), {hub}};
+    std::vector<std::string> got;
+    a.subscribe("ws", [&](std::string_view p) { got.emplace_back(p); });
+    std::vector<mesa::broker::claim_result> found;
+    auto record = [&](std::error_code ec, mesa::broker::claim_result c) {
+        CHECK_FALSE(ec);
+        found.push_back(std::move(c));
+    };
+    a.idempotent_publish(claim_of("first"), "ws", "1", record);
+    b.idempotent_publish(claim_of("second"), "ws", "2", record);
+    drain(ioc);
+    REQUIRE(found.size() == 2);
+    CHECK(found[0].status == claim_state::claimed);
+    CHECK(found[1].status == claim_state::in_flight);
+    CHECK(got == std::vector<std::string>{"1"});
+
+    // A settle by an attempt that no longer holds the key changes nothing.
+    b.idempotency_settle(claim_of("second"), "not mine", std::chrono::minutes(5));
+    a.idempotency_settle(claim_of("first"), "the result", std::chrono::minutes(5));
+    b.idempotent_publish(claim_of("third"), "ws", "3", record);
+    drain(ioc);
+    REQUIRE(found.size() == 3);
+    CHECK(found[2].status == claim_state::done);
+    CHECK(found[2].result == "the result");
+    CHECK(got.size() == 1);
+
+    // Another namespace's key of the same name is another key.
+    b.idempotent_publish({mesa::keys("other").idempotency("order-42"), "x", std::chrono::seconds(10)}, "ws", "4",
+                         record);
+    drain(ioc);
+    CHECK(found.back().status == claim_state::claimed);
+}
+
+TEST_CASE("idempotent publish: a released key and an expired in-flight mark are free again") {
+    asio::io_context ioc;
+    mesa::broker::memory b{ioc.get_executor()};
+    std::vector<claim_state> found;
+    auto record = [&](std::error_code, mesa::broker::claim_result c) { found.push_back(c.status); };
+    b.idempotent_publish(claim_of("failed"), "ws", "1", record);
+    drain(ioc);
+    b.idempotency_release(claim_of("someone else"));  // not the holder: no effect
+    b.idempotent_publish(claim_of("retry"), "ws", "1", record);
+    drain(ioc);
+    b.idempotency_release(claim_of("failed"));
+    b.idempotent_publish(claim_of("retry"), "ws", "1", record);
+    drain(ioc);
+
+    // A sender that never finishes: its mark expires after in_flight_ttl.
+    using std::chrono::milliseconds;
+    b.idempotent_publish(claim_of("crashed", milliseconds(20), "order-43"), "ws", "2", record);
+    b.idempotent_publish(claim_of("early", milliseconds(10000), "order-43"), "ws", "2", record);
+    drain(ioc);
+    std::this_thread::sleep_for(milliseconds(40));
+    b.idempotent_publish(claim_of("late", milliseconds(10000), "order-43"), "ws", "2", record);
+    drain(ioc);
+    CHECK(found == std::vector<claim_state>{claim_state::claimed, claim_state::in_flight, claim_state::claimed,
+                                            claim_state::claimed, claim_state::in_flight, claim_state::claimed});
+}
+
+TEST_CASE("idempotent route: stored once for an offline id, whichever broker of the cluster repeats it") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    mesa::broker::memory a{ioc.get_executor(), {hub}}, b{ioc.get_executor(), {hub}};
+    mesa::keys const k("chat");
+    std::vector<claim_state> found;
+    std::vector<std::vector<std::string>> stored;
+    auto record = [&](std::error_code ec, mesa::broker::claim_result c, mesa::broker::route_result r) {
+        CHECK_FALSE(ec);
+        found.push_back(c.status);
+        stored.push_back(r.stored);
+    };
+    a.idempotent_route(k, claim_of("first"), R"({"op":0,"d":{}})", {"offline"}, 100, "a", record);
+    b.idempotent_route(k, claim_of("second"), R"({"op":0,"d":{}})", {"offline"}, 100, "b", record);
+    drain(ioc);
+    CHECK(found == std::vector<claim_state>{claim_state::claimed, claim_state::in_flight});
+    CHECK(stored == std::vector<std::vector<std::string>>{{"offline"}, {}});
+    std::vector<std::string> backlog;
+    a.backlog_take(k.undelivered_messages(), "offline",
+                   [&](std::error_code, std::vector<std::string> m) { backlog = std::move(m); });
+    drain(ioc);
+    CHECK(backlog.size() == 1);
+}

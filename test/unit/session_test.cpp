@@ -1,5 +1,7 @@
 // Sessions and admission: credentials that expire (4004) and their refresh,
 // the per-user connection cap (4005), the upgrade rate limit (503).
+#include <mesa/broker/detail/redis_error.hpp>
+
 #include "../support/memory_server.hpp"
 
 #include <doctest/doctest.h>
@@ -9,6 +11,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 using mesa::json::object;
@@ -386,4 +390,169 @@ TEST_CASE("disconnect: closes an id's sockets on every instance with the code an
     one.broker().publish(one.keys().ws(), mesa::serialize(mesa::envelope{forged, {"b"}, {}, {}}));
     drain(ioc);
     CHECK(other->close_code() == mesa::close_code::normal);
+}
+
+namespace {
+
+session_server::options in_cluster(std::shared_ptr<mesa::broker::memory::hub> hub) {
+    session_server::options o;
+    o.broker.cluster = std::move(hub);
+    return o;
+}
+
+/// Collects what idempotent sends answered.
+struct answers {
+    std::vector<std::error_code> errors;
+    std::vector<mesa::send_result> results;
+    mesa::send_handler handler() {
+        return [this](std::error_code ec, mesa::send_result r) {
+            errors.push_back(ec);
+            results.push_back(std::move(r));
+        };
+    }
+    std::vector<mesa::send_outcome> outcomes() const {
+        std::vector<mesa::send_outcome> out;
+        for (auto const& r : results) out.push_back(r.outcome);
+        return out;
+    }
+};
+
+/// The memory broker whose next idempotent route answers `fail_next` after
+/// doing its work, as Redis does when the reply is lost (disconnected) or
+/// the replicas did not confirm the store (not_replicated).
+class failing_broker : public mesa::broker::memory {
+public:
+    using mesa::broker::memory::memory;
+    std::error_code fail_next;
+
+    void idempotent_route(mesa::keys const& k, mesa::broker::idempotency_claim const& claim, std::string const& message,
+                          std::vector<std::string> const& ids, std::size_t max_backlog, std::string const& origin,
+                          mesa::broker::route_once_handler done) {
+        mesa::broker::memory::idempotent_route(
+            k, claim, message, ids, max_backlog, origin,
+            [fail = std::exchange(fail_next, {}), done = std::move(done)](
+                std::error_code ec, mesa::broker::claim_result c, mesa::broker::route_result r) {
+                done(fail ? fail : ec, std::move(c), std::move(r));
+            });
+    }
+};
+
+using send_outcome = mesa::send_outcome;
+
+}  // namespace
+
+TEST_CASE("idempotent send: a repeated key delivers once in the cluster and the repeat gets the first result") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    session_server one{ioc, in_cluster(hub)}, two{ioc, in_cluster(hub)};
+    for (auto* s : {&one, &two}) {
+        mesa::test::trust_ids(*s);
+        s->start();
+    }
+    auto u = mesa::test::connect_as(two, "u");
+    drain(ioc);
+    answers got;
+    auto const m = mesa::message("N", object{{"n", 1}});
+
+    // Sent by one, repeated through the other: u gets it once.
+    one.send(m, {"u"}, {}, {"k1", "first"}, got.handler());
+    drain(ioc);
+    two.send(m, {"u"}, {}, {"k1", "second"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes() == std::vector<send_outcome>{send_outcome::sent, send_outcome::replayed});
+    CHECK(got.results[1].result == "first");
+    CHECK(of_type(*u, "N").size() == 1);
+
+    // Two at once: one sends, the other finds it in flight.
+    one.send(m, {"u"}, {}, {"k2", "a"}, got.handler());
+    two.send(m, {"u"}, {}, {"k2", "b"}, got.handler());
+    drain(ioc);
+    auto racing = got.outcomes();  // the one in flight is answered first: the other records its result before
+    std::sort(racing.begin() + 2, racing.end());
+    CHECK(racing.at(2) == send_outcome::sent);
+    CHECK(racing.at(3) == send_outcome::in_flight);
+    CHECK(of_type(*u, "N").size() == 2);
+
+    // To everyone (a publish, not a sync route): once, the sender's own clients included.
+    auto here = mesa::test::connect_as(one, "h");
+    drain(ioc);
+    one.send(m, {"*"}, {}, {"k3", "all"}, got.handler());
+    drain(ioc);
+    two.send(m, {"*"}, {}, {"k3", "all"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes().at(5) == send_outcome::replayed);
+    CHECK(of_type(*u, "N").size() == 3);
+    CHECK(of_type(*here, "N").size() == 1);
+
+    // Another key sends again.
+    two.send(m, {"u"}, {}, {"k4", "again"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes().at(6) == send_outcome::sent);
+    CHECK(of_type(*u, "N").size() == 4);
+    for (auto const& ec : got.errors) CHECK_FALSE(ec);
+
+    // Bad keys are refused before anything is sent.
+    for (std::string bad : {std::string(), std::string(256, 'k'), std::string("a b"), std::string("a\x01")})
+        CHECK_THROWS_AS(one.send(m, {"u"}, {}, {bad}, got.handler()), std::invalid_argument);
+    CHECK_NOTHROW(one.send(m, {"u"}, {}, {std::string(255, 'k')}, got.handler()));
+    drain(ioc);
+    CHECK(of_type(*u, "N").size() == 5);
+
+    // Without a handler; and naming nobody once `excluding` is removed: sent, nothing recorded.
+    one.send(m, {"u"}, {}, {"k5", "r"}, {});
+    one.send(m, {"u"}, {"u"}, {"k6", "r"}, got.handler());
+    drain(ioc);
+    CHECK(of_type(*u, "N").size() == 6);
+    CHECK(got.outcomes().back() == send_outcome::sent);
+    two.send(m, {"u"}, {}, {"k6", "r"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes().back() == send_outcome::sent);
+    CHECK(of_type(*u, "N").size() == 7);
+}
+
+TEST_CASE("idempotent send: an offline id gets the message stored once") {
+    asio::io_context ioc;
+    auto hub = std::make_shared<mesa::broker::memory::hub>();
+    session_server one{ioc, in_cluster(hub)}, two{ioc, in_cluster(hub)};
+    for (auto* s : {&one, &two}) {
+        mesa::test::trust_ids(*s);
+        s->start();
+    }
+    answers got;
+    one.send(mesa::message("S", object{}), {"away"}, {}, {"k", "stored"}, got.handler());
+    drain(ioc);
+    two.send(mesa::message("S", object{}), {"away"}, {}, {"k", "stored"}, got.handler());
+    drain(ioc);
+    CHECK(got.outcomes() == std::vector<send_outcome>{send_outcome::sent, send_outcome::replayed});
+    auto away = mesa::test::connect_as(one, "away");
+    drain(ioc);
+    CHECK(of_type(*away, "S").size() == 1);
+}
+
+TEST_CASE("idempotent send: a refused attempt is not remembered; one taken but unconfirmed is") {
+    using server_type = mesa::server<mesa::transport::memory, failing_broker, mesa::authentication, mesa::sync>;
+    asio::io_context ioc;
+    server_type s{ioc};
+    mesa::test::trust_ids(s);
+    s.start();
+    answers got;
+    auto const m = mesa::message("N", object{});
+
+    s.broker().fail_next = std::make_error_code(std::errc::connection_reset);
+    s.send(m, {"u"}, {}, {"refused", "r"}, got.handler());
+    drain(ioc);
+    s.send(m, {"u"}, {}, {"refused", "r"}, got.handler());
+    drain(ioc);
+    CHECK(got.errors.at(0) == std::errc::connection_reset);
+    CHECK_FALSE(got.errors.at(1));
+    CHECK(got.outcomes().at(1) == send_outcome::sent);  // the retry sends, not 409
+
+    s.broker().fail_next = mesa::broker::redis_errc::not_replicated;
+    s.send(m, {"u"}, {}, {"unconfirmed", "u"}, got.handler());
+    drain(ioc);
+    s.send(m, {"u"}, {}, {"unconfirmed", "u"}, got.handler());
+    drain(ioc);
+    CHECK(got.errors.at(2) == mesa::broker::condition::taken_unconfirmed);
+    CHECK(got.outcomes().at(3) == send_outcome::replayed);
+    CHECK(got.results.at(3).result == "u");
 }

@@ -1,5 +1,6 @@
 #pragma once
 // Completion handler types shared by every broker.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -72,6 +73,27 @@ struct take_result {
     bool given_up = false;
 };
 using sync_take_handler = std::function<void(std::error_code, take_result)>;
+
+/// An idempotency key to claim in the same atomic step as a store or
+/// publish (idempotent_route, idempotent_publish; see requirements.hpp).
+struct idempotency_claim {
+    std::string key;                                 // the broker's key: mesa::keys::idempotency(<the caller's key>)
+    std::string token;                               // unique to this attempt: what the key holds while it is in flight
+    std::chrono::milliseconds in_flight_ttl{10000};  // until the key is free again if the attempt never ends
+};
+
+/// What an idempotent operation found under its key.
+struct claim_result {
+    enum class state {
+        claimed,    // the key was free: now in flight for this attempt, and the operation done
+        in_flight,  // another attempt holds it: nothing done
+        done,       // an attempt was taken before: nothing done; `result` is what it recorded
+    };
+    state status = state::claimed;
+    std::string result;
+};
+using claim_handler = std::function<void(std::error_code, claim_result)>;
+using route_once_handler = std::function<void(std::error_code, claim_result, route_result)>;
 
 }  // namespace mesa::broker
 

@@ -73,6 +73,14 @@ public:
             std::int64_t seqs = 0;
         };
         std::unordered_map<std::string, presence_table> presence_;
+        // Idempotency keys (mesa::keys::idempotency names) -> `~<token>` or
+        // `=<result>`, each with its deadline; past it the key is free.
+        struct idempotency_record {
+            std::string value;
+            std::chrono::steady_clock::time_point expires;
+        };
+        std::unordered_map<std::string, idempotency_record> idempotency_;
+        std::multimap<std::chrono::steady_clock::time_point, std::string> idempotency_deadlines_;
     };
 
     struct options {
@@ -333,40 +341,62 @@ public:
         route_result r;
         {
             std::lock_guard lock(hub_->mutex_);
-            auto& table = hub_->presence_[k.presence()];
-            auto const& online = hub_->sets_[k.connected_clients()];
-            r.seq = ++table.seqs;
-            for (auto const& id : ids) {
-                auto const held = table.sockets.find(id);
-                bool const ours = held != table.sockets.end() && held->second > 0;
-                if (ours || online.count(id)) {
-                    r.published.push_back(id);
-                    if (!ours) continue;
-                    auto& box = table.outboxes[id];
-                    box.emplace(r.seq, message);
-                    if (max_backlog && box.size() > max_backlog) {
-                        auto const n = box.size() - max_backlog;
-                        box.erase(box.begin(), std::next(box.begin(), static_cast<std::ptrdiff_t>(n)));
-                        r.dropped.emplace_back(id, static_cast<std::int64_t>(n));
-                    }
-                } else {
-                    auto const n = append_locked(k.undelivered_messages(), id, {message}, max_backlog, false);
-                    r.stored.push_back(id);
-                    if (n > 0) r.dropped.emplace_back(id, n);
-                }
-            }
-            if (!r.published.empty()) {
-                boost::json::object e;
-                e["recipients"] = boost::json::array(r.published.begin(), r.published.end());
-                e["origin"] = origin;
-                e["seq"] = std::to_string(r.seq);
-                // The message text goes in verbatim, as the Redis script splices it.
-                auto text = boost::json::serialize(e);
-                text.insert(1, "\"message\":" + message + ",");
-                publish_locked(k.ws(), std::move(text));
-            }
+            r = route_locked(k, message, ids, max_backlog, origin);
         }
         post([done = std::move(done), r = std::move(r)]() mutable { done({}, std::move(r)); });
+    }
+
+    // ---- idempotent sends (requirements.hpp): the key is claimed under the
+    // same lock as the store or publish, as the Redis scripts do in one step
+    void idempotent_route(mesa::keys const& k, idempotency_claim const& claim, std::string const& message,
+                          std::vector<std::string> const& ids, std::size_t max_backlog, std::string const& origin,
+                          route_once_handler done) {
+        claim_result c;
+        route_result r;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            c = claim_locked(claim);
+            if (c.status == claim_result::state::claimed) r = route_locked(k, message, ids, max_backlog, origin);
+        }
+        post([done = std::move(done), c = std::move(c), r = std::move(r)]() mutable {
+            done({}, std::move(c), std::move(r));
+        });
+    }
+
+    void idempotent_publish(idempotency_claim const& claim, std::string const& channel, std::string payload,
+                            claim_handler done) {
+        claim_result c;
+        {
+            std::lock_guard lock(hub_->mutex_);
+            c = claim_locked(claim);
+            if (c.status == claim_result::state::claimed) publish_locked(channel, std::move(payload));
+        }
+        post([done = std::move(done), c = std::move(c)]() mutable { done({}, std::move(c)); });
+    }
+
+    /// Records `result` under the claimed key for `ttl`, unless another
+    /// attempt holds the key now.
+    void idempotency_settle(idempotency_claim const& claim, std::string const& result, std::chrono::milliseconds ttl,
+                            completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            auto const now = expire_locked();
+            auto it = hub_->idempotency_.find(claim.key);
+            if (it == hub_->idempotency_.end() || it->second.value == '~' + claim.token)
+                keep_locked(claim.key, '=' + result, now + ttl);
+        }
+        complete(std::move(done));
+    }
+
+    /// Frees the claimed key, unless another attempt holds it now.
+    void idempotency_release(idempotency_claim const& claim, completion done = {}) {
+        {
+            std::lock_guard lock(hub_->mutex_);
+            expire_locked();
+            auto it = hub_->idempotency_.find(claim.key);
+            if (it != hub_->idempotency_.end() && it->second.value == '~' + claim.token) hub_->idempotency_.erase(it);
+        }
+        complete(std::move(done));
     }
 
     void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
@@ -418,6 +448,75 @@ public:
     }
 
 private:
+    // The hub's lock is held: one send's store-or-deliver (sync_route).
+    route_result route_locked(mesa::keys const& k, std::string const& message, std::vector<std::string> const& ids,
+                              std::size_t max_backlog, std::string const& origin) {
+        route_result r;
+        auto& table = hub_->presence_[k.presence()];
+        auto const& online = hub_->sets_[k.connected_clients()];
+        r.seq = ++table.seqs;
+        for (auto const& id : ids) {
+            auto const held = table.sockets.find(id);
+            bool const ours = held != table.sockets.end() && held->second > 0;
+            if (ours || online.count(id)) {
+                r.published.push_back(id);
+                if (!ours) continue;
+                auto& box = table.outboxes[id];
+                box.emplace(r.seq, message);
+                if (max_backlog && box.size() > max_backlog) {
+                    auto const n = box.size() - max_backlog;
+                    box.erase(box.begin(), std::next(box.begin(), static_cast<std::ptrdiff_t>(n)));
+                    r.dropped.emplace_back(id, static_cast<std::int64_t>(n));
+                }
+            } else {
+                auto const n = append_locked(k.undelivered_messages(), id, {message}, max_backlog, false);
+                r.stored.push_back(id);
+                if (n > 0) r.dropped.emplace_back(id, n);
+            }
+        }
+        if (!r.published.empty()) {
+            boost::json::object e;
+            e["recipients"] = boost::json::array(r.published.begin(), r.published.end());
+            e["origin"] = origin;
+            e["seq"] = std::to_string(r.seq);
+            // The message text goes in verbatim, as the Redis script splices it.
+            auto text = boost::json::serialize(e);
+            text.insert(1, "\"message\":" + message + ",");
+            publish_locked(k.ws(), std::move(text));
+        }
+        return r;
+    }
+
+    // The hub's lock is held: forgets expired idempotency keys; returns now.
+    std::chrono::steady_clock::time_point expire_locked() {
+        auto const now = std::chrono::steady_clock::now();
+        auto& deadlines = hub_->idempotency_deadlines_;
+        while (!deadlines.empty() && deadlines.begin()->first <= now) {
+            auto it = hub_->idempotency_.find(deadlines.begin()->second);
+            // A key kept again since has a later deadline of its own.
+            if (it != hub_->idempotency_.end() && it->second.expires <= now) hub_->idempotency_.erase(it);
+            deadlines.erase(deadlines.begin());
+        }
+        return now;
+    }
+
+    void keep_locked(std::string const& key, std::string value, std::chrono::steady_clock::time_point expires) {
+        hub_->idempotency_[key] = {std::move(value), expires};
+        hub_->idempotency_deadlines_.emplace(expires, key);
+    }
+
+    // The hub's lock is held: what the key holds, or claims it for `claim`'s attempt.
+    claim_result claim_locked(idempotency_claim const& claim) {
+        auto const now = expire_locked();
+        auto it = hub_->idempotency_.find(claim.key);
+        if (it == hub_->idempotency_.end()) {
+            keep_locked(claim.key, '~' + claim.token, now + claim.in_flight_ttl);
+            return {};
+        }
+        if (it->second.value.front() == '=') return {claim_result::state::done, it->second.value.substr(1)};
+        return {claim_result::state::in_flight, {}};
+    }
+
     void publish_locked(std::string const& channel, std::string payload) {
         auto it = hub_->channels_.find(channel);
         if (it == hub_->channels_.end()) return;

@@ -27,7 +27,7 @@
 //   o.tls = mesa::broker::redis_tls({/* ca_file, cert_file, key_file, server_name */});
 //
 // With options::replicas_to_acknowledge (with sentinels, by default every
-// replica connected to the master), stores (sync_route, backlog appends)
+// replica connected to the master), stores (sync_route, idempotent_route, backlog appends)
 // complete once that many replicas have them (WAIT on a third connection, so
 // nothing else waits behind it).
 //
@@ -106,7 +106,7 @@ public:
         std::string username, password;
         std::optional<int> db;
 
-        /// Stores (sync_route, backlog_append) complete only once this many
+        /// Stores (sync_route, idempotent_route, backlog_append) complete only once this many
         /// replicas acknowledged them (WAIT); 0: when the master took them. Then a
         /// store a failover could lose completes with redis_errc::not_replicated.
         /// Unset: with sentinels, every replica of the master (as ROLE lists
@@ -408,24 +408,84 @@ public:
                          [weak = std::weak_ptr<state>(state_), done = std::move(done)](std::error_code ec,
                                                                                        redisReply const* reply) {
                              route_result r;
-                             if (!ec && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5))
-                                 ec = redis_errc::unexpected_reply;
-                             if (!ec) {
-                                 r.seq = parse_seq(*reply->element[0]);
-                                 r.published = texts(*reply->element[1]);
-                                 r.stored = texts(*reply->element[2]);
-                                 auto const dropped = *reply->element[3];
-                                 for (std::size_t i = 0; i + 1 < dropped.elements; i += 2)
-                                     r.dropped.emplace_back(detail::redis_text(*dropped.element[i]),
-                                                            dropped.element[i + 1]->integer);
-                                 r.failed = texts(*reply->element[4]);
-                             }
+                             if (!ec) ec = routed(*reply, r);
                              // Stored: complete once replicas have it (when asked to).
                              weak.lock()->replicated(ec, [done, r = std::move(r)](std::error_code ec) mutable {
                                  if (done) done(ec, std::move(r));
                              });
                          },
                          "sync route", !done));
+    }
+
+    // ---- idempotent sends (requirements.hpp): the key claimed in the same script
+    void idempotent_route(mesa::keys const& k, idempotency_claim const& claim, std::string const& message,
+                          std::vector<std::string> const& ids, std::size_t max_backlog, std::string const& origin,
+                          route_once_handler done) {
+        auto args = cluster_args(k, k.ws());
+        args.insert(args.begin() + cluster_keys, claim.key);
+        args.push_back(message);
+        args.push_back(std::to_string(max_backlog));
+        args.push_back(origin);
+        args.push_back(claim.token);
+        args.push_back(std::to_string(std::max<std::int64_t>(1, claim.in_flight_ttl.count())));
+        args.insert(args.end(), ids.begin(), ids.end());
+        state_->eval(script::idempotent_route, std::move(args), cluster_keys + 1,
+                     state_->guard(
+                         [weak = std::weak_ptr<state>(state_), done = std::move(done)](std::error_code ec,
+                                                                                       redisReply const* reply) {
+                             claim_result c;
+                             route_result r;
+                             if (!ec) ec = claimed(*reply, c);
+                             if (!ec && c.status == claim_result::state::claimed) {
+                                 if (reply->elements != 2) return done(redis_errc::unexpected_reply, {}, {});
+                                 ec = routed(*reply->element[1], r);
+                             }
+                             if (ec || c.status != claim_result::state::claimed) return done(ec, c, {});
+                             // Stored: complete once replicas have it (when asked to).
+                             weak.lock()->replicated(
+                                 {}, [done, c = std::move(c), r = std::move(r)](std::error_code ec) mutable {
+                                     done(ec, std::move(c), std::move(r));
+                                 });
+                         },
+                         "idempotent route"));
+    }
+
+    void idempotent_publish(idempotency_claim const& claim, std::string const& channel, std::string payload,
+                            claim_handler done) {
+        state_->eval(script::idempotent_publish,
+                     {claim.key, channel, std::move(payload), claim.token,
+                      std::to_string(std::max<std::int64_t>(1, claim.in_flight_ttl.count()))},
+                     1,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const* reply) {
+                             claim_result c;
+                             if (!ec) ec = claimed(*reply, c);
+                             done(ec, std::move(c));
+                         },
+                         "idempotent publish"));
+    }
+
+    /// Records `result` under the claimed key for `ttl`, unless another
+    /// attempt holds the key now.
+    void idempotency_settle(idempotency_claim const& claim, std::string const& result, std::chrono::milliseconds ttl,
+                            completion done = {}) {
+        state_->eval(script::idempotency_settle,
+                     {claim.key, claim.token, result, std::to_string(std::max<std::int64_t>(1, ttl.count()))}, 1,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const*) {
+                             if (done) done(ec);
+                         },
+                         "idempotency settle", !done));
+    }
+
+    /// Frees the claimed key, unless another attempt holds it now.
+    void idempotency_release(idempotency_claim const& claim, completion done = {}) {
+        state_->eval(script::idempotency_release, {claim.key, claim.token}, 1,
+                     state_->guard(
+                         [done = std::move(done)](std::error_code ec, redisReply const*) {
+                             if (done) done(ec);
+                         },
+                         "idempotency release", !done));
     }
 
     void sync_take(mesa::keys const& k, std::string const& id, std::size_t max_attempts, sync_take_handler done) {
@@ -499,6 +559,35 @@ private:
             r.messages.push_back({parse_seq(*reply.element[i]), std::string(detail::redis_text(*reply.element[i + 1])),
                                   r.messages.size() < from_outbox});
         return r;
+    }
+    // sync_route's reply: {seq, published ids, stored ids, {id, dropped}..., failed ids}.
+    static std::error_code routed(redisReply const& reply, route_result& r) {
+        if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 5) return redis_errc::unexpected_reply;
+        r.seq = parse_seq(*reply.element[0]);
+        r.published = texts(*reply.element[1]);
+        r.stored = texts(*reply.element[2]);
+        auto const& dropped = *reply.element[3];
+        for (std::size_t i = 0; i + 1 < dropped.elements; i += 2)
+            r.dropped.emplace_back(detail::redis_text(*dropped.element[i]), dropped.element[i + 1]->integer);
+        r.failed = texts(*reply.element[4]);
+        return {};
+    }
+    // What the claim of an idempotent script found: {'claimed', ...},
+    // {'in_flight'} or {'done', result}.
+    static std::error_code claimed(redisReply const& reply, claim_result& c) {
+        if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 1) return redis_errc::unexpected_reply;
+        auto const what = detail::redis_text(*reply.element[0]);
+        if (what == "claimed") {
+            c.status = claim_result::state::claimed;
+        } else if (what == "in_flight") {
+            c.status = claim_result::state::in_flight;
+        } else if (what == "done" && reply.elements == 2) {
+            c.status = claim_result::state::done;
+            c.result = std::string(detail::redis_text(*reply.element[1]));
+        } else {
+            return redis_errc::unexpected_reply;
+        }
+        return {};
     }
     static std::vector<std::string> texts(redisReply const& reply) {
         std::vector<std::string> out;

@@ -53,6 +53,21 @@
 //       max_attempts times in a row;
 //   sync_confirm(keys, id, seqs, done)
 //       a socket of the id received those: they leave its outbox.
+//
+// Idempotent sends (mesa/idempotency.hpp), the key claimed in the same atomic
+// step as the store or publish it guards:
+//
+//   idempotent_route(keys, claim, message, ids, max_backlog, origin, done(ec, claim_result, route_result))
+//   idempotent_publish(claim, channel, payload, done(ec, claim_result))
+//       when claim.key holds a taken attempt's result: `done` (with it) and
+//       nothing else; when another attempt holds it: `in_flight` and nothing
+//       else; else the key is marked in flight for claim.token until
+//       claim.in_flight_ttl passes, and sync_route (publish) runs;
+//   idempotency_settle(claim, result, ttl, done(ec))
+//       records `result` under the key for `ttl`, unless another attempt
+//       holds it now (this one's mark expired and a retry claimed it);
+//   idempotency_release(claim, done(ec))
+//       frees the key if this attempt still holds it.
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
 
 #include <asio/any_io_executor.hpp>
@@ -145,6 +160,20 @@ struct has_sync<B,
     : std::true_type {};
 
 template <class B, class = void>
+struct has_idempotency : std::false_type {};
+template <class B>
+struct has_idempotency<B,
+                       std::void_t<decltype(std::declval<B&>().idempotent_route(
+                                       std::declval<mesa::keys const&>(), idempotency_claim(), std::string(),
+                                       std::vector<std::string>(), std::size_t(), std::string(), route_once_handler())),
+                                   decltype(std::declval<B&>().idempotent_publish(idempotency_claim(), std::string(),
+                                                                                  std::string(), claim_handler())),
+                                   decltype(std::declval<B&>().idempotency_settle(
+                                       idempotency_claim(), std::string(), std::chrono::milliseconds(), completion())),
+                                   decltype(std::declval<B&>().idempotency_release(idempotency_claim(), completion()))>>
+    : std::true_type {};
+
+template <class B, class = void>
 struct has_health : std::false_type {};
 template <class B>
 struct has_health<B, std::void_t<decltype(bool(std::declval<B const&>().connected())),
@@ -175,6 +204,9 @@ constexpr bool check() {
     static_assert(detail::has_sync<B>::value,
                   "Broker requirement: sync_route / sync_take / sync_confirm and publish(channel, payload, completion) "
                   "(lossless sync, see requirements.hpp)");
+    static_assert(detail::has_idempotency<B>::value,
+                  "Broker requirement: idempotent_route / idempotent_publish / idempotency_settle / "
+                  "idempotency_release (idempotent sends, see requirements.hpp)");
     static_assert(detail::has_health<B>::value,
                   "Broker requirement: connected(), on_restored(handler) (called when a lost connection is back) and "
                   "on_resubscribed(handler) (called when lost subscriptions are active again)");

@@ -63,6 +63,25 @@ public:
                             });
     }
 
+    /// As route, with `claim` claimed at the broker in the same step
+    /// (idempotent_route): `done` learns what the claim found; the message
+    /// went out only when it was `claimed` and `ec` is not set.
+    void route_once(envelope e, broker::idempotency_claim const& claim, broker::claim_handler done) {
+        message stored = e.msg;
+        stored.s.reset();
+        auto ids = e.recipients;
+        broker_->idempotent_route(keys_, claim, serialize(stored, audience::service), ids, max_backlog_, origin_,
+                                  [this, e = std::move(e), done = std::move(done), alive = alive_](
+                                      std::error_code ec, broker::claim_result c, broker::route_result r) mutable {
+                                      if (!*alive) return;
+                                      if (ec)
+                                          error("sync: message not taken by the broker (" + ec.message() + ")");
+                                      else if (c.status == broker::claim_result::state::claimed)
+                                          routed(std::move(e), std::move(r));
+                                      done(ec, std::move(c));
+                                  });
+    }
+
 private:
     void routed(envelope e, broker::route_result r) {
         for (auto const& [id, dropped] : r.dropped) {

@@ -87,6 +87,12 @@ struct hooks {
     bool on_send(Envelope&, Done&) {
         return false;
     }
+    /// As on_send, for an idempotent send: a feature that takes it over
+    /// claims `claim` in the same broker step and calls `done(ec, claim_result)`.
+    template <class Envelope, class Claim, class Done>
+    bool on_send_once(Envelope&, Claim const&, Done&) {
+        return false;
+    }
     /// A send (from this server or from the cluster) reached these local clients.
     template <class Clients>
     void on_delivered(message const&, Clients const&, bool /*from_current_replica*/) {}

@@ -122,6 +122,16 @@ struct sync {
             return true;
         }
 
+        /// An idempotent send: nothing reaches even this server's clients
+        /// unless the broker claimed the key (without it, a repeat could not
+        /// be told from a first send).
+        template <class Done>
+        bool on_send_once(envelope& e, broker::idempotency_claim const& claim, Done& done) {
+            if (!options_.enabled || !wants_sync(e.msg)) return false;
+            router_.route_once(e, claim, std::move(done));
+            return true;
+        }
+
         void on_authenticated(client& c) {
             if (!options_.enabled) return;
             auto& s = c.template state<sync>();

@@ -1,6 +1,6 @@
 #pragma once
 // The Lua scripts of broker::redis: one atomic step each for backlogs, exact
-// presence and lossless sync (see broker/requirements.hpp for what each
+// presence, lossless sync and idempotent sends (see broker/requirements.hpp for what each
 // operation promises). Every script is the shared library below followed by
 // its body; broker::redis loads them once per connection and runs them with
 // EVALSHA.
@@ -30,7 +30,9 @@
 // are built: `mesa_sockets:<instance>` (hash id -> sockets there),
 // `mesa_alive:<instance>` (expires unless renewed) and `mesa_outbox:<id>`
 // (hash seq -> message sent to an online id's sockets and not yet confirmed;
-// seqs are zero-padded, so they sort as text). Scripts touching keys they
+// seqs are zero-padded, so they sort as text). An idempotency key
+// (mesa::keys::idempotency) is a string with a time to live holding
+// `~<token>` while an attempt is in flight and `=<result>` once it was taken. Scripts touching keys they
 // compute need one Redis (or a Sentinel deployment), not Redis Cluster.
 #include <array>
 #include <cstddef>
@@ -184,6 +186,58 @@ local function withdraw(i)
   redis.call('HDEL', KEYS[4], i)
 end
 local function registered(i, epoch) return redis.call('HGET', KEYS[4], i) == epoch end
+-- Store-or-deliver of one message (sync_route) to the ids ARGV[first..].
+local function route(channel, message, max, origin, first)
+  local seq = next_seq()
+  local published, stored, dropped, failed = {}, {}, {}, {}
+  for k = first, #ARGV do
+    local id = ARGV[k]
+    local ours = tonumber(redis.call('HGET', KEYS[3], id) or '0') > 0
+    if ours or redis.call('SISMEMBER', KEYS[1], id) == 1 then
+      published[#published + 1] = id
+      if ours then
+        local box = outbox_of(id)
+        redis.call('HSET', box, seq, message)
+        local n = redis.call('HLEN', box)
+        if max > 0 and n > max then
+          local seqs = redis.call('HKEYS', box)
+          table.sort(seqs)
+          for j = 1, n - max do redis.call('HDEL', box, seqs[j]) end
+          dropped[#dropped + 1] = id
+          dropped[#dropped + 1] = n - max
+        end
+      end
+    else
+      local d = append(KEYS[7], id, message, 1, max, false)
+      if not d then
+        failed[#failed + 1] = id
+      else
+        stored[#stored + 1] = id
+        if d > 0 then
+          dropped[#dropped + 1] = id
+          dropped[#dropped + 1] = d
+        end
+      end
+    end
+  end
+  if #published > 0 then
+    redis.call('PUBLISH', channel, '{"message":' .. message .. ',"recipients":' .. cjson.encode(published) ..
+      ',"origin":' .. cjson.encode(origin) .. ',"seq":"' .. seq .. '"}')
+  end
+  return {seq, published, stored, dropped, failed}
+end
+-- The idempotency key: {'done', result} when an attempt with it was taken,
+-- {'in_flight'} while one holds it; else it is claimed for `token` until
+-- `ttl` ms pass and nil is returned.
+local function claim(key, token, ttl)
+  local held = redis.call('GET', key)
+  if held then
+    if held:sub(1, 1) == '=' then return {'done', held:sub(2)} end
+    return {'in_flight'}
+  end
+  redis.call('SET', key, '~' .. token, 'PX', ttl)
+  return nil
+end
 )lua";
 
 /// The scripts, in the order of redis_script_bodies.
@@ -200,6 +254,10 @@ enum class redis_script : std::size_t {
     sync_confirm,
     presence_admit,
     presence_query,
+    idempotent_route,
+    idempotent_publish,
+    idempotency_settle,
+    idempotency_release,
     count
 };
 
@@ -312,45 +370,8 @@ return 1
     // Returns {seq, published ids, stored ids, {id, dropped}..., failed ids}.
     R"lua(
 suffix = ARGV[1]
-local message, max, origin = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-if not is_json(message) then return redis.error_reply('ERR mesa: the message is not JSON') end
-local seq = next_seq()
-local published, stored, dropped, failed = {}, {}, {}, {}
-for k = 6, #ARGV do
-  local id = ARGV[k]
-  local ours = tonumber(redis.call('HGET', KEYS[3], id) or '0') > 0
-  if ours or redis.call('SISMEMBER', KEYS[1], id) == 1 then
-    published[#published + 1] = id
-    if ours then
-      local box = outbox_of(id)
-      redis.call('HSET', box, seq, message)
-      local n = redis.call('HLEN', box)
-      if max > 0 and n > max then
-        local seqs = redis.call('HKEYS', box)
-        table.sort(seqs)
-        for j = 1, n - max do redis.call('HDEL', box, seqs[j]) end
-        dropped[#dropped + 1] = id
-        dropped[#dropped + 1] = n - max
-      end
-    end
-  else
-    local d = append(KEYS[7], id, message, 1, max, false)
-    if not d then
-      failed[#failed + 1] = id
-    else
-      stored[#stored + 1] = id
-      if d > 0 then
-        dropped[#dropped + 1] = id
-        dropped[#dropped + 1] = d
-      end
-    end
-  end
-end
-if #published > 0 then
-  redis.call('PUBLISH', ARGV[2], '{"message":' .. message .. ',"recipients":' .. cjson.encode(published) ..
-    ',"origin":' .. cjson.encode(origin) .. ',"seq":"' .. seq .. '"}')
-end
-return {seq, published, stored, dropped, failed}
+if not is_json(ARGV[3]) then return redis.error_reply('ERR mesa: the message is not JSON') end
+return route(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], 6)
 )lua",
     // sync_take: ARGV suffix, id, max attempts (0: no bound). Returns what a
     // socket of the id that just authenticated must be sent, oldest first:
@@ -432,6 +453,42 @@ for k = 2, #ARGV do
   out[#out + 1] = n
 end
 return out
+)lua",
+    // idempotent_route: the cluster KEYS, then KEYS[10] the idempotency key;
+    // ARGV suffix, channel, message, max backlog, origin, token, in-flight
+    // ttl ms, then the recipient ids. sync_route, once the key is claimed in
+    // the same step: {'claimed', <sync_route's reply>}, or what claim found.
+    R"lua(
+suffix = ARGV[1]
+if not is_json(ARGV[3]) then return redis.error_reply('ERR mesa: the message is not JSON') end
+local held = claim(KEYS[10], ARGV[6], ARGV[7])
+if held then return held end
+return {'claimed', route(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], 8)}
+)lua",
+    // idempotent_publish: KEYS[1] the idempotency key; ARGV channel, payload,
+    // token, in-flight ttl ms. PUBLISH, once the key is claimed in the same
+    // step: {'claimed'}, or what claim found.
+    R"lua(
+local held = claim(KEYS[1], ARGV[3], ARGV[4])
+if held then return held end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {'claimed'}
+)lua",
+    // idempotency_settle: KEYS[1] the idempotency key; ARGV token, result,
+    // ttl ms. Records the result, unless another attempt holds the key now
+    // (this one's mark expired and a retry claimed it). 1 recorded, else 0.
+    R"lua(
+local held = redis.call('GET', KEYS[1])
+if held and held ~= '~' .. ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], '=' .. ARGV[2], 'PX', ARGV[3])
+return 1
+)lua",
+    // idempotency_release: KEYS[1] the idempotency key; ARGV token. Frees the
+    // key if this attempt still holds it. 1 freed, else 0.
+    R"lua(
+if redis.call('GET', KEYS[1]) ~= '~' .. ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
 )lua",
 };
 
