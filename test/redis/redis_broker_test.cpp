@@ -18,6 +18,7 @@
 #include "../support/drive.hpp"
 #include "../support/log_lines.hpp"
 #include "../support/redis_fixture.hpp"
+#include "../support/send_answers.hpp"
 
 using mesa::broker::redis_errc;
 using mesa::test::joined;
@@ -983,17 +984,7 @@ TEST_CASE("scripts run by SHA; after SCRIPT FLUSH or a restart they still run") 
 
 namespace {
 
-/// What idempotent dispatches answered, in the order they did.
-struct send_answers {
-    std::vector<std::error_code> errors;
-    std::vector<mesa::send_result> results;
-    mesa::send_handler handler() {
-        return [this](std::error_code ec, mesa::send_result r) {
-            errors.push_back(ec);
-            results.push_back(std::move(r));
-        };
-    }
-};
+using mesa::test::send_answers;
 
 using redis_dispatcher = mesa::dispatcher<mesa::broker::redis>;
 

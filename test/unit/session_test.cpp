@@ -3,6 +3,7 @@
 #include <mesa/broker/detail/redis_error.hpp>
 
 #include "../support/memory_server.hpp"
+#include "../support/send_answers.hpp"
 
 #include <doctest/doctest.h>
 
@@ -195,6 +196,12 @@ capped_server::options capped(std::shared_ptr<mesa::broker::memory::hub> hub, st
     return o;
 }
 
+/// Starts each server, authenticating a client as the id it gives.
+template <class... Servers>
+void start_trusting(Servers&... servers) {
+    ((mesa::test::trust_ids(servers), servers.start()), ...);
+}
+
 }  // namespace
 
 TEST_CASE("per-user cap: the third socket of a user capped at 2 closes with 4005, across instances") {
@@ -203,10 +210,7 @@ TEST_CASE("per-user cap: the third socket of a user capped at 2 closes with 4005
     capped_server one{ioc, capped(hub, 2)}, two{ioc, capped(hub, 2)};
     std::vector<std::string> errors;
     two.on_error([&](auto const& e) { errors.push_back(e.what); });
-    for (auto* s : {&one, &two}) {
-        mesa::test::trust_ids(*s);
-        s->start();
-    }
+    start_trusting(one, two);
     drain(ioc);
     auto first = mesa::test::connect_as(one, "u");
     auto second = mesa::test::connect_as(one, "u");
@@ -330,10 +334,7 @@ TEST_CASE("presence query: sockets per id in the cluster, -1 for an id only Node
     asio::io_context ioc;
     auto hub = std::make_shared<mesa::broker::memory::hub>();
     capped_server one{ioc, capped(hub, 0)}, two{ioc, capped(hub, 0)};
-    for (auto* s : {&one, &two}) {
-        mesa::test::trust_ids(*s);
-        s->start();
-    }
+    start_trusting(one, two);
     auto a1 = mesa::test::connect_as(one, "a");
     auto a2 = mesa::test::connect_as(two, "a");
     auto b = mesa::test::connect_as(two, "b");
@@ -359,10 +360,7 @@ TEST_CASE("disconnect: closes an id's sockets on every instance with the code an
     asio::io_context ioc;
     auto hub = std::make_shared<mesa::broker::memory::hub>();
     capped_server one{ioc, capped(hub, 0)}, two{ioc, capped(hub, 0)};
-    for (auto* s : {&one, &two}) {
-        mesa::test::trust_ids(*s);
-        s->start();
-    }
+    start_trusting(one, two);
     auto here = mesa::test::connect_as(one, "a");
     auto there = mesa::test::connect_as(two, "a");
     auto other = mesa::test::connect_as(two, "b");
@@ -400,22 +398,7 @@ session_server::options in_cluster(std::shared_ptr<mesa::broker::memory::hub> hu
     return o;
 }
 
-/// Collects what idempotent sends answered.
-struct answers {
-    std::vector<std::error_code> errors;
-    std::vector<mesa::send_result> results;
-    mesa::send_handler handler() {
-        return [this](std::error_code ec, mesa::send_result r) {
-            errors.push_back(ec);
-            results.push_back(std::move(r));
-        };
-    }
-    std::vector<mesa::send_outcome> outcomes() const {
-        std::vector<mesa::send_outcome> out;
-        for (auto const& r : results) out.push_back(r.outcome);
-        return out;
-    }
-};
+using answers = mesa::test::send_answers;
 
 /// The memory broker whose next idempotent route answers `fail_next` after
 /// doing its work, as Redis does when the reply is lost (disconnected) or
@@ -445,10 +428,7 @@ TEST_CASE("idempotent send: a repeated key delivers once in the cluster and the 
     asio::io_context ioc;
     auto hub = std::make_shared<mesa::broker::memory::hub>();
     session_server one{ioc, in_cluster(hub)}, two{ioc, in_cluster(hub)};
-    for (auto* s : {&one, &two}) {
-        mesa::test::trust_ids(*s);
-        s->start();
-    }
+    start_trusting(one, two);
     auto u = mesa::test::connect_as(two, "u");
     drain(ioc);
     answers got;
@@ -514,10 +494,7 @@ TEST_CASE("idempotent send: an offline id gets the message stored once") {
     asio::io_context ioc;
     auto hub = std::make_shared<mesa::broker::memory::hub>();
     session_server one{ioc, in_cluster(hub)}, two{ioc, in_cluster(hub)};
-    for (auto* s : {&one, &two}) {
-        mesa::test::trust_ids(*s);
-        s->start();
-    }
+    start_trusting(one, two);
     answers got;
     one.send(mesa::message("S", object{}), {"away"}, {}, {"k", "stored"}, got.handler());
     drain(ioc);

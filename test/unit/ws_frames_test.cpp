@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/ws_wire.hpp"
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -15,25 +17,7 @@ namespace op = mesa::transport::detail::ws_opcode;
 
 namespace {
 
-/// A client frame: `first` is the first byte (FIN, RSV, opcode), masked with a fixed key unless `masked` is false.
-std::string client_frame(std::uint8_t first, std::string const& payload, bool masked = true) {
-    std::string f(1, char(first));
-    std::uint8_t const mask_bit = masked ? 0x80 : 0;
-    if (payload.size() < 126) {
-        f += char(mask_bit | payload.size());
-    } else if (payload.size() <= 0xFFFF) {
-        f += char(mask_bit | 126);
-        f += char(payload.size() >> 8);
-        f += char(payload.size() & 0xFF);
-    } else {
-        f += char(mask_bit | 127);
-        for (int i = 7; i >= 0; --i) f += char((std::uint64_t(payload.size()) >> (8 * i)) & 0xFF);
-    }
-    char const key[4] = {0x37, char(0xfa), 0x21, 0x3d};
-    if (masked) f.append(key, 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) f += masked ? char(payload[i] ^ key[i % 4]) : payload[i];
-    return f;
-}
+using mesa_test::wire::client_frame;
 
 std::string text(std::string const& p) { return client_frame(0x81, p); }
 
