@@ -40,8 +40,12 @@ public:
     std::string outbox(std::string_view id) const { return instance_key("mesa_outbox:", id); }
     /// String with a time to live: the state of idempotency key `key`
     /// (mesa/idempotency.hpp): `~<token>` while a send holds it, `=<result>`
-    /// once that send was taken.
-    std::string idempotency(std::string_view key) const { return instance_key("mesa_idempotency:", key); }
+    /// once that send was taken. `mesa_idempotency:<length of key>:<key>[_<namespace>]`:
+    /// the length keeps key "k_ns" without a namespace apart from key "k" in
+    /// namespace "ns", since keys are the callers' own text.
+    std::string idempotency(std::string_view key) const {
+        return instance_key(("mesa_idempotency:" + std::to_string(key.size()) + ":").c_str(), key);
+    }
     /// The namespace suffix (`_<namespace>`, or empty): scripts build `mesa_sockets:<instance><suffix>`.
     std::string suffix() const { return ns_.empty() ? std::string() : "_" + ns_; }
 

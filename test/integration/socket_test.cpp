@@ -14,8 +14,10 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -984,4 +986,59 @@ TEST_CASE("socket: asio_plain refuses unknown transfer codings with 501 and garb
         CHECK(e.find("upgrade") == std::string::npos);
     }
     CHECK(h.errors[0].find("refused with 501") != std::string::npos);
+}
+
+TEST_CASE("socket: asio_plain answers a flood of pings with the most recent pong, not one pong each") {
+    // Before: every ping queued its own pong, so a client that pings and does
+    // not read made the server hold gigabytes (RFC 6455 §5.5.3 allows
+    // answering only the most recent ping).
+    harness<asio_server> h;
+    h.start();
+    std::string pings;
+    int const count = 20000;
+    for (int i = 0; i < count; ++i) pings += client_frame(0x89, "ping " + std::to_string(i) + std::string(100, '.'));
+    raw_http peer{h.ioc};
+    exchange(h, peer, pings + client_frame(0x88, close_payload(1000)));
+    std::vector<std::string> pongs;
+    for (auto const& f : server_frames(peer.response))
+        if (f.opcode == 10) pongs.push_back(f.payload);
+    INFO(pongs.size() << " pongs");
+    REQUIRE_FALSE(pongs.empty());
+    CHECK(pongs.size() < count / 4);
+    CHECK(pongs.back() == "ping " + std::to_string(count - 1) + std::string(100, '.'));  // the most recent
+    REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == 1; }));
+    CHECK(h.disconnections[0].code == 1000);
+}
+
+TEST_CASE("socket: asio_plain closes an HTTP connection whose responses the client does not read within send_timeout") {
+    harness<asio_server> h;
+    h.options.transport.send_timeout = 300ms;
+    auto& server = h.start();
+    std::string const body(1 << 20, 'x');
+    server.on_http([&](mesa::http_request const&, mesa::http_responder respond) { respond({200, {}, body}); });
+    asio::ip::tcp::socket client{h.ioc};
+    client.open(asio::ip::tcp::v4());
+    client.set_option(asio::socket_base::receive_buffer_size(4096));
+    client.connect({asio::ip::make_address("127.0.0.1"), h.port()});
+    std::string requests;
+    int const count = 32;  // 32 MiB of responses, more than the kernel buffers hold
+    for (int i = 0; i < count; ++i) requests += "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    asio::write(client, asio::buffer(requests));
+    run_for(h.ioc, 1500ms);  // not reading
+    std::size_t received = 0;
+    bool ended = false;
+    std::array<char, 65536> buffer;
+    std::function<void()> read = [&] {
+        client.async_read_some(asio::buffer(buffer), [&](std::error_code ec, std::size_t n) {
+            received += n;
+            if (ec)
+                ended = true;
+            else
+                read();
+        });
+    };
+    read();
+    REQUIRE(wait_until(
+        h.ioc, [&] { return ended; }, 5000ms));
+    CHECK(received < std::size_t(count) * body.size() / 2);
 }

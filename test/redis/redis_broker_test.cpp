@@ -1031,9 +1031,9 @@ TEST_CASE("idempotent dispatch on Redis: two senders racing with one key deliver
             ioc, [] { return false; }, 100ms);
         CHECK(published.size() == 1);
         // Recorded for the ttl (5 minutes by default), as `=<result>`.
-        auto const held = server.cli({"GET", "mesa_idempotency:race_chat"});
+        auto const held = server.cli({"GET", "mesa_idempotency:4:race_chat"});
         CHECK((held == "=first" || held == "=second"));
-        auto const ttl = std::stoll(server.cli({"PTTL", "mesa_idempotency:race_chat"}));
+        auto const ttl = std::stoll(server.cli({"PTTL", "mesa_idempotency:4:race_chat"}));
         CHECK(ttl > 290000);
         CHECK(ttl <= 300000);
         // A repeat afterwards is replayed; another key sends again.
@@ -1128,11 +1128,11 @@ TEST_CASE("idempotent dispatch on Redis: a store the replicas did not confirm is
     // Refused (not JSON: the script stops before the claim): nothing is kept under the key.
     mesa::broker::redis b{ioc.get_executor(), test_options(server.uri())};
     outcome<int> refused;
-    b.idempotent_route(mesa::keys("chat"), {"mesa_idempotency:bad_chat", "t", 10s}, "{not json", {"away"}, 0, "",
+    b.idempotent_route(mesa::keys("chat"), {"mesa_idempotency:3:bad_chat", "t", 10s}, "{not json", {"away"}, 0, "",
                        [&](std::error_code ec, mesa::broker::claim_result, mesa::broker::route_result) {
                            refused = {true, ec, 0};
                        });
     REQUIRE(run_until(ioc, [&] { return refused.done; }));
     CHECK(refused.ec == redis_errc::server_error);
-    CHECK(server.cli({"EXISTS", "mesa_idempotency:bad_chat"}) == "0");
+    CHECK(server.cli({"EXISTS", "mesa_idempotency:3:bad_chat"}) == "0");
 }

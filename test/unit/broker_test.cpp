@@ -258,3 +258,11 @@ TEST_CASE("idempotent route: stored once for an offline id, whichever broker of 
     drain(ioc);
     CHECK(backlog.size() == 1);
 }
+
+TEST_CASE("idempotency keys of two namespaces never share a Redis key, whatever the callers' keys are") {
+    // Before: key "K_ns" without a namespace and key "K" in namespace "ns"
+    // were both mesa_idempotency:K_ns, so one cluster replayed the other's.
+    CHECK(mesa::keys().idempotency("K_ns") != mesa::keys("ns").idempotency("K"));
+    CHECK(mesa::keys("a").idempotency("b_c") != mesa::keys("a_b").idempotency("c"));
+    CHECK(mesa::keys("ns").idempotency("K") == "mesa_idempotency:1:K_ns");
+}

@@ -88,6 +88,10 @@ struct asio_options {
     // How long a close frame waits for the peer's (RFC 6455 §7.1.1); then
     // the socket is closed anyway, and the code sent is the one reported.
     std::chrono::milliseconds close_timeout{3000};
+    // An HTTP response (or refusal) not written whole by then ends the
+    // connection: a client that pipelines requests and never reads would
+    // hold it, and the kernel's buffers, for ever.
+    std::chrono::milliseconds send_timeout{10000};
     detail::request_limits request_limits{};
 };
 
@@ -312,10 +316,10 @@ public:
                         if (core_->ev.on_http_header) {
                             if (auto refusal = core_->ev.on_http_header(handshake_->header())) {
                                 // The server's own answer: not reported as the transport's refusal.
-                                cancel_timer();
                                 phase_ = phase::responding;
                                 write_raw(handshake_->refuse_request(*refusal));
                                 end_after_write_ = true;
+                                arm_timer(core_->opts.send_timeout);
                                 return;
                             }
                         }
@@ -340,6 +344,7 @@ public:
             phase_ = phase::responding;
             write_raw(std::move(response));
             end_after_write_ = true;
+            arm_timer(core_->opts.send_timeout);
             if (upgrade) {
                 if (core_->ev.on_refused) core_->ev.on_refused(status, target, origin);
             } else if (core_->ev.on_http_refused) {
@@ -386,6 +391,7 @@ public:
             if (phase_ != phase::responding || exchange != exchanges_ || end_after_write_ || !handshake_) return;
             write_raw(handshake_->respond(response));
             end_after_write_ = true;
+            arm_timer(core_->opts.send_timeout);
         }
 
         /// The response is written: the next request on a persistent
@@ -419,7 +425,7 @@ public:
                             core_->ev.on_message(self, payload, e == detail::frame_event::binary);
                         break;
                     case detail::frame_event::ping:
-                        if (phase_ == phase::open) queue(control(detail::ws_opcode::pong, payload));
+                        if (phase_ == phase::open) pong(payload);
                         break;
                     case detail::frame_event::pong:
                         break;
@@ -430,6 +436,21 @@ public:
             });
             uncork();
             if (error) fail(error.code, error.reason);
+        }
+
+        /// Answers a ping. Only the most recent ping needs its pong (RFC 6455
+        /// §5.5.3): a pong still waiting in the queue is replaced, so a peer
+        /// that pings and never reads holds at most two (one being written).
+        void pong(std::string_view payload) {
+            frame f = control(detail::ws_opcode::pong, payload);
+            if (queued_pong_ < queued_.size()) {
+                buffered_ += f->size();
+                buffered_ -= queued_[queued_pong_]->size();
+                queued_[queued_pong_] = std::move(f);
+                return;
+            }
+            queued_pong_ = queued_.size();
+            queue(std::move(f));
         }
 
         /// The peer's close frame: answered with its code (the closing
@@ -516,6 +537,7 @@ public:
 
         void write() {
             writing_ = true;
+            queued_pong_ = no_pong;  // being written now, no longer replaceable
             in_flight_.swap(queued_);
             std::vector<asio::const_buffer> buffers;
             buffers.reserve(2 * in_flight_.size());
@@ -586,6 +608,7 @@ public:
             stream_.release();
             handshake_.reset();
             std::vector<frame>().swap(queued_);
+            queued_pong_ = no_pong;
         }
 
         void report_close(std::uint16_t code, std::string const& reason) {
@@ -613,9 +636,11 @@ public:
         std::unique_ptr<detail::handshake> handshake_;  // while a request is read or answered
         detail::frame_reader reader_;                   // once upgraded
         std::unique_ptr<timer_type> timer_;             // while a handshake or a close runs
-        std::vector<frame> queued_;                     // waiting for the current write
-        std::vector<frame> in_flight_;                  // being written
-        std::size_t buffered_ = 0;                      // bytes of both
+        static constexpr std::size_t no_pong = std::size_t(-1);
+        std::vector<frame> queued_;          // waiting for the current write
+        std::size_t queued_pong_ = no_pong;  // where in queued_ a pong waits
+        std::vector<frame> in_flight_;       // being written
+        std::size_t buffered_ = 0;           // bytes of both
         std::string sent_reason_;
         std::uint16_t sent_code_ = 1005;
         phase phase_ = phase::request;
