@@ -189,7 +189,7 @@ inline std::vector<variable> const& variables() {
          "ms a store waits for REDIS_REPLICAS_TO_ACKNOWLEDGE, else the dispatch fails (503) (1-3600000)"},
         {"REDIS_COMMAND_TIMEOUT", "5000",
          "ms Redis may leave a command unanswered before its connection counts as lost (dispatches answer 503, "
-         "/ready 503, it reconnects) (0-3600000; 0: wait as long as the connection lives)"},
+         "/ready 503 past MESA_READY_GRACE, it reconnects) (0-3600000; 0: wait as long as the connection lives)"},
         {"REDIS_TLS", "false: true with a rediss:// REDIS_URI",
          "TLS to Redis, and to the sentinels and their master with REDIS_SENTINELS"},
         {"REDIS_TLS_CA", "unset: the system's trust store", "PEM file of the CAs that sign Redis's certificate"},
