@@ -46,8 +46,10 @@ inline constexpr char redis_settings_usage[] =
     "  --redis-db N      database of the master found through the sentinels (else $REDIS_DB)\n"
     "With sentinels: $REDIS_SENTINEL_PASSWORD (or _FILE) for the sentinels, $REDIS_USERNAME and\n"
     "$REDIS_PASSWORD (or _FILE) for the master. $REDIS_REPLICAS_TO_ACKNOWLEDGE and $REDIS_REPLICA_TIMEOUT (ms)\n"
-    "make stores wait for that many replicas. A Redis password can be kept out of the URI and the\n"
-    "command line: $REDIS_PASSWORD, or the file named by $REDIS_PASSWORD_FILE.\n"
+    "make stores wait for that many replicas. $REDIS_COMMAND_TIMEOUT (ms, default 5000, 0: off): a command\n"
+    "unanswered that long makes its connection count as lost (it fails; the connection is made again).\n"
+    "A Redis password can be kept out of the URI and the command line: $REDIS_PASSWORD, or the file\n"
+    "named by $REDIS_PASSWORD_FILE.\n"
     "TLS (rediss://, or $REDIS_TLS=true, also for the sentinels): $REDIS_TLS_CA (CA file; else the system's),\n"
     "$REDIS_TLS_CERT and $REDIS_TLS_KEY (client certificate), $REDIS_TLS_SERVER_NAME (name to verify and\n"
     "send as SNI instead of the host), $REDIS_TLS_INSECURE=true (no verification: tests only).\n";
@@ -136,6 +138,8 @@ inline bool redis_settings(redis_flags const& given, mesa::broker::redis::option
             static_cast<std::size_t>(detail::number("REDIS_REPLICAS_TO_ACKNOWLEDGE", *n, 0, 100));
     if (auto ms = detail::flag_or_env(std::nullopt, "REDIS_REPLICA_TIMEOUT"))
         o.replica_timeout = std::chrono::milliseconds(detail::number("REDIS_REPLICA_TIMEOUT", *ms, 1, 3600000));
+    if (auto ms = detail::flag_or_env(std::nullopt, "REDIS_COMMAND_TIMEOUT"))
+        o.command_timeout = std::chrono::milliseconds(detail::number("REDIS_COMMAND_TIMEOUT", *ms, 0, 3600000));
     if (!sentinels) {
         if (master) throw std::invalid_argument("REDIS_SENTINEL_MASTER (--sentinel-master) needs REDIS_SENTINELS");
         if (db) throw std::invalid_argument("REDIS_DB (--redis-db) needs REDIS_SENTINELS (else put it in the URI)");

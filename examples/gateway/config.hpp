@@ -94,6 +94,7 @@ struct config {
     std::optional<int> redis_db;                         // REDIS_DB: the master's database (REDIS_SENTINELS)
     std::optional<std::uint32_t> redis_replicas_to_acknowledge;  // REDIS_REPLICAS_TO_ACKNOWLEDGE: WAIT after stores
     std::uint32_t redis_replica_timeout_ms = 1000;               // REDIS_REPLICA_TIMEOUT
+    std::uint32_t redis_command_timeout_ms = 5000;               // REDIS_COMMAND_TIMEOUT; 0: off
     bool redis_tls = false;                                    // rediss:// in REDIS_URI, or REDIS_TLS (also sentinels)
     std::optional<std::string> redis_tls_ca;                   // REDIS_TLS_CA; unset: the system's trust store
     std::optional<std::string> redis_tls_cert, redis_tls_key;  // REDIS_TLS_CERT, REDIS_TLS_KEY: client certificate
@@ -186,6 +187,9 @@ inline std::vector<variable> const& variables() {
          "replicas that must acknowledge (WAIT) a stored message before it counts as taken (0-100; 0: no wait)"},
         {"REDIS_REPLICA_TIMEOUT", "1000",
          "ms a store waits for REDIS_REPLICAS_TO_ACKNOWLEDGE, else the dispatch fails (503) (1-3600000)"},
+        {"REDIS_COMMAND_TIMEOUT", "5000",
+         "ms Redis may leave a command unanswered before its connection counts as lost (dispatches answer 503, "
+         "/ready 503 past MESA_READY_GRACE, it reconnects) (0-3600000; 0: wait as long as the connection lives)"},
         {"REDIS_TLS", "false: true with a rediss:// REDIS_URI",
          "TLS to Redis, and to the sentinels and their master with REDIS_SENTINELS"},
         {"REDIS_TLS_CA", "unset: the system's trust store", "PEM file of the CAs that sign Redis's certificate"},
@@ -470,6 +474,7 @@ inline parsed_config parse_config(env_lookup const& env) {
         c.redis_replicas_to_acknowledge = replicas;
     }
     r.integer("REDIS_REPLICA_TIMEOUT", c.redis_replica_timeout_ms, 1, max_duration_ms);
+    r.integer("REDIS_COMMAND_TIMEOUT", c.redis_command_timeout_ms, 0, max_duration_ms);
     if (sentinels) c.redis_password = redis_password;
     if (redis_password && !c.redis_uri && !sentinels) r.note("REDIS_PASSWORD", "needs REDIS_URI or REDIS_SENTINELS");
     r.boolean("REDIS_TLS", c.redis_tls);
@@ -477,7 +482,7 @@ inline parsed_config parse_config(env_lookup const& env) {
         if (r.get("REDIS_TLS") && !c.redis_tls) r.note("REDIS_TLS", "is false but REDIS_URI is rediss:// (TLS)");
         c.redis_tls = true;
     }
-    for (auto const* name : {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "REDIS_REPLICA_TIMEOUT"})
+    for (auto const* name : {"REDIS_REPLICAS_TO_ACKNOWLEDGE", "REDIS_REPLICA_TIMEOUT", "REDIS_COMMAND_TIMEOUT"})
         if (r.get(name) && !c.redis()) r.note(name, "needs REDIS_URI or REDIS_SENTINELS");
     r.readable_file("REDIS_TLS_CA", c.redis_tls_ca);
     r.readable_file("REDIS_TLS_CERT", c.redis_tls_cert);

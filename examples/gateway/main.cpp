@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     broker.on_log = [log](std::string text) { log.warning("redis", "redis: " + text); };
     if (cfg.redis_replicas_to_acknowledge) broker.replicas_to_acknowledge = *cfg.redis_replicas_to_acknowledge;
     broker.replica_timeout = std::chrono::milliseconds(cfg.redis_replica_timeout_ms);
+    broker.command_timeout = std::chrono::milliseconds(cfg.redis_command_timeout_ms);
     if (cfg.redis_tls) {
         mesa::broker::redis_tls_options tls;
         tls.ca_file = cfg.redis_tls_ca.value_or("");

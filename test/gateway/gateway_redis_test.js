@@ -15,7 +15,8 @@ process.on('unhandledRejection', fail);
 h.deadline(100000, 'not ok - overall timeout (100 s)');
 
 (async () => {
-  const { port: redisPort, uri } = await h.startRedis();
+  const redisServer = await h.startRedis();
+  const { port: redisPort, uri } = redisServer;
   const redis = new Redis(uri, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
 
@@ -90,6 +91,30 @@ h.deadline(100000, 'not ok - overall timeout (100 s)');
   assert.strictEqual(await redis.scard('connected_clients_gw'), 0);
   assert.strictEqual(Number(await redis.get('connected_clients_count_gw')), 0);
   console.log('ok - SIGTERM: 1001, exit 0, connected_clients and the count cleaned');
+
+  // A Redis that is up but silent (SIGSTOP): dispatches answer 503 within
+  // REDIS_COMMAND_TIMEOUT (not when Redis comes back), /ready 503; after SIGCONT, 202.
+  const d = await h.startGateway(binary, { ...env, REDIS_COMMAND_TIMEOUT: '500', MESA_READY_GRACE: '0' });
+  const dispatchTo = () => h.httpRequest(d.port, 'POST', '/dispatch', { body: { message: { d: {}, t: 'PAUSED' }, recipients: ['dave'] }, ms: 10000 });
+  await eventually('gateway D ready', async () => assert.strictEqual((await h.httpRequest(d.port, 'GET', '/ready')).status, 200));
+  assert.strictEqual((await dispatchTo()).status, 202);
+  redisServer.proc.kill('SIGSTOP');
+  try {
+    const started = Date.now();
+    const r = await dispatchTo();
+    assert.strictEqual(r.status, 503);
+    assert.ok(r.headers['retry-after'], 'a 503 with Retry-After');
+    assert.ok(Date.now() - started < 3000, `answered after ${Date.now() - started} ms`);
+    await eventually('/ready 503 while Redis is paused', async () => assert.strictEqual((await h.httpRequest(d.port, 'GET', '/ready')).status, 503));
+    assert.strictEqual((await h.httpRequest(d.port, 'GET', '/health')).json.redis, false);
+  } finally {
+    redisServer.proc.kill('SIGCONT');
+  }
+  await eventually('202 again after SIGCONT', async () => assert.strictEqual((await dispatchTo()).status, 202), 15000);
+  await eventually('/ready 200 again', async () => assert.strictEqual((await h.httpRequest(d.port, 'GET', '/ready')).status, 200));
+  d.proc.kill('SIGTERM');
+  await within(5000, d.exited, 'gateway D exit');
+  console.log('ok - a paused Redis: 503 within the command timeout, /ready 503, 202 after it resumes');
 
   dispatcher.redis.disconnect();
   dispatcher.publisher.disconnect();

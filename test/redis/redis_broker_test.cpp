@@ -794,6 +794,95 @@ TEST_CASE("reconnection: outage reported, operations fail, subscriptions and com
     CHECK(server.cli({"SISMEMBER", "connected_clients", "u"}) == "1");
 }
 
+TEST_CASE("a Redis that stops answering: commands fail within command_timeout, connected() turns false, it recovers") {
+    redis_server server;
+    asio::io_context ioc;
+    std::vector<std::string> log_a, log_b;
+    auto o = test_options(server.uri(), &log_a);
+    o.command_timeout = 300ms;
+    o.connect_timeout = 300ms;
+    mesa::broker::redis a{ioc.get_executor(), o};
+    // b only subscribes: its subscription connection's PING notices the pause.
+    auto ob = test_options(server.uri(), &log_b);
+    ob.command_timeout = 300ms;
+    ob.connect_timeout = 300ms;
+    mesa::broker::redis b{ioc.get_executor(), ob};
+    std::vector<std::string> got;
+    bool subscribed = false;
+    b.subscribe(
+        "ws", [&](std::string_view p) { got.emplace_back(p); }, [&](std::error_code ec) { subscribed = !ec; });
+    REQUIRE(run_until(ioc, [&] { return subscribed && a.connected() && b.connected(); }));
+
+    server.signal(SIGSTOP);
+    // Up but silent: a failed check must not leave it stopped for the fixture's SIGTERM.
+    struct resume {
+        redis_server& s;
+        ~resume() { s.signal(SIGCONT); }
+    } resume_on_exit{server};
+    auto const stopped_at = std::chrono::steady_clock::now();
+    std::optional<std::error_code> added;
+    a.set_add("connected_clients", "u", [&](std::error_code ec) { added = ec; });
+    REQUIRE(run_until(
+        ioc, [&] { return added.has_value(); }, 3s));
+    CHECK(*added == redis_errc::disconnected);
+    CHECK(std::chrono::steady_clock::now() - stopped_at < 2s);
+    REQUIRE(run_until(
+        ioc, [&] { return !a.connected() && !b.connected(); }, 3s));
+    INFO(joined(log_a));
+    INFO(joined(log_b));
+    CHECK(logged(log_a, "commands connection to 127.0.0.1:" + std::to_string(server.port()) +
+                            ": lost (no reply within the command timeout (300 ms)), reconnecting"));
+    CHECK(logged(log_b, "subscriptions connection to 127.0.0.1:" + std::to_string(server.port()) +
+                            ": lost (no answer to PING within the command timeout (300 ms))"));
+    // Still paused: later commands fail too (the reconnection cannot complete).
+    std::optional<std::error_code> again;
+    a.set_add("connected_clients", "v", [&](std::error_code ec) { again = ec; });
+    REQUIRE(run_until(
+        ioc, [&] { return again.has_value(); }, 3s));
+    CHECK(*again == redis_errc::disconnected);
+
+    server.signal(SIGCONT);
+    REQUIRE(run_until(
+        ioc, [&] { return a.connected() && b.connected(); }, 10s));
+    auto const deadline = std::chrono::steady_clock::now() + 10s;
+    while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+        a.publish("ws", "after");
+        run_until(
+            ioc, [&] { return !got.empty(); }, 100ms);
+    }
+    REQUIRE_FALSE(got.empty());
+    CHECK(got[0] == "after");
+    std::optional<std::error_code> added_again;
+    a.set_add("connected_clients", "w", [&](std::error_code ec) { added_again = ec; });
+    REQUIRE(run_until(ioc, [&] { return added_again.has_value(); }));
+    CHECK_FALSE(*added_again);
+}
+
+TEST_CASE("command_timeout leaves a long but legitimate WAIT alone, and the replies of a slow Redis within it") {
+    redis_server server;
+    asio::io_context ioc;
+    std::vector<std::string> log;
+    auto o = test_options(server.uri(), &log);
+    o.command_timeout = 200ms;
+    // WAIT blocks for replica_timeout (no replica here): more than command_timeout.
+    o.replicas_to_acknowledge = 1;
+    o.replica_timeout = 600ms;
+    mesa::broker::redis a{ioc.get_executor(), o};
+    REQUIRE(run_until(ioc, [&] { return a.connected(); }));
+    outcome<std::int64_t> appended;
+    a.backlog_append("h", "f", "{}", 0, [&](std::error_code ec, std::int64_t n) { appended = {true, ec, n}; });
+    REQUIRE(run_until(ioc, [&] { return appended.done; }));
+    CHECK(appended.ec == redis_errc::not_replicated);  // WAIT answered 0 replicas, not a lost connection
+    INFO(joined(log));
+    CHECK_FALSE(logged(log, "lost"));
+    CHECK(a.connected());
+    // Idle longer than command_timeout: nothing to wait for, nothing lost.
+    run_until(
+        ioc, [] { return false; }, 500ms);
+    CHECK_FALSE(logged(log, "lost"));
+    CHECK(a.connected());
+}
+
 TEST_CASE("destroying a broker with operations in flight calls nothing back") {
     redis_server server;
     asio::io_context ioc;

@@ -86,6 +86,14 @@ public:
         std::chrono::milliseconds reconnect_max{5000};
         /// A connection attempt (connect, AUTH, SELECT) taking longer fails.
         std::chrono::milliseconds connect_timeout{5000};
+        /// A Redis that is up but stops answering (SIGSTOP, a partition that drops
+        /// packets): once the oldest command awaiting its reply on a connection has
+        /// waited this long, that connection counts as lost (its commands fail with
+        /// redis_errc::disconnected, connected() is false, it reconnects with
+        /// backoff; with sentinels, the master is asked again). The subscription
+        /// connection PINGs this often to check it; WAIT gets replica_timeout more.
+        /// 0: off (commands wait for as long as the TCP connection lives).
+        std::chrono::milliseconds command_timeout{5000};
         /// Commands sent but unanswered plus those waiting for a connection, per
         /// connection; past it operations fail with redis_errc::queue_full. A few
         /// seconds of heavy traffic: beyond that Redis is not keeping up.
@@ -640,6 +648,7 @@ private:
                 sentinel_settings_.endpoint.user = opts.sentinel_username;
                 sentinel_settings_.endpoint.password = opts.sentinel_password;
                 sentinel_settings_.connect_timeout = opts.connect_timeout;
+                sentinel_settings_.command_timeout = opts.command_timeout;
                 sentinel_settings_.reconnect_initial = opts.reconnect_initial;
                 sentinel_settings_.reconnect_max = opts.reconnect_max;
                 sentinel_settings_.name = "sentinel";
@@ -664,6 +673,7 @@ private:
             settings.reconnect_initial = opts.reconnect_initial;
             settings.reconnect_max = opts.reconnect_max;
             settings.connect_timeout = opts.connect_timeout;
+            settings.command_timeout = opts.command_timeout;
             settings.max_pending = opts.max_pending_commands;
             settings.log = opts.on_log;
             settings.tls = opts.tls;
@@ -671,7 +681,9 @@ private:
                 log("TLS certificate verification is off: anyone on the path to Redis can read and change its "
                     "traffic (for tests only)");
             settings.name = "subscriptions";
+            settings.ping_when_idle = true;  // its replies are publications: a PING proves Redis answers
             subscriber_ = std::make_shared<detail::redis_connection>(executor, settings);
+            settings.ping_when_idle = false;
             if (opts.waits_for_replicas()) {
                 settings.name = "replication acknowledgements";
                 waiter_ = std::make_shared<detail::redis_connection>(executor, settings);
@@ -1002,7 +1014,8 @@ private:
                         then(ec);
                     }
                     if (!s->stopped_ && !s->acknowledging_ && !s->unacknowledged_.empty()) s->acknowledge();
-                });
+                },
+                replica_timeout_);  // WAIT blocks that long by design: its command timeout starts after
         }
 
         void log(std::string const& text) const {

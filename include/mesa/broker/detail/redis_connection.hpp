@@ -11,6 +11,13 @@
 //
 // Every tracked command gets exactly one answer, never inline: its reply, or
 // redis_errc::disconnected / queue_full. After stop() nothing is called back.
+//
+// A Redis that stops answering without closing (SIGSTOP, a partition dropping
+// packets) is noticed by command_timeout: once the oldest command awaiting its
+// reply has waited that long, the connection is lost as if closed (its
+// commands fail with disconnected, it reconnects). One timer per connection,
+// armed at the oldest command's deadline. A connection without commands of
+// its own (subscriptions: ping_when_idle) PINGs every command_timeout.
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
 
 #include <asio/any_io_executor.hpp>
@@ -51,6 +58,12 @@ struct redis_connection_settings {
     std::chrono::milliseconds reconnect_initial{100};
     std::chrono::milliseconds reconnect_max{5000};
     std::chrono::milliseconds connect_timeout{5000};
+    /// The oldest command unanswered longer than this: the connection is lost. 0: off.
+    std::chrono::milliseconds command_timeout{0};
+    /// With command_timeout: PING every command_timeout while ready, the
+    /// answer (PONG, or pong in subscribed mode) expected within it; for a
+    /// connection whose other replies are pushes, not answers.
+    bool ping_when_idle = false;
     std::size_t max_pending = 65536;
     std::function<void(std::string)> log;
     /// Scripts loaded (SCRIPT LOAD) on every connection before any queued
@@ -74,6 +87,7 @@ public:
           settings_(std::move(settings)),
           resolver_(executor),
           timer_(executor),
+          watchdog_(executor),
           backoff_(settings_.reconnect_initial, settings_.reconnect_max),
           // Publications read together are delivered as one burst (one write
           // per client), so a read may take a whole burst at once.
@@ -115,9 +129,9 @@ public:
         in_flight_.clear();
         attempt();
         auto self = shared_from_this();
-        for (auto& done : in_flight) {
+        for (auto& p : in_flight) {
             if (state_ == link::stopped) return;
-            if (done) done(redis_errc::disconnected, nullptr);
+            if (p.done) p.done(redis_errc::disconnected, nullptr);
         }
     }
 
@@ -133,9 +147,9 @@ public:
         auto in_flight = std::move(in_flight_);
         in_flight_.clear();
         auto self = shared_from_this();
-        for (auto& done : in_flight) {
+        for (auto& p : in_flight) {
             if (state_ == link::stopped) return;
-            if (done) done(why, nullptr);
+            if (p.done) p.done(why, nullptr);
         }
         for (auto& q : queued) {
             if (state_ == link::stopped) return;
@@ -158,19 +172,21 @@ public:
     std::size_t pending() const noexcept { return queued_.size() + in_flight_.size(); }
 
     /// Sends `command` (RESP) once the connection is ready; fails at once when
-    /// Redis is known to be down or past the bound.
-    void send(std::string command, redis_reply_handler done) {
+    /// Redis is known to be down or past the bound. `blocks`: how long Redis
+    /// may legitimately hold the reply (WAIT's timeout), added to command_timeout.
+    void send(std::string command, redis_reply_handler done,
+              std::chrono::milliseconds blocks = std::chrono::milliseconds(0)) {
         switch (state_) {
             case link::ready:
                 if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
-                in_flight_.push_back(std::move(done));
+                track(std::move(done), blocks);
                 write(command);
                 return;
             case link::connecting:
             case link::handshaking:
             case link::held:
                 if (pending() >= settings_.max_pending) return fail_later(std::move(done), redis_errc::queue_full);
-                queued_.push_back({std::move(command), std::move(done)});
+                queued_.push_back({std::move(command), std::move(done), blocks});
                 return;
             case link::idle:
             case link::waiting:
@@ -193,7 +209,58 @@ private:
     struct queued_command {
         std::string bytes;
         redis_reply_handler done;
+        std::chrono::milliseconds blocks;
     };
+    using clock = std::chrono::steady_clock;
+    struct awaiting_reply {
+        redis_reply_handler done;
+        clock::time_point deadline;  // max(): none (the handshake's: connect_timeout bounds it)
+    };
+
+    /// A command written on a ready connection: its reply is due by its deadline.
+    void track(redis_reply_handler done, std::chrono::milliseconds blocks) {
+        if (settings_.command_timeout.count() <= 0) {
+            in_flight_.push_back({std::move(done), clock::time_point::max()});
+            return;
+        }
+        in_flight_.push_back({std::move(done), clock::now() + settings_.command_timeout + blocks});
+        if (!watching_) watch(in_flight_.front().deadline);
+    }
+
+    void watch(clock::time_point at) {
+        watching_ = true;
+        watchdog_.expires_at(at);
+        watchdog_.async_wait([self = shared_from_this(), epoch = epoch_](std::error_code ec) {
+            if (ec || !self->current(epoch)) return;
+            self->watching_ = false;
+            self->check();
+        });
+    }
+
+    /// The watchdog fired: is the oldest reply (or the PING's) overdue?
+    void check() {
+        if (state_ != link::ready) return;
+        auto const now = clock::now();
+        auto const timeout = settings_.command_timeout;
+        if (settings_.ping_when_idle && in_flight_.empty()) {
+            if (pinging_) {
+                if (now >= ping_sent_ + timeout)
+                    return failed("no answer to PING within the command timeout (" + std::to_string(timeout.count()) +
+                                  " ms)");
+                return watch(ping_sent_ + timeout);
+            }
+            pinging_ = true;
+            ping_sent_ = now;
+            write(redis_command("PING"));
+            return watch(now + timeout);
+        }
+        if (in_flight_.empty()) return;
+        auto const deadline = in_flight_.front().deadline;
+        if (deadline == clock::time_point::max()) return;
+        if (now >= deadline)
+            return failed("no reply within the command timeout (" + std::to_string(timeout.count()) + " ms)");
+        watch(deadline);
+    }
 
     void log(std::string text) const {
         if (settings_.log)
@@ -297,8 +364,9 @@ private:
             bool const script = index >= first_script;
             // Handshake replies come before any queued command's: those are only
             // written once the connection is ready.
-            in_flight_.push_back([this, self = shared_from_this(), remaining, epoch, script, is_role = index == role,
-                                  n = index - first_script](std::error_code ec, redisReply const* reply) {
+            redis_reply_handler on_reply = [this, self = shared_from_this(), remaining, epoch, script,
+                                            is_role = index == role,
+                                            n = index - first_script](std::error_code ec, redisReply const* reply) {
                 if (!current(epoch)) return;
                 if (ec)
                     return failed(reply ? "rejected the handshake: " + std::string(redis_text(*reply)) : ec.message());
@@ -314,7 +382,9 @@ private:
                     return failed("the peer does not speak RESP");
                 if (script && settings_.on_script_loaded) settings_.on_script_loaded(n, redis_text(*reply));
                 if (--*remaining == 0) ready_now();
-            });
+            };
+            // No deadline: connect_timeout bounds the handshake.
+            in_flight_.push_back({std::move(on_reply), clock::time_point::max()});
             write(command);
         }
     }
@@ -329,9 +399,11 @@ private:
         auto queued = std::move(queued_);
         queued_.clear();
         for (auto& q : queued) {
-            in_flight_.push_back(std::move(q.done));
+            track(std::move(q.done), q.blocks);
             write(q.bytes);
         }
+        if (settings_.ping_when_idle && settings_.command_timeout.count() > 0 && !watching_)
+            watch(clock::now() + settings_.command_timeout);
         if (on_ready) on_ready();
     }
 
@@ -358,18 +430,27 @@ private:
 
     void dispatch(redisReply const& reply) {
         if (!in_flight_.empty()) {
-            auto done = std::move(in_flight_.front());
+            auto done = std::move(in_flight_.front().done);
             in_flight_.pop_front();
             std::error_code ec;
             if (reply.type == REDIS_REPLY_ERROR) ec = redis_errc::server_error;
             if (done) done(ec, &reply);
             if (ec && on_readonly && state_ == link::ready && redis_text(reply).substr(0, 8) == "READONLY")
                 on_readonly();
+        } else if (pinging_ && is_pong(reply)) {
+            pinging_ = false;
         } else if (on_push) {
             on_push(reply);
         } else {
             failed("unexpected reply: " + std::string(redis_text(reply)));
         }
+    }
+
+    // PONG, or ["pong", ""] on a subscribed connection.
+    static bool is_pong(redisReply const& reply) {
+        if (reply.type == REDIS_REPLY_STATUS) return redis_text(reply) == "PONG";
+        return reply.type == REDIS_REPLY_ARRAY && reply.elements == 2 && reply.element[0]->type == REDIS_REPLY_STRING &&
+               redis_text(*reply.element[0]) == "pong";
     }
 
     void write(std::string_view bytes) {
@@ -399,6 +480,9 @@ private:
         if (stream_) stream_->socket().close(ignored);
         resolver_.cancel();
         timer_.cancel();
+        watchdog_.cancel();
+        watching_ = false;
+        pinging_ = false;
         out_.clear();
         writing_ = false;
     }
@@ -439,9 +523,9 @@ private:
         }
         auto self = shared_from_this();
         if (on_down) on_down();
-        for (auto& done : in_flight) {
+        for (auto& p : in_flight) {
             if (state_ == link::stopped) return;
-            if (done) done(redis_errc::disconnected, nullptr);
+            if (p.done) p.done(redis_errc::disconnected, nullptr);
         }
         for (auto& q : queued) {
             if (state_ == link::stopped) return;
@@ -454,19 +538,23 @@ private:
     std::shared_ptr<redis_stream> stream_;  // of the current attempt (null before the first)
     asio::ip::tcp::resolver resolver_;
     asio::steady_timer timer_;
+    asio::steady_timer watchdog_;  // command_timeout: at the oldest reply's deadline (or the PING's)
     redis_backoff backoff_;
     redis_reader reader_;
     std::vector<char> read_buffer_;
     std::string out_;  // bytes waiting for the current write to finish
     std::string last_failure_;
     bool writing_ = false;
+    bool watching_ = false;  // watchdog_ armed
+    bool pinging_ = false;   // ping_when_idle: a PING awaits its answer since ping_sent_
+    clock::time_point ping_sent_;
     bool outage_ = false;
     link state_ = link::idle;
     bool securing_ = false;                          // in the TLS handshake
     redis_errc refusal_ = redis_errc::disconnected;  // what sends get while waiting
     std::uint64_t epoch_ = 0;                        // bumped on close: handlers of an older socket do nothing
     std::deque<queued_command> queued_;              // waiting for the connection (bounded by max_pending)
-    std::deque<redis_reply_handler> in_flight_;      // written, in reply order (bounded by max_pending)
+    std::deque<awaiting_reply> in_flight_;           // written, in reply order (bounded by max_pending)
 };
 
 }  // namespace mesa::broker::detail
