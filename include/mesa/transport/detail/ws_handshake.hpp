@@ -450,7 +450,7 @@ private:
             head_ = req.method() == http::verb::head;
             version_ = req.version();
             if (!host_ok && (hosts > 0 || version_ >= 11))
-                return refuse_now(400, "an HTTP/1.1 request needs one Host header with a valid value");
+                return refuse_now(400, "a request needs one Host header with a valid value (RFC 9112 §3.2)");
             // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
             // faulty framing; refused and the connection closed.
             if (version_ < 11 && req.count(http::field::transfer_encoding) != 0)
