@@ -277,6 +277,7 @@ public:
                                   server_.disconnect(std::move(ids), code, std::move(reason), std::move(done));
                               }},
               shared.cfg.api_key, broker_name, shared.dispatches, !shared.cfg.admin_port) {
+        api_.on_refused_header([counters = shared.counters](int status) { counters->http_refused(status); });
         api_.on_dispatch_once(
             [this](mesa::envelope const& e, std::string key, std::string result, mesa::send_handler done) {
                 mesa::idempotency once{std::move(key), std::move(result)};

@@ -116,6 +116,11 @@ public:
     /// a dispatch with the header gets 404).
     void on_dispatch_once(dispatch_once_hook hook) { dispatch_once_ = std::move(hook); }
 
+    /// Tells `hook` of each request check_header() refuses for its size
+    /// (413), so it is counted as the transport's refusals are
+    /// (mesa_refused_http_requests_total).
+    void on_refused_header(std::function<void(int status)> hook) { refused_header_ = std::move(hook); }
+
     std::uint64_t dispatches() const noexcept { return dispatches_->load(std::memory_order_relaxed); }
 
     /// The answer to a request from its header section alone (its body not
@@ -132,8 +137,10 @@ public:
         if (auto const length = header.header("Content-Length"); post && length) {
             std::uint64_t n = 0;
             auto const [end, ec] = std::from_chars(length->data(), length->data() + length->size(), n);
-            if (ec == std::errc::result_out_of_range || (ec == std::errc() && n > max_body_bytes))
+            if (ec == std::errc::result_out_of_range || (ec == std::errc() && n > max_body_bytes)) {
+                if (refused_header_) refused_header_(413);
                 return error(413, "body over " + std::to_string(max_body_bytes) + " bytes");
+            }
         }
         return std::nullopt;
     }
@@ -215,10 +222,16 @@ private:
     bool authorized(mesa::http_request const& req) const {
         if (!api_key_) return true;
         auto header = req.header("Authorization");
-        static constexpr std::string_view scheme = "Bearer ";
-        if (!header || header->size() < scheme.size() || header->compare(0, scheme.size(), scheme) != 0) return false;
+        if (!header) return false;
+        // RFC 9110 §11.4: the scheme, case-insensitive, then one or more spaces.
+        static constexpr std::string_view scheme = "bearer";
         std::string_view given(*header);
+        if (given.size() <= scheme.size() || given[scheme.size()] != ' ' ||
+            !std::equal(scheme.begin(), scheme.end(), given.begin(),
+                        [](char a, char b) { return a == (b >= 'A' && b <= 'Z' ? char(b - 'A' + 'a') : b); }))
+            return false;
         given.remove_prefix(scheme.size());
+        while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
         return given.size() == api_key_->size() && CRYPTO_memcmp(given.data(), api_key_->data(), given.size()) == 0;
     }
 
@@ -497,6 +510,7 @@ private:
 
     hooks hooks_;
     dispatch_once_hook dispatch_once_;
+    std::function<void(int status)> refused_header_;
     std::optional<std::string> api_key_;
     std::string broker_name_;
     std::shared_ptr<counter> dispatches_;

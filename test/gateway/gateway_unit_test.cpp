@@ -709,6 +709,36 @@ TEST_CASE("http api: dispatch") {
     CHECK(f.sent.size() == 3);
 }
 
+TEST_CASE("http api: the Bearer scheme is case-insensitive and may be followed by several spaces (RFC 9110 §11)") {
+    api_fixture f("s3cret");
+    for (auto const* auth : {"bearer s3cret", "BEARER s3cret", "Bearer   s3cret", "bEaReR  s3cret"}) {
+        CAPTURE(auth);
+        CHECK(f.post(R"({"message":{"d":{}}})", std::string(auth)).status == 202);
+    }
+    for (auto const* auth :
+         {"Bearers3cret", "Bearer", "Bearer ", "Bearer s3cret ", "Bearer\ts3cret", "Bearerx s3cret", "bearer S3CRET"}) {
+        CAPTURE(auth);
+        CHECK(f.post(R"({"message":{"d":{}}})", std::string(auth)).status == 401);
+    }
+    CHECK(f.get("/presence?id=a", "bearer s3cret").status == 200);
+}
+
+TEST_CASE("http api: check_header's 413 is reported to on_refused_header, its 401 not") {
+    std::vector<int> refused;
+    api_fixture f{std::string("s3cret")};
+    auto& api = f.api;
+    api.on_refused_header([&](int status) { refused.push_back(status); });
+    auto const big = std::to_string(gateway::http_api::max_body_bytes + 1);
+    REQUIRE(api.check_header({"POST", "/dispatch", {{"Authorization", "Bearer s3cret"}, {"Content-Length", big}}, {}}));
+    REQUIRE(api.check_header({"POST", "/dispatch", {{"Content-Length", big}}, {}}));
+    CHECK(refused == std::vector<int>{413});
+    gateway::shared_counters counters;
+    counters.http_refused(413);  // what the gateway's hook does
+    gateway::metrics m;
+    counters.read(m);
+    CHECK(m.refused_http_requests == std::vector<std::pair<std::string, std::uint64_t>>{{"413", 1}});
+}
+
 TEST_CASE("http api: 202 only once the broker took the message, 503 when it did not, recipients once") {
     api_fixture f(std::nullopt);
     f.broker_answer = std::make_error_code(std::errc::not_connected);

@@ -914,6 +914,29 @@ TEST_CASE("socket: asio_plain keeps HTTP/1.1 connections open and answers pipeli
         CHECK(peer.response.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
         CHECK(seen == std::vector<std::string>{"GET /a", "GET /b"});
     }
+    SUBCASE("HTTP/1.0 with Transfer-Encoding has faulty framing: 400, closed, the next request unserved") {
+        raw_http peer{h.ioc};
+        peer.start(
+            h.port(),
+            "POST /a HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+            "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{400});
+        CHECK(peer.response.find("\r\nConnection: close\r\n") != std::string::npos);
+        CHECK(seen.empty());
+    }
+    SUBCASE("empty lines between pipelined requests are skipped; a request without Host gets 400") {
+        raw_http peer{h.ioc};
+        peer.start(h.port(),
+                   "\r\nPOST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}\r\n"
+                   "GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+        REQUIRE(wait_until(h.ioc, [&] { return peer.done; }));
+        INFO(peer.response);
+        CHECK(statuses(peer.response) == std::vector<int>{200, 200, 400});
+        CHECK(seen == std::vector<std::string>{"POST /a", "GET /b"});
+        CHECK(peer.response.find("\r\nDate: ") != std::string::npos);
+    }
     SUBCASE("a HEAD, then a GET on the same connection: the HEAD's response has no body") {
         raw_http peer{h.ioc};
         peer.start(h.port(),

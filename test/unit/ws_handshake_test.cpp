@@ -413,3 +413,119 @@ TEST_CASE("handshake: a request begun and not whole in time gets 408; an idle co
     CHECK(slow.response().rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
     CHECK(has(slow.response(), "\r\nConnection: close\r\n"));
 }
+
+TEST_CASE("handshake: an HTTP/1.1 request needs one Host with a valid value, else 400 (RFC 9112 §3.2)") {
+    CHECK(status_of("POST /dispatch HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}") == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == 400);
+    CHECK(status_of("GET /health HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n") == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: a b\r\n\r\n") == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n") == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: a:8x\r\n\r\n") == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: [::1\r\n\r\n") == 400);
+    CHECK(status_of(upgrade_request(replaced(valid_headers, "Host: example.com\r\n", "Host: a@b\r\n"))) == 400);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: example.com:8080\r\n\r\n") == -1);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: [::1]:80\r\n\r\n") == -1);
+    CHECK(status_of("GET /health HTTP/1.1\r\nHost: \r\n\r\n") == -1);  // empty: a target without authority
+    CHECK(status_of("GET /health HTTP/1.0\r\n\r\n") == -1);
+    handshake h{std::string("/ws")};
+    REQUIRE(feed(h, "GET /health HTTP/1.1\r\n\r\n") == request_verdict::refused);
+    CHECK_FALSE(h.keep_alive());
+}
+
+TEST_CASE("handshake: an HTTP/1.0 request with Transfer-Encoding has faulty framing: 400 and close (RFC 9112 §6.1)") {
+    std::optional<std::string> path = std::string("/ws");
+    handshake h{path};
+    REQUIRE(feed(h,
+                 "POST /dispatch HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\n{}\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::refused);
+    CHECK(h.status() == 400);
+    CHECK_FALSE(h.keep_alive());
+    CHECK(has(h.response(), "\r\nConnection: close\r\n"));
+    CHECK(status_of("POST /d HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}") == 400);
+}
+
+TEST_CASE("handshake: Expect: 100-continue of an HTTP/1.0 request is ignored (RFC 9110 §10.1.1)") {
+    handshake h{std::string("/ws")};
+    CHECK(feed(h, "POST /dispatch HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n") ==
+          request_verdict::need_more);
+    CHECK(h.response().empty());
+    REQUIRE(feed(h, "{}") == request_verdict::http);
+    CHECK(h.take_request().body == "{}");
+}
+
+TEST_CASE("handshake: empty lines before a request line are ignored, up to the header limit (RFC 9112 §2.2)") {
+    std::optional<std::string> path = std::string("/ws");
+    SUBCASE("before the first request, fed whole or byte by byte") {
+        CHECK(status_of("\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n") == -1);
+        handshake h{path};
+        std::string const request = "\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        for (std::size_t i = 0; i + 1 < request.size(); ++i)
+            REQUIRE(feed(h, std::string_view(&request[i], 1)) == request_verdict::need_more);
+        REQUIRE(feed(h, std::string_view(&request.back(), 1)) == request_verdict::http);
+        CHECK(h.take_request().target == "/health");
+    }
+    SUBCASE("after a POST body, before the next pipelined request; an idle CRLF keeps the connection") {
+        handshake h{path};
+        REQUIRE(feed(h,
+                     "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}\r\n"
+                     "GET /b HTTP/1.1\r\nHost: x\r\n\r\n\r\n") == request_verdict::http);
+        CHECK(h.take_request().target == "/a");
+        h.respond({202, {}, ""});
+        auto v = h.next();
+        while (v == request_verdict::header) v = h.feed({});
+        REQUIRE(v == request_verdict::http);
+        CHECK(h.take_request().target == "/b");
+        h.respond({200, {}, ""});
+        CHECK(h.next() == request_verdict::need_more);
+        CHECK_FALSE(h.started());
+    }
+    SUBCASE("more than the header limit of them is refused") {
+        request_limits limits;
+        limits.max_header_bytes = 100;
+        handshake h{path, limits};
+        std::string lines;
+        for (int i = 0; i < 60; ++i) lines += "\r\n";
+        CHECK(h.feed(lines) == request_verdict::refused);
+        CHECK(h.status() == 400);
+    }
+}
+
+TEST_CASE("handshake: every response carries a Date, an IMF-fixdate (RFC 9110 §6.6.1)") {
+    auto const date_of = [](std::string const& response) {
+        auto const at = response.find("\r\nDate: ");
+        REQUIRE(at != std::string::npos);
+        return response.substr(at + 8, response.find("\r\n", at + 2) - at - 8);
+    };
+    handshake h{std::string("/ws")};
+    REQUIRE(feed(h, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n") == request_verdict::http);
+    auto const date = date_of(h.respond({200, {{"Date", "yesterday"}}, "ok"}));
+    // e.g. "Sun, 06 Nov 1994 08:49:37 GMT"
+    REQUIRE(date.size() == 29);
+    CHECK(date.substr(3, 2) == ", ");
+    CHECK(date.substr(25) == " GMT");
+    CHECK(date[19] == ':');
+    CHECK_FALSE(has(h.respond({200, {{"Date", "yesterday"}}, "ok"}), "yesterday"));
+    handshake refused{std::string("/ws")};
+    REQUIRE(feed(refused, "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n") == request_verdict::refused);
+    CHECK(date_of(refused.response()).size() == 29);
+}
+
+TEST_CASE("handshake: an absolute-form target is served by its path (RFC 9112 §3.2.2)") {
+    std::optional<std::string> path = std::string("/ws");
+    handshake h{path};
+    REQUIRE(feed(h, "GET http://example.com:4500/health?x=1 HTTP/1.1\r\nHost: example.com:4500\r\n\r\n") ==
+            request_verdict::http);
+    CHECK(h.take_request().target == "/health?x=1");
+    handshake bare{path};
+    REQUIRE(feed(bare, "GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n") == request_verdict::http);
+    CHECK(bare.take_request().target == "/");
+    CHECK(status_of(upgrade_request(valid_headers, "GET http://example.com/ws HTTP/1.1")) == 101);
+}
+
+TEST_CASE("handshake: HTTP/1.2 is served as HTTP/1.1 (RFC 9110 §2.5)") {
+    handshake h{std::string("/ws")};
+    REQUIRE(feed(h, "GET /health HTTP/1.2\r\nHost: x\r\n\r\n") == request_verdict::http);
+    CHECK(h.keep_alive());
+    CHECK(status_of("GET /health HTTP/1.2\r\n\r\n") == 400);  // no Host, as 1.1
+    CHECK(status_of("GET /health HTTP/2.0\r\nHost: x\r\n\r\n") == 400);
+}

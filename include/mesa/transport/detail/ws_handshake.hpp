@@ -18,7 +18,7 @@
 //   431 the request line and headers exceed request_limits::max_header_bytes;
 //   400 a request that is not HTTP/1.x;
 //   404 an upgrade for a path the server does not serve;
-//   400 a malformed upgrade: not GET, not HTTP/1.1, no Host, `Connection`
+//   400 a malformed upgrade: not GET, not HTTP/1.1, not one valid Host, `Connection`
 //       without the `upgrade` token, a body;
 //   426 `Sec-WebSocket-Version` missing or not 13 (the response says
 //       `Sec-WebSocket-Version: 13`, RFC 6455 §4.4);
@@ -26,12 +26,21 @@
 //   then the server's own checks (transport::events::admit): Origin 403,
 //   capacity 503.
 // A plain HTTP request, once its header section is whole:
+//   400 not one Host with a valid value (none is allowed in HTTP/1.0),
+//       RFC 9112 §3.2;
+//   400 HTTP/1.0 with a Transfer-Encoding: faulty framing (RFC 9112 §6.1);
 //   501 a Transfer-Encoding other than `chunked` alone (RFC 9112 §6.1);
 //   then the server's header check (verdict `header`: 401, its own 413, ...);
 //   413 a body over max_body_bytes (announced: before it is read; chunked:
 //       as soon as it grows over);
 // and 408 for a request begun but not whole within the transport's timeout
 // (timed_out(), RFC 9110 §15.5.9).
+//
+// Leniencies: empty lines before a request line are skipped (RFC 9112
+// §2.2; more than max_header_bytes of them: 400); an absolute-form target
+// becomes its origin-form (§3.2.2); HTTP/1.2 to 1.9 are read as HTTP/1.1
+// (RFC 9110 §2.5). Expect: 100-continue is ignored in HTTP/1.0 (§10.1.1).
+// Every response but a 1xx carries a Date (RFC 9110 §6.6.1).
 //
 // Persistence (keep_alive()): an answered request leaves the connection open
 // unless it said `Connection: close`, is HTTP/1.0 without `keep-alive`, or
@@ -53,6 +62,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -106,6 +117,73 @@ inline bool has_token(boost::beast::string_view value, std::string_view token) {
     return false;
 }
 
+/// Whether `value` is a valid Host field value (RFC 9112 §3.2, RFC 3986
+/// §3.2.2): empty, or a host (reg-name, or an IP-literal in brackets) and
+/// an optional `:port` of digits.
+inline bool valid_host(std::string_view value) {
+    auto const reg_name_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
+    };
+    std::string_view host = value, port;
+    if (!host.empty() && host.front() == '[') {
+        auto const close = host.find(']');
+        if (close == std::string_view::npos) return false;
+        for (char c : host.substr(1, close - 1))
+            if (!reg_name_char(c) && c != ':') return false;
+        port = host.substr(close + 1);
+        if (!port.empty() && port.front() != ':') return false;
+        host = {};
+    } else if (auto const colon = host.find(':'); colon != std::string_view::npos) {
+        port = host.substr(colon);
+        host = host.substr(0, colon);
+    }
+    for (char c : host)
+        if (!reg_name_char(c)) return false;
+    if (!port.empty()) port.remove_prefix(1);
+    for (char c : port)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+/// The origin-form of a request target: an absolute-form one
+/// (`http://host/path?q`, RFC 9112 §3.2.2) loses its scheme and authority.
+inline std::string origin_form(std::string_view target) {
+    auto const colon = target.find("://");
+    if (target.empty() || target.front() == '/' || colon == std::string_view::npos) return std::string(target);
+    for (char c : target.substr(0, colon))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
+              c == '.'))
+            return std::string(target);
+    auto const rest = target.substr(colon + 3);
+    auto const path = rest.find_first_of("/?#");
+    if (path == std::string_view::npos) return "/";
+    std::string out = rest[path] == '/' ? std::string() : std::string("/");
+    out.append(rest.substr(path));
+    return out;
+}
+
+/// The current time as an IMF-fixdate (RFC 9110 §5.6.7), formatted at most
+/// once a second per thread.
+inline std::string const& http_date() {
+    thread_local std::time_t cached_at = -1;
+    thread_local std::string cached;
+    std::time_t const now = std::time(nullptr);
+    if (now != cached_at) {
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        static constexpr char const* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static constexpr char const* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        char buffer[40];
+        std::snprintf(buffer, sizeof buffer, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                      months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached = buffer;
+        cached_at = now;
+    }
+    return cached;
+}
+
 }  // namespace handshake_detail
 
 /// The `Sec-WebSocket-Accept` value for `key` (RFC 6455 §4.2.2 item 5.4).
@@ -117,7 +195,7 @@ inline std::string websocket_accept(std::string_view key) {
     return websocketpp::base64_encode(digest, sizeof digest);
 }
 
-/// An HTTP/1.1 response: `status`, `headers` (each "Name: value\r\n"), a
+/// An HTTP/1.1 response: `status`, the Date (RFC 9110 §6.6.1), `headers` (each "Name: value\r\n"), a
 /// text body, then `connection` (the Connection and Keep-Alive fields, each
 /// line whole; by default the end of the connection). `head`: the response
 /// to a HEAD, whose Content-Length is that of `body` but which carries none
@@ -129,6 +207,8 @@ inline std::string http_response_bytes(int status, std::string_view headers, std
     auto const reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
     std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
     out.append(reason.data(), reason.size());
+    out += "\r\nDate: ";
+    out += handshake_detail::http_date();
     out += "\r\n";
     out += headers;
     if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
@@ -161,7 +241,30 @@ public:
     request_verdict feed(std::string_view bytes) {
         if (done_) return verdict_;
         input_.append(bytes.data(), bytes.size());
+        if (!parser_->got_some()) {
+            // Empty lines before the request line are ignored (RFC 9112
+            // §2.2: clients may send one after a POST body), as many as fit
+            // in the header limit.
+            std::size_t skip = 0;
+            while (skip < input_.size() && (input_[skip] == '\r' || input_[skip] == '\n')) {
+                if (input_[skip] == '\r' && (skip + 1 == input_.size() || input_[skip + 1] != '\n')) break;
+                skip += input_[skip] == '\r' ? 2 : 1;
+            }
+            input_.erase(0, skip);
+            empty_lines_bytes_ += skip;
+            if (empty_lines_bytes_ > limits_.max_header_bytes)
+                return refuse_now(400, "malformed HTTP request: too many empty lines before the request line");
+            if (input_ == "\r") return request_verdict::need_more;
+        }
         started_ = started_ || !input_.empty();
+        if (header_bytes_ == 0) {
+            // Beast takes only HTTP/1.0 and 1.1; a later 1.x is served as
+            // 1.1 (RFC 9110 §2.5). The request line is still whole in input_.
+            auto const end = input_.find("\r\n");
+            if (end != std::string::npos && end >= 9 && input_.compare(end - 9, 8, " HTTP/1.") == 0 &&
+                input_[end - 1] >= '2' && input_[end - 1] <= '9')
+                input_[end - 1] = '1';
+        }
         namespace http = boost::beast::http;
         if (header_pending_) {  // the server let the header through
             header_pending_ = false;
@@ -231,7 +334,7 @@ public:
         http_request r;
         auto const& msg = parser_->get();
         r.method = std::string(msg.method_string());
-        r.target = std::string(msg.target());
+        r.target = handshake_detail::origin_form({msg.target().data(), msg.target().size()});
         for (auto const& field : msg)
             r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
         return r;
@@ -254,7 +357,7 @@ public:
         auto msg = parser_->release();
         http_request r;
         r.method = std::string(msg.method_string());
-        r.target = std::string(msg.target());
+        r.target = handshake_detail::origin_form({msg.target().data(), msg.target().size()});
         for (auto const& field : msg)
             r.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
         r.body = std::move(msg.body());
@@ -274,7 +377,8 @@ public:
                 if (handshake_detail::has_token(value, "close")) keep_alive_ = false;
                 continue;
             }
-            if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Keep-Alive"))
+            if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Keep-Alive") ||
+                iequals(name, "Date"))
                 continue;
             typed = typed || iequals(name, "Content-Type");
             headers.append(name).append(": ").append(value).append("\r\n");
@@ -292,7 +396,7 @@ public:
     /// and says what to do, as feed().
     request_verdict next() {
         start_parser();
-        header_bytes_ = 0;
+        header_bytes_ = empty_lines_bytes_ = 0;
         header_checked_ = header_pending_ = upgrade_attempt_ = done_ = keep_alive_ = head_ = started_ = false;
         version_ = 11;
         verdict_ = request_verdict::need_more;
@@ -336,10 +440,21 @@ private:
         namespace http = boost::beast::http;
         auto const upgrade = req.find(http::field::upgrade);
         upgrade_attempt_ = upgrade != req.end() && handshake_detail::has_token(upgrade->value(), "websocket");
-        target_ = std::string(req.target());
+        target_ = handshake_detail::origin_form({req.target().data(), req.target().size()});
+        // RFC 9112 §3.2: one Host with a valid value, and none missing in
+        // HTTP/1.1; checked for upgrades among their own checks, below.
+        auto const host = req.find(http::field::host);
+        auto const hosts = req.count(http::field::host);
+        bool const host_ok = hosts == 1 && handshake_detail::valid_host({host->value().data(), host->value().size()});
         if (!upgrade_attempt_) {
             head_ = req.method() == http::verb::head;
             version_ = req.version();
+            if (!host_ok && (hosts > 0 || version_ >= 11))
+                return refuse_now(400, "a request needs one Host header with a valid value (RFC 9112 §3.2)");
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+            // faulty framing; refused and the connection closed.
+            if (version_ < 11 && req.count(http::field::transfer_encoding) != 0)
+                return refuse_now(400, "an HTTP/1.0 request must not have a Transfer-Encoding");
             // Beast reads `gzip, chunked` as chunked and `gzip` as no body
             // at all: a body we would misread (RFC 9112 §6.1: 501).
             std::size_t codings = 0;
@@ -362,7 +477,7 @@ private:
         if (!path_matches(*path_, target_)) return refuse_now(404, "no WebSocket is served at this path");
         if (req.method() != http::verb::get) return refuse_now(400, "a WebSocket upgrade must be a GET");
         if (req.version() != 11) return refuse_now(400, "a WebSocket upgrade must be HTTP/1.1");
-        if (req.count(http::field::host) != 1) return refuse_now(400, "a WebSocket upgrade needs one Host header");
+        if (!host_ok) return refuse_now(400, "a WebSocket upgrade needs one Host header with a valid value");
         auto const connection = req.find(http::field::connection);
         if (connection == req.end() || !handshake_detail::has_token(connection->value(), "upgrade"))
             return refuse_now(400, "a WebSocket upgrade needs `Connection: Upgrade`");
@@ -390,7 +505,9 @@ private:
         parser_->body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
         auto const& req = parser_->get();
         auto const expect = req.find(http::field::expect);
-        if (!parser_->is_done() && expect != req.end() &&
+        // RFC 9110 §10.1.1: a 100-continue in an HTTP/1.0 request is ignored
+        // (and §15.2: no 1xx to an HTTP/1.0 client).
+        if (!parser_->is_done() && version_ >= 11 && expect != req.end() &&
             handshake_detail::iequals({expect->value().data(), expect->value().size()}, "100-continue")) {
             response_ = "HTTP/1.1 100 Continue\r\n\r\n";
             return request_verdict::interim;
@@ -421,8 +538,9 @@ private:
     std::optional<std::string> const* path_;
     request_limits limits_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
-    std::string input_;             // bytes fed and not yet taken by the parser
-    std::size_t header_bytes_ = 0;  // header bytes the parser took
+    std::string input_;                  // bytes fed and not yet taken by the parser
+    std::size_t header_bytes_ = 0;       // header bytes the parser took
+    std::size_t empty_lines_bytes_ = 0;  // CRLFs skipped before the request line
     bool header_checked_ = false;
     bool header_pending_ = false;  // `header` returned: the server's check runs before the next feed
     bool upgrade_attempt_ = false;
