@@ -49,6 +49,9 @@ test('two tabs on two gateways: closing one keeps the user online, the other tab
   const b = await gateway('B');
   const tab1 = await connectAs(a, 'u1');
   const tab2 = await connectAs(b, 'u1');
+  // Presence is applied by each gateway's broker step, after op 22 went out
+  // (a gateway still registering counts its sockets when it is done).
+  await eventually('both tabs counted', async () => assert.strictEqual(Number(await redis.hget('mesa_presence', 'u1')), 2));
   const before = await count();
   tab1.disconnect(1000);
   await eventually('the count drops by one', async () => assert.strictEqual(await count(), before - 1));
