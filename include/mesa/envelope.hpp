@@ -71,19 +71,31 @@ inline envelope addressed(message const& m, std::vector<std::string> ids, std::v
 inline bool wants_sync(message const& m) { return !(m.sync && !*m.sync); }
 
 inline std::string serialize(envelope const& e) {
-    json::object o;
-    o.emplace("message", to_json(e.msg, audience::service));
-    json::array r;
-    for (auto const& id : e.recipients) r.emplace_back(id);
-    o.emplace("recipients", std::move(r));
-    if (!e.excluding.empty()) {
-        json::array x;
-        for (auto const& id : e.excluding) x.emplace_back(id);
-        o.emplace("excluding", std::move(x));
+    std::string out = "{\"message\":";
+    append_json(out, e.msg, audience::service);
+    auto const list = [&](char const* name, std::vector<std::string> const& ids) {
+        out += name;
+        char sep = '[';
+        for (auto const& id : ids) {
+            out += sep;
+            sep = ',';
+            detail::append_json_string(out, id);
+        }
+        out += ids.empty() ? "[]" : "]";
+    };
+    list(",\"recipients\":", e.recipients);
+    if (!e.excluding.empty()) list(",\"excluding\":", e.excluding);
+    if (!e.origin.empty()) {
+        out += ",\"origin\":";
+        detail::append_json_string(out, e.origin);
     }
-    if (!e.origin.empty()) o.emplace("origin", e.origin);
-    if (e.seq > 0) o.emplace("seq", std::to_string(e.seq));
-    return json::serialize(o);
+    if (e.seq > 0) {
+        out += ",\"seq\":\"";
+        out += std::to_string(e.seq);
+        out += '"';
+    }
+    out += '}';
+    return out;
 }
 
 namespace detail {

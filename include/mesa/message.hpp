@@ -5,9 +5,12 @@
 //   std::string frame = mesa::serialize(m);
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <mesa/opcode.hpp>
@@ -52,9 +55,66 @@ inline json::object to_json(message const& m, audience to = audience::client) {
     return o;
 }
 
+namespace detail {
+
+/// Appends what `sr` writes to `out`, straight into its spare capacity.
+inline void append_json(std::string& out, json::serializer& sr) {
+    while (!sr.done()) {
+        std::size_t const at = out.size();
+        if (out.capacity() - at < 64) out.reserve(std::max<std::size_t>(2 * out.capacity(), at + 256));
+        out.resize(out.capacity());
+        auto const written = sr.read(&out[at], out.size() - at);
+        out.resize(at + written.size());
+    }
+}
+
+/// Appends the JSON text of `v` (a json::value, object or array) to `out`.
+template <class T>
+void append_json(std::string& out, T const& v) {
+    json::serializer sr;
+    sr.reset(&v);
+    append_json(out, sr);
+}
+
+/// Appends `s` as a JSON string (quoted and escaped) to `out`.
+inline void append_json_string(std::string& out, std::string_view s) {
+    json::serializer sr;
+    sr.reset(json::string_view(s.data(), s.size()));
+    append_json(out, sr);
+}
+
+inline void append_json_int(std::string& out, std::int64_t v) {
+    char digits[24];
+    auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    out.append(digits, end);
+}
+
+}  // namespace detail
+
+/// Appends the JSON text of `m` to `out`: the text of `to_json(m, to)`,
+/// written without building that object (a send copies nothing of `m.d`).
+inline void append_json(std::string& out, message const& m, audience to = audience::client) {
+    out += "{\"op\":";
+    detail::append_json_int(out, m.op);
+    out += ",\"d\":";
+    detail::append_json(out, m.d);
+    if (m.t) {
+        out += ",\"t\":";
+        detail::append_json_string(out, *m.t);
+    }
+    if (m.s) {
+        out += ",\"s\":";
+        detail::append_json_int(out, *m.s);
+    }
+    if (to == audience::service && m.sync) out += *m.sync ? ",\"o\":{\"sync\":true}" : ",\"o\":{\"sync\":false}";
+    out += '}';
+}
+
 /// The frame text of `m`; call once per send, whatever the number of recipients.
 inline std::string serialize(message const& m, audience to = audience::client) {
-    return json::serialize(to_json(m, to));
+    std::string out;
+    append_json(out, m, to);
+    return out;
 }
 
 }  // namespace mesa

@@ -21,12 +21,20 @@ struct portal_event {
 };
 
 inline std::string serialize(portal_event const& e) {
-    json::object o;
-    o.emplace("type", e.type);
-    if (e.client_id) o.emplace("clientId", *e.client_id);
-    if (e.msg) o.emplace("message", to_json(*e.msg, audience::client));
-    o.emplace("portalId", e.portal_id);
-    return json::serialize(o);
+    std::string out = "{\"type\":";
+    detail::append_json_string(out, e.type);
+    if (e.client_id) {
+        out += ",\"clientId\":";
+        detail::append_json_string(out, *e.client_id);
+    }
+    if (e.msg) {
+        out += ",\"message\":";
+        append_json(out, *e.msg, audience::client);
+    }
+    out += ",\"portalId\":";
+    detail::append_json_string(out, e.portal_id);
+    out += '}';
+    return out;
 }
 
 /// Parses a `portal` publication; false (and why) when malformed.

@@ -3,9 +3,11 @@
 #include <mesa/keys.hpp>
 #include <mesa/message.hpp>
 #include <mesa/parse.hpp>
+#include <mesa/portal_event.hpp>
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 
 using mesa::json::object;
@@ -78,6 +80,46 @@ TEST_CASE("serialization writes s when present and o only between services") {
     auto back = mesa::parse(service_text);
     REQUIRE(back);
     CHECK(back.value() == m);
+}
+
+TEST_CASE("the message, envelope and portal writers give the text of their JSON object forms") {
+    // Written straight to text; each must equal Boost.JSON's serialization
+    // of the object the reference builds, escapes and number forms included.
+    std::string big(70000, 'x');
+    object nested{{"q\"uote", "back\\slash"},
+                  {"ctl", "\x01\n\t"},
+                  {"utf8", "\xc3\xa9\xe2\x82\xac"},
+                  {"n", -9223372036854775807LL},
+                  {"u", 18446744073709551615ULL},
+                  {"f", 0.1},
+                  {"a", mesa::json::array{1, nullptr, true, object{{"k", big}}}}};
+    mesa::message m("T\"\n\xc3\xa9", nested);
+    m.s = 9007199254740993;
+    for (auto sync : {std::optional<bool>{}, std::optional<bool>{true}, std::optional<bool>{false}}) {
+        m.sync = sync;
+        for (auto to : {mesa::audience::client, mesa::audience::service})
+            CHECK(mesa::serialize(m, to) == mesa::json::serialize(mesa::to_json(m, to)));
+    }
+    mesa::message bare(mesa::opcode::heartbeat, object{});
+    CHECK(mesa::serialize(bare) == R"({"op":1,"d":{}})");
+
+    mesa::envelope e{m, {"a\"b", "c"}, {"x"}, "origin\n", 42};
+    object expected{{"message", mesa::to_json(m, mesa::audience::service)},
+                    {"recipients", mesa::json::array{"a\"b", "c"}},
+                    {"excluding", mesa::json::array{"x"}},
+                    {"origin", "origin\n"},
+                    {"seq", "42"}};
+    CHECK(mesa::serialize(e) == mesa::json::serialize(expected));
+    mesa::envelope plain{bare, {}, {}, {}};
+    CHECK(mesa::serialize(plain) == R"({"message":{"op":1,"d":{}},"recipients":[]})");
+
+    mesa::portal_event p{"message", std::string("client\"1"), m, "portal\t2"};
+    object expected_event{{"type", "message"},
+                          {"clientId", "client\"1"},
+                          {"message", mesa::to_json(m, mesa::audience::client)},
+                          {"portalId", "portal\t2"}};
+    CHECK(mesa::serialize(p) == mesa::json::serialize(expected_event));
+    CHECK(mesa::serialize(mesa::portal_event{"open", {}, {}, "p"}) == R"({"type":"open","portalId":"p"})");
 }
 
 TEST_CASE("ws envelopes round-trip and accept the Node dispatcher's form") {

@@ -82,6 +82,37 @@ TEST_CASE("frames: a message split in UTF-8 sequences across fragments is valid"
     CHECK(out.events[0].second == "caf" + e_acute);
 }
 
+TEST_CASE("frames: every length and split unmasks and validates like the byte-by-byte rule") {
+    // Unmasking and the ASCII skip work a word at a time: lengths around the
+    // word size, at every offset of the mask, with a non-ASCII byte anywhere.
+    for (std::size_t length = 0; length <= 40; ++length) {
+        for (std::size_t special = 0; special <= length; ++special) {
+            std::string payload;
+            for (std::size_t i = 0; i < length; ++i) payload += char('a' + (i * 7) % 26);
+            std::string valid = payload, invalid = payload;
+            if (special < length) {
+                valid.replace(special, 1, "\xc3\xa9");
+                invalid[special] = '\xff';
+            }
+            std::size_t const split = length / 3;
+            for (std::size_t piece : {0, 1, 5, 9}) {
+                INFO("length " << length << " special " << special << " piece " << piece);
+                auto out = read(text(valid), 1024, piece);
+                CHECK_FALSE(out.error);
+                REQUIRE(out.events.size() == 1);
+                CHECK(out.events[0].second == valid);
+                out = read(client_frame(0x01, valid.substr(0, split)) + client_frame(0x80, valid.substr(split)), 1024,
+                           piece);
+                REQUIRE(out.events.size() == 1);
+                CHECK(out.events[0].second == valid);
+                if (special < length) CHECK(read(text(invalid), 1024, piece).error.code == 1007);
+            }
+        }
+    }
+    // A fragment ending inside a character, then ASCII words: still invalid.
+    CHECK(read(client_frame(0x01, "caf\xc3") + client_frame(0x80, std::string(24, 'x'))).error.code == 1007);
+}
+
 TEST_CASE("frames: protocol errors close with 1002") {
     struct input {
         char const* name;

@@ -100,7 +100,7 @@ public:
             if (is_control()) {
                 control_.append(data, n);
             } else {
-                if (message_opcode_ == ws_opcode::text && !utf8_.decode(data, data + n))
+                if (message_opcode_ == ws_opcode::text && !continues_utf8(data, n))
                     return fail({1007, "text message is not UTF-8"});
                 message_.append(data, n);
             }
@@ -222,14 +222,45 @@ private:
         in_payload_ = false;
     }
 
+    // Eight bytes at a time: the 4-byte mask repeats within a word.
     void unmask(char* data, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) data[i] = char(data[i] ^ mask_[(mask_at_ + i) & 3]);
+        unsigned char word_mask[8];
+        for (std::size_t k = 0; k < 8; ++k) word_mask[k] = std::uint8_t(mask_[(mask_at_ + k) & 3]);
+        std::uint64_t m = 0;
+        std::memcpy(&m, word_mask, 8);
+        std::size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            std::uint64_t w = 0;
+            std::memcpy(&w, data + i, 8);
+            w ^= m;
+            std::memcpy(data + i, &w, 8);
+        }
+        for (; i < n; ++i) data[i] = char(data[i] ^ mask_[(mask_at_ + i) & 3]);
         mask_at_ = (mask_at_ + n) & 3;
+    }
+
+    // Bytes at the start of data that are ASCII, in whole words: the UTF-8
+    // automaton, one byte at a time, need only see the rest.
+    static std::size_t ascii_prefix(char const* data, std::size_t n) {
+        std::size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            std::uint64_t w = 0;
+            std::memcpy(&w, data + i, 8);
+            if (w & 0x8080808080808080ull) break;
+        }
+        return i;
     }
 
     static bool is_utf8(char const* data, std::size_t n) {
         websocketpp::utf8_validator::validator v;
-        return v.decode(data, data + n) && v.complete();
+        return v.decode(data + ascii_prefix(data, n), data + n) && v.complete();
+    }
+
+    // A fragment continues the message's validation; ASCII keeps a validator
+    // that is between characters where it is.
+    bool continues_utf8(char const* data, std::size_t n) {
+        std::size_t const skip = utf8_.complete() ? ascii_prefix(data, n) : 0;
+        return utf8_.decode(data + skip, data + n);
     }
 
     frame_error fail(frame_error e) {
