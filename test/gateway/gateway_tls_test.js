@@ -119,11 +119,19 @@ test('the HTTP API is served over https:// on the same port', async () => {
 
 test('refused: a client trusting another certificate, a plain ws:// client, TLS 1.1', async () => {
   await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, { ca: fs.readFileSync(other.cert) }), /certificate|self.signed/i);
-  await assert.rejects(connect(`ws://127.0.0.1:${gw.port}/`), /./);
-  // Refused at once (not at the handshake timeout), and logged with the reason.
+  // Plain HTTP on the wss:// port: 400 in clear at once (not at the
+  // handshake timeout), logged with the reason and counted.
+  await within(3000, assert.rejects(connect(`ws://127.0.0.1:${gw.port}/`), /Unexpected server response: 400/));
+  const plain = await h.httpRequest(gw.port, 'GET', '/health');
+  assert.strictEqual(plain.status, 400, plain.body);
+  assert.match(plain.body, /use https:\/\/ or wss:\/\//);
   await within(3000, (async () => {
-    while (!/plain HTTP sent to the TLS port/.test(gw.log)) await new Promise((resolve) => setTimeout(resolve, 20));
-  })(), 'the log line for a plain ws:// client');
+    while ((gw.log.match(/refused with 400: plain HTTP sent to the TLS port/g) || []).length < 2) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })(), 'the log lines for a plain ws:// and http:// client');
+  const metrics = await h.httpRequest(gw.port, 'GET', '/metrics', { ca: fs.readFileSync(server.cert) });
+  assert.match(metrics.body, /^mesa_refused_http_requests_total\{status="400"\} 2$/m);
   await assert.rejects(connect(`wss://127.0.0.1:${gw.port}/`, {
     ca: fs.readFileSync(server.cert), minVersion: 'TLSv1', maxVersion: 'TLSv1.1'
   }), /alert protocol version/); // refused by the server, not by the client

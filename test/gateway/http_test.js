@@ -56,9 +56,11 @@ function exchange (port, request, { done = () => false, ms = 10000 } = {}) {
   return within(ms, new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     h.onCleanup(() => socket.destroy());
+    // Made now: the socket may be closed before the caller looks at it.
+    const whenClosed = new Promise((resolve) => socket.once('close', resolve));
     let text = '';
     let settled = false;
-    const settle = (closed) => { if (!settled) { settled = true; resolve({ text, closed, socket }); } };
+    const settle = (closed) => { if (!settled) { settled = true; resolve({ text, closed, socket, whenClosed }); } };
     socket.on('connect', () => socket.write(request));
     socket.on('data', (c) => { text += c.toString('latin1'); if (done(text)) settle(false); });
     socket.on('end', () => settle(true));
@@ -130,9 +132,9 @@ test('401 right after the header section: 10 requests announcing 30 MB each, bod
   assert(elapsed < 3000, `the 401s took ${elapsed} ms`);
   // The clients send their bodies anyway: the gateway drops them unread.
   const chunk = Buffer.alloc(1024 * 1024, 'x');
-  await Promise.all(answers.map(({ socket }) => new Promise((resolve) => {
+  await Promise.all(answers.map(({ socket, whenClosed }) => new Promise((resolve) => {
     let sent = 0;
-    socket.on('close', resolve);
+    whenClosed.then(resolve);
     const more = () => {
       while (sent < size && !socket.destroyed) {
         sent += chunk.length;

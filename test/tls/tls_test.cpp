@@ -647,17 +647,31 @@ TEST_CASE("tls: asio_tls refuses malformed upgrades over TLS as over TCP, in the
     CHECK(h.connections == 0);
 }
 
-TEST_CASE("tls: asio_tls ends a plain HTTP request at once and reports why") {
+TEST_CASE("tls: asio_tls answers a plain HTTP request with 400 in clear, at once, and reports it") {
+    // As nginx on its HTTPS ports: the peer learns why (RFC 9110 §15.5.1).
     harness<> h;
+    int refused = 0;
+    h.options.transport.handshake_timeout = 3000ms;
+    h.options.transport.close_timeout = 300ms;  // the linger after the response
     h.start();
-    mesa_test::raw_http peer{h.ioc};
-    plain_peer(h, peer, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade_headers + "\r\n");
-    // At once: well before handshake_timeout (5 s).
-    REQUIRE(wait_until(
-        h.ioc, [&] { return peer.done; }, 2000ms));
-    CHECK(peer.status() == 0);
-    REQUIRE(wait_until(h.ioc, [&] { return !h.errors.empty(); }));
-    CHECK_MESSAGE(h.errors[0].find("plain HTTP sent to the TLS port") != std::string::npos, h.errors[0]);
+    for (std::string const& request :
+         {"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade_headers + "\r\n",
+          std::string("POST /dispatch HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n") +
+              std::string(100000, 'x')}) {
+        mesa_test::raw_http peer{h.ioc};
+        plain_peer(h, peer, request);
+        // At once: well before handshake_timeout.
+        REQUIRE(wait_until(
+            h.ioc, [&] { return peer.done; }, 2000ms));
+        INFO(peer.response.substr(0, 200));
+        CHECK(peer.status() == 400);
+        CHECK(peer.response.find("\r\nConnection: close\r\n") != std::string::npos);
+        CHECK(peer.response.find("use https:// or wss://") != std::string::npos);
+        ++refused;
+        REQUIRE(wait_until(h.ioc, [&] { return h.errors.size() == std::size_t(refused); }));
+        CHECK_MESSAGE(h.errors.back().find("refused with 400: plain HTTP sent to the TLS port") != std::string::npos,
+                      h.errors.back());
+    }
     CHECK(h.connections == 0);
 }
 

@@ -98,7 +98,9 @@ struct asio_options {
 namespace detail {
 
 /// What a stream's non-blocking step (a TLS handshake) needs next.
-enum class stream_step : std::uint8_t { done, want_read, want_write, failed };
+/// plain_http: the peer sent a plain HTTP request to the TLS port; the stream
+/// now passes bytes as they are, for an answer the peer can read.
+enum class stream_step : std::uint8_t { done, want_read, want_write, failed, plain_http };
 
 /// The stream policy of basic_asio for ws://: the bytes go to the socket as
 /// they are. One per connection, and empty. See asio_tls.hpp for the TLS one.
@@ -238,7 +240,20 @@ public:
                     if (!failure.empty() && core_->ev.on_failed)
                         core_->ev.on_failed(remote_endpoint() + ": " + failure);
                     return teardown();
+                case detail::stream_step::plain_http:
+                    return refuse_plain_http();
             }
+        }
+
+        /// 400 in clear, then the end as after any refusal (the response
+        /// read before the close); the request itself is not read.
+        void refuse_plain_http() {
+            cancel_timer();
+            phase_ = phase::responding;
+            write_raw(detail::http_response_bytes(400, {}, "This port speaks TLS: use https:// or wss://\n"));
+            end_after_write_ = true;
+            arm_timer(core_->opts.send_timeout);
+            if (core_->ev.on_http_refused) core_->ev.on_http_refused(400, {}, "plain HTTP sent to the TLS port");
         }
 
         void wait_readable() {

@@ -14,12 +14,16 @@
 //   blocks must be retried with the same bytes (SSL_write(3)): a gathered one
 //   is copied to the connection until it is written, then freed.
 // Bytes cross the socket through a BIO of ours (send with MSG_NOSIGNAL: a
-// peer gone never raises SIGPIPE).
+// peer gone never raises SIGPIPE). A peer that sends a plain HTTP request
+// instead of a ClientHello is answered in clear (stream_step::plain_http):
+// the stream then passes bytes through as they are, as nginx answers 400 on
+// its HTTPS ports.
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
 #include <asio/post.hpp>
+#include <asio/write.hpp>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -90,9 +94,15 @@ inline std::string failure(int error) {
     }
     char const* reason = ERR_reason_error_string(code);
     std::string what = reason ? reason : "TLS error " + std::to_string(code);
-    if (ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_HTTP_REQUEST)
-        what += " (plain HTTP sent to the TLS port)";
     return what;
+}
+
+/// Whether the handshake failed because the peer spoke plain HTTP: OpenSSL
+/// recognizes "GET ", "POST", "HEAD", "PUT " and "CONNECT" where a TLS record begins.
+inline bool plain_http_request() {
+    unsigned long const code = ERR_peek_last_error();
+    return ERR_GET_LIB(code) == ERR_LIB_SSL &&
+           (ERR_GET_REASON(code) == SSL_R_HTTP_REQUEST || ERR_GET_REASON(code) == SSL_R_HTTPS_PROXY_REQUEST);
 }
 
 }  // namespace tls_stream_detail
@@ -146,6 +156,11 @@ public:
             return want_write_ ? stream_step::want_write : stream_step::want_read;
         }
         broken_ = true;
+        if (tls_stream_detail::plain_http_request()) {
+            release();
+            clear_ = true;
+            return stream_step::plain_http;
+        }
         if (BIO_number_read(SSL_get_rbio(ssl_)) != 0)
             failure = "TLS handshake failed: " + tls_stream_detail::failure(e);
         return stream_step::failed;
@@ -155,7 +170,12 @@ public:
     /// asio::error::would_block when nothing came. An error after some bytes
     /// is returned by the next call.
     template <class Socket>
-    std::size_t read_some(Socket&, asio::mutable_buffer buffer, std::error_code& ec) {
+    std::size_t read_some(Socket& socket, asio::mutable_buffer buffer, std::error_code& ec) {
+        if (clear_) {
+            std::size_t const n = socket.read_some(buffer, ec);
+            drained_ = n < buffer.size();
+            return n;
+        }
         if (deferred_ || !ssl_) {
             ec = ssl_ ? std::exchange(deferred_, {}) : std::error_code(asio::error::bad_descriptor);
             return 0;
@@ -202,6 +222,7 @@ public:
     /// runs), then posts handler(error, bytes of `buffers` written).
     template <class Socket, class Handler>
     void async_write(Socket& socket, std::vector<asio::const_buffer> buffers, Handler&& handler) {
+        if (clear_) return asio::async_write(socket, std::move(buffers), std::forward<Handler>(handler));
         write_op<Socket, std::decay_t<Handler>>{this, &socket, std::move(buffers), std::forward<Handler>(handler)}({});
     }
 
@@ -334,6 +355,7 @@ private:
     bool notified_ = false;
     bool want_write_ = false;
     bool drained_ = false;
+    bool clear_ = false;  // after stream_step::plain_http: bytes as they are
 };
 
 }  // namespace mesa::transport::detail
