@@ -125,6 +125,7 @@ struct config {
     std::optional<std::string> api_key;                 // MESA_API_KEY: bearer key of POST /dispatch; unset: no check
     std::uint32_t max_backlog_bytes = 1u << 20;         // MESA_MAX_BACKLOG (0: no bound)
     std::uint32_t max_connections = 100000;             // MESA_MAX_CONNECTIONS (0: no limit)
+    std::uint32_t tcp_keepalive_s = 60;                 // MESA_TCP_KEEPALIVE: idle seconds before probes (0: off)
     std::uint32_t max_connections_per_user = 0;         // MESA_MAX_CONNECTIONS_PER_USER (0: no cap)
     std::uint32_t max_upgrades_per_second = 0;          // MESA_MAX_UPGRADES_PER_SECOND (0: no limit)
     std::uint32_t upgrade_burst = 0;                    // MESA_UPGRADE_BURST (0: the rate)
@@ -243,6 +244,9 @@ inline std::vector<variable> const& variables() {
          "ms a POST /dispatch's Idempotency-Key is remembered once the broker took it: repeats get its first answer "
          "(1-86400000)"},
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
+        {"MESA_TCP_KEEPALIVE", "60",
+         "seconds a client socket may be silent before TCP keepalive probes it (every 10 s; 6 unanswered: the "
+         "connection ends, 1006): a client whose host vanished is found dead (0: off; 1-86400)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
         {"TLS_CERT", "unset: plain ws://",
@@ -553,6 +557,7 @@ inline parsed_config parse_config(env_lookup const& env) {
         }
         if (c.allowed_origins.empty()) r.fail("MESA_ALLOWED_ORIGINS", *origins, "must list at least one Origin");
     }
+    r.integer("MESA_TCP_KEEPALIVE", c.tcp_keepalive_s, 0, 86'400);
     r.integer("MESA_MAX_MESSAGES_PER_SECOND", c.max_messages_per_second, 0, 1'000'000);
     r.integer("MESA_MESSAGE_BURST", c.message_burst, 1, 1'000'000);
     bool const cert_set = r.get("TLS_CERT").has_value(), key_set = r.get("TLS_KEY").has_value();

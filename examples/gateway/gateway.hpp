@@ -129,6 +129,7 @@ typename server_type<Transport, Broker>::options server_options(config const& cf
     o.transport.counters = std::move(counters);
     o.allowed_origins = cfg.allowed_origins;
     o.reuse_port = cfg.threads > 1;  // one instance keeps the usual "address in use" failure
+    o.tcp_keepalive.idle = std::chrono::seconds(cfg.tcp_keepalive_s);
     if constexpr (std::is_base_of_v<mesa::transport::detail::tls_files, typename Transport::options>) {
         o.transport.certificate_chain_file = cfg.tls_cert.value_or("");
         o.transport.private_key_file = cfg.tls_key.value_or("");

@@ -123,6 +123,11 @@ public:
         // broker's longest reconnection pause (redis: 5 s).
         std::chrono::milliseconds presence_ttl{15000};
         bool reuse_port = false;  // several servers on one port; the kernel spreads new connections over them
+        // TCP keepalive on client sockets, so that a client whose host
+        // vanished without a word is found dead though nothing is sent to it
+        // (see transport::tcp_keepalive). Off by default, as Node's server;
+        // the heartbeat feature is the protocol's own way.
+        transport::tcp_keepalive tcp_keepalive{};
         // Sibling instances of this process that hand sends to each other
         // directly, so they reach each other while the broker is down (see
         // instance_group.hpp). Null: only through the broker.
@@ -151,7 +156,7 @@ public:
           keys_(options_.namespace_name),
           transport_(ioc_,
                      transport::settings{options_.host, options_.port, options_.path, options_.max_frame_bytes,
-                                         options_.reuse_port},
+                                         options_.reuse_port, options_.tcp_keepalive},
                      options_.transport),
           broker_(ioc_.get_executor(), options_.broker),
           presence_(ioc_, broker_, keys_, instance_id_, options_.presence_ttl,
@@ -214,6 +219,7 @@ public:
         ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
             received(con, payload, binary);
         };
+        ev.on_control = [this](connection_ptr const& con) { control_received(con); };
         ev.on_close = [this](connection_ptr const& con, std::uint16_t code, std::string const& reason) {
             closed(con, code, reason);
         };
@@ -570,6 +576,14 @@ private:
         presence_.change(1, {}, 0);
         for_each_component([&](auto& comp) { comp.on_open(*c); });
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
+    }
+
+    /// A ping or pong: a frame for the features that admit frames (rate_limit).
+    void control_received(connection_ptr const& con) {
+        client* raw = client_of(con);
+        if (!raw || !raw->open_ || raw->closing_) return;
+        client_ptr c = raw->shared_from_this();
+        std::apply([&](auto&... comp) { static_cast<void>((comp.on_frame(*c) && ...)); }, components_);
     }
 
     void received(connection_ptr const& con, std::string_view payload, bool binary) {

@@ -318,6 +318,7 @@ TEST_CASE("config: --help lists every variable with its default") {
                              "MESA_API_KEY",
                              "WS_KEY_FILE",
                              "MESA_API_KEY_FILE",
+                             "MESA_TCP_KEEPALIVE",
                              "REDIS_URI_FILE",
                              "REDIS_PASSWORD",
                              "REDIS_PASSWORD_FILE",
@@ -823,6 +824,9 @@ TEST_CASE("limit variables: defaults, values and refusals") {
     CHECK(parsed.value.max_connections == 100000);
     CHECK(parsed.value.allowed_origins.empty());
     CHECK(parsed.value.max_messages_per_second == 50);
+    CHECK(parsed.value.tcp_keepalive_s == 60);
+    CHECK(parse({{"MESA_TCP_KEEPALIVE", "0"}}).value.tcp_keepalive_s == 0);
+    CHECK(mentions(parse({{"MESA_TCP_KEEPALIVE", "86401"}}), "MESA_TCP_KEEPALIVE"));
     parsed = parse({{"MESA_MAX_BACKLOG", "4096"},
                     {"MESA_MAX_CONNECTIONS", "10"},
                     {"MESA_ALLOWED_ORIGINS", "https://a.example,https://b.example"},

@@ -5,6 +5,11 @@
 // asio_plain enforces.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <mesa/mesa.hpp>
 #include <mesa/transport/asio.hpp>
 
@@ -677,6 +682,90 @@ TEST_CASE_TEMPLATE("socket: RFC 6455 frames, each case on a fresh connection", T
             CHECK_FALSE(h.errors.empty());
         }
     }
+}
+
+namespace {
+
+/// The keepalive settings of this process's accepted socket on `port` (the
+/// server's end of a connection): {SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT}.
+std::vector<int> server_socket_keepalive(std::uint16_t port) {
+    for (int fd = 3; fd < 4096; ++fd) {
+        sockaddr_storage local{}, peer{};
+        socklen_t len = sizeof local, peer_len = sizeof peer;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;  // the listener
+        std::uint16_t local_port = 0;
+        if (local.ss_family == AF_INET)
+            local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        else if (local.ss_family == AF_INET6)
+            local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        if (local_port != port) continue;
+        std::vector<int> out;
+        for (auto [level, name] :
+             {std::pair{SOL_SOCKET, SO_KEEPALIVE}, std::pair{int(IPPROTO_TCP), TCP_KEEPIDLE},
+              std::pair{int(IPPROTO_TCP), TCP_KEEPINTVL}, std::pair{int(IPPROTO_TCP), TCP_KEEPCNT}}) {
+            int value = -1;
+            socklen_t size = sizeof value;
+            ::getsockopt(fd, level, name, &value, &size);
+            out.push_back(value);
+        }
+        return out;
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("socket: tcp_keepalive reaches every accepted socket; off by default", Transport,
+                   MESA_SOCKET_TRANSPORTS) {
+    // A client whose host vanished is found by the kernel's probes only if
+    // the server's end of the connection has them.
+    for (bool on : {false, true}) {
+        INFO("tcp_keepalive " << (on ? "on" : "off"));
+        harness<plain_server<Transport>> h;
+        if (on) h.options.tcp_keepalive = {std::chrono::seconds(37), std::chrono::seconds(7), 3};
+        h.start();
+        ws_client c{h.ioc};
+        REQUIRE(c.connect_and_wait(h.port()));
+        REQUIRE(c.wait_texts(1));
+        auto const k = server_socket_keepalive(h.port());
+        REQUIRE(k.size() == 4);
+        if (on)
+            CHECK(k == std::vector<int>{1, 37, 7, 3});
+        else
+            CHECK(k[0] == 0);
+    }
+}
+
+TEST_CASE_TEMPLATE("socket: pings and pongs count against the rate limit as every frame does", Transport,
+                   MESA_SOCKET_TRANSPORTS) {
+    // Before: control frames reached no feature, so a ping flood (answered
+    // with pongs on the server's thread) was never limited.
+    using server_type = mesa::server<Transport, mesa::broker::memory, mesa::rate_limit>;
+    harness<server_type> h;
+    h.options.template feature<mesa::rate_limit>().burst = 20;
+    h.options.template feature<mesa::rate_limit>().messages_per_second = 1;
+    h.start();
+    for (std::uint8_t opcode : {0x89, 0x8A}) {
+        INFO("opcode " << int(opcode));
+        std::string flood;
+        for (int i = 0; i < 100; ++i) flood += client_frame(opcode, "p" + std::to_string(i));
+        auto const before = h.disconnections.size();
+        raw_http peer{h.ioc};
+        exchange(h, peer, flood);
+        auto frames = server_frames(peer.response);
+        REQUIRE_FALSE(frames.empty());
+        CHECK(frames.back().opcode == 8);
+        CHECK(frames.back().close_code() == mesa::close_code::rate_limited);
+        std::size_t pongs = 0;
+        for (auto const& f : frames) pongs += f.opcode == 10;
+        CHECK(pongs <= 20);  // none after the limit closed it
+        REQUIRE(wait_until(h.ioc, [&] { return h.disconnections.size() == before + 1; }));
+        // websocketpp reports 1006 when the peer never answers the close frame.
+        if (std::is_same_v<Transport, mesa::transport::asio_plain>)
+            CHECK(h.disconnections.back().code == mesa::close_code::rate_limited);
+    }
+    CHECK(h.errors.size() == 2);
 }
 
 TEST_CASE_TEMPLATE("socket: an upgrade whose Sec-WebSocket-Key is not the base64 of 16 bytes gets 400", Transport,

@@ -2,7 +2,8 @@
 // rate_limit: a client may send `messages_per_second` frames on average and
 // `burst` at once (a token bucket per connection); one more closes it with
 // close_code::rate_limited (4003) and an error event. Every frame counts,
-// heartbeat answers and authentication included.
+// heartbeat answers, authentication, pings and pongs included (a ping flood
+// costs the thread's other clients as a message flood does).
 #include <chrono>
 #include <cstdint>
 #include <sstream>

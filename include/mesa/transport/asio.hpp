@@ -58,6 +58,7 @@
 #include <vector>
 
 #include <mesa/http.hpp>
+#include <mesa/transport/detail/listen_options.hpp>
 #include <mesa/transport/detail/ws_frames.hpp>
 #include <mesa/transport/detail/ws_handshake.hpp>
 #include <mesa/transport/settings.hpp>
@@ -440,9 +441,11 @@ public:
                             core_->ev.on_message(self, payload, e == detail::frame_event::binary);
                         break;
                     case detail::frame_event::ping:
+                        control_received(self);
                         if (phase_ == phase::open) pong(payload);
                         break;
                     case detail::frame_event::pong:
+                        control_received(self);
                         break;
                     case detail::frame_event::close:
                         peer_closed();
@@ -451,6 +454,10 @@ public:
             });
             uncork();
             if (error) fail(error.code, error.reason);
+        }
+
+        void control_received(connection_ptr const& self) {
+            if (phase_ == phase::open && core_->alive && core_->ev.on_control) core_->ev.on_control(self);
         }
 
         /// Answers a ping. Only the most recent ping needs its pong (RFC 6455
@@ -762,8 +769,7 @@ private:
         if (ec) return false;
         if (v6) acceptor_.set_option(asio::ip::v6_only(false), ignored);
         acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-        if (!ec && core_->config.reuse_port)
-            acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+        detail::set_listen_options(acceptor_, core_->config, ec);
         if (!ec) acceptor_.bind(ep, ec);
         if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
         return !ec;

@@ -1,5 +1,6 @@
 #pragma once
 // What the server tells its transport, and what the transport reports back.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,16 @@
 
 namespace mesa::transport {
 
+/// TCP keepalive probes on client sockets (tcp(7)): a peer whose host
+/// vanished without a FIN or RST (power loss, a dropped mobile link) is
+/// found dead after `idle` + `probes` × `interval` of silence, and its
+/// connection ends (1006) though nothing was sent to it. `idle` 0: off.
+struct tcp_keepalive {
+    std::chrono::seconds idle{0};       // silence before the first probe (TCP_KEEPIDLE)
+    std::chrono::seconds interval{10};  // between unanswered probes (TCP_KEEPINTVL)
+    int probes = 6;                     // unanswered probes that end the connection (TCP_KEEPCNT)
+};
+
 /// The server options a transport enforces.
 struct settings {
     std::string host;                 // bind address; empty: every interface
@@ -18,6 +29,7 @@ struct settings {
     std::optional<std::string> path;  // unset: every path is served
     std::size_t max_frame_bytes = 1u << 20;
     bool reuse_port = false;  // SO_REUSEPORT: several listeners share the port
+    tcp_keepalive keepalive{};
 };
 
 enum class log_level { debug, info, warning, error };
@@ -35,6 +47,11 @@ template <class Connection>
 struct events {
     std::function<void(Connection const&)> on_open;
     std::function<void(Connection const&, std::string_view payload, bool binary)> on_message;
+    /// A ping or pong frame arrived (RFC 6455 §5.5.2, §5.5.3), before the
+    /// transport answers a ping with its pong: for limits that count every
+    /// frame (rate_limit). It may close the connection (then no pong).
+    /// Optional; the memory transport has no control frames.
+    std::function<void(Connection const&)> on_control;
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;
     /// Asked once a plain HTTP request's header section is whole, before its

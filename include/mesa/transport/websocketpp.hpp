@@ -22,6 +22,7 @@
 #include <system_error>
 #include <vector>
 
+#include <mesa/transport/detail/listen_options.hpp>
 #include <mesa/transport/detail/websocketpp_config.hpp>
 #include <mesa/transport/detail/ws_key.hpp>
 #include <mesa/transport/settings.hpp>
@@ -65,13 +66,11 @@ public:
         endpoint_.get_elog().set_sink(events_.on_log);
         endpoint_.init_asio(&ioc_);
         endpoint_.set_reuse_addr(true);
-        if (settings_.reuse_port) {
-            endpoint_.set_tcp_pre_bind_handler([](auto const& acceptor) {
-                websocketpp::lib::error_code ec;
-                acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
-                return ec;
-            });
-        }
+        endpoint_.set_tcp_pre_bind_handler([this](auto const& acceptor) {
+            websocketpp::lib::error_code ec;
+            detail::set_listen_options(*acceptor, settings_, ec);
+            return ec;
+        });
         endpoint_.set_max_message_size(settings_.max_frame_bytes);
         endpoint_.set_validate_handler([this](websocketpp::connection_hdl h) { return validate(h); });
         endpoint_.set_open_handler([this](websocketpp::connection_hdl h) {
@@ -87,6 +86,15 @@ public:
             if (auto con = lock(h)) {
                 events_.on_message(con, msg->get_payload(), msg->get_opcode() != websocketpp::frame::opcode::text);
             }
+        });
+        // websocketpp answers a ping when its handler returns true.
+        endpoint_.set_ping_handler([this](websocketpp::connection_hdl h, std::string) {
+            auto con = lock(h);
+            if (con && events_.on_control) events_.on_control(con);
+            return con && con->get_state() == websocketpp::session::state::open;
+        });
+        endpoint_.set_pong_handler([this](websocketpp::connection_hdl h, std::string) {
+            if (auto con = lock(h); con && events_.on_control) events_.on_control(con);
         });
         endpoint_.set_close_handler([this](websocketpp::connection_hdl h) { closed(h); });
         endpoint_.set_fail_handler([this](websocketpp::connection_hdl h) { failed(h); });
