@@ -246,7 +246,7 @@ inline std::vector<variable> const& variables() {
         {"MESA_ALLOWED_ORIGINS", "unset: any", "comma-separated Origins browsers may connect from (others: 403)"},
         {"MESA_TCP_KEEPALIVE", "60",
          "seconds a client socket may be silent before TCP keepalive probes it (every 10 s; 6 unanswered: the "
-         "connection ends, 1006): a client whose host vanished is found dead (0: off; 1-86400)"},
+         "connection ends, 1006): a client whose host vanished is found dead (0: off; at most 32767, Linux's bound)"},
         {"MESA_MAX_MESSAGES_PER_SECOND", "50", "average frames a client may send per second, else 4003 (0: no limit)"},
         {"MESA_MESSAGE_BURST", "100", "frames a client may send at once within that average (1-1000000)"},
         {"TLS_CERT", "unset: plain ws://",
@@ -557,7 +557,7 @@ inline parsed_config parse_config(env_lookup const& env) {
         }
         if (c.allowed_origins.empty()) r.fail("MESA_ALLOWED_ORIGINS", *origins, "must list at least one Origin");
     }
-    r.integer("MESA_TCP_KEEPALIVE", c.tcp_keepalive_s, 0, 86'400);
+    r.integer("MESA_TCP_KEEPALIVE", c.tcp_keepalive_s, 0, 32'767);  // TCP_KEEPIDLE's bound (tcp(7))
     r.integer("MESA_MAX_MESSAGES_PER_SECOND", c.max_messages_per_second, 0, 1'000'000);
     r.integer("MESA_MESSAGE_BURST", c.message_burst, 1, 1'000'000);
     bool const cert_set = r.get("TLS_CERT").has_value(), key_set = r.get("TLS_KEY").has_value();

@@ -3,7 +3,9 @@
 // throws: a bad frame yields a parse_error naming the problem and the close
 // code the server answers it with.
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>  // basic_parser with a handler of ours
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -114,14 +116,106 @@ inline parse_result to_message(json::value&& v) {
     return m;
 }
 
+namespace detail {
+
+/// Builds a json::value as Boost.JSON's own parser does, except that each
+/// double is read from its text by std::from_chars (correctly rounded):
+/// Boost 1.81 may be 1 ulp off (0.20299482355033738 came back as
+/// ...35E-1), where the reference's JSON.parse round-trips every double.
+class exact_number_handler {
+public:
+    static constexpr std::size_t max_array_size = json::array::max_size();
+    static constexpr std::size_t max_object_size = json::object::max_size();
+    static constexpr std::size_t max_string_size = json::string::max_size();
+    static constexpr std::size_t max_key_size = json::string::max_size();
+
+    exact_number_handler() { st.reset(); }
+    json::value release() { return st.release(); }
+
+    bool on_document_begin(boost::system::error_code&) { return true; }
+    bool on_document_end(boost::system::error_code&) { return true; }
+    bool on_object_begin(boost::system::error_code&) { return true; }
+    bool on_object_end(std::size_t n, boost::system::error_code&) {
+        st.push_object(n);
+        return true;
+    }
+    bool on_array_begin(boost::system::error_code&) { return true; }
+    bool on_array_end(std::size_t n, boost::system::error_code&) {
+        st.push_array(n);
+        return true;
+    }
+    bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_chars(s);
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_key(s);
+        return true;
+    }
+    bool on_string_part(json::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_chars(s);
+        return true;
+    }
+    bool on_string(json::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_string(s);
+        return true;
+    }
+    bool on_number_part(json::string_view s, boost::system::error_code&) {
+        number_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_int64(std::int64_t i, json::string_view, boost::system::error_code&) {
+        number_.clear();
+        st.push_int64(i);
+        return true;
+    }
+    bool on_uint64(std::uint64_t u, json::string_view, boost::system::error_code&) {
+        number_.clear();
+        st.push_uint64(u);
+        return true;
+    }
+    bool on_double(double d, json::string_view s, boost::system::error_code&) {
+        number_.append(s.data(), s.size());
+        double exact = 0;
+        auto const r = std::from_chars(number_.data(), number_.data() + number_.size(), exact);
+        // Out of range (1e400): Boost's infinity, which the caller refuses.
+        st.push_double(r.ec == std::errc() ? exact : d);
+        number_.clear();
+        return true;
+    }
+    bool on_bool(bool b, boost::system::error_code&) {
+        st.push_bool(b);
+        return true;
+    }
+    bool on_null(boost::system::error_code&) {
+        st.push_null();
+        return true;
+    }
+    bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+private:
+    json::value_stack st;
+    std::string number_;  // the parts of a number split over writes
+};
+
+}  // namespace detail
+
 /// Parses JSON text with the nesting bound; false (and why) on bad input.
+/// Doubles are read exactly (see detail::exact_number_handler).
 inline bool parse_json(std::string_view text, json::value& out, std::string& error) {
     json::parse_options options;
     options.max_depth = max_json_depth;
+    json::basic_parser<detail::exact_number_handler> parser(options);
     boost::system::error_code ec;
-    out = json::parse(text, ec, json::storage_ptr(), options);
-    if (ec) error = "invalid JSON: " + ec.message();
-    return !ec;
+    std::size_t const used = parser.write_some(false, text.data(), text.size(), ec);
+    if (!ec && used < text.size()) ec = json::error::extra_data;
+    if (ec) {
+        error = "invalid JSON: " + ec.message();
+        return false;
+    }
+    out = parser.handler().release();
+    return true;
 }
 
 /// Parses the text of one frame.

@@ -219,7 +219,7 @@ public:
         ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
             received(con, payload, binary);
         };
-        ev.on_control = [this](connection_ptr const& con) { control_received(con); };
+        ev.on_frame = [this](connection_ptr const& con) { frame_received(con); };
         ev.on_close = [this](connection_ptr const& con, std::uint16_t code, std::string const& reason) {
             closed(con, code, reason);
         };
@@ -578,8 +578,9 @@ private:
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
     }
 
-    /// A ping or pong: a frame for the features that admit frames (rate_limit).
-    void control_received(connection_ptr const& con) {
+    /// A frame that is no whole message (a ping, a pong, a fragment): for the
+    /// features that admit frames (rate_limit).
+    void frame_received(connection_ptr const& con) {
         client* raw = client_of(con);
         if (!raw || !raw->open_ || raw->closing_) return;
         client_ptr c = raw->shared_from_this();

@@ -826,7 +826,8 @@ TEST_CASE("limit variables: defaults, values and refusals") {
     CHECK(parsed.value.max_messages_per_second == 50);
     CHECK(parsed.value.tcp_keepalive_s == 60);
     CHECK(parse({{"MESA_TCP_KEEPALIVE", "0"}}).value.tcp_keepalive_s == 0);
-    CHECK(mentions(parse({{"MESA_TCP_KEEPALIVE", "86401"}}), "MESA_TCP_KEEPALIVE"));
+    CHECK(parse({{"MESA_TCP_KEEPALIVE", "32767"}}).value.tcp_keepalive_s == 32767);
+    CHECK(mentions(parse({{"MESA_TCP_KEEPALIVE", "32768"}}), "MESA_TCP_KEEPALIVE"));
     parsed = parse({{"MESA_MAX_BACKLOG", "4096"},
                     {"MESA_MAX_CONNECTIONS", "10"},
                     {"MESA_ALLOWED_ORIGINS", "https://a.example,https://b.example"},

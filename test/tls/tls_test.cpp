@@ -648,27 +648,40 @@ TEST_CASE("tls: asio_tls refuses malformed upgrades over TLS as over TCP, in the
 }
 
 TEST_CASE("tls: asio_tls answers a plain HTTP request with 400 in clear, at once, and reports it") {
-    // As nginx on its HTTPS ports: the peer learns why (RFC 9110 §15.5.1).
+    // As nginx on its HTTPS ports: the peer learns why (RFC 9110 §15.5.1),
+    // whatever its method, and from its first byte.
     harness<> h;
-    int refused = 0;
     h.options.transport.handshake_timeout = 3000ms;
     h.options.transport.close_timeout = 300ms;  // the linger after the response
     h.start();
-    for (std::string const& request :
-         {"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade_headers + "\r\n",
-          std::string("POST /dispatch HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n") +
-              std::string(100000, 'x')}) {
+    struct input {
+        std::string bytes;
+        bool body;  // none for HEAD (RFC 9110 §9.3.2)
+    };
+    std::vector<input> const inputs = {
+        {"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade_headers + "\r\n", true},
+        {"POST /dispatch HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'x'), true},
+        {"DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n", true},
+        {"get / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+        {"\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", true},
+        {"GE", true},
+        {"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+    };
+    std::size_t refused = 0;
+    for (auto const& in : inputs) {
+        INFO(in.bytes.substr(0, 40));
         mesa_test::raw_http peer{h.ioc};
-        plain_peer(h, peer, request);
+        plain_peer(h, peer, in.bytes);
         // At once: well before handshake_timeout.
         REQUIRE(wait_until(
             h.ioc, [&] { return peer.done; }, 2000ms));
         INFO(peer.response.substr(0, 200));
         CHECK(peer.status() == 400);
         CHECK(peer.response.find("\r\nConnection: close\r\n") != std::string::npos);
-        CHECK(peer.response.find("use https:// or wss://") != std::string::npos);
+        CHECK((peer.body() == "This port speaks TLS: use https:// or wss://\n") == in.body);
+        if (!in.body) CHECK(peer.body().empty());
         ++refused;
-        REQUIRE(wait_until(h.ioc, [&] { return h.errors.size() == std::size_t(refused); }));
+        REQUIRE(wait_until(h.ioc, [&] { return h.errors.size() == refused; }));
         CHECK_MESSAGE(h.errors.back().find("refused with 400: plain HTTP sent to the TLS port") != std::string::npos,
                       h.errors.back());
     }

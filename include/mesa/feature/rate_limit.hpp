@@ -2,8 +2,10 @@
 // rate_limit: a client may send `messages_per_second` frames on average and
 // `burst` at once (a token bucket per connection); one more closes it with
 // close_code::rate_limited (4003) and an error event. Every frame counts,
-// heartbeat answers, authentication, pings and pongs included (a ping flood
-// costs the thread's other clients as a message flood does).
+// heartbeat answers, authentication, pings, pongs and the fragments of a
+// message included (on the Asio transports; websocketpp shows no fragments):
+// a flood of control frames or of empty fragments costs the thread's other
+// clients as a message flood does.
 #include <chrono>
 #include <cstdint>
 #include <sstream>

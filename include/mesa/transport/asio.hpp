@@ -250,10 +250,8 @@ public:
         /// read before the close); the request itself is not read.
         void refuse_plain_http() {
             cancel_timer();
-            phase_ = phase::responding;
-            write_raw(detail::http_response_bytes(400, {}, "This port speaks TLS: use https:// or wss://\n"));
-            end_after_write_ = true;
-            arm_timer(core_->opts.send_timeout);
+            answer(detail::http_response_bytes(400, {}, "This port speaks TLS: use https:// or wss://\n", "text/plain",
+                                               "Connection: close\r\n", stream_.plain_head()));
             if (core_->ev.on_http_refused) core_->ev.on_http_refused(400, {}, "plain HTTP sent to the TLS port");
         }
 
@@ -332,11 +330,7 @@ public:
                         if (core_->ev.on_http_header) {
                             if (auto refusal = core_->ev.on_http_header(handshake_->header())) {
                                 // The server's own answer: not reported as the transport's refusal.
-                                phase_ = phase::responding;
-                                write_raw(handshake_->refuse_request(*refusal));
-                                end_after_write_ = true;
-                                arm_timer(core_->opts.send_timeout);
-                                return;
+                                return answer(handshake_->refuse_request(*refusal));
                             }
                         }
                         continue;
@@ -357,10 +351,7 @@ public:
             auto reason = handshake_->reason();
             handshake_.reset();
             cancel_timer();
-            phase_ = phase::responding;
-            write_raw(std::move(response));
-            end_after_write_ = true;
-            arm_timer(core_->opts.send_timeout);
+            answer(std::move(response));
             if (upgrade) {
                 if (core_->ev.on_refused) core_->ev.on_refused(status, target, origin);
             } else if (core_->ev.on_http_refused) {
@@ -405,7 +396,14 @@ public:
         void respond(std::uint32_t exchange, http_response const& response) {
             // Once per request: a late or second call finds the exchange over.
             if (phase_ != phase::responding || exchange != exchanges_ || end_after_write_ || !handshake_) return;
-            write_raw(handshake_->respond(response));
+            answer(handshake_->respond(response));
+        }
+
+        /// Writes an HTTP response; send_timeout bounds its writing, then the
+        /// next request (persistent connections) or the end (see written()).
+        void answer(std::string response) {
+            phase_ = phase::responding;
+            write_raw(std::move(response));
             end_after_write_ = true;
             arm_timer(core_->opts.send_timeout);
         }
@@ -441,11 +439,12 @@ public:
                             core_->ev.on_message(self, payload, e == detail::frame_event::binary);
                         break;
                     case detail::frame_event::ping:
-                        control_received(self);
+                        frame_received(self);
                         if (phase_ == phase::open) pong(payload);
                         break;
                     case detail::frame_event::pong:
-                        control_received(self);
+                    case detail::frame_event::fragment:
+                        frame_received(self);
                         break;
                     case detail::frame_event::close:
                         peer_closed();
@@ -456,8 +455,10 @@ public:
             if (error) fail(error.code, error.reason);
         }
 
-        void control_received(connection_ptr const& self) {
-            if (phase_ == phase::open && core_->alive && core_->ev.on_control) core_->ev.on_control(self);
+        /// A frame that is not the end of a message: told to the server,
+        /// which counts every frame (events::on_frame).
+        void frame_received(connection_ptr const& self) {
+            if (phase_ == phase::open && core_->alive && core_->ev.on_frame) core_->ev.on_frame(self);
         }
 
         /// Answers a ping. Only the most recent ping needs its pong (RFC 6455

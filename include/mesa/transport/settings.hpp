@@ -16,6 +16,8 @@ namespace mesa::transport {
 /// vanished without a FIN or RST (power loss, a dropped mobile link) is
 /// found dead after `idle` + `probes` × `interval` of silence, and its
 /// connection ends (1006) though nothing was sent to it. `idle` 0: off.
+/// Linux bounds: `idle` and `interval` 1-32767 s, `probes` 1-127; outside
+/// them the transport's start() throws (the listening socket refuses them).
 struct tcp_keepalive {
     std::chrono::seconds idle{0};       // silence before the first probe (TCP_KEEPIDLE)
     std::chrono::seconds interval{10};  // between unanswered probes (TCP_KEEPINTVL)
@@ -47,11 +49,13 @@ template <class Connection>
 struct events {
     std::function<void(Connection const&)> on_open;
     std::function<void(Connection const&, std::string_view payload, bool binary)> on_message;
-    /// A ping or pong frame arrived (RFC 6455 §5.5.2, §5.5.3), before the
-    /// transport answers a ping with its pong: for limits that count every
-    /// frame (rate_limit). It may close the connection (then no pong).
-    /// Optional; the memory transport has no control frames.
-    std::function<void(Connection const&)> on_control;
+    /// A frame arrived that on_message does not report: a ping or pong
+    /// (RFC 6455 §5.5.2, §5.5.3; before the transport answers a ping), or a
+    /// fragment that does not end its message (§5.4; the Asio transports
+    /// only, websocketpp joins fragments unseen). For limits that count
+    /// every frame (rate_limit); it may close the connection (then no pong).
+    /// Optional; the memory transport has neither.
+    std::function<void(Connection const&)> on_frame;
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;
     /// Asked once a plain HTTP request's header section is whole, before its

@@ -14,8 +14,8 @@
 //   blocks must be retried with the same bytes (SSL_write(3)): a gathered one
 //   is copied to the connection until it is written, then freed.
 // Bytes cross the socket through a BIO of ours (send with MSG_NOSIGNAL: a
-// peer gone never raises SIGPIPE). A peer that sends a plain HTTP request
-// instead of a ClientHello is answered in clear (stream_step::plain_http):
+// peer gone never raises SIGPIPE). A peer whose first bytes are a plain HTTP
+// request, not a ClientHello, is answered in clear (stream_step::plain_http):
 // the stream then passes bytes through as they are, as nginx answers 400 on
 // its HTTPS ports.
 #include <mesa/detail/config.hpp>  // first: the macros Asio and websocketpp need
@@ -39,6 +39,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -97,12 +98,25 @@ inline std::string failure(int error) {
     return what;
 }
 
-/// Whether the handshake failed because the peer spoke plain HTTP: OpenSSL
-/// recognizes "GET ", "POST", "HEAD", "PUT " and "CONNECT" where a TLS record begins.
-inline bool plain_http_request() {
-    unsigned long const code = ERR_peek_last_error();
-    return ERR_GET_LIB(code) == ERR_LIB_SSL &&
-           (ERR_GET_REASON(code) == SSL_R_HTTP_REQUEST || ERR_GET_REASON(code) == SSL_R_HTTPS_PROXY_REQUEST);
+/// What the first bytes a client sent (peeked, not read) say it speaks.
+enum class first_bytes : std::uint8_t { none_yet, closed, plain_http, plain_head, tls };
+
+/// A TLS connection begins with a handshake record (0x16); an HTTP request
+/// with a method token, after optional empty lines (RFC 9112 §2.2). Any
+/// letter there is taken for HTTP, so every method is (DELETE, get, ...);
+/// anything else is left to OpenSSL.
+inline first_bytes peek_first_bytes(int descriptor) {
+    char head[16];
+    ssize_t const n = ::recv(descriptor, head, sizeof head, MSG_PEEK);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? first_bytes::none_yet : first_bytes::closed;
+    if (n == 0) return first_bytes::closed;
+    std::string_view bytes(head, static_cast<std::size_t>(n));
+    bytes.remove_prefix(std::min(bytes.find_first_not_of("\r\n"), bytes.size()));
+    if (bytes.empty()) return first_bytes::plain_http;  // empty lines only, so far
+    char const c = bytes.front();
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return first_bytes::tls;
+    return bytes.substr(0, 5) == "HEAD " ? first_bytes::plain_head : first_bytes::plain_http;
 }
 
 }  // namespace tls_stream_detail
@@ -138,6 +152,23 @@ public:
     /// it failed, empty when the peer left without sending a byte.
     template <class Socket>
     stream_step handshake(Socket& socket, std::string& failure) {
+        if (!ssl_) {
+            // Before TLS begins: a plain HTTP request gets an answer in clear.
+            switch (tls_stream_detail::peek_first_bytes(socket.native_handle())) {
+                case tls_stream_detail::first_bytes::none_yet:
+                    return stream_step::want_read;
+                case tls_stream_detail::first_bytes::closed:
+                    return stream_step::failed;  // left without a word: nothing to report
+                case tls_stream_detail::first_bytes::plain_head:
+                    plain_head_ = true;
+                    [[fallthrough]];
+                case tls_stream_detail::first_bytes::plain_http:
+                    clear_ = true;
+                    return stream_step::plain_http;
+                case tls_stream_detail::first_bytes::tls:
+                    break;
+            }
+        }
         if (!ssl_ && !create(socket.native_handle())) {
             failure = "cannot create a TLS session: " + tls_stream_detail::failure(SSL_ERROR_SSL);
             return stream_step::failed;
@@ -156,11 +187,6 @@ public:
             return want_write_ ? stream_step::want_write : stream_step::want_read;
         }
         broken_ = true;
-        if (tls_stream_detail::plain_http_request()) {
-            release();
-            clear_ = true;
-            return stream_step::plain_http;
-        }
         if (BIO_number_read(SSL_get_rbio(ssl_)) != 0)
             failure = "TLS handshake failed: " + tls_stream_detail::failure(e);
         return stream_step::failed;
@@ -208,6 +234,10 @@ public:
         if (n == 0 && drained_) ec = asio::error::would_block;
         return n;
     }
+
+    /// After stream_step::plain_http: whether the request is a HEAD (its
+    /// answer has no body, RFC 9110 §9.3.2).
+    bool plain_head() const { return plain_head_; }
 
     /// True when the last read stopped because the socket had no more bytes.
     bool drained(std::size_t, std::size_t) const { return drained_; }
@@ -356,6 +386,7 @@ private:
     bool want_write_ = false;
     bool drained_ = false;
     bool clear_ = false;  // after stream_step::plain_http: bytes as they are
+    bool plain_head_ = false;
 };
 
 }  // namespace mesa::transport::detail
