@@ -578,8 +578,7 @@ private:
         if (on_connection_) guarded(c, "connection handler", [&] { on_connection_(c); });
     }
 
-    /// A frame that is no whole message (a ping, a pong, a fragment): for the
-    /// features that admit frames (rate_limit).
+    /// A ping or pong: a frame for the features that admit frames (rate_limit).
     void frame_received(connection_ptr const& con) {
         client* raw = client_of(con);
         if (!raw || !raw->open_ || raw->closing_) return;

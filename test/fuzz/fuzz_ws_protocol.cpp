@@ -61,9 +61,6 @@ void read_frames(std::string bytes, std::size_t piece) {
                 case frame_event::pong:
                     if (payload.size() > 125) fail("a control payload over 125 bytes");
                     break;
-                case frame_event::fragment:
-                    if (!payload.empty()) fail("a fragment event with a payload");
-                    break;
                 case frame_event::close: {
                     auto const code = reader.close_code();
                     if (code != 1005 && (code < 1000 || code >= 5000 || code == 1004 || code == 1006 || code == 1015 ||

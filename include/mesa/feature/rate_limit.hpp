@@ -1,11 +1,12 @@
 #pragma once
 // rate_limit: a client may send `messages_per_second` frames on average and
 // `burst` at once (a token bucket per connection); one more closes it with
-// close_code::rate_limited (4003) and an error event. Every frame counts,
-// heartbeat answers, authentication, pings, pongs and the fragments of a
-// message included (on the Asio transports; websocketpp shows no fragments):
-// a flood of control frames or of empty fragments costs the thread's other
-// clients as a message flood does.
+// close_code::rate_limited (4003) and an error event. Every message counts,
+// heartbeat answers and authentication included, and so do pings and pongs
+// (a ping flood costs the thread's other clients as a message flood does).
+// A fragmented message counts once, whatever its fragments: clients that
+// stream a message in 4 KiB fragments are not limited for it, and its size
+// is bounded by max_frame_bytes.
 #include <chrono>
 #include <cstdint>
 #include <sstream>

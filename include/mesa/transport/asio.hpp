@@ -443,7 +443,6 @@ public:
                         if (phase_ == phase::open) pong(payload);
                         break;
                     case detail::frame_event::pong:
-                    case detail::frame_event::fragment:
                         frame_received(self);
                         break;
                     case detail::frame_event::close:
@@ -455,8 +454,8 @@ public:
             if (error) fail(error.code, error.reason);
         }
 
-        /// A frame that is not the end of a message: told to the server,
-        /// which counts every frame (events::on_frame).
+        /// A ping or pong: told to the server, which counts them with the
+        /// messages (events::on_frame).
         void frame_received(connection_ptr const& self) {
             if (phase_ == phase::open && core_->alive && core_->ev.on_frame) core_->ev.on_frame(self);
         }

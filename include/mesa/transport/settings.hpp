@@ -49,12 +49,10 @@ template <class Connection>
 struct events {
     std::function<void(Connection const&)> on_open;
     std::function<void(Connection const&, std::string_view payload, bool binary)> on_message;
-    /// A frame arrived that on_message does not report: a ping or pong
-    /// (RFC 6455 §5.5.2, §5.5.3; before the transport answers a ping), or a
-    /// fragment that does not end its message (§5.4; the Asio transports
-    /// only, websocketpp joins fragments unseen). For limits that count
-    /// every frame (rate_limit); it may close the connection (then no pong).
-    /// Optional; the memory transport has neither.
+    /// A ping or pong frame arrived (RFC 6455 §5.5.2, §5.5.3), before the
+    /// transport answers a ping: for limits that count control frames with
+    /// the messages (rate_limit); it may close the connection (then no
+    /// pong). Optional; the memory transport has no control frames.
     std::function<void(Connection const&)> on_frame;
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;

@@ -46,8 +46,7 @@ enum class frame_event {
     binary,  // a whole binary message
     ping,    // a ping's payload (answer with a pong carrying it)
     pong,
-    fragment,  // a data frame that does not end its message (no payload: it is kept for the message)
-    close,     // the peer's close frame: close_code, close_reason; nothing after it is read
+    close,  // the peer's close frame: close_code, close_reason; nothing after it is read
 };
 
 /// A refusal of the reader: the close code to send and why.
@@ -190,10 +189,7 @@ private:
             control_ = std::string();  // nothing is kept between frames
             return {};
         }
-        if (!fin()) {
-            on(frame_event::fragment, std::string_view());
-            return {};
-        }
+        if (!fin()) return {};
         if (message_opcode_ == ws_opcode::text && !utf8_.complete()) return {1007, "text message is not UTF-8"};
         frame_event const e = message_opcode_ == ws_opcode::text ? frame_event::text : frame_event::binary;
         message_opcode_ = 0;
