@@ -111,10 +111,15 @@ inline void append_json(std::string& out, message const& m, audience to = audien
 }
 
 /// The frame text of `m`; call once per send, whatever the number of recipients.
+/// Its capacity is its size: a frame may wait in many slow clients' queues,
+/// whose bound (max_backlog_bytes) counts bytes, not allocations.
 inline std::string serialize(message const& m, audience to = audience::client) {
-    std::string out;
-    append_json(out, m, to);
-    return out;
+    thread_local std::string scratch;  // grown once per thread, not per message
+    scratch.clear();
+    append_json(scratch, m, to);
+    std::string text(scratch);
+    if (scratch.capacity() > (64u << 10)) std::string().swap(scratch);  // a large message keeps nothing
+    return text;
 }
 
 }  // namespace mesa

@@ -219,7 +219,7 @@ public:
         ev.on_message = [this](connection_ptr const& con, std::string_view payload, bool binary) {
             received(con, payload, binary);
         };
-        ev.on_frame = [this](connection_ptr const& con) { frame_received(con); };
+        ev.on_control = [this](connection_ptr const& con) { control_received(con); };
         ev.on_close = [this](connection_ptr const& con, std::uint16_t code, std::string const& reason) {
             closed(con, code, reason);
         };
@@ -468,13 +468,7 @@ public:
     std::size_t local_count(std::string const& id) const { return by_id_.count(id); }
 
     /// The frame of `m`, to deliver to many clients at the cost of one.
-    frame prepare(message const& m) {
-        std::string text = serialize(m);
-        // serialize() may leave up to half its buffer unused; a frame can wait
-        // on many slow clients, so a large one keeps only its bytes.
-        if (text.capacity() - text.size() > 4096) text.shrink_to_fit();
-        return transport_.prepare(std::move(text));
-    }
+    frame prepare(message const& m) { return transport_.prepare(serialize(m)); }
 
     /// Delivers a frame prepared from `m` to `c` (or leaves it to a feature
     /// that holds it back, see hooks::hold); false when `c` is closing.
@@ -579,22 +573,31 @@ private:
     }
 
     /// A ping or pong: a frame for the features that admit frames (rate_limit).
-    void frame_received(connection_ptr const& con) {
-        client* raw = client_of(con);
-        if (!raw || !raw->open_ || raw->closing_) return;
-        client_ptr c = raw->shared_from_this();
-        std::apply([&](auto&... comp) { static_cast<void>((comp.on_frame(*c) && ...)); }, components_);
+    void control_received(connection_ptr const& con) {
+        if (client* c = live_client(con)) admit_frame(*c);
+    }
+
+    /// The open, not closing, client of `con`; null otherwise.
+    client* live_client(connection_ptr const& con) {
+        client* c = client_of(con);
+        return c && c->open_ && !c->closing_ ? c : nullptr;
+    }
+
+    /// Every frame from a client passes the features' on_frame (rate_limit);
+    /// false: one of them closed the client.
+    bool admit_frame(client& c) {
+        bool admitted = true;
+        std::apply([&](auto&... comp) { admitted = (comp.on_frame(c) && ...); }, components_);
+        return admitted;
     }
 
     void received(connection_ptr const& con, std::string_view payload, bool binary) {
-        client* raw = client_of(con);
-        if (!raw || !raw->open_ || raw->closing_) return;
+        client* raw = live_client(con);
+        if (!raw) return;
         client_ptr c = raw->shared_from_this();
         ++stats_.messages_received;
         stats_.bytes_received += payload.size();
-        bool admitted = true;
-        std::apply([&](auto&... comp) { admitted = (comp.on_frame(*c) && ...); }, components_);
-        if (!admitted) return;
+        if (!admit_frame(*c)) return;
         if (binary) {
             report("binary frame refused: Mesa frames are JSON text", c);
             close(*c, close_code::unsupported_data, "binary frames are not supported");

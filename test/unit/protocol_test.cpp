@@ -137,6 +137,13 @@ TEST_CASE("the message, envelope and portal writers give the text of their JSON 
     }
     mesa::message bare(mesa::opcode::heartbeat, object{});
     CHECK(mesa::serialize(bare) == R"({"op":1,"d":{}})");
+    // A frame holds its bytes only: queues of small frames stay within the
+    // byte bound that counts them (max_backlog_bytes).
+    for (auto const& text :
+         {mesa::serialize(mesa::message("CHAT", object{{"text", "hello, world"}})), mesa::serialize(m)}) {
+        CHECK(text.size() > 16);
+        CHECK(text.capacity() - text.size() < 16);
+    }
 
     mesa::envelope e{m, {"a\"b", "c"}, {"x"}, "origin\n", 42};
     object expected{{"message", mesa::to_json(m, mesa::audience::service)},
