@@ -31,6 +31,14 @@ request_verdict feed(handshake& h, std::string_view bytes) {
     return v;
 }
 
+/// Feeds `request` one byte at a time: every byte but the last must leave the
+/// handshake wanting more; returns its verdict on the last.
+request_verdict feed_byte_by_byte(handshake& h, std::string const& request) {
+    for (std::size_t i = 0; i + 1 < request.size(); ++i)
+        REQUIRE(feed(h, std::string_view(&request[i], 1)) == request_verdict::need_more);
+    return feed(h, std::string_view(&request.back(), 1));
+}
+
 /// Feeds `request` whole to a handshake serving `path` and returns the status
 /// it answers: 101 when it accepts the upgrade (the server admitting it), 0
 /// when it wants more bytes, -1 for a plain HTTP request.
@@ -220,9 +228,7 @@ TEST_CASE("handshake: plain HTTP requests are whole requests for the http handle
         handshake h{path};
         std::string const request =
             "POST /dispatch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        for (std::size_t i = 0; i + 1 < request.size(); ++i)
-            REQUIRE(feed(h, std::string_view(&request[i], 1)) == request_verdict::need_more);
-        REQUIRE(feed(h, std::string_view(&request.back(), 1)) == request_verdict::http);
+        REQUIRE(feed_byte_by_byte(h, request) == request_verdict::http);
         CHECK(h.take_request().body == "{}");
     }
     SUBCASE("Expect: 100-continue gets its interim response before the body") {
@@ -459,9 +465,7 @@ TEST_CASE("handshake: empty lines before a request line are ignored, up to the h
         CHECK(status_of("\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n") == -1);
         handshake h{path};
         std::string const request = "\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-        for (std::size_t i = 0; i + 1 < request.size(); ++i)
-            REQUIRE(feed(h, std::string_view(&request[i], 1)) == request_verdict::need_more);
-        REQUIRE(feed(h, std::string_view(&request.back(), 1)) == request_verdict::http);
+        REQUIRE(feed_byte_by_byte(h, request) == request_verdict::http);
         CHECK(h.take_request().target == "/health");
     }
     SUBCASE("after a POST body, before the next pipelined request; an idle CRLF keeps the connection") {

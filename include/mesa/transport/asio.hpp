@@ -439,11 +439,11 @@ public:
                             core_->ev.on_message(self, payload, e == detail::frame_event::binary);
                         break;
                     case detail::frame_event::ping:
-                        frame_received(self);
+                        control_received(self);
                         if (phase_ == phase::open) pong(payload);
                         break;
                     case detail::frame_event::pong:
-                        frame_received(self);
+                        control_received(self);
                         break;
                     case detail::frame_event::close:
                         peer_closed();
@@ -455,9 +455,9 @@ public:
         }
 
         /// A ping or pong: told to the server, which counts them with the
-        /// messages (events::on_frame).
-        void frame_received(connection_ptr const& self) {
-            if (phase_ == phase::open && core_->alive && core_->ev.on_frame) core_->ev.on_frame(self);
+        /// messages (events::on_control).
+        void control_received(connection_ptr const& self) {
+            if (phase_ == phase::open && core_->alive && core_->ev.on_control) core_->ev.on_control(self);
         }
 
         /// Answers a ping. Only the most recent ping needs its pong (RFC 6455

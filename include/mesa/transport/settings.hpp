@@ -53,7 +53,7 @@ struct events {
     /// transport answers a ping: for limits that count control frames with
     /// the messages (rate_limit); it may close the connection (then no
     /// pong). Optional; the memory transport has no control frames.
-    std::function<void(Connection const&)> on_frame;
+    std::function<void(Connection const&)> on_control;
     std::function<void(Connection const&, std::uint16_t code, std::string const& reason)> on_close;
     http_handler on_http;
     /// Asked once a plain HTTP request's header section is whole, before its

@@ -90,11 +90,11 @@ public:
         // websocketpp answers a ping when its handler returns true.
         endpoint_.set_ping_handler([this](websocketpp::connection_hdl h, std::string) {
             auto con = lock(h);
-            if (con && events_.on_frame) events_.on_frame(con);
+            if (con && events_.on_control) events_.on_control(con);
             return con && con->get_state() == websocketpp::session::state::open;
         });
         endpoint_.set_pong_handler([this](websocketpp::connection_hdl h, std::string) {
-            if (auto con = lock(h); con && events_.on_frame) events_.on_frame(con);
+            if (auto con = lock(h); con && events_.on_control) events_.on_control(con);
         });
         endpoint_.set_close_handler([this](websocketpp::connection_hdl h) { closed(h); });
         endpoint_.set_fail_handler([this](websocketpp::connection_hdl h) { failed(h); });

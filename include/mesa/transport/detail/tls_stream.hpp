@@ -94,8 +94,7 @@ inline std::string failure(int error) {
         return "the peer closed the connection";
     }
     char const* reason = ERR_reason_error_string(code);
-    std::string what = reason ? reason : "TLS error " + std::to_string(code);
-    return what;
+    return reason ? reason : "TLS error " + std::to_string(code);
 }
 
 /// What the first bytes a client sent (peeked, not read) say it speaks.
