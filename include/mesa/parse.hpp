@@ -175,9 +175,12 @@ public:
         return true;
     }
     bool on_double(double d, json::string_view s, boost::system::error_code&) {
-        number_.append(s.data(), s.size());
+        // Read straight from `s`; only a number split over writes (parts come
+        // when the parser suspends inside it) is read from its collected parts.
+        std::string_view text(s.data(), s.size());
+        if (!number_.empty()) text = number_.append(s.data(), s.size());
         double exact = 0;
-        auto const r = std::from_chars(number_.data(), number_.data() + number_.size(), exact);
+        auto const r = std::from_chars(text.data(), text.data() + text.size(), exact);
         // Out of range (1e400): Boost's infinity, which the caller refuses.
         st.push_double(r.ec == std::errc() ? exact : d);
         number_.clear();
